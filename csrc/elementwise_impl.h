@@ -1,0 +1,340 @@
+/* Template body of elementwise.c: included once per element type with T, SFX, EXP, LOG,
+ * LOG1P and TANH defined. Every function is static and suffixed with SFX. */
+
+#define F(name) FNN_CAT(name, SFX)
+
+static inline T F(sigmoid)(T x)
+{
+    /* Two branches so that exp never overflows. */
+    if (x >= 0) return (T)1 / ((T)1 + EXP(-x));
+    T e = EXP(x);
+    return e / ((T)1 + e);
+}
+
+static inline T F(apply_act)(T v, int act, T slope)
+{
+    switch (act) {
+    case FNN_ACT_RELU: return v > 0 ? v : (T)0;
+    case FNN_ACT_LEAKY_RELU: return v > 0 ? v : slope * v;
+    case FNN_ACT_SIGMOID: return F(sigmoid)(v);
+    case FNN_ACT_TANH: return TANH(v);
+    default: return v;
+    }
+}
+
+static void F(act_forward)(ptrdiff_t n, int act, double slope_, const void *x_, void *y_)
+{
+    const T *x = x_;
+    T *y = y_;
+    const T slope = (T)slope_;
+    ptrdiff_t i;
+    /* One loop per activation keeps the switch out of the inner loop so it vectorises. */
+    switch (act) {
+    case FNN_ACT_RELU:
+#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
+        for (i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : (T)0;
+        break;
+    case FNN_ACT_LEAKY_RELU:
+#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
+        for (i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : slope * x[i];
+        break;
+    case FNN_ACT_SIGMOID:
+#pragma omp parallel for num_threads(nthreads_for(n / 8)) schedule(static)
+        for (i = 0; i < n; i++) y[i] = F(sigmoid)(x[i]);
+        break;
+    case FNN_ACT_TANH:
+#pragma omp parallel for num_threads(nthreads_for(n / 8)) schedule(static)
+        for (i = 0; i < n; i++) y[i] = TANH(x[i]);
+        break;
+    default:
+        if (y != x)
+            for (i = 0; i < n; i++) y[i] = x[i];
+    }
+}
+
+static void F(act_backward)(ptrdiff_t m, ptrdiff_t n, int act, double slope_, const void *src_,
+                            const void *dy_, void *dx_, void *dbias_)
+{
+    const T *src = src_, *dy = dy_;
+    T *dx = dx_, *dbias = dbias_;
+    const T slope = (T)slope_;
+    const ptrdiff_t total = m * n;
+    ptrdiff_t i, j;
+    switch (act) {
+    case FNN_ACT_RELU:
+#pragma omp parallel for num_threads(nthreads_for(total)) schedule(static)
+        for (i = 0; i < total; i++) dx[i] = src[i] > 0 ? dy[i] : (T)0;
+        break;
+    case FNN_ACT_LEAKY_RELU:
+#pragma omp parallel for num_threads(nthreads_for(total)) schedule(static)
+        for (i = 0; i < total; i++) dx[i] = src[i] > 0 ? dy[i] : slope * dy[i];
+        break;
+    case FNN_ACT_SIGMOID:
+#pragma omp parallel for num_threads(nthreads_for(total)) schedule(static)
+        for (i = 0; i < total; i++) dx[i] = dy[i] * src[i] * ((T)1 - src[i]);
+        break;
+    case FNN_ACT_TANH:
+#pragma omp parallel for num_threads(nthreads_for(total)) schedule(static)
+        for (i = 0; i < total; i++) dx[i] = dy[i] * ((T)1 - src[i] * src[i]);
+        break;
+    default:
+        if (dx != dy)
+            for (i = 0; i < total; i++) dx[i] = dy[i];
+    }
+    if (dbias) {
+        for (j = 0; j < n; j++) dbias[j] = 0;
+        for (i = 0; i < m; i++) {
+            const T *row = dx + i * n;
+            for (j = 0; j < n; j++) dbias[j] += row[j];
+        }
+    }
+}
+
+static void F(add_bias)(ptrdiff_t m, ptrdiff_t n, const void *x_, const void *bias_, void *y_)
+{
+    const T *x = x_, *bias = bias_;
+    T *y = y_;
+    ptrdiff_t i;
+#pragma omp parallel for num_threads(nthreads_for(m * n)) schedule(static)
+    for (i = 0; i < m; i++) {
+        const T *xr = x + i * n;
+        T *yr = y + i * n;
+        for (ptrdiff_t j = 0; j < n; j++) yr[j] = xr[j] + bias[j];
+    }
+}
+
+static void F(column_sum)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *out_)
+{
+    const T *x = x_;
+    T *out = out_;
+    /* Rows outer, columns inner: each column is summed in row order (so the result does
+     * not depend on threads) while the inner loop vectorises across columns. Threads take
+     * disjoint column ranges. */
+    const ptrdiff_t chunk = 256;
+    ptrdiff_t c0;
+#pragma omp parallel for num_threads(nthreads_for(m * n)) schedule(static)
+    for (c0 = 0; c0 < n; c0 += chunk) {
+        const ptrdiff_t c1 = c0 + chunk < n ? c0 + chunk : n;
+        for (ptrdiff_t j = c0; j < c1; j++) out[j] = 0;
+        for (ptrdiff_t i = 0; i < m; i++) {
+            const T *row = x + i * n;
+            for (ptrdiff_t j = c0; j < c1; j++) out[j] += row[j];
+        }
+    }
+}
+
+static void F(softmax_row)(ptrdiff_t n, const T *x, T *y)
+{
+    T mx = x[0];
+    for (ptrdiff_t j = 1; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    T s = 0;
+    for (ptrdiff_t j = 0; j < n; j++) {
+        y[j] = EXP(x[j] - mx);
+        s += y[j];
+    }
+    const T inv = (T)1 / s;
+    for (ptrdiff_t j = 0; j < n; j++) y[j] *= inv;
+}
+
+static void F(softmax)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *y_)
+{
+    const T *x = x_;
+    T *y = y_;
+    ptrdiff_t i;
+    if (n == 0) return;
+#pragma omp parallel for num_threads(nthreads_for(m * n / 4)) schedule(static)
+    for (i = 0; i < m; i++) F(softmax_row)(n, x + i * n, y + i * n);
+}
+
+/* Row blocks for deterministic loss sums: boundaries depend on m only. */
+static inline ptrdiff_t F(block_rows)(ptrdiff_t m)
+{
+    ptrdiff_t b = (m + FNN_MAX_BLOCKS - 1) / FNN_MAX_BLOCKS;
+    return b < 64 ? 64 : b;
+}
+
+/* Log-sum-exp of a row, returning the row max through *mx too. */
+static inline T F(row_lse)(ptrdiff_t k, const T *x, T *mx_out)
+{
+    T mx = x[0];
+    for (ptrdiff_t j = 1; j < k; j++) mx = x[j] > mx ? x[j] : mx;
+    T s = 0;
+    for (ptrdiff_t j = 0; j < k; j++) s += EXP(x[j] - mx);
+    *mx_out = mx;
+    return mx + LOG(s);
+}
+
+static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logits_,
+                                     const int64_t *labels, void *grad_, double grad_scale)
+{
+    const T *logits = logits_;
+    T *grad = grad_;
+    const T gs = (T)grad_scale;
+    const ptrdiff_t br = F(block_rows)(m), nb = (m + br - 1) / br;
+    double part[FNN_MAX_BLOCKS];
+    ptrdiff_t b;
+    if (m == 0) return 0.0;
+#pragma omp parallel for num_threads(nthreads_for(m * k / 4)) schedule(static)
+    for (b = 0; b < nb; b++) {
+        double acc = 0.0;
+        const ptrdiff_t r1 = (b + 1) * br < m ? (b + 1) * br : m;
+        for (ptrdiff_t i = b * br; i < r1; i++) {
+            const T *x = logits + i * k;
+            const ptrdiff_t y = (ptrdiff_t)labels[i];
+            T mx;
+            const T lse = F(row_lse)(k, x, &mx);
+            acc += (double)(lse - x[y]);
+            if (grad) {
+                /* Softmax paired with cross-entropy: d loss / d logits = p - onehot. */
+                T *g = grad + i * k;
+                for (ptrdiff_t j = 0; j < k; j++) g[j] = EXP(x[j] - lse) * gs;
+                g[y] -= gs;
+            }
+        }
+        part[b] = acc;
+    }
+    double total = 0.0;
+    for (b = 0; b < nb; b++) total += part[b];
+    return total;
+}
+
+static double F(softmax_xent_probs)(ptrdiff_t m, ptrdiff_t k, const void *logits_,
+                                    const void *probs_, void *grad_, double grad_scale)
+{
+    const T *logits = logits_, *probs = probs_;
+    T *grad = grad_;
+    const T gs = (T)grad_scale;
+    const ptrdiff_t br = F(block_rows)(m), nb = (m + br - 1) / br;
+    double part[FNN_MAX_BLOCKS];
+    ptrdiff_t b;
+    if (m == 0) return 0.0;
+#pragma omp parallel for num_threads(nthreads_for(m * k / 4)) schedule(static)
+    for (b = 0; b < nb; b++) {
+        double acc = 0.0;
+        const ptrdiff_t r1 = (b + 1) * br < m ? (b + 1) * br : m;
+        for (ptrdiff_t i = b * br; i < r1; i++) {
+            const T *x = logits + i * k, *t = probs + i * k;
+            T mx, tsum = 0, dot = 0;
+            const T lse = F(row_lse)(k, x, &mx);
+            for (ptrdiff_t j = 0; j < k; j++) {
+                tsum += t[j];
+                dot += t[j] * x[j];
+            }
+            /* -sum_j t_j log p_j = lse * sum_j t_j - sum_j t_j x_j */
+            acc += (double)(lse * tsum - dot);
+            if (grad) {
+                /* Gradient p_j * sum(t) - t_j: equals p - t when the rows sum to one. */
+                T *g = grad + i * k;
+                for (ptrdiff_t j = 0; j < k; j++) g[j] = (EXP(x[j] - lse) * tsum - t[j]) * gs;
+            }
+        }
+        part[b] = acc;
+    }
+    double total = 0.0;
+    for (b = 0; b < nb; b++) total += part[b];
+    return total;
+}
+
+/* Shared shape of the elementwise losses: fixed blocks, per-block double partials. */
+#define FNN_ELEMENTWISE_LOSS(body)                                                        \
+    const ptrdiff_t br = F(block_rows)(n) * 16, nb = (n + br - 1) / br;                   \
+    double part[FNN_MAX_BLOCKS];                                                          \
+    ptrdiff_t b;                                                                          \
+    if (n == 0) return 0.0;                                                               \
+    _Pragma("omp parallel for num_threads(nthreads_for(n)) schedule(static)")            \
+    for (b = 0; b < nb; b++) {                                                            \
+        double acc = 0.0;                                                                 \
+        const ptrdiff_t e1 = (b + 1) * br < n ? (b + 1) * br : n;                         \
+        for (ptrdiff_t i = b * br; i < e1; i++) { body }                                  \
+        part[b] = acc;                                                                    \
+    }                                                                                     \
+    double total = 0.0;                                                                   \
+    for (b = 0; b < nb; b++) total += part[b];                                            \
+    return total;
+
+static double F(bce_logits)(ptrdiff_t n, const void *x_, const void *t_, void *grad_,
+                            double grad_scale)
+{
+    const T *x = x_, *t = t_;
+    T *grad = grad_;
+    const T gs = (T)grad_scale;
+    /* loss = max(x, 0) - x t + log(1 + exp(-|x|)): never overflows; sigmoid paired with
+     * BCE gives d loss / d x = sigmoid(x) - t. */
+    FNN_ELEMENTWISE_LOSS(
+        const T v = x[i];
+        const T av = v >= 0 ? v : -v;
+        acc += (double)((v > 0 ? v : (T)0) - v * t[i] + LOG1P(EXP(-av)));
+        if (grad) grad[i] = (F(sigmoid)(v) - t[i]) * gs;
+    )
+}
+
+static double F(mse)(ptrdiff_t n, const void *x_, const void *t_, void *grad_, double grad_scale)
+{
+    const T *x = x_, *t = t_;
+    T *grad = grad_;
+    const T gs2 = (T)(2.0 * grad_scale);
+    FNN_ELEMENTWISE_LOSS(
+        const T d = x[i] - t[i];
+        acc += (double)d * (double)d;
+        if (grad) grad[i] = d * gs2;
+    )
+}
+
+static void F(sgd_step)(ptrdiff_t n, void *p_, const void *g_, void *buf_, double lr_,
+                        double momentum_, double dampening_, int nesterov, double wd_, int first)
+{
+    T *p = p_, *buf = buf_;
+    const T *g = g_;
+    const T lr = (T)lr_, mom = (T)momentum_, damp = (T)1 - (T)dampening_, wd = (T)wd_;
+    ptrdiff_t i;
+    /* PyTorch's order: d = g + wd p; buf = mom buf + (1 - dampening) d (buf = d on the
+     * first step); d = nesterov ? d + mom buf : buf; p -= lr d. */
+    if (momentum_ == 0.0) {
+#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
+        for (i = 0; i < n; i++) p[i] -= lr * (g[i] + wd * p[i]);
+        return;
+    }
+#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
+    for (i = 0; i < n; i++) {
+        const T d = g[i] + wd * p[i];
+        const T v = first ? d : mom * buf[i] + damp * d;
+        buf[i] = v;
+        p[i] -= lr * (nesterov ? d + mom * v : v);
+    }
+}
+
+static void F(softmax_backward)(ptrdiff_t m, ptrdiff_t n, const void *y_, const void *dy_,
+                                void *dx_)
+{
+    const T *y = y_, *dy = dy_;
+    T *dx = dx_;
+    ptrdiff_t i;
+#pragma omp parallel for num_threads(nthreads_for(m * n)) schedule(static)
+    for (i = 0; i < m; i++) {
+        const T *yr = y + i * n, *dyr = dy + i * n;
+        T *dxr = dx + i * n;
+        T dot = 0;
+        for (ptrdiff_t j = 0; j < n; j++) dot += yr[j] * dyr[j];
+        for (ptrdiff_t j = 0; j < n; j++) dxr[j] = yr[j] * (dyr[j] - dot);
+    }
+}
+
+static double F(penalty)(ptrdiff_t n, const void *w_, void *g_, double l1_, double l2_)
+{
+    const T *w = w_;
+    T *g = g_;
+    const T l1 = (T)l1_, l2x2 = (T)(2.0 * l2_);
+    double s1 = 0.0, s2 = 0.0;
+    /* One thread: the sums must not depend on the thread count, and this is a small
+     * fraction of a step next to the GEMMs over the same weights. */
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const T v = w[i];
+        const T sgn = (T)((v > 0) - (v < 0));
+        s1 += v >= 0 ? (double)v : -(double)v;
+        s2 += (double)v * (double)v;
+        g[i] += l1 * sgn + l2x2 * v;
+    }
+    return l1_ * s1 + l2_ * s2;
+}
+
+#undef F

@@ -1,0 +1,98 @@
+/* fnn_gemm: blocked, packed GEMM with a fused bias + activation epilogue.
+ * The driver is instantiated for float and double from gemm_impl.h; the SIMD
+ * micro-kernels live in gemm_x86.c. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "fastnn.h"
+#include "gemm_kernels.h"
+
+/* Each thread owns one packing buffer (A block + B panel), kept for the life of the
+ * thread and only grown, so steady-state calls never allocate. */
+static _Thread_local struct {
+    void *raw;
+    void *aligned;
+    size_t cap;
+} pack_buf;
+
+static void *pack_space(size_t bytes)
+{
+    if (bytes > pack_buf.cap) {
+        free(pack_buf.raw);
+        pack_buf.raw = malloc(bytes + 63);
+        if (!pack_buf.raw) {
+            pack_buf.aligned = NULL;
+            pack_buf.cap = 0;
+            return NULL;
+        }
+        pack_buf.aligned = (void *)(((uintptr_t)pack_buf.raw + 63) & ~(uintptr_t)63);
+        pack_buf.cap = bytes;
+    }
+    return pack_buf.aligned;
+}
+
+/* Below this many flops per thread, waking a thread costs more than it saves. */
+#define MIN_FLOPS_PER_THREAD 1.5e6
+/* Cost of packing one element, in multiply-adds of the kernel. */
+#define PACK_COST 8
+
+/* Split the m x n output into a tm x tn grid of rectangles of whole micro-tiles,
+ * one per thread, minimising the largest part's kernel work plus its packing
+ * (every part packs its own rows of A and columns of B). Returns tm * tn. */
+static int split_threads(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int mr, int nr,
+                         int *tm, int *tn)
+{
+    int nt = fnn_get_num_threads();
+    double flops = 2.0 * (double)m * (double)n * (double)k;
+    if (nt > flops / MIN_FLOPS_PER_THREAD)
+        nt = (int)(flops / MIN_FLOPS_PER_THREAD);
+    ptrdiff_t mt = (m + mr - 1) / mr, ntl = (n + nr - 1) / nr;
+    double best = 0;
+    *tm = *tn = 1;
+    for (int i = 1; i <= nt && i <= mt; i++) {
+        for (int j = 1; i * j <= nt && j <= ntl; j++) {
+            double rows = (double)((mt + i - 1) / i * mr);
+            double cols = (double)((ntl + j - 1) / j * nr);
+            double cost = rows * cols * (double)k + PACK_COST * (double)k * (rows + cols);
+            if (best == 0 || cost < best) {
+                best = cost;
+                *tm = i;
+                *tn = j;
+            }
+        }
+    }
+    return *tm * *tn;
+}
+
+/* Portable kernel tiles: 8 accumulator vectors of 128 bits per type. */
+#define T float
+#define SUF f32
+#define EXP expf
+#define TANH tanhf
+#define GMR 4
+#define GNR 8
+#include "gemm_impl.h"
+
+#define T double
+#define SUF f64
+#define EXP exp
+#define TANH tanh
+#define GMR 4
+#define GNR 4
+#include "gemm_impl.h"
+
+int fnn_gemm(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+             const void *a, ptrdiff_t rsa, ptrdiff_t csa,
+             const void *b, ptrdiff_t rsb, ptrdiff_t csb,
+             void *c, ptrdiff_t rsc, ptrdiff_t csc,
+             int accumulate, const void *bias, int act, double act_param)
+{
+    if (m <= 0 || n <= 0)
+        return FNN_OK;
+    if (dt == FNN_F32)
+        return gemm_f32(m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, accumulate, bias,
+                        act, (float)act_param);
+    return gemm_f64(m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, accumulate, bias, act,
+                    act_param);
+}

@@ -1,0 +1,283 @@
+/* GEMM driver template, included by gemm.c once per element type.
+ *
+ * The includer defines T (element type), SUF (f32 / f64), EXP and TANH (libm
+ * functions for T) and GMR, GNR (the portable kernel's tile), and provides
+ * pack_space() and split_threads(). This file undefines its parameters at the end.
+ *
+ * Structure (BLIS): for each nc-wide column panel of C, for each kc-deep slice of K,
+ * pack B[kc x nc] into nr-wide micro-panels; for each mc-tall row block, pack
+ * A[mc x kc] into mr-tall micro-panels; then sweep micro-tiles with the kernel.
+ * The epilogue (bias, activation) is applied with the last K slice only. */
+
+#define FNN_CAT_(a, b) a##b
+#define FNN_CAT(a, b) FNN_CAT_(a, b)
+#define FN(name) FNN_CAT(FNN_CAT(name, _), SUF)
+#define CFG FNN_CAT(fnn_gemm_cfg_, SUF)
+
+static T FN(act1)(T x, int act, T slope)
+{
+    switch (act) {
+    case FNN_ACT_RELU: return x > 0 ? x : (T)0;
+    case FNN_ACT_LEAKY_RELU: return x > 0 ? x : slope * x;
+    case FNN_ACT_SIGMOID:
+        /* Two branches so that exp never overflows. */
+        if (x >= 0)
+            return (T)1 / ((T)1 + EXP(-x));
+        else {
+            T e = EXP(x);
+            return e / ((T)1 + e);
+        }
+    case FNN_ACT_TANH: return TANH(x);
+    default: return x;
+    }
+}
+
+static void FN(act_tile)(T *c, ptrdiff_t rsc, ptrdiff_t mr, ptrdiff_t nr, int act, T slope)
+{
+    for (ptrdiff_t i = 0; i < mr; i++)
+        for (ptrdiff_t j = 0; j < nr; j++)
+            c[i * rsc + j] = FN(act1)(c[i * rsc + j], act, slope);
+}
+
+/* Portable kernel: plain loops over a small tile that compilers auto-vectorise along
+ * the contiguous NR axis. Its epilogue follows the same operation order as the SIMD
+ * kernels (gemm_ukr_simd.h). */
+static void FN(ukr_generic)(ptrdiff_t k, const T *restrict a, const T *restrict b,
+                            ptrdiff_t ldb, T *restrict c, ptrdiff_t rsc,
+                            const T *restrict bias, int loadc, int act, T slope)
+{
+    T acc[GMR][GNR] = {{0}};
+    for (ptrdiff_t p = 0; p < k; p++) {
+        for (int i = 0; i < GMR; i++) {
+            T ai = a[p * GMR + i];
+            for (int j = 0; j < GNR; j++)
+                acc[i][j] += ai * b[p * ldb + j];
+        }
+    }
+    for (int i = 0; i < GMR; i++) {
+        for (int j = 0; j < GNR; j++) {
+            T x = acc[i][j];
+            if (loadc)
+                x = c[i * rsc + j] + x;
+            if (bias)
+                x = x + bias[j];
+            c[i * rsc + j] = FN(act1)(x, act, slope);
+        }
+    }
+}
+
+static const CFG FN(cfg_generic) = {GMR, GNR, 32 * GMR, 256, 4096, FN(ukr_generic)};
+
+static const CFG *FN(pick_cfg)(void)
+{
+#ifdef FNN_X86
+    switch (fnn_get_isa()) {
+    case FNN_ISA_AVX512: return &FNN_CAT(fnn_gemm_avx512_, SUF);
+    case FNN_ISA_AVX2: return &FNN_CAT(fnn_gemm_avx2_, SUF);
+    default: break;
+    }
+#endif
+    return &FN(cfg_generic);
+}
+
+/* Pack the mc x kc block at `a` into ceil(mc/mr) panels, each kc steps of mr values
+ * (rows past mc are zero). Element (i, p) is a[i*rsa + p*csa]. */
+static void FN(pack_a)(T *restrict dst, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
+                       ptrdiff_t mc, ptrdiff_t kc, int mr)
+{
+    for (ptrdiff_t i0 = 0; i0 < mc; i0 += mr, dst += mr * kc) {
+        ptrdiff_t rows = mc - i0 < mr ? mc - i0 : mr;
+        const T *src = a + i0 * rsa;
+        if (rows < mr)
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (ptrdiff_t i = rows; i < mr; i++)
+                    dst[p * mr + i] = 0;
+        if (rsa == 1) {
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (ptrdiff_t i = 0; i < rows; i++)
+                    dst[p * mr + i] = src[p * csa + i];
+        } else if (csa == 1) {
+            /* Read each row sequentially; the writes stay within one panel. */
+            for (ptrdiff_t i = 0; i < rows; i++)
+                for (ptrdiff_t p = 0; p < kc; p++)
+                    dst[p * mr + i] = src[i * rsa + p];
+        } else {
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (ptrdiff_t i = 0; i < rows; i++)
+                    dst[p * mr + i] = src[i * rsa + p * csa];
+        }
+    }
+}
+
+/* Pack the kc x nc block at `b` into ceil(nc/nr) panels, each kc rows of nr values
+ * (columns past nc are zero). Element (p, j) is b[p*rsb + j*csb]. */
+static void FN(pack_b)(T *restrict dst, const T *b, ptrdiff_t rsb, ptrdiff_t csb,
+                       ptrdiff_t kc, ptrdiff_t nc, int nr)
+{
+    for (ptrdiff_t j0 = 0; j0 < nc; j0 += nr, dst += nr * kc) {
+        ptrdiff_t cols = nc - j0 < nr ? nc - j0 : nr;
+        const T *src = b + j0 * csb;
+        if (cols < nr)
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (ptrdiff_t j = cols; j < nr; j++)
+                    dst[p * nr + j] = 0;
+        if (csb == 1) {
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    dst[p * nr + j] = src[p * rsb + j];
+        } else if (rsb == 1) {
+            for (ptrdiff_t j = 0; j < cols; j++)
+                for (ptrdiff_t p = 0; p < kc; p++)
+                    dst[p * nr + j] = src[j * csb + p];
+        } else {
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (ptrdiff_t j = 0; j < cols; j++)
+                    dst[p * nr + j] = src[p * rsb + j * csb];
+        }
+    }
+}
+
+static ptrdiff_t FN(round_up)(ptrdiff_t x, ptrdiff_t to) { return (x + to - 1) / to * to; }
+
+/* One thread's share: C[m x n] for the whole K. The packed buffers are this
+ * thread's, so threads never wait for each other. */
+static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                           const T *a, ptrdiff_t rsa, ptrdiff_t csa,
+                           const T *b, ptrdiff_t rsb, ptrdiff_t csb,
+                           T *c, ptrdiff_t rsc, ptrdiff_t csc,
+                           int accumulate, const T *bias, int act, T slope)
+{
+    const int MR = cfg->mr, NR = cfg->nr;
+    ptrdiff_t mcap = FN(round_up)(m < cfg->mc ? m : cfg->mc, MR);
+    ptrdiff_t ncap = FN(round_up)(n < cfg->nc ? n : cfg->nc, NR);
+    ptrdiff_t kcap = k < cfg->kc ? k : cfg->kc;
+    /* A's region is rounded to 64 bytes so B's starts aligned too. */
+    ptrdiff_t asize = FN(round_up)(mcap * kcap, 64 / (ptrdiff_t)sizeof(T));
+    T *ap = pack_space((size_t)(asize + kcap * ncap) * sizeof(T));
+    if (!ap)
+        return FNN_ENOMEM;
+    T *bp = ap + asize;
+
+    /* Sigmoid and tanh are applied by a scalar pass after the kernel. */
+    int post_act = act == FNN_ACT_SIGMOID || act == FNN_ACT_TANH;
+
+    for (ptrdiff_t jc = 0; jc < n; jc += cfg->nc) {
+        ptrdiff_t nc = n - jc < cfg->nc ? n - jc : cfg->nc;
+        for (ptrdiff_t pc = 0; pc < k; pc += cfg->kc) {
+            ptrdiff_t kc = k - pc < cfg->kc ? k - pc : cfg->kc;
+            int last = pc + kc == k;
+            int loadc = pc > 0 || accumulate;
+            int kact = last && !post_act ? act : FNN_ACT_IDENTITY;
+            int pact = last && post_act;
+            const T *kbias = last && bias ? bias + jc : NULL;
+            FN(pack_b)(bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
+
+            for (ptrdiff_t ic = 0; ic < m; ic += cfg->mc) {
+                ptrdiff_t mc = m - ic < cfg->mc ? m - ic : cfg->mc;
+                FN(pack_a)(ap, a + ic * rsa + pc * csa, rsa, csa, mc, kc, MR);
+
+                for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
+                    ptrdiff_t nr = nc - jr < NR ? nc - jr : NR;
+                    const T *pb = bp + jr * kc;
+                    const T *tbias = kbias ? kbias + jr : NULL;
+                    for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
+                        ptrdiff_t mr = mc - ir < MR ? mc - ir : MR;
+                        const T *pa = ap + ir * kc;
+                        T *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
+                        if (mr == MR && nr == NR && csc == 1) {
+                            cfg->ukr(kc, pa, pb, NR, ct, rsc, tbias, loadc, kact, slope);
+                            if (pact)
+                                FN(act_tile)(ct, rsc, mr, nr, act, slope);
+                            continue;
+                        }
+                        /* Edge or strided tile: run the same kernel on a full-size
+                         * scratch tile so the arithmetic is identical. */
+                        _Alignas(64) T tile[FNN_MAX_MR * FNN_MAX_NR];
+                        _Alignas(64) T tb[FNN_MAX_NR];
+                        if (loadc)
+                            for (ptrdiff_t i = 0; i < MR; i++)
+                                for (ptrdiff_t j = 0; j < NR; j++)
+                                    tile[i * NR + j] = i < mr && j < nr ? ct[i * rsc + j * csc] : 0;
+                        if (tbias) {
+                            for (ptrdiff_t j = 0; j < NR; j++)
+                                tb[j] = j < nr ? tbias[j] : 0;
+                        }
+                        cfg->ukr(kc, pa, pb, NR, tile, NR, tbias ? tb : NULL, loadc, kact, slope);
+                        if (pact)
+                            FN(act_tile)(tile, NR, mr, nr, act, slope);
+                        for (ptrdiff_t i = 0; i < mr; i++)
+                            for (ptrdiff_t j = 0; j < nr; j++)
+                                ct[i * rsc + j * csc] = tile[i * NR + j];
+                    }
+                }
+            }
+        }
+    }
+    return FNN_OK;
+}
+
+static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                    const T *a, ptrdiff_t rsa, ptrdiff_t csa,
+                    const T *b, ptrdiff_t rsb, ptrdiff_t csb,
+                    T *c, ptrdiff_t rsc, ptrdiff_t csc,
+                    int accumulate, const T *bias, int act, T slope)
+{
+    if (k == 0) {
+        for (ptrdiff_t i = 0; i < m; i++)
+            for (ptrdiff_t j = 0; j < n; j++) {
+                T x = accumulate ? c[i * rsc + j * csc] : 0;
+                if (bias)
+                    x = x + bias[j];
+                c[i * rsc + j * csc] = FN(act1)(x, act, slope);
+            }
+        return FNN_OK;
+    }
+    /* A column-major C has no unit column stride for the kernel; C^T = B^T A^T has.
+     * Only without bias, which would then run along rows. */
+    if (csc != 1 && rsc == 1 && !bias) {
+        return FN(gemm)(n, m, k, b, csb, rsb, a, csa, rsa, c, csc, rsc,
+                        accumulate, bias, act, slope);
+    }
+
+    const CFG *cfg = FN(pick_cfg)();
+    int tm, tn;
+    int parts = split_threads(m, n, k, cfg->mr, cfg->nr, &tm, &tn);
+    if (parts == 1)
+        return FN(gemm_serial)(cfg, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc,
+                               accumulate, bias, act, slope);
+
+    /* Each part is a rectangle of whole micro-tiles with its own packing. Every
+     * element is reduced over K in the same order as on one thread, so the result
+     * does not depend on the number of threads. */
+    ptrdiff_t mt = (m + cfg->mr - 1) / cfg->mr, nt = (n + cfg->nr - 1) / cfg->nr;
+    int err = FNN_OK;
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(parts) schedule(static, 1) reduction(min : err)
+#endif
+    for (int p = 0; p < parts; p++) {
+        ptrdiff_t pi = p / tn, pj = p % tn;
+        ptrdiff_t i0 = mt * pi / tm * cfg->mr, i1 = mt * (pi + 1) / tm * cfg->mr;
+        ptrdiff_t j0 = nt * pj / tn * cfg->nr, j1 = nt * (pj + 1) / tn * cfg->nr;
+        if (i1 > m)
+            i1 = m;
+        if (j1 > n)
+            j1 = n;
+        int r = FN(gemm_serial)(cfg, i1 - i0, j1 - j0, k, a + i0 * rsa, rsa, csa,
+                                b + j0 * csb, rsb, csb, c + i0 * rsc + j0 * csc, rsc, csc,
+                                accumulate, bias ? bias + j0 : NULL, act, slope);
+        if (r < err)
+            err = r;
+    }
+    return err;
+}
+
+#undef CFG
+#undef FN
+#undef FNN_CAT
+#undef FNN_CAT_
+#undef T
+#undef SUF
+#undef EXP
+#undef TANH
+#undef GMR
+#undef GNR

@@ -1,0 +1,41 @@
+/* Internal interface between the GEMM driver (gemm.c) and the per-ISA micro-kernels. */
+#ifndef FASTNN_GEMM_KERNELS_H
+#define FASTNN_GEMM_KERNELS_H
+
+#include <stddef.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#define FNN_X86 1
+#endif
+
+/* Largest micro-tile of any kernel, for stack scratch tiles. */
+#define FNN_MAX_MR 16
+#define FNN_MAX_NR 32
+
+/* A micro-kernel computes one MR x NR tile of C:
+ *   c = act( (loadc ? c : 0) + a @ b + bias )
+ * a: packed, k steps of MR values; b: k rows of NR values, ldb apart (NR when packed);
+ * c: rows rsc apart, unit column stride; bias: NR values or NULL.
+ * act is only IDENTITY, RELU or LEAKY_RELU here; the driver applies the others.
+ * The kernel always computes the whole tile; the driver handles edges via scratch.
+ *
+ * A configuration couples a kernel with the cache blocking tuned for it. */
+#define FNN_GEMM_DECLARE(T, SUF)                                                        \
+    typedef void (*fnn_ukr_##SUF)(ptrdiff_t k, const T *a, const T *b, ptrdiff_t ldb,   \
+                                  T *c, ptrdiff_t rsc, const T *bias, int loadc,        \
+                                  int act, T slope);                                    \
+    typedef struct {                                                                    \
+        int mr, nr; /* micro-tile */                                                    \
+        int mc, kc, nc; /* cache blocks; mc % mr == 0, nc % nr == 0 */                  \
+        fnn_ukr_##SUF ukr;                                                              \
+    } fnn_gemm_cfg_##SUF;
+
+FNN_GEMM_DECLARE(float, f32)
+FNN_GEMM_DECLARE(double, f64)
+
+#ifdef FNN_X86
+extern const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32, fnn_gemm_avx512_f32;
+extern const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64, fnn_gemm_avx512_f64;
+#endif
+
+#endif

@@ -1,0 +1,96 @@
+/* x86 GEMM micro-kernels: AVX2+FMA and AVX-512F, float and double, instantiated
+ * from gemm_ukr_simd.h. Each function carries its own target attribute, so this
+ * file builds with baseline flags; the driver only calls a kernel after
+ * fnn_get_isa() has confirmed the CPU and OS support it. */
+#include "gemm_kernels.h"
+
+#ifdef FNN_X86
+#include <immintrin.h>
+
+#include "fastnn.h"
+
+/* Block sizes assume the kernel's B micro-panel (kc x nr) stays in a 32 KiB L1d
+ * next to the streamed A micro-panel, the packed A block (mc x kc, ~150 KiB) in L2,
+ * and the packed B panel (kc x nc) in L3. */
+
+/* ---- AVX2 + FMA: 6 x 16 float (12 accumulators + 2 B vectors + 1 broadcast) ---- */
+#define T float
+#define VT __m256
+#define VLEN 8
+#define MR 6
+#define NV 2
+#define UKR ukr_avx2_f32
+#define TARGET "avx2,fma"
+#define VZERO() _mm256_setzero_ps()
+#define VSET1(x) _mm256_set1_ps(x)
+#define VLOADU(p) _mm256_loadu_ps(p)
+#define VSTOREU(p, v) _mm256_storeu_ps(p, v)
+#define VADD(x, y) _mm256_add_ps(x, y)
+#define VMUL(x, y) _mm256_mul_ps(x, y)
+#define VMAX(x, y) _mm256_max_ps(x, y)
+#define VFMA(x, y, z) _mm256_fmadd_ps(x, y, z)
+#define VSELPOS(x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, VZERO(), _CMP_GT_OQ))
+#include "gemm_ukr_simd.h"
+const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 144, 256, 4096, ukr_avx2_f32};
+
+/* ---- AVX2 + FMA: 6 x 8 double ---- */
+#define T double
+#define VT __m256d
+#define VLEN 4
+#define MR 6
+#define NV 2
+#define UKR ukr_avx2_f64
+#define TARGET "avx2,fma"
+#define VZERO() _mm256_setzero_pd()
+#define VSET1(x) _mm256_set1_pd(x)
+#define VLOADU(p) _mm256_loadu_pd(p)
+#define VSTOREU(p, v) _mm256_storeu_pd(p, v)
+#define VADD(x, y) _mm256_add_pd(x, y)
+#define VMUL(x, y) _mm256_mul_pd(x, y)
+#define VMAX(x, y) _mm256_max_pd(x, y)
+#define VFMA(x, y, z) _mm256_fmadd_pd(x, y, z)
+#define VSELPOS(x, y) _mm256_blendv_pd(y, x, _mm256_cmp_pd(x, VZERO(), _CMP_GT_OQ))
+#include "gemm_ukr_simd.h"
+const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 72, 256, 4096, ukr_avx2_f64};
+
+/* ---- AVX-512F: 12 x 32 float (24 accumulators + 2 B vectors + 1 broadcast of 32) ---- */
+#define T float
+#define VT __m512
+#define VLEN 16
+#define MR 12
+#define NV 2
+#define UKR ukr_avx512_f32
+#define TARGET "avx512f"
+#define VZERO() _mm512_setzero_ps()
+#define VSET1(x) _mm512_set1_ps(x)
+#define VLOADU(p) _mm512_loadu_ps(p)
+#define VSTOREU(p, v) _mm512_storeu_ps(p, v)
+#define VADD(x, y) _mm512_add_ps(x, y)
+#define VMUL(x, y) _mm512_mul_ps(x, y)
+#define VMAX(x, y) _mm512_max_ps(x, y)
+#define VFMA(x, y, z) _mm512_fmadd_ps(x, y, z)
+#define VSELPOS(x, y) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, VZERO(), _CMP_GT_OQ), y, x)
+#include "gemm_ukr_simd.h"
+const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 144, 192, 4096, ukr_avx512_f32};
+
+/* ---- AVX-512F: 12 x 16 double ---- */
+#define T double
+#define VT __m512d
+#define VLEN 8
+#define MR 12
+#define NV 2
+#define UKR ukr_avx512_f64
+#define TARGET "avx512f"
+#define VZERO() _mm512_setzero_pd()
+#define VSET1(x) _mm512_set1_pd(x)
+#define VLOADU(p) _mm512_loadu_pd(p)
+#define VSTOREU(p, v) _mm512_storeu_pd(p, v)
+#define VADD(x, y) _mm512_add_pd(x, y)
+#define VMUL(x, y) _mm512_mul_pd(x, y)
+#define VMAX(x, y) _mm512_max_pd(x, y)
+#define VFMA(x, y, z) _mm512_fmadd_pd(x, y, z)
+#define VSELPOS(x, y) _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, VZERO(), _CMP_GT_OQ), y, x)
+#include "gemm_ukr_simd.h"
+const fnn_gemm_cfg_f64 fnn_gemm_avx512_f64 = {12, 16, 72, 192, 4096, ukr_avx512_f64};
+
+#endif

@@ -1,0 +1,46 @@
+# Declarations of csrc/fastnn.h, nothing else.
+from libc.stdint cimport int64_t
+
+cdef extern from "fastnn.h" nogil:
+    ctypedef enum fnn_dtype:
+        FNN_F32
+        FNN_F64
+    enum:
+        FNN_OK
+        FNN_ENOMEM
+        FNN_EINVAL
+
+    int fnn_cpu_isa()
+    int fnn_get_isa()
+    int fnn_set_isa(int isa)
+    const char *fnn_isa_name(int isa)
+    int fnn_get_num_threads()
+    void fnn_set_num_threads(int n)
+    int fnn_has_openmp()
+
+    int fnn_gemm(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
+                 const void *a, Py_ssize_t rsa, Py_ssize_t csa,
+                 const void *b, Py_ssize_t rsb, Py_ssize_t csb,
+                 void *c, Py_ssize_t rsc, Py_ssize_t csc,
+                 int accumulate, const void *bias, int act, double act_param)
+
+    void fnn_act_forward(fnn_dtype dt, Py_ssize_t n, int act, double slope, const void *x, void *y)
+    void fnn_act_backward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, int act, double slope,
+                          const void *src, const void *dy, void *dx, void *dbias)
+    void fnn_add_bias(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x, const void *bias, void *y)
+    void fnn_column_sum(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x, void *out)
+    void fnn_softmax(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x, void *y)
+    double fnn_softmax_xent_labels(fnn_dtype dt, Py_ssize_t m, Py_ssize_t k, const void *logits,
+                                   const int64_t *labels, void *grad, double grad_scale)
+    double fnn_softmax_xent_probs(fnn_dtype dt, Py_ssize_t m, Py_ssize_t k, const void *logits,
+                                  const void *probs, void *grad, double grad_scale)
+    double fnn_bce_logits(fnn_dtype dt, Py_ssize_t n, const void *x, const void *t, void *grad,
+                          double grad_scale)
+    double fnn_mse(fnn_dtype dt, Py_ssize_t n, const void *x, const void *t, void *grad,
+                   double grad_scale)
+    void fnn_sgd_step(fnn_dtype dt, Py_ssize_t n, void *p, const void *g, void *buf, double lr,
+                      double momentum, double dampening, int nesterov, double weight_decay,
+                      int first)
+    void fnn_softmax_backward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *y,
+                              const void *dy, void *dx)
+    double fnn_penalty(fnn_dtype dt, Py_ssize_t n, const void *w, void *g, double l1, double l2)

@@ -1,0 +1,459 @@
+# The validating floor between Python and csrc/. Every function here checks dtype, shape,
+# strides, sizes and value ranges of what it hands to C, so that no caller can make the C
+# floor read or write out of bounds; then it calls C with the GIL released.
+# Public names are re-exported by fastnn.kernels; fastnn.ops has the same signatures.
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport int64_t
+from fastnn._kernels cimport *
+
+cnp.import_array()
+
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
+_ACT_CODE = {name: code for code, name in enumerate(ACTIVATIONS)}
+_ISA_CODE = {"generic": 0, "avx2": 1, "avx512": 2}
+_REDUCTIONS = ("mean", "sum")
+_MSE_REDUCTIONS = ("mean", "sum", "half_sum")
+
+
+# ---- validation helpers -------------------------------------------------------------
+
+cdef inline tuple _shape(object a):
+    return a.shape
+
+
+cdef inline tuple _strides(object a):
+    return a.strides
+
+
+cdef str _dtype_name(object dt):
+    return np.dtype(dt).name
+
+
+cdef cnp.ndarray _float_array(object x, str fn, str name, int ndim, object dtype=None):
+    """x as an ndarray of float32/float64 with `ndim` dimensions (no copy if it is one).
+
+    With `dtype`, x must already have that dtype (mixed precision is an error, not a
+    silent cast). ndim < 0 accepts any number of dimensions."""
+    cdef cnp.ndarray arr
+    if isinstance(x, np.ndarray):
+        arr = <cnp.ndarray>x
+    else:
+        try:
+            arr = np.asarray(x)
+        except Exception as exc:
+            raise TypeError(f"{fn}: {name} must be an array of floats, got {type(x).__name__}") from exc
+    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):
+        raise TypeError(
+            f"{fn}: {name} must have dtype float32 or float64, got {_dtype_name(arr.dtype)}")
+    if dtype is not None and arr.dtype != dtype:
+        raise TypeError(
+            f"{fn}: {name} has dtype {_dtype_name(arr.dtype)}, expected {_dtype_name(dtype)} "
+            f"to match the other operands")
+    if ndim >= 0 and arr.ndim != ndim:
+        raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {_shape(arr)}")
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+cdef cnp.ndarray _contiguous(object x, str fn, str name, int ndim, object dtype=None):
+    return np.ascontiguousarray(_float_array(x, fn, name, ndim, dtype))
+
+
+cdef cnp.ndarray _strided(cnp.ndarray arr):
+    """arr if its strides are whole elements (then C can use them as they are), else a copy."""
+    cdef Py_ssize_t item = arr.itemsize
+    cdef int d
+    for d in range(arr.ndim):
+        if arr.strides[d] % item != 0:
+            return np.ascontiguousarray(arr)
+    return arr
+
+
+cdef bint _same_view(cnp.ndarray a, cnp.ndarray b):
+    return (cnp.PyArray_DATA(a) == cnp.PyArray_DATA(b) and _shape(a) == _shape(b)
+            and _strides(a) == _strides(b))
+
+
+cdef cnp.ndarray _output(object out, tuple shape, object dtype, str fn, bint contiguous,
+                         tuple inputs=(), tuple alias_ok=()):
+    """A fresh output array, or the caller's `out` after checking it fits.
+
+    `out` may be exactly one of `alias_ok` (an in-place call) but must not otherwise
+    overlap any input, or the kernel would read what it has already written."""
+    cdef cnp.ndarray o
+    if out is None:
+        return np.empty(shape, dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{fn}: out must be a numpy.ndarray, got {type(out).__name__}")
+    o = <cnp.ndarray>out
+    if o.dtype != dtype:
+        raise TypeError(f"{fn}: out has dtype {_dtype_name(o.dtype)}, expected {_dtype_name(dtype)}")
+    if _shape(o) != shape:
+        raise ValueError(f"{fn}: out has shape {_shape(o)}, expected {shape}")
+    if not o.flags.writeable:
+        raise ValueError(f"{fn}: out is read-only")
+    if not o.dtype.isnative:
+        raise ValueError(f"{fn}: out must be in native byte order")
+    if contiguous and not o.flags.c_contiguous:
+        raise ValueError(f"{fn}: out must be C-contiguous")
+    if not contiguous:
+        for d in range(o.ndim):
+            if o.strides[d] % o.itemsize != 0:
+                raise ValueError(f"{fn}: out has strides {_strides(o)} that are not whole elements")
+            if o.strides[d] == 0 and o.shape[d] > 1:
+                raise ValueError(f"{fn}: out has a zero stride: its elements overlap")
+    for x in inputs:
+        if x is None:
+            continue
+        if any(x is a for a in alias_ok) and _same_view(o, x):
+            continue
+        if np.may_share_memory(o, x):
+            raise ValueError(f"{fn}: out overlaps an input array")
+    return o
+
+
+cdef inline fnn_dtype _dt(cnp.ndarray arr) noexcept nogil:
+    return FNN_F32 if cnp.PyArray_ITEMSIZE(arr) == 4 else FNN_F64
+
+
+cdef int _act(object name, str fn) except -1:
+    try:
+        return _ACT_CODE[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"{fn}: activation must be one of {ACTIVATIONS}, got {name!r}") from None
+
+
+cdef str _reduction(object reduction, str fn, tuple allowed):
+    if reduction not in allowed:
+        raise ValueError(f"{fn}: reduction must be one of {allowed}, got {reduction!r}")
+    return reduction
+
+
+# ---- runtime --------------------------------------------------------------------------
+
+def info():
+    """The instruction set the kernels use, the best one this CPU has, and the threads."""
+    return {
+        "isa": fnn_isa_name(fnn_get_isa()).decode(),
+        "cpu_isa": fnn_isa_name(fnn_cpu_isa()).decode(),
+        "threads": fnn_get_num_threads(),
+        "openmp": bool(fnn_has_openmp()),
+    }
+
+
+def set_isa(name):
+    """Use a lower instruction-set path than the CPU's best ("generic", "avx2", "avx512")."""
+    if name not in _ISA_CODE:
+        raise ValueError(f"isa must be one of {tuple(_ISA_CODE)}, got {name!r}")
+    if fnn_set_isa(_ISA_CODE[name]) != FNN_OK:
+        raise ValueError(
+            f"isa {name!r} is not supported by this CPU "
+            f"(best available: {fnn_isa_name(fnn_cpu_isa()).decode()!r})")
+
+
+def set_num_threads(n):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"set_num_threads: n must be an integer >= 1, got {n!r}")
+    fnn_set_num_threads(min(int(n), 1024))
+
+
+def get_num_threads():
+    return fnn_get_num_threads()
+
+
+# ---- GEMM ---------------------------------------------------------------------------
+
+def gemm(a, b, *, trans_a=False, trans_b=False, bias=None, activation="identity",
+         negative_slope=0.01, out=None):
+    """act(op(a) @ op(b) + bias) for 2-D float32/float64 arrays of any layout."""
+    cdef cnp.ndarray A = _strided(_float_array(a, "gemm", "a", 2))
+    cdef cnp.ndarray B = _strided(_float_array(b, "gemm", "b", 2, A.dtype))
+    cdef cnp.ndarray Bias = None
+    cdef cnp.ndarray C
+    cdef Py_ssize_t item = A.itemsize
+    cdef Py_ssize_t m, n, k, kb, rsa, csa, rsb, csb
+    cdef int act = _act(activation, "gemm")
+    cdef double slope = float(negative_slope)
+    cdef int rc
+    cdef const void *bias_ptr = NULL
+    if trans_a:
+        m, k = A.shape[1], A.shape[0]
+        rsa, csa = A.strides[1] // item, A.strides[0] // item
+    else:
+        m, k = A.shape[0], A.shape[1]
+        rsa, csa = A.strides[0] // item, A.strides[1] // item
+    if trans_b:
+        kb, n = B.shape[1], B.shape[0]
+        rsb, csb = B.strides[1] // item, B.strides[0] // item
+    else:
+        kb, n = B.shape[0], B.shape[1]
+        rsb, csb = B.strides[0] // item, B.strides[1] // item
+    if kb != k:
+        raise ValueError(
+            f"gemm: inner dimensions differ: op(a) has shape {(m, k)}, op(b) has shape {(kb, n)}")
+    if bias is not None:
+        Bias = _contiguous(bias, "gemm", "bias", 1, A.dtype)
+        if Bias.shape[0] != n:
+            raise ValueError(f"gemm: bias must have shape {(n,)}, got {_shape(Bias)}")
+        bias_ptr = cnp.PyArray_DATA(Bias)
+    C = _output(out, (m, n), A.dtype, "gemm", False, (A, B, Bias))
+    with nogil:
+        rc = fnn_gemm(_dt(A), m, n, k,
+                      cnp.PyArray_DATA(A), rsa, csa, cnp.PyArray_DATA(B), rsb, csb,
+                      cnp.PyArray_DATA(C), C.strides[0] // item, C.strides[1] // item,
+                      0, bias_ptr, act, slope)
+    if rc == FNN_ENOMEM:
+        raise MemoryError("gemm: could not allocate packing buffers")
+    return C
+
+
+# ---- activations and bias -------------------------------------------------------------
+
+def activation_forward(x, activation, *, negative_slope=0.01, out=None):
+    """act(x) elementwise; out may be x itself (in place)."""
+    cdef cnp.ndarray X = _contiguous(x, "activation_forward", "x", -1)
+    cdef int act = _act(activation, "activation_forward")
+    cdef double slope = float(negative_slope)
+    cdef cnp.ndarray Y = _output(out, _shape(X), X.dtype, "activation_forward", True, (X,), (X,))
+    with nogil:
+        fnn_act_forward(_dt(X), X.size, act, slope, cnp.PyArray_DATA(X), cnp.PyArray_DATA(Y))
+    return Y
+
+
+def activation_backward(dy, y, activation, *, negative_slope=0.01, out=None, bias_grad_out=None):
+    """dy * act'(.) with `y` the activation's output (the ReLU family also accepts its
+    input). With `bias_grad_out` (shape (n,)), also writes the column sums of the result
+    for a 2-D dy: the preceding Dense layer's bias gradient, from the same pass."""
+    fn = "activation_backward"
+    cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", -1)
+    cdef cnp.ndarray Y = _contiguous(y, fn, "y", -1, DY.dtype)
+    cdef int act = _act(activation, fn)
+    cdef double slope = float(negative_slope)
+    cdef cnp.ndarray DX, DB = None
+    cdef Py_ssize_t m, n
+    cdef void *db_ptr = NULL
+    if _shape(Y) != _shape(DY):
+        raise ValueError(f"{fn}: y has shape {_shape(Y)}, expected the shape of dy {_shape(DY)}")
+    DX = _output(out, _shape(DY), DY.dtype, fn, True, (DY, Y), (DY,))
+    if DY.ndim == 2:
+        m, n = DY.shape[0], DY.shape[1]
+    else:
+        m, n = 1, DY.size
+    if bias_grad_out is not None:
+        if DY.ndim != 2:
+            raise ValueError(f"{fn}: bias_grad_out needs a 2-D dy, got shape {_shape(DY)}")
+        DB = _output(bias_grad_out, (n,), DY.dtype, fn, True, (DY, Y, DX))
+        db_ptr = cnp.PyArray_DATA(DB)
+    with nogil:
+        fnn_act_backward(_dt(DY), m, n, act, slope, cnp.PyArray_DATA(Y), cnp.PyArray_DATA(DY),
+                         cnp.PyArray_DATA(DX), db_ptr)
+    return DX
+
+
+def add_bias(x, bias, *, out=None):
+    """x + bias broadcast over the rows of a 2-D x; out may be x itself."""
+    cdef cnp.ndarray X = _contiguous(x, "add_bias", "x", 2)
+    cdef cnp.ndarray Bias = _contiguous(bias, "add_bias", "bias", 1, X.dtype)
+    if Bias.shape[0] != X.shape[1]:
+        raise ValueError(f"add_bias: bias must have shape {(X.shape[1],)}, got {_shape(Bias)}")
+    cdef cnp.ndarray Y = _output(out, _shape(X), X.dtype, "add_bias", True, (X, Bias), (X,))
+    with nogil:
+        fnn_add_bias(_dt(X), X.shape[0], X.shape[1], cnp.PyArray_DATA(X), cnp.PyArray_DATA(Bias),
+                     cnp.PyArray_DATA(Y))
+    return Y
+
+
+def column_sum(x, *, out=None):
+    """Sum over the rows of a 2-D x (the bias gradient); deterministic order."""
+    cdef cnp.ndarray X = _contiguous(x, "column_sum", "x", 2)
+    cdef cnp.ndarray Y = _output(out, (X.shape[1],), X.dtype, "column_sum", True, (X,))
+    with nogil:
+        fnn_column_sum(_dt(X), X.shape[0], X.shape[1], cnp.PyArray_DATA(X), cnp.PyArray_DATA(Y))
+    return Y
+
+
+def softmax(x, *, out=None):
+    """Row-wise softmax of a 2-D x (max-subtracted, stable); out may be x itself."""
+    cdef cnp.ndarray X = _contiguous(x, "softmax", "x", 2)
+    cdef cnp.ndarray Y = _output(out, _shape(X), X.dtype, "softmax", True, (X,), (X,))
+    with nogil:
+        fnn_softmax(_dt(X), X.shape[0], X.shape[1], cnp.PyArray_DATA(X), cnp.PyArray_DATA(Y))
+    return Y
+
+
+def softmax_backward(dy, y, *, out=None):
+    """Input gradient of a row-wise softmax from its output y: y * (dy - rowsum(dy * y))."""
+    fn = "softmax_backward"
+    cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", 2)
+    cdef cnp.ndarray Y = _contiguous(y, fn, "y", 2, DY.dtype)
+    if _shape(Y) != _shape(DY):
+        raise ValueError(f"{fn}: y has shape {_shape(Y)}, expected the shape of dy {_shape(DY)}")
+    cdef cnp.ndarray DX = _output(out, _shape(DY), DY.dtype, fn, True, (DY, Y), (DY,))
+    with nogil:
+        fnn_softmax_backward(_dt(DY), DY.shape[0], DY.shape[1], cnp.PyArray_DATA(Y),
+                             cnp.PyArray_DATA(DY), cnp.PyArray_DATA(DX))
+    return DX
+
+
+# ---- losses -----------------------------------------------------------------------------
+
+cdef cnp.ndarray _labels(object target, Py_ssize_t m, Py_ssize_t k, str fn):
+    """Class labels as contiguous int64 in [0, k); integral floats are accepted."""
+    cdef cnp.ndarray t
+    try:
+        t = np.asarray(target)
+    except Exception as exc:
+        raise TypeError(f"{fn}: target must be an array of class labels") from exc
+    if t.ndim != 1 or t.shape[0] != m:
+        raise ValueError(f"{fn}: target labels must have shape {(m,)}, got {_shape(t)}")
+    if t.dtype.kind == "f":
+        if not np.all(np.isfinite(t)) or np.any(t != np.floor(t)):
+            raise ValueError(f"{fn}: target labels must be whole numbers")
+    elif t.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: target labels must be integers, got dtype {_dtype_name(t.dtype)}")
+    if m:
+        lo, hi = t.min(), t.max()
+        if lo < 0 or hi >= k:
+            bad = lo if lo < 0 else hi
+            raise ValueError(f"{fn}: target labels must be in [0, {k}), got {bad!r}")
+    return np.ascontiguousarray(t, dtype=np.int64)
+
+
+def softmax_cross_entropy(logits, target, *, reduction="mean", out=None):
+    """Fused stable softmax + cross-entropy on logits (m, k).
+
+    target: class labels (m,) or probabilities (m, k). Returns (loss, grad) with grad
+    d loss / d logits (written to `out` if given)."""
+    fn = "softmax_cross_entropy"
+    cdef cnp.ndarray X = _contiguous(logits, fn, "logits", 2)
+    cdef cnp.ndarray L = None, P = None
+    cdef Py_ssize_t m = X.shape[0], k = X.shape[1]
+    cdef double total, scale
+    _reduction(reduction, fn, _REDUCTIONS)
+    if k == 0:
+        raise ValueError(f"{fn}: logits must have at least one column, got shape {(m, k)}")
+    if reduction == "mean" and m == 0:
+        raise ValueError(f"{fn}: reduction 'mean' needs at least one row of logits")
+    if np.ndim(target) == 2:
+        P = _contiguous(target, fn, "target", 2, X.dtype)
+        if P.shape[0] != m or P.shape[1] != k:
+            raise ValueError(f"{fn}: target probabilities must have shape {(m, k)}, got {_shape(P)}")
+    else:
+        L = _labels(target, m, k, fn)
+    cdef cnp.ndarray G = _output(out, (m, k), X.dtype, fn, True, (X, P))
+    scale = 1.0 / m if reduction == "mean" else 1.0
+    with nogil:
+        if P is None:
+            total = fnn_softmax_xent_labels(_dt(X), m, k, cnp.PyArray_DATA(X),
+                                            <const int64_t *>cnp.PyArray_DATA(L),
+                                            cnp.PyArray_DATA(G), scale)
+        else:
+            total = fnn_softmax_xent_probs(_dt(X), m, k, cnp.PyArray_DATA(X), cnp.PyArray_DATA(P),
+                                           cnp.PyArray_DATA(G), scale)
+    return total * scale, G
+
+
+cdef tuple _pair(object output, object target, str fn):
+    cdef cnp.ndarray X = _contiguous(output, fn, "output", -1)
+    cdef cnp.ndarray T
+    try:
+        T = np.ascontiguousarray(target, dtype=X.dtype)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{fn}: target must be numeric, convertible to {_dtype_name(X.dtype)}") from exc
+    if _shape(T) != _shape(X):
+        raise ValueError(f"{fn}: target has shape {_shape(T)}, expected the output's shape {_shape(X)}")
+    return X, T
+
+
+def bce_with_logits(output, target, *, reduction="mean", out=None):
+    """Fused stable sigmoid + binary cross-entropy. Returns (loss, grad)."""
+    fn = "bce_with_logits"
+    _reduction(reduction, fn, _REDUCTIONS)
+    cdef cnp.ndarray X, T
+    X, T = _pair(output, target, fn)
+    if reduction == "mean" and X.size == 0:
+        raise ValueError(f"{fn}: reduction 'mean' needs at least one element")
+    cdef cnp.ndarray G = _output(out, _shape(X), X.dtype, fn, True, (X, T))
+    cdef double scale = 1.0 / X.size if reduction == "mean" else 1.0
+    cdef double total
+    with nogil:
+        total = fnn_bce_logits(_dt(X), X.size, cnp.PyArray_DATA(X), cnp.PyArray_DATA(T),
+                               cnp.PyArray_DATA(G), scale)
+    return total * scale, G
+
+
+def mse(output, target, *, reduction="mean", out=None):
+    """Squared error: mean, sum, or half_sum (1/2 sum, the notes' form). Returns (loss, grad)."""
+    fn = "mse"
+    _reduction(reduction, fn, _MSE_REDUCTIONS)
+    cdef cnp.ndarray X, T
+    X, T = _pair(output, target, fn)
+    if reduction == "mean" and X.size == 0:
+        raise ValueError(f"{fn}: reduction 'mean' needs at least one element")
+    cdef cnp.ndarray G = _output(out, _shape(X), X.dtype, fn, True, (X, T))
+    cdef double scale = (1.0 / X.size if reduction == "mean"
+                         else 0.5 if reduction == "half_sum" else 1.0)
+    cdef double total
+    with nogil:
+        total = fnn_mse(_dt(X), X.size, cnp.PyArray_DATA(X), cnp.PyArray_DATA(T),
+                        cnp.PyArray_DATA(G), scale)
+    return total * scale, G
+
+
+# ---- optimizer updates -------------------------------------------------------------------
+
+cdef cnp.ndarray _state(object arr, cnp.ndarray like, str fn, str name):
+    """An optimizer's in-place array: exactly like the parameter, contiguous, writable."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {type(arr).__name__}")
+    cdef cnp.ndarray a = <cnp.ndarray>arr
+    if a.dtype != like.dtype or _shape(a) != _shape(like):
+        raise ValueError(
+            f"{fn}: {name} must be {_dtype_name(like.dtype)} with shape {_shape(like)}, "
+            f"got {_dtype_name(a.dtype)} {_shape(a)}")
+    if not a.flags.c_contiguous or not a.flags.writeable or not a.dtype.isnative:
+        raise ValueError(f"{fn}: {name} must be C-contiguous, writable and native-endian")
+    return a
+
+
+def sgd_step(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
+             weight_decay=0.0, first_step=True):
+    """One PyTorch SGD update of `param` (and `momentum_buffer`) in place."""
+    fn = "sgd_step"
+    if not isinstance(param, np.ndarray):
+        raise TypeError(f"{fn}: param must be a numpy.ndarray, got {type(param).__name__}")
+    cdef cnp.ndarray P = _float_array(param, fn, "param", -1)
+    _state(P, P, fn, "param")
+    cdef cnp.ndarray G = _contiguous(grad, fn, "grad", -1, P.dtype)
+    if _shape(G) != _shape(P):
+        raise ValueError(f"{fn}: grad has shape {_shape(G)}, expected the param's {_shape(P)}")
+    cdef cnp.ndarray Buf = None
+    cdef void *buf_ptr = NULL
+    if momentum != 0.0:
+        Buf = _state(momentum_buffer, P, fn, "momentum_buffer")
+        if np.may_share_memory(Buf, P) or np.may_share_memory(Buf, G):
+            raise ValueError(f"{fn}: momentum_buffer overlaps param or grad")
+        buf_ptr = cnp.PyArray_DATA(Buf)
+    if np.may_share_memory(P, G):
+        raise ValueError(f"{fn}: grad overlaps param")
+    cdef double c_lr = float(lr), c_mom = float(momentum), c_damp = float(dampening)
+    cdef double c_wd = float(weight_decay)
+    cdef int c_nest = bool(nesterov), c_first = bool(first_step)
+    with nogil:
+        fnn_sgd_step(_dt(P), P.size, cnp.PyArray_DATA(P), cnp.PyArray_DATA(G), buf_ptr,
+                     c_lr, c_mom, c_damp, c_nest, c_wd, c_first)
+
+
+def penalty(weight, grad, *, l1=0.0, l2=0.0):
+    """Adds l1 sign(w) + 2 l2 w to grad in place; returns l1 sum|w| + l2 sum w^2."""
+    fn = "penalty"
+    cdef cnp.ndarray W = _contiguous(weight, fn, "weight", -1)
+    cdef cnp.ndarray G = _state(grad, W, fn, "grad")
+    if np.may_share_memory(W, G):
+        raise ValueError(f"{fn}: grad overlaps weight")
+    cdef double c_l1 = float(l1), c_l2 = float(l2), total
+    with nogil:
+        total = fnn_penalty(_dt(W), W.size, cnp.PyArray_DATA(W), cnp.PyArray_DATA(G), c_l1, c_l2)
+    return total

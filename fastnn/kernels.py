@@ -1,0 +1,59 @@
+"""The compiled kernels (csrc/ through the validating Cython floor).
+
+Every function here has a NumPy twin with the same signature in :mod:`fastnn.ops`.
+Threads and the instruction set are configured once, at import, from the environment:
+``FASTNN_NUM_THREADS`` (default: the CPUs this process may run on) and ``FASTNN_ISA``
+(``generic``, ``avx2`` or ``avx512``: force a lower path than the CPU's best).
+"""
+import os
+
+from fastnn._kernels import (
+    ACTIVATIONS,
+    activation_backward,
+    activation_forward,
+    add_bias,
+    bce_with_logits,
+    column_sum,
+    gemm,
+    get_num_threads,
+    info,
+    mse,
+    penalty,
+    set_isa,
+    set_num_threads,
+    sgd_step,
+    softmax,
+    softmax_backward,
+    softmax_cross_entropy,
+)
+
+__all__ = [
+    "ACTIVATIONS", "activation_backward", "activation_forward", "add_bias", "bce_with_logits",
+    "column_sum", "gemm", "get_num_threads", "info", "mse", "penalty", "set_isa",
+    "set_num_threads", "sgd_step", "softmax", "softmax_backward", "softmax_cross_entropy",
+]
+
+
+def _default_threads():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _configure_from_env():
+    threads = os.environ.get("FASTNN_NUM_THREADS")
+    if threads is None or threads.strip() == "":
+        set_num_threads(_default_threads())
+    else:
+        try:
+            set_num_threads(int(threads))
+        except ValueError:
+            raise ValueError(
+                f"FASTNN_NUM_THREADS must be an integer >= 1, got {threads!r}") from None
+    isa = os.environ.get("FASTNN_ISA")
+    if isa:
+        set_isa(isa.strip().lower())
+
+
+_configure_from_env()

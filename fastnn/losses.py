@@ -1,0 +1,62 @@
+"""Losses: ``loss, grad = loss_fn(output, target)`` with ``loss`` a Python float and ``grad``
+d loss / d output, of the output's shape and dtype. Each is one fused kernel pass."""
+from fastnn import kernels as K
+
+__all__ = ["Loss", "SoftmaxCrossEntropy", "BCEWithLogits", "MSELoss"]
+
+
+class Loss:
+    reductions = ("mean", "sum")
+    kernel = None
+    #: the output it expects is a logit (metrics threshold binary outputs at 0, not 0.5)
+    logits = False
+
+    def __init__(self, reduction="mean"):
+        if reduction not in self.reductions:
+            raise ValueError(
+                f"{type(self).__name__}: reduction must be one of {self.reductions}, got {reduction!r}")
+        self.reduction = reduction
+
+    def __call__(self, output, target):
+        return type(self).kernel(output, target, reduction=self.reduction)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(reduction={self.reduction!r})"
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Softmax + cross-entropy on logits ``(n, k)``: ``-sum_j t_j log softmax(x)_j`` per row,
+    with integer labels ``(n,)`` or probability rows ``(n, k)`` as target. ``mean`` divides by n.
+    The fused gradient is ``softmax(x) - onehot`` (scaled by 1/n for ``mean``)."""
+
+    kernel = staticmethod(K.softmax_cross_entropy)
+    logits = True
+
+
+class BCEWithLogits(Loss):
+    """Sigmoid + binary cross-entropy on logits, elementwise:
+    ``max(x, 0) - x t + log(1 + exp(-|x|))``; target 0/1 or probabilities, the output's shape.
+    ``mean`` averages over all elements. Gradient ``sigmoid(x) - t``."""
+
+    kernel = staticmethod(K.bce_with_logits)
+    logits = True
+
+
+class MSELoss(Loss):
+    """Squared error: ``mean((x - t)^2)``; ``sum``; or ``half_sum`` = ``1/2 sum (x - t)^2``
+    (the lecture notes' form, whose gradient is ``x - t``)."""
+
+    reductions = ("mean", "sum", "half_sum")
+    kernel = staticmethod(K.mse)
+
+
+def get(loss):
+    """A loss instance from an instance or one of the names used by the CLI."""
+    if isinstance(loss, Loss) or callable(loss):
+        return loss
+    names = {"softmax_cross_entropy": SoftmaxCrossEntropy, "bce_with_logits": BCEWithLogits,
+             "mse": MSELoss}
+    if loss in names:
+        return names[loss]()
+    raise ValueError(f"loss must be a Loss instance or one of {tuple(names)}, got {loss!r}")
+

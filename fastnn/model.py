@@ -1,0 +1,193 @@
+"""Sequential: an ordered stack of layers with PyTorch's naming and Keras-style training."""
+import numpy as np
+
+from fastnn import layers as L
+from fastnn._validation import as_float_array, float_dtype
+
+__all__ = ["Sequential"]
+
+
+class Sequential:
+    """Layers applied in order. Indices count every layer, activations included, exactly as
+    ``torch.nn.Sequential`` does, so ``state_dict()`` keys are ``"0.weight"``, ``"0.bias"``...
+
+    A Dense layer followed by an elementwise activation runs as one kernel call (the
+    activation is applied in the GEMM's store phase, and its derivative and the bias
+    gradient come out of one pass in backward); the layer list, repr and state_dict stay as
+    written."""
+
+    def __init__(self, *layers, dtype=None):
+        if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
+            layers = tuple(layers[0])
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, L.Layer):
+                raise TypeError(f"layer {i} must be a fastnn Layer, got {type(layer).__name__}")
+        self.layers = list(layers)
+        dtypes = {layer.dtype for layer in self.layers if layer.dtype is not None}
+        if dtype is not None:
+            self.dtype = float_dtype(dtype)
+        elif len(dtypes) > 1:
+            raise TypeError(
+                f"layers have different dtypes {sorted(d.name for d in dtypes)}; "
+                "pass dtype= to Sequential to choose one")
+        else:
+            self.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
+        for layer in self.layers:
+            if layer.dtype != self.dtype:
+                layer._set_dtype(self.dtype)
+        for i, layer in enumerate(self.layers):
+            for name, p in layer._params.items():
+                p.name = f"{i}.{name}"
+        self.in_features = self._check_widths()
+        self._plan = self._fusion_plan()
+        self.stop_training = False
+
+    def _check_widths(self):
+        """The model's input width, after checking each layer accepts its predecessor's."""
+        width = None
+        for i, layer in enumerate(self.layers):
+            declared = getattr(layer, "in_features", None)
+            if width is None:
+                width = declared
+            if width is not None:
+                try:
+                    width = layer.output_features(width)
+                except ValueError as exc:
+                    raise ValueError(f"layer {i} ({layer!r}): {exc}") from None
+        return self.layers[0].in_features if self.layers and hasattr(self.layers[0], "in_features") else None
+
+    def _fusion_plan(self):
+        """Steps of (layer, activation fused into it or None)."""
+        plan, i = [], 0
+        while i < len(self.layers):
+            layer = self.layers[i]
+            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            if (type(layer) is L.Dense and isinstance(nxt, L._Activation) and nxt.fusable):
+                plan.append((layer, nxt))
+                i += 2
+            else:
+                plan.append((layer, None))
+                i += 1
+        return plan
+
+    # ---- computation -------------------------------------------------------------------
+
+    def _prepare(self, X):
+        x = as_float_array(X, self.dtype, "X", ndim=2)
+        if self.in_features is not None and x.shape[1] != self.in_features:
+            raise ValueError(f"X: the model expects {self.in_features} features, got shape {x.shape}")
+        return x
+
+    def forward(self, X, training=False):
+        """The model's output for a batch ``X`` of shape ``(n_samples, n_features)``."""
+        x = self._prepare(X)
+        for layer, act in self._plan:
+            if act is None:
+                x = layer.forward(x, training=training)
+            else:
+                x = layer.forward_fused(x, training, act.kernel_name, act.negative_slope)
+                if training:
+                    act._y = x
+        return x
+
+    __call__ = forward
+
+    def predict(self, X, batch_size=4096):
+        """Inference outputs, computed in batches so memory stays bounded for large X."""
+        n = np.shape(X)[0] if hasattr(X, "shape") else len(X)
+        if n <= batch_size:
+            return self.forward(X)
+        first = self.forward(X[:batch_size])
+        out = np.empty((n,) + first.shape[1:], dtype=first.dtype)
+        out[:batch_size] = first
+        for start in range(batch_size, n, batch_size):
+            out[start:start + batch_size] = self.forward(X[start:start + batch_size])
+        return out
+
+    def backward(self, dY):
+        """Backpropagate ``dY`` (d loss / d output) after ``forward(..., training=True)``;
+        overwrites every parameter's ``.grad`` and returns d loss / d X."""
+        dy = as_float_array(dY, self.dtype, "dY")
+        for layer, act in reversed(self._plan):
+            if act is None:
+                dy = layer.backward(dy)
+            else:
+                bias = layer.bias
+                dy = act.backward(dy, bias_grad_out=None if bias is None else bias.grad)
+                dy = layer.backward(dy, bias_grad_done=True)
+        return dy
+
+    def regularization_loss(self):
+        """The l1/l2 penalties' value (included in the gradients by backward)."""
+        return float(sum(layer.regularization_loss() for layer in self.layers
+                         if hasattr(layer, "regularization_loss")))
+
+    # ---- parameters and state ------------------------------------------------------------
+
+    def parameters(self):
+        """Parameters in layer order; ``.name`` is the state_dict key ("0.weight")."""
+        return [p for layer in self.layers for p in layer.parameters()]
+
+    def state_dict(self):
+        """Copies of every parameter and buffer under PyTorch's keys."""
+        return {f"{i}.{name}": value for i, layer in enumerate(self.layers)
+                for name, value in layer.state_dict().items()}
+
+    def load_state_dict(self, mapping, strict=True):
+        """Load values (anything ``np.asarray`` accepts, PyTorch CPU tensors included).
+        BatchNorm's ``num_batches_tracked`` is accepted and ignored."""
+        expected = self.state_dict()
+        given = {k: v for k, v in dict(mapping).items() if not k.endswith(".num_batches_tracked")}
+        missing = sorted(set(expected) - set(given))
+        unexpected = sorted(set(given) - set(expected))
+        if strict and (missing or unexpected):
+            raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        per_layer = [{} for _ in self.layers]
+        for key in expected:
+            if key in given:
+                i, name = key.split(".", 1)
+                per_layer[int(i)][name] = _to_numpy(given[key])
+        for layer, state in zip(self.layers, per_layer):
+            if state:
+                full = layer.state_dict()
+                full.update(state)
+                layer.load_state_dict(full)
+
+    # ---- training --------------------------------------------------------------------------
+
+    def fit(self, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
+            validation_data=None, validation_split=0.0, shuffle=True, callbacks=(), seed=None,
+            verbose=0):
+        """Train for ``epochs`` passes over (X, y) in mini-batches; returns a History."""
+        from fastnn.training import fit
+        return fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
+                   batch_size=batch_size, metrics=metrics, validation_data=validation_data,
+                   validation_split=validation_split, shuffle=shuffle, callbacks=callbacks,
+                   seed=seed, verbose=verbose)
+
+    def evaluate(self, X, y, *, loss, metrics=(), batch_size=1024):
+        """``{"loss": ..., "<metric>": ...}`` over (X, y) in inference mode."""
+        from fastnn.training import evaluate
+        return evaluate(self, X, y, loss=loss, metrics=metrics, batch_size=batch_size)
+
+    # ---- container protocol ----------------------------------------------------------------
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self):
+        lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
+        return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
+
+
+def _to_numpy(value):
+    """np.asarray of a value, including PyTorch tensors, without importing torch."""
+    if hasattr(value, "detach") and hasattr(value, "cpu"):
+        value = value.detach().cpu()
+    return np.asarray(value)

@@ -1,0 +1,56 @@
+"""The extension list and compiler flags; all metadata lives in pyproject.toml.
+
+Environment switches for local builds:
+  FASTNN_DEBUG=1   Cython bounds checks, -O1 -g and AddressSanitizer/UBSan (see README).
+  FASTNN_NATIVE=1  add -march=native (the default build runs on any x86-64 or ARM CPU;
+                   the SIMD kernels are chosen at run time either way).
+"""
+import os
+import sys
+from glob import glob
+
+import numpy as np
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+debug = os.environ.get("FASTNN_DEBUG") == "1"
+native = os.environ.get("FASTNN_NATIVE") == "1"
+
+if sys.platform == "win32":
+    compile_args, link_args = ["/O2", "/openmp"], []
+else:
+    compile_args = ["-std=c11", "-fno-math-errno", "-Wall", "-Wno-unused-function"]
+    link_args = []
+    if sys.platform != "darwin":  # Apple's clang ships no OpenMP; the kernels then run single-threaded.
+        compile_args.append("-fopenmp")
+        link_args.append("-fopenmp")
+    if debug:
+        sanitize = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
+        compile_args += ["-O1", "-g"] + sanitize
+        link_args += sanitize
+    else:
+        compile_args.append("-O3")
+    if native:
+        compile_args.append("-march=native")
+
+directives = {
+    "language_level": 3,
+    "boundscheck": debug,
+    "wraparound": debug,
+    "initializedcheck": debug,
+    "cdivision": not debug,
+    "embedsignature": True,
+}
+
+extensions = [
+    Extension(
+        "fastnn._kernels",
+        sources=["fastnn/_kernels.pyx"] + sorted(glob("csrc/*.c")),
+        include_dirs=["csrc", np.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+]
+
+setup(ext_modules=cythonize(extensions, compiler_directives=directives))
