@@ -80,60 +80,67 @@ static const CFG *FN(pick_cfg)(void)
     return &FN(cfg_generic);
 }
 
-/* Pack the mc x kc block at `a` into ceil(mc/mr) panels, each kc steps of mr values
- * (rows past mc are zero). Element (i, p) is a[i*rsa + p*csa]. */
+/* Copy `len` runs of W elements: run p comes from src + p*ss (unit stride) when
+ * es == 1, else its element j from src + p*ss + j*es; it goes to dst + p*W.
+ * Inlined with W constant so the inner loop is fully unrolled: packing is a
+ * transpose for A in row-major and B in column-major order, and a per-element
+ * loop there would cost as much as the multiply for skinny shapes. */
+static inline __attribute__((always_inline)) void
+FN(copy_runs)(T *restrict dst, const T *src, ptrdiff_t ss, ptrdiff_t es, ptrdiff_t len, int W)
+{
+    if (es == 1) {
+        for (ptrdiff_t p = 0; p < len; p++)
+            for (int j = 0; j < W; j++)
+                dst[p * W + j] = src[p * ss + j];
+    } else {
+        for (ptrdiff_t p = 0; p < len; p++)
+            for (int j = 0; j < W; j++)
+                dst[p * W + j] = src[p * ss + j * es];
+    }
+}
+
+/* Packs `len` runs of `w` valid elements into runs of W (padding with zeros). */
+static void FN(pack_runs)(T *restrict dst, const T *src, ptrdiff_t ss, ptrdiff_t es,
+                          ptrdiff_t len, int w, int W)
+{
+    if (w == W) {
+        switch (W) {
+        case 4: FN(copy_runs)(dst, src, ss, es, len, 4); return;
+        case 6: FN(copy_runs)(dst, src, ss, es, len, 6); return;
+        case 8: FN(copy_runs)(dst, src, ss, es, len, 8); return;
+        case 12: FN(copy_runs)(dst, src, ss, es, len, 12); return;
+        case 16: FN(copy_runs)(dst, src, ss, es, len, 16); return;
+        case 32: FN(copy_runs)(dst, src, ss, es, len, 32); return;
+        default: break;
+        }
+    }
+    for (ptrdiff_t p = 0; p < len; p++) {
+        for (int j = 0; j < w; j++)
+            dst[p * W + j] = src[p * ss + j * es];
+        for (int j = w; j < W; j++)
+            dst[p * W + j] = 0;
+    }
+}
+
+/* Pack the mc x kc block at `a` (element (i, p) at a[i*rsa + p*csa]) into
+ * ceil(mc/mr) panels of kc steps of mr values, rows past mc zero. */
 static void FN(pack_a)(T *restrict dst, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
                        ptrdiff_t mc, ptrdiff_t kc, int mr)
 {
     for (ptrdiff_t i0 = 0; i0 < mc; i0 += mr, dst += mr * kc) {
-        ptrdiff_t rows = mc - i0 < mr ? mc - i0 : mr;
-        const T *src = a + i0 * rsa;
-        if (rows < mr)
-            for (ptrdiff_t p = 0; p < kc; p++)
-                for (ptrdiff_t i = rows; i < mr; i++)
-                    dst[p * mr + i] = 0;
-        if (rsa == 1) {
-            for (ptrdiff_t p = 0; p < kc; p++)
-                for (ptrdiff_t i = 0; i < rows; i++)
-                    dst[p * mr + i] = src[p * csa + i];
-        } else if (csa == 1) {
-            /* Read each row sequentially; the writes stay within one panel. */
-            for (ptrdiff_t i = 0; i < rows; i++)
-                for (ptrdiff_t p = 0; p < kc; p++)
-                    dst[p * mr + i] = src[i * rsa + p];
-        } else {
-            for (ptrdiff_t p = 0; p < kc; p++)
-                for (ptrdiff_t i = 0; i < rows; i++)
-                    dst[p * mr + i] = src[i * rsa + p * csa];
-        }
+        int rows = mc - i0 < mr ? (int)(mc - i0) : mr;
+        FN(pack_runs)(dst, a + i0 * rsa, csa, rsa, kc, rows, mr);
     }
 }
 
-/* Pack the kc x nc block at `b` into ceil(nc/nr) panels, each kc rows of nr values
- * (columns past nc are zero). Element (p, j) is b[p*rsb + j*csb]. */
+/* Pack the kc x nc block at `b` (element (p, j) at b[p*rsb + j*csb]) into
+ * ceil(nc/nr) panels of kc rows of nr values, columns past nc zero. */
 static void FN(pack_b)(T *restrict dst, const T *b, ptrdiff_t rsb, ptrdiff_t csb,
                        ptrdiff_t kc, ptrdiff_t nc, int nr)
 {
     for (ptrdiff_t j0 = 0; j0 < nc; j0 += nr, dst += nr * kc) {
-        ptrdiff_t cols = nc - j0 < nr ? nc - j0 : nr;
-        const T *src = b + j0 * csb;
-        if (cols < nr)
-            for (ptrdiff_t p = 0; p < kc; p++)
-                for (ptrdiff_t j = cols; j < nr; j++)
-                    dst[p * nr + j] = 0;
-        if (csb == 1) {
-            for (ptrdiff_t p = 0; p < kc; p++)
-                for (ptrdiff_t j = 0; j < cols; j++)
-                    dst[p * nr + j] = src[p * rsb + j];
-        } else if (rsb == 1) {
-            for (ptrdiff_t j = 0; j < cols; j++)
-                for (ptrdiff_t p = 0; p < kc; p++)
-                    dst[p * nr + j] = src[j * csb + p];
-        } else {
-            for (ptrdiff_t p = 0; p < kc; p++)
-                for (ptrdiff_t j = 0; j < cols; j++)
-                    dst[p * nr + j] = src[p * rsb + j * csb];
-        }
+        int cols = nc - j0 < nr ? (int)(nc - j0) : nr;
+        FN(pack_runs)(dst, b + j0 * csb, rsb, csb, kc, cols, nr);
     }
 }
 
@@ -161,6 +168,11 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
     /* Sigmoid and tanh are applied by a scalar pass after the kernel. */
     int post_act = act == FNN_ACT_SIGMOID || act == FNN_ACT_TANH;
 
+#ifndef DIRECT_MAX
+#define DIRECT_MAX cfg->mc
+#endif
+    int direct_b = csb == 1 && m <= DIRECT_MAX;
+
     for (ptrdiff_t jc = 0; jc < n; jc += cfg->nc) {
         ptrdiff_t nc = n - jc < cfg->nc ? n - jc : cfg->nc;
         for (ptrdiff_t pc = 0; pc < k; pc += cfg->kc) {
@@ -170,7 +182,9 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
             int kact = last && !post_act ? act : FNN_ACT_IDENTITY;
             int pact = last && post_act;
             const T *kbias = last && bias ? bias + jc : NULL;
-            FN(pack_b)(bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
+            ptrdiff_t nfull = direct_b ? nc / NR * NR : 0;
+            FN(pack_b)(bp + nfull * kc, b + pc * rsb + (jc + nfull) * csb, rsb, csb, kc,
+                       nc - nfull, NR);
 
             for (ptrdiff_t ic = 0; ic < m; ic += cfg->mc) {
                 ptrdiff_t mc = m - ic < cfg->mc ? m - ic : cfg->mc;
@@ -178,14 +192,15 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
 
                 for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
                     ptrdiff_t nr = nc - jr < NR ? nc - jr : NR;
-                    const T *pb = bp + jr * kc;
+                    const T *pb = jr < nfull ? b + pc * rsb + jc + jr : bp + jr * kc;
+                    ptrdiff_t ldb = jr < nfull ? rsb : NR;
                     const T *tbias = kbias ? kbias + jr : NULL;
                     for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
                         ptrdiff_t mr = mc - ir < MR ? mc - ir : MR;
                         const T *pa = ap + ir * kc;
                         T *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
                         if (mr == MR && nr == NR && csc == 1) {
-                            cfg->ukr(kc, pa, pb, NR, ct, rsc, tbias, loadc, kact, slope);
+                            cfg->ukr(kc, pa, pb, ldb, ct, rsc, tbias, loadc, kact, slope);
                             if (pact)
                                 FN(act_tile)(ct, rsc, mr, nr, act, slope);
                             continue;
@@ -202,7 +217,7 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
                             for (ptrdiff_t j = 0; j < NR; j++)
                                 tb[j] = j < nr ? tbias[j] : 0;
                         }
-                        cfg->ukr(kc, pa, pb, NR, tile, NR, tbias ? tb : NULL, loadc, kact, slope);
+                        cfg->ukr(kc, pa, pb, ldb, tile, NR, tbias ? tb : NULL, loadc, kact, slope);
                         if (pact)
                             FN(act_tile)(tile, NR, mr, nr, act, slope);
                         for (ptrdiff_t i = 0; i < mr; i++)

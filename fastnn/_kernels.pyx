@@ -317,7 +317,7 @@ cdef cnp.ndarray _labels(object target, Py_ssize_t m, Py_ssize_t k, str fn):
         lo, hi = t.min(), t.max()
         if lo < 0 or hi >= k:
             bad = lo if lo < 0 else hi
-            raise ValueError(f"{fn}: target labels must be in [0, {k}), got {bad!r}")
+            raise ValueError(f"{fn}: target labels must be in [0, {k}), got {bad}")
     return np.ascontiguousarray(t, dtype=np.int64)
 
 

@@ -1,0 +1,24 @@
+import numpy as np
+import pytest
+
+DTYPES = (np.float32, np.float64)
+
+# One tolerance table for every kernel-vs-reference comparison: (rtol, atol) per dtype.
+# Reductions over k terms are scaled by sqrt(k) in close().
+TOL = {np.dtype(np.float32): (2e-5, 2e-6), np.dtype(np.float64): (1e-12, 1e-13)}
+
+
+def close(actual, expected, dtype, k=1, scale=1.0):
+    rtol, atol = TOL[np.dtype(dtype)]
+    grow = max(1.0, np.sqrt(k))
+    np.testing.assert_allclose(actual, expected, rtol=rtol * grow, atol=atol * grow * scale)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+@pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
+def dtype(request):
+    return request.param

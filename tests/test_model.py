@@ -1,0 +1,222 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import optim
+
+
+def mlp(dtype=np.float32, seed=0):
+    return fastnn.Sequential(fastnn.Dense(8, 16, rng=seed, dtype=dtype), fastnn.ReLU(),
+                             fastnn.Dense(16, 16, rng=seed + 1, dtype=dtype), fastnn.Tanh(),
+                             fastnn.Dense(16, 3, rng=seed + 2, dtype=dtype))
+
+
+def test_repr_and_keys_follow_pytorch():
+    model = mlp()
+    assert repr(model).splitlines()[1] == "  (0): Dense(in_features=8, out_features=16, bias=True)"
+    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias",
+                                        "4.weight", "4.bias"]
+    assert [p.name for p in model.parameters()] == list(model.state_dict())
+    assert model[0].weight.data.shape == (16, 8)
+
+
+def test_fused_equals_unfused(dtype, rng):
+    """Sequential fuses Dense+activation; the result must equal running the layers one by one."""
+    model = mlp(dtype)
+    X = rng.standard_normal((11, 8))
+    fused = model.forward(X, training=True)
+    dfused = model.backward(np.ones_like(fused))
+    grads = [p.grad.copy() for p in model.parameters()]
+    x = X.astype(dtype)
+    for layer in model.layers:
+        x = layer.forward(x, training=True)
+    np.testing.assert_allclose(fused, x, rtol=1e-5)
+    dy = np.ones_like(x)
+    for layer in reversed(model.layers):
+        dy = layer.backward(dy)
+    np.testing.assert_allclose(dfused, dy, rtol=1e-5, atol=1e-6)
+    for g, p in zip(grads, model.parameters()):
+        np.testing.assert_allclose(g, p.grad, rtol=1e-5, atol=1e-6)
+
+
+def test_backward_overwrites_gradients(rng):
+    model = mlp()
+    X = rng.standard_normal((4, 8))
+    for _ in range(2):
+        out = model.forward(X, training=True)
+        model.backward(np.ones_like(out))
+        grads = [p.grad.copy() for p in model.parameters()]
+    out = model.forward(X, training=True)
+    model.backward(np.ones_like(out))
+    for g, p in zip(grads, model.parameters()):
+        np.testing.assert_array_equal(g, p.grad)
+
+
+def test_state_dict_round_trip(dtype, rng):
+    a, b = mlp(dtype, seed=0), mlp(dtype, seed=10)
+    X = rng.standard_normal((5, 8))
+    assert not np.allclose(a(X), b(X))
+    state = a.state_dict()
+    b.load_state_dict(state)
+    np.testing.assert_array_equal(a(X), b(X))
+    state["0.weight"][...] = 0  # state_dict returns copies
+    assert np.any(a[0].weight.data != 0)
+
+
+def test_load_state_dict_errors():
+    model = mlp()
+    state = model.state_dict()
+    with pytest.raises(ValueError, match="missing keys"):
+        model.load_state_dict({k: v for k, v in state.items() if k != "0.bias"})
+    with pytest.raises(ValueError, match="expected shape"):
+        model.load_state_dict({**state, "0.weight": np.zeros((3, 3))})
+
+
+class FakeTensor:
+    """What a torch CPU tensor offers: detach(), cpu() and the array protocol."""
+
+    def __init__(self, array):
+        self.array = array
+
+    def detach(self):
+        return self
+
+    def cpu(self):
+        return self
+
+    def __array__(self, dtype=None, copy=None):
+        return self.array if dtype is None else self.array.astype(dtype)
+
+
+def test_tensor_like_values_load(rng):
+    model = mlp()
+    state = {k: FakeTensor(v * 2) for k, v in model.state_dict().items()}
+    model.load_state_dict(state)
+    np.testing.assert_array_equal(model[0].weight.data, state["0.weight"].array)
+
+
+def test_pytorch_state_dict_loads_with_same_outputs():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(10, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
+    model = fastnn.Sequential(fastnn.Dense(10, 32), fastnn.ReLU(), fastnn.Dense(32, 4))
+    model.load_state_dict(net.state_dict())
+    X = np.random.default_rng(0).standard_normal((7, 10)).astype(np.float32)
+    with torch.no_grad():
+        want = net(torch.from_numpy(X)).numpy()
+    np.testing.assert_allclose(model(X), want, rtol=1e-5, atol=1e-6)
+
+
+def test_dtype_rules(rng):
+    model = fastnn.Sequential(fastnn.Dense(3, 2), fastnn.ReLU(), dtype=np.float64)
+    assert model.dtype == np.float64 and model[0].weight.data.dtype == np.float64
+    assert model([[1, 2, 3]]).dtype == np.float64  # int lists are converted
+    with pytest.raises(TypeError, match="different dtypes"):
+        fastnn.Sequential(fastnn.Dense(3, 2), fastnn.Dense(2, 2, dtype=np.float64))
+    with pytest.raises(ValueError, match="layer 1"):
+        fastnn.Sequential(fastnn.Dense(3, 2), fastnn.Dense(4, 2))
+
+
+def test_input_not_modified(rng):
+    model = mlp()
+    X = rng.standard_normal((5, 8)).astype(np.float32)
+    keep = X.copy()
+    out = model.forward(X, training=True)
+    model.backward(out)
+    np.testing.assert_array_equal(X, keep)
+
+
+def test_predict_batches_large_inputs(rng):
+    model = mlp()
+    X = rng.standard_normal((1000, 8)).astype(np.float32)
+    np.testing.assert_allclose(model.predict(X, batch_size=128), model(X), rtol=1e-6)
+
+
+def test_sgd_optimizer_matches_pytorch_formula(rng):
+    """Momentum SGD with dampening and weight decay over 20 steps, float64."""
+    model = fastnn.Sequential(fastnn.Dense(3, 2, dtype=np.float64, rng=0))
+    opt = optim.SGD(model, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)
+    p = model[0].weight
+    ref, buf = p.data.copy(), None
+    for _ in range(20):
+        g = rng.standard_normal(p.data.shape)
+        p.grad[...] = g
+        model[0].bias.grad[...] = 0
+        opt.step()
+        d = g + 0.01 * ref
+        buf = d if buf is None else 0.9 * buf + 0.9 * d
+        ref = ref - 0.1 * buf
+    np.testing.assert_allclose(p.data, ref, rtol=1e-12)
+
+
+def test_optimizer_state_resumes_exactly(rng):
+    def run(steps, resume_at=None):
+        model = fastnn.Sequential(fastnn.Dense(4, 3, rng=0))
+        opt = optim.SGD(model, lr=0.05, momentum=0.9, nesterov=True)
+        grads = np.random.default_rng(5).standard_normal((steps, 3, 4)).astype(np.float32)
+        for i in range(steps):
+            if i == resume_at:
+                saved_model, saved_opt = model.state_dict(), opt.state_dict()
+                model = fastnn.Sequential(fastnn.Dense(4, 3, rng=9))
+                model.load_state_dict(saved_model)
+                opt = optim.SGD(model, lr=1.0)
+                with pytest.raises(ValueError):
+                    opt.load_state_dict({**saved_opt, "type": "Adam"})
+                opt = optim.SGD(model, lr=0.05, momentum=0.9, nesterov=True)
+                opt.load_state_dict(saved_opt)
+            model[0].weight.grad[...] = grads[i]
+            opt.step()
+        return model[0].weight.data
+
+    np.testing.assert_array_equal(run(10), run(10, resume_at=4))
+
+
+def test_optimizer_rejects_bad_hyperparameters():
+    model = mlp()
+    with pytest.raises(ValueError, match="lr"):
+        optim.SGD(model, lr=-1)
+    with pytest.raises(ValueError, match="momentum"):
+        optim.SGD(model, lr=0.1, momentum=-0.5)
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD(model, lr=0.1, nesterov=True)
+
+
+def test_fit_on_digits_reaches_97_percent():
+    X, y = fastnn.load_digits()
+    X = X / 16
+    order = np.random.default_rng(0).permutation(len(X))
+    test, train = order[:360], order[360:]
+    model = fastnn.Sequential(fastnn.Dense(64, 128, rng=0), fastnn.ReLU(),
+                              fastnn.Dense(128, 10, rng=1))
+    loss = fastnn.SoftmaxCrossEntropy()
+    history = model.fit(X[train], y[train], loss=loss,
+                        optimizer=optim.SGD(model, lr=0.05, momentum=0.9), epochs=25,
+                        metrics=("accuracy",), validation_data=(X[test], y[test]), seed=0)
+    assert len(history.history["loss"]) == 25
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert model.evaluate(X[test], y[test], loss=loss, metrics=("accuracy",))["accuracy"] >= 0.97
+
+
+def test_fit_is_reproducible_with_seed():
+    X, y = fastnn.load_digits()
+    runs = []
+    for _ in range(2):
+        model = fastnn.Sequential(fastnn.Dense(64, 32, rng=0), fastnn.ReLU(), fastnn.Dense(32, 10, rng=1))
+        model.fit(X[:300] / 16, y[:300], loss=fastnn.SoftmaxCrossEntropy(),
+                  optimizer=optim.SGD(model, lr=0.05), epochs=2, seed=3)
+        runs.append(model.state_dict())
+    for k in runs[0]:
+        np.testing.assert_array_equal(runs[0][k], runs[1][k])
+
+
+def test_cli_demo_and_info():
+    out = subprocess.run([sys.executable, "-m", "fastnn", "demo"], capture_output=True, text=True,
+                         check=True).stdout
+    acc = float(out.split("held-out accuracy:")[1].split()[0])
+    assert acc >= 0.97
+    info = subprocess.run([sys.executable, "-m", "fastnn", "info"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "isa" in info and "threads" in info
