@@ -43,7 +43,7 @@ static void FN(act_tile)(T *c, ptrdiff_t rsc, ptrdiff_t mr, ptrdiff_t nr, int ac
  * the contiguous NR axis. Its epilogue follows the same operation order as the SIMD
  * kernels (gemm_ukr_simd.h). */
 static void FN(ukr_generic)(ptrdiff_t k, const T *restrict a, const T *restrict b,
-                            ptrdiff_t ldb, T *restrict c, ptrdiff_t rsc,
+                            T *restrict c, ptrdiff_t rsc,
                             const T *restrict bias, int loadc, int act, T slope)
 {
     T acc[GMR][GNR] = {{0}};
@@ -51,7 +51,7 @@ static void FN(ukr_generic)(ptrdiff_t k, const T *restrict a, const T *restrict 
         for (int i = 0; i < GMR; i++) {
             T ai = a[p * GMR + i];
             for (int j = 0; j < GNR; j++)
-                acc[i][j] += ai * b[p * ldb + j];
+                acc[i][j] += ai * b[p * GNR + j];
         }
     }
     for (int i = 0; i < GMR; i++) {
@@ -168,11 +168,6 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
     /* Sigmoid and tanh are applied by a scalar pass after the kernel. */
     int post_act = act == FNN_ACT_SIGMOID || act == FNN_ACT_TANH;
 
-#ifndef DIRECT_MAX
-#define DIRECT_MAX cfg->mc
-#endif
-    int direct_b = csb == 1 && m <= DIRECT_MAX;
-
     for (ptrdiff_t jc = 0; jc < n; jc += cfg->nc) {
         ptrdiff_t nc = n - jc < cfg->nc ? n - jc : cfg->nc;
         for (ptrdiff_t pc = 0; pc < k; pc += cfg->kc) {
@@ -182,9 +177,7 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
             int kact = last && !post_act ? act : FNN_ACT_IDENTITY;
             int pact = last && post_act;
             const T *kbias = last && bias ? bias + jc : NULL;
-            ptrdiff_t nfull = direct_b ? nc / NR * NR : 0;
-            FN(pack_b)(bp + nfull * kc, b + pc * rsb + (jc + nfull) * csb, rsb, csb, kc,
-                       nc - nfull, NR);
+            FN(pack_b)(bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
 
             for (ptrdiff_t ic = 0; ic < m; ic += cfg->mc) {
                 ptrdiff_t mc = m - ic < cfg->mc ? m - ic : cfg->mc;
@@ -192,15 +185,14 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
 
                 for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
                     ptrdiff_t nr = nc - jr < NR ? nc - jr : NR;
-                    const T *pb = jr < nfull ? b + pc * rsb + jc + jr : bp + jr * kc;
-                    ptrdiff_t ldb = jr < nfull ? rsb : NR;
+                    const T *pb = bp + jr * kc;
                     const T *tbias = kbias ? kbias + jr : NULL;
                     for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
                         ptrdiff_t mr = mc - ir < MR ? mc - ir : MR;
                         const T *pa = ap + ir * kc;
                         T *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
                         if (mr == MR && nr == NR && csc == 1) {
-                            cfg->ukr(kc, pa, pb, ldb, ct, rsc, tbias, loadc, kact, slope);
+                            cfg->ukr(kc, pa, pb, ct, rsc, tbias, loadc, kact, slope);
                             if (pact)
                                 FN(act_tile)(ct, rsc, mr, nr, act, slope);
                             continue;
@@ -217,7 +209,7 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
                             for (ptrdiff_t j = 0; j < NR; j++)
                                 tb[j] = j < nr ? tbias[j] : 0;
                         }
-                        cfg->ukr(kc, pa, pb, ldb, tile, NR, tbias ? tb : NULL, loadc, kact, slope);
+                        cfg->ukr(kc, pa, pb, tile, NR, tbias ? tb : NULL, loadc, kact, slope);
                         if (pact)
                             FN(act_tile)(tile, NR, mr, nr, act, slope);
                         for (ptrdiff_t i = 0; i < mr; i++)

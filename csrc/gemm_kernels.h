@@ -14,16 +14,16 @@
 
 /* A micro-kernel computes one MR x NR tile of C:
  *   c = act( (loadc ? c : 0) + a @ b + bias )
- * a: packed, k steps of MR values; b: k rows of NR values, ldb apart (NR when packed);
+ * a, b: packed, k steps of MR (NR) values;
  * c: rows rsc apart, unit column stride; bias: NR values or NULL.
  * act is only IDENTITY, RELU or LEAKY_RELU here; the driver applies the others.
  * The kernel always computes the whole tile; the driver handles edges via scratch.
  *
  * A configuration couples a kernel with the cache blocking tuned for it. */
 #define FNN_GEMM_DECLARE(T, SUF)                                                        \
-    typedef void (*fnn_ukr_##SUF)(ptrdiff_t k, const T *a, const T *b, ptrdiff_t ldb,   \
-                                  T *c, ptrdiff_t rsc, const T *bias, int loadc,        \
-                                  int act, T slope);                                    \
+    typedef void (*fnn_ukr_##SUF)(ptrdiff_t k, const T *a, const T *b, T *c,            \
+                                  ptrdiff_t rsc, const T *bias, int loadc, int act,     \
+                                  T slope);                                             \
     typedef struct {                                                                    \
         int mr, nr; /* micro-tile */                                                    \
         int mc, kc, nc; /* cache blocks; mc % mr == 0, nc % nr == 0 */                  \

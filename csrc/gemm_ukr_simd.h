@@ -16,15 +16,23 @@
 #define FNN_UNROLL _Pragma("GCC unroll 32")
 
 __attribute__((target(TARGET)))
-static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, ptrdiff_t ldb,
-                T *restrict c, ptrdiff_t rsc, const T *restrict bias, int loadc,
-                int act, T slope)
+static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, T *restrict c,
+                ptrdiff_t rsc, const T *restrict bias, int loadc, int act, T slope)
 {
     VT acc[MR][NV];
     FNN_UNROLL for (int i = 0; i < MR; i++)
         FNN_UNROLL for (int v = 0; v < NV; v++)
             acc[i][v] = VZERO();
 
+#ifdef XPF
+    FNN_UNROLL for (int i = 0; i < MR; i++) {
+        __builtin_prefetch(c + i * rsc);
+        __builtin_prefetch(c + i * rsc + NV * VLEN - 1);
+    }
+#endif
+#ifdef XUN
+    _Pragma("GCC unroll 4")
+#endif
     for (ptrdiff_t p = 0; p < k; p++) {
         VT bv[NV];
         FNN_UNROLL for (int v = 0; v < NV; v++)
@@ -35,7 +43,7 @@ static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, ptrdiff_t
                 acc[i][v] = VFMA(ai, bv[v], acc[i][v]);
         }
         a += MR;
-        b += ldb;
+        b += NV * VLEN;
     }
 
     /* Same operation order as the scalar epilogue in gemm_impl.h: (c + ab) + bias. */

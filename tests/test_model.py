@@ -212,11 +212,12 @@ def test_fit_is_reproducible_with_seed():
         np.testing.assert_array_equal(runs[0][k], runs[1][k])
 
 
-def test_cli_demo_and_info():
+def test_cli_demo_and_info(tmp_path):
+    # Run outside the source tree so the installed package is the one imported.
     out = subprocess.run([sys.executable, "-m", "fastnn", "demo"], capture_output=True, text=True,
-                         check=True).stdout
+                         check=True, cwd=tmp_path).stdout
     acc = float(out.split("held-out accuracy:")[1].split()[0])
     assert acc >= 0.97
     info = subprocess.run([sys.executable, "-m", "fastnn", "info"], capture_output=True, text=True,
-                          check=True).stdout
+                          check=True, cwd=tmp_path).stdout
     assert "isa" in info and "threads" in info
