@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -213,11 +214,12 @@ def test_fit_is_reproducible_with_seed():
 
 
 def test_cli_demo_and_info(tmp_path):
-    # Run outside the source tree so the installed package is the one imported.
+    # Run outside the source tree, importing the same fastnn as this test does.
+    env = {**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(fastnn.__file__))}
     out = subprocess.run([sys.executable, "-m", "fastnn", "demo"], capture_output=True, text=True,
-                         check=True, cwd=tmp_path).stdout
+                         check=True, cwd=tmp_path, env=env).stdout
     acc = float(out.split("held-out accuracy:")[1].split()[0])
     assert acc >= 0.97
     info = subprocess.run([sys.executable, "-m", "fastnn", "info"], capture_output=True, text=True,
-                          check=True, cwd=tmp_path).stdout
+                          check=True, cwd=tmp_path, env=env).stdout
     assert "isa" in info and "threads" in info
