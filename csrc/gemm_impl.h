@@ -32,13 +32,6 @@ static T FN(act1)(T x, int act, T slope)
     }
 }
 
-static void FN(act_tile)(T *c, ptrdiff_t rsc, ptrdiff_t mr, ptrdiff_t nr, int act, T slope)
-{
-    for (ptrdiff_t i = 0; i < mr; i++)
-        for (ptrdiff_t j = 0; j < nr; j++)
-            c[i * rsc + j] = FN(act1)(c[i * rsc + j], act, slope);
-}
-
 /* Portable kernel: plain loops over a small tile that compilers auto-vectorise along
  * the contiguous NR axis. Its epilogue follows the same operation order as the SIMD
  * kernels (gemm_ukr_simd.h). */
@@ -165,17 +158,13 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
         return FNN_ENOMEM;
     T *bp = ap + asize;
 
-    /* Sigmoid and tanh are applied by a scalar pass after the kernel. */
-    int post_act = act == FNN_ACT_SIGMOID || act == FNN_ACT_TANH;
-
     for (ptrdiff_t jc = 0; jc < n; jc += cfg->nc) {
         ptrdiff_t nc = n - jc < cfg->nc ? n - jc : cfg->nc;
         for (ptrdiff_t pc = 0; pc < k; pc += cfg->kc) {
             ptrdiff_t kc = k - pc < cfg->kc ? k - pc : cfg->kc;
             int last = pc + kc == k;
             int loadc = pc > 0 || accumulate;
-            int kact = last && !post_act ? act : FNN_ACT_IDENTITY;
-            int pact = last && post_act;
+            int kact = last ? act : FNN_ACT_IDENTITY;
             const T *kbias = last && bias ? bias + jc : NULL;
             FN(pack_b)(bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
 
@@ -193,8 +182,6 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
                         T *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
                         if (mr == MR && nr == NR && csc == 1) {
                             cfg->ukr(kc, pa, pb, ct, rsc, tbias, loadc, kact, slope);
-                            if (pact)
-                                FN(act_tile)(ct, rsc, mr, nr, act, slope);
                             continue;
                         }
                         /* Edge or strided tile: run the same kernel on a full-size
@@ -210,8 +197,6 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
                                 tb[j] = j < nr ? tbias[j] : 0;
                         }
                         cfg->ukr(kc, pa, pb, tile, NR, tbias ? tb : NULL, loadc, kact, slope);
-                        if (pact)
-                            FN(act_tile)(tile, NR, mr, nr, act, slope);
                         for (ptrdiff_t i = 0; i < mr; i++)
                             for (ptrdiff_t j = 0; j < nr; j++)
                                 ct[i * rsc + j * csc] = tile[i * NR + j];

@@ -16,7 +16,6 @@
  *   c = act( (loadc ? c : 0) + a @ b + bias )
  * a, b: packed, k steps of MR (NR) values;
  * c: rows rsc apart, unit column stride; bias: NR values or NULL.
- * act is only IDENTITY, RELU or LEAKY_RELU here; the driver applies the others.
  * The kernel always computes the whole tile; the driver handles edges via scratch.
  *
  * A configuration couples a kernel with the cache blocking tuned for it. */

@@ -29,7 +29,13 @@
 #define VMUL(x, y) _mm256_mul_ps(x, y)
 #define VMAX(x, y) _mm256_max_ps(x, y)
 #define VFMA(x, y, z) _mm256_fmadd_ps(x, y, z)
-#define VSELPOS(x, y) _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, VZERO(), _CMP_GT_OQ))
+#define VSUB(x, y) _mm256_sub_ps(x, y)
+#define VDIV(x, y) _mm256_div_ps(x, y)
+#define VROUND(x) _mm256_round_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VPOW2(n) \
+    _mm256_castsi256_ps(_mm256_slli_epi32( \
+        _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
+#define VSEL_LT(x, y, a, b) _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, y, _CMP_LT_OQ))
 #include "gemm_ukr_simd.h"
 const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 144, 256, 4096, ukr_avx2_f32};
 
@@ -49,7 +55,14 @@ const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 144, 256, 4096, ukr_avx2_f32}
 #define VMUL(x, y) _mm256_mul_pd(x, y)
 #define VMAX(x, y) _mm256_max_pd(x, y)
 #define VFMA(x, y, z) _mm256_fmadd_pd(x, y, z)
-#define VSELPOS(x, y) _mm256_blendv_pd(y, x, _mm256_cmp_pd(x, VZERO(), _CMP_GT_OQ))
+#define VSUB(x, y) _mm256_sub_pd(x, y)
+#define VDIV(x, y) _mm256_div_pd(x, y)
+#define VROUND(x) _mm256_round_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VPOW2(n) \
+    _mm256_castsi256_pd(_mm256_slli_epi64( \
+        _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)), \
+                         _mm256_set1_epi64x(1023)), 52))
+#define VSEL_LT(x, y, a, b) _mm256_blendv_pd(b, a, _mm256_cmp_pd(x, y, _CMP_LT_OQ))
 #include "gemm_ukr_simd.h"
 const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 72, 256, 4096, ukr_avx2_f64};
 
@@ -69,7 +82,11 @@ const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 72, 256, 4096, ukr_avx2_f64};
 #define VMUL(x, y) _mm512_mul_ps(x, y)
 #define VMAX(x, y) _mm512_max_ps(x, y)
 #define VFMA(x, y, z) _mm512_fmadd_ps(x, y, z)
-#define VSELPOS(x, y) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, VZERO(), _CMP_GT_OQ), y, x)
+#define VSUB(x, y) _mm512_sub_ps(x, y)
+#define VDIV(x, y) _mm512_div_ps(x, y)
+#define VROUND(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VPOW2(n) _mm512_scalef_ps(_mm512_set1_ps(1), n)
+#define VSEL_LT(x, y, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, y, _CMP_LT_OQ), b, a)
 #include "gemm_ukr_simd.h"
 const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 144, 192, 4096, ukr_avx512_f32};
 
@@ -89,7 +106,11 @@ const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 144, 192, 4096, ukr_avx512
 #define VMUL(x, y) _mm512_mul_pd(x, y)
 #define VMAX(x, y) _mm512_max_pd(x, y)
 #define VFMA(x, y, z) _mm512_fmadd_pd(x, y, z)
-#define VSELPOS(x, y) _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, VZERO(), _CMP_GT_OQ), y, x)
+#define VSUB(x, y) _mm512_sub_pd(x, y)
+#define VDIV(x, y) _mm512_div_pd(x, y)
+#define VROUND(x) _mm512_roundscale_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+#define VPOW2(n) _mm512_scalef_pd(_mm512_set1_pd(1), n)
+#define VSEL_LT(x, y, a, b) _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, y, _CMP_LT_OQ), b, a)
 #include "gemm_ukr_simd.h"
 const fnn_gemm_cfg_f64 fnn_gemm_avx512_f64 = {12, 16, 72, 192, 4096, ukr_avx512_f64};
 

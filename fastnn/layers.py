@@ -148,17 +148,18 @@ class Dense(Layer):
     def forward(self, x, training=False):
         return self.forward_fused(self._input(x, self.in_features), training)
 
-    def forward_fused(self, x, training, activation="identity", negative_slope=0.0):
-        """The forward with an activation applied in the GEMM's store phase (Sequential)."""
+    def forward_fused(self, x, training, activation="identity", negative_slope=0.0, out=None):
+        """The forward with an activation applied in the GEMM's store phase (Sequential),
+        optionally into a reused buffer."""
         if training:
             self._x = x
         return K.gemm(x, self.weight.data, trans_b=True,
                       bias=None if self.bias is None else self.bias.data,
-                      activation=activation, negative_slope=negative_slope)
+                      activation=activation, negative_slope=negative_slope, out=out)
 
-    def backward(self, dy, bias_grad_done=False):
+    def backward(self, dy, bias_grad_done=False, input_grad=True, out=None):
         """dW = dy^T x, db = column sums of dy (unless the fused activation backward already
-        wrote them), dx = dy W."""
+        wrote them), and dx = dy W unless the caller has no use for it (a first layer)."""
         if self._x is None:
             raise RuntimeError("Dense.backward called before a forward with training=True")
         K.gemm(dy, self._x, trans_a=True, out=self.weight.grad)
@@ -166,7 +167,7 @@ class Dense(Layer):
             K.column_sum(dy, out=self.bias.grad)
         if self.l1 or self.l2:
             K.penalty(self.weight.data, self.weight.grad, l1=self.l1, l2=self.l2)
-        return K.gemm(dy, self.weight.data)
+        return K.gemm(dy, self.weight.data, out=out) if input_grad else None
 
     def regularization_loss(self):
         if not (self.l1 or self.l2):
@@ -206,12 +207,12 @@ class _Activation(Layer):
             self._y = y if self.fusable else x
         return y
 
-    def backward(self, dy, bias_grad_out=None):
+    def backward(self, dy, bias_grad_out=None, out=None):
         if self._y is None:
             raise RuntimeError(f"{type(self).__name__}.backward called before a forward with training=True")
         return K.activation_backward(dy, self._y, self.kernel_name,
                                      negative_slope=self.negative_slope,
-                                     bias_grad_out=bias_grad_out)
+                                     bias_grad_out=bias_grad_out, out=out)
 
 
 class Identity(_Activation):

@@ -40,6 +40,7 @@ class Sequential:
                 p.name = f"{i}.{name}"
         self.in_features = self._check_widths()
         self._plan = self._fusion_plan()
+        self._workspace = {}
         self.stop_training = False
 
     def _check_widths(self):
@@ -80,15 +81,32 @@ class Sequential:
 
     def forward(self, X, training=False):
         """The model's output for a batch ``X`` of shape ``(n_samples, n_features)``."""
-        x = self._prepare(X)
-        for layer, act in self._plan:
-            if act is None:
-                x = layer.forward(x, training=training)
+        return self._forward(self._prepare(X), training, reuse=False)
+
+    def _forward(self, x, training, reuse):
+        """With `reuse`, Dense outputs go to buffers kept per batch shape (train_on_batch:
+        nothing outside the model sees them, so the next step may overwrite them)."""
+        for i, (layer, act) in enumerate(self._plan):
+            if type(layer) is L.Dense:
+                out = self._buffer("forward", i, (x.shape[0], layer.out_features)) if reuse else None
+                if act is None:
+                    x = layer.forward_fused(x, training, out=out)
+                else:
+                    x = layer.forward_fused(x, training, act.kernel_name, act.negative_slope, out)
+                    if training:
+                        act._y = x
             else:
-                x = layer.forward_fused(x, training, act.kernel_name, act.negative_slope)
-                if training:
-                    act._y = x
+                x = layer.forward(x, training=training)
         return x
+
+    def _buffer(self, kind, i, shape):
+        key = (kind, i, shape)
+        buf = self._workspace.get(key)
+        if buf is None:
+            if len(self._workspace) > 64:  # many batch shapes: keep memory bounded
+                self._workspace.clear()
+            buf = self._workspace[key] = np.empty(shape, self.dtype)
+        return buf
 
     __call__ = forward
 
@@ -107,15 +125,43 @@ class Sequential:
     def backward(self, dY):
         """Backpropagate ``dY`` (d loss / d output) after ``forward(..., training=True)``;
         overwrites every parameter's ``.grad`` and returns d loss / d X."""
-        dy = as_float_array(dY, self.dtype, "dY")
-        for layer, act in reversed(self._plan):
-            if act is None:
-                dy = layer.backward(dy)
-            else:
+        return self._backward(as_float_array(dY, self.dtype, "dY"), input_grad=True, reuse=False)
+
+    def _backward(self, dy, input_grad, reuse):
+        """With `reuse`, dy belongs to the model (it may be overwritten) and input gradients
+        go to per-shape buffers; without `input_grad` the first layer skips its dx."""
+        owned = reuse
+        for i in range(len(self._plan) - 1, -1, -1):
+            layer, act = self._plan[i]
+            need_dx = input_grad or i > 0
+            if type(layer) is not L.Dense:
+                dy, owned = layer.backward(dy), True
+                continue
+            if act is not None:
                 bias = layer.bias
-                dy = act.backward(dy, bias_grad_out=None if bias is None else bias.grad)
-                dy = layer.backward(dy, bias_grad_done=True)
+                dy = act.backward(dy, bias_grad_out=None if bias is None else bias.grad,
+                                  out=dy if owned else None)
+                owned = True
+            out = self._buffer("backward", i, (dy.shape[0], layer.in_features)) if reuse and need_dx else None
+            dy = layer.backward(dy, bias_grad_done=act is not None, input_grad=need_dx, out=out)
+            owned = True
         return dy
+
+    def train_on_batch(self, X, y, *, loss, optimizer):
+        """One optimisation step: forward in training mode, loss, backward, optimizer.step().
+        Returns ``(loss_value, output)``; the output is only valid until the next step. This
+        is what ``fit`` runs: it reuses buffers per batch shape and skips the input gradient."""
+        out = self._forward(self._prepare(X), True, reuse=True)
+        kernel = getattr(type(loss), "kernel", None)
+        if kernel is not None:
+            grad = self._buffer("loss", 0, out.shape)
+            value, grad = kernel(out, y, reduction=loss.reduction, out=grad)
+        else:
+            value, grad = loss(out, y)
+            grad = as_float_array(grad, self.dtype, "loss gradient")
+        self._backward(grad, input_grad=False, reuse=kernel is not None)
+        optimizer.step()
+        return value, out
 
     def regularization_loss(self):
         """The l1/l2 penalties' value (included in the gradients by backward)."""

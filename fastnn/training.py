@@ -39,14 +39,20 @@ def _check_pair(X, y, xname="X", yname="y"):
     return X, y
 
 
-def _target(yb, output, loss):
+def _target(yb, output, loss, model=None):
     """A target batch in the loss's form: labels stay 1-D, regression targets of a
-    one-column output become a column."""
-    if isinstance(loss, SoftmaxCrossEntropy) and yb.ndim == 1:
+    one-column output (known from `output` or the model's last Dense) become a column."""
+    if isinstance(loss, SoftmaxCrossEntropy) or yb.ndim != 1:
         return yb
-    if yb.ndim == 1 and output.ndim == 2 and output.shape[1] == 1:
-        return yb.reshape(-1, 1)
-    return yb
+    width = output.shape[1] if output is not None else _output_width(model)
+    return yb.reshape(-1, 1) if width == 1 else yb
+
+
+def _output_width(model):
+    width = model.in_features
+    for layer in model.layers:
+        width = layer.output_features(width) if width is not None else getattr(layer, "out_features", None)
+    return width
 
 
 def _metric_objects(names, loss):
@@ -141,11 +147,8 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
                 xb, yb = X[idx], y[idx]
             for cb in callbacks:
                 cb.on_batch_begin(b, {})
-            out = model.forward(xb, training=True)
-            tb = _target(np.asarray(yb), out, loss)
-            value, grad = loss(out, tb)
-            model.backward(grad)
-            optimizer.step()
+            tb = _target(np.asarray(yb), None, loss, model)
+            value, out = model.train_on_batch(xb, tb, loss=loss, optimizer=optimizer)
             loss_sum += value * (stop - start)
             seen += stop - start
             for m in mets.values():

@@ -223,3 +223,35 @@ def test_cli_demo_and_info(tmp_path):
     info = subprocess.run([sys.executable, "-m", "fastnn", "info"], capture_output=True, text=True,
                           check=True, cwd=tmp_path, env=env).stdout
     assert "isa" in info and "threads" in info
+
+
+def test_train_on_batch_equals_manual_step(rng):
+    """fit's buffered step gives exactly the public forward/backward/step result."""
+    X = rng.standard_normal((20, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 20)
+    a, b = mlp(seed=0), mlp(seed=0)
+    opt_a = optim.SGD(a, lr=0.1, momentum=0.9)
+    opt_b = optim.SGD(b, lr=0.1, momentum=0.9)
+    loss = fastnn.SoftmaxCrossEntropy()
+    for batch in (slice(0, 8), slice(8, 16), slice(16, 20), slice(0, 8)):
+        value, _ = a.train_on_batch(X[batch], y[batch], loss=loss, optimizer=opt_a)
+        ref, grad = loss(b.forward(X[batch], training=True), y[batch])
+        b.backward(grad)
+        opt_b.step()
+        assert value == ref
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(pa.data, pb.data)
+
+
+def test_train_on_batch_with_a_user_loss(rng):
+    X = rng.standard_normal((6, 8))
+    t = rng.standard_normal((6, 3))
+
+    def half_sq(out, target):
+        return float(((out - target) ** 2).sum() / 2), out - target
+
+    model = mlp(np.float64)
+    before = model.evaluate(X, t, loss=fastnn.MSELoss())["loss"]
+    for _ in range(20):
+        model.train_on_batch(X, t, loss=half_sq, optimizer=optim.SGD(model, lr=0.01))
+    assert model.evaluate(X, t, loss=fastnn.MSELoss())["loss"] < before
