@@ -32,6 +32,10 @@ int fnn_get_num_threads(void);
 void fnn_set_num_threads(int n);   /* n >= 1 */
 int fnn_has_openmp(void);
 
+/* Single-core float32 FMA throughput limit of `isa` in GFLOP/s, measured (csrc/peak.c);
+ * 0 if the CPU lacks it or it is the generic path. Takes about 0.1 s. */
+double fnn_fma_peak_gflops(int isa);
+
 /* ---- GEMM with fused epilogue ------------------------------------------------------
  * C[m,n] = act( (accumulate ? C : 0) + A[m,k] @ B[k,n] + bias[n] )
  * A is read as a[i*rsa + j*csa], likewise B and C: any layout, transposes are strides.

@@ -143,6 +143,16 @@ def info():
     }
 
 
+def fma_peak_gflops():
+    """Measured single-core float32 FMA limit of the ISA in use (GFLOP/s), or None on the
+    generic path."""
+    cdef double g
+    cdef int isa = fnn_get_isa()
+    with nogil:
+        g = fnn_fma_peak_gflops(isa)
+    return g or None
+
+
 def set_isa(name):
     """Use a lower instruction-set path than the CPU's best ("generic", "avx2", "avx512")."""
     if name not in _ISA_CODE:

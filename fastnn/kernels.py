@@ -14,6 +14,7 @@ from fastnn._kernels import (
     add_bias,
     bce_with_logits,
     column_sum,
+    fma_peak_gflops,
     gemm,
     get_num_threads,
     info,
@@ -29,7 +30,7 @@ from fastnn._kernels import (
 
 __all__ = [
     "ACTIVATIONS", "activation_backward", "activation_forward", "add_bias", "bce_with_logits",
-    "column_sum", "gemm", "get_num_threads", "info", "mse", "penalty", "set_isa",
+    "column_sum", "fma_peak_gflops", "gemm", "get_num_threads", "info", "mse", "penalty", "set_isa",
     "set_num_threads", "sgd_step", "softmax", "softmax_backward", "softmax_cross_entropy",
 ]
 
