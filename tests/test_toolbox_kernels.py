@@ -53,9 +53,9 @@ def test_optimizer_kernels_match_reference(name, states, kw, dtype):
     p0 = rng.standard_normal((7, 13)).astype(dtype)
     g = data(rng, (7, 13), dtype, "strided")  # the gradient may have any layout
     # States as an earlier step would leave them: square averages above the squared means.
-    s0 = [None if s is None else (0.3 * rng.standard_normal((7, 13)) + (s == "square_avg")) ** 2
-          for s in states]
-    s0 = [None if a is None else a.astype(dtype) for a in s0]
+    s0 = [None if s is None else 0.3 * rng.standard_normal((7, 13)) for s in states]
+    s0 = [None if a is None else (1 + a * a if s in ("square_avg", "state_sum", "exp_avg_sq") else a)
+          .astype(dtype) for s, a in zip(states, s0)]
     results = []
     for impl in (K, ops):
         p = p0.copy()
