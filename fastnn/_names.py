@@ -15,8 +15,8 @@ def optimizer_class(name):
                  if isinstance(cls, type) and issubclass(cls, optim.Optimizer)
                  and cls is not optim.Optimizer}
     if not isinstance(name, str) or _key(name) not in available:
-        raise ValueError(f"optimizer must be one of {sorted(available)} (those in this fastnn "
-                         f"build), got {name!r}")
+        raise ValueError(f"unknown optimizer {name!r}; this fastnn build has "
+                         f"{', '.join(sorted(available))}")
     return available[_key(name)]
 
 
@@ -27,5 +27,6 @@ def activation_class(name):
     available = {_key(cls_name): cls for cls_name, cls in Layer.registry.items()
                  if issubclass(cls, _Activation)}
     if not isinstance(name, str) or _key(name) not in available:
-        raise ValueError(f"activation must be one of {sorted(available)}, got {name!r}")
+        raise ValueError(f"unknown activation {name!r}; expected one of "
+                         f"{', '.join(sorted(available))}")
     return available[_key(name)]

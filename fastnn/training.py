@@ -51,14 +51,15 @@ class _PageReleaser:
 
     def __init__(self, arr):
         self.mm = None
+        # Views, and duck arrays wrapping an array, lead to the memmap through .base.
         base = arr
-        while isinstance(base, np.ndarray) and not isinstance(base, np.memmap):
-            base = base.base
+        while base is not None and not isinstance(base, np.memmap):
+            base = getattr(base, "base", None)
         mm = getattr(base, "_mmap", None)
-        if (isinstance(base, np.memmap) and mm is not None and base.mode in ("r", "r+", "w+")
+        if (mm is not None and base.mode in ("r", "r+", "w+")
                 and hasattr(mmap, "MADV_DONTNEED")):
             self.mm = mm
-            self.row_bytes = max(int(np.prod(arr.shape[1:], dtype=np.int64)) * arr.itemsize,
+            self.row_bytes = max(int(np.prod(arr.shape[1:], dtype=np.int64)) * base.itemsize,
                                  1)
         self.pending = 0
 
