@@ -329,7 +329,7 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
                     f"fit: loss is {value} at epoch {epoch + 1}, batch {b + 1}; the weights are "
                     "probably no longer finite. Lower the learning rate, or pass "
                     "callbacks.TerminateOnNaN() to stop at the first such batch",
-                    RuntimeWarning, stacklevel=3)
+                    RuntimeWarning, stacklevel=4)
                 nan_reported = True
             if model.stop_training:
                 break
