@@ -241,15 +241,15 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     /* Each part is a rectangle of whole micro-tiles with its own packing. Every
      * element is reduced over K in the same order as on one thread, so the result
      * does not depend on the number of threads. */
-    ptrdiff_t mt = (m + cfg->mr - 1) / cfg->mr, nt = (n + cfg->nr - 1) / cfg->nr;
+    ptrdiff_t mtiles = (m + cfg->mr - 1) / cfg->mr, ntiles = (n + cfg->nr - 1) / cfg->nr;
     int err = FNN_OK;
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(parts) schedule(static, 1) reduction(min : err)
 #endif
     for (int p = 0; p < parts; p++) {
         ptrdiff_t pi = p / tn, pj = p % tn;
-        ptrdiff_t i0 = mt * pi / tm * cfg->mr, i1 = mt * (pi + 1) / tm * cfg->mr;
-        ptrdiff_t j0 = nt * pj / tn * cfg->nr, j1 = nt * (pj + 1) / tn * cfg->nr;
+        ptrdiff_t i0 = mtiles * pi / tm * cfg->mr, i1 = mtiles * (pi + 1) / tm * cfg->mr;
+        ptrdiff_t j0 = ntiles * pj / tn * cfg->nr, j1 = ntiles * (pj + 1) / tn * cfg->nr;
         if (i1 > m)
             i1 = m;
         if (j1 > n)
