@@ -173,6 +173,12 @@ def _prepare(args):
     return p
 
 
+def _cmd_bench(args):
+    from fastnn.benchmark import run
+    run(seconds=args.seconds, threads=args.threads)
+    return 0
+
+
 def _cmd_train(args):
     if args.plot:
         _require_matplotlib("--plot")
@@ -440,6 +446,16 @@ def build_parser():
 
     p = sub.add_parser("info", help="version, kernel instruction set and threads")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("bench", help="kernel speed against NumPy on this machine",
+                       description="GEMM GFLOP/s of fastnn and NumPy, timed alternately with "
+                                   "both pinned to the same thread count, as ratios of medians "
+                                   "and as a fraction of this core's measured FMA limit. "
+                                   "Unset OPENBLAS_CORETYPE first: it handicaps NumPy.")
+    p.add_argument("--threads", type=_positive_int, default=1,
+                   help="threads for both fastnn and NumPy (default 1)")
+    p.add_argument("--seconds", type=float, default=0.3, help="time per case (default 0.3)")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 
