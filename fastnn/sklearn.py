@@ -245,12 +245,6 @@ class _BaseMLP(BaseEstimator):
             return optim.RMSprop(params, lr=lr, eps=self.epsilon)
         return optim.Adagrad(params, lr=lr, eps=self.epsilon)
 
-    def _set_l2(self, weight_sum):
-        """sklearn's penalty alpha/2 ||W||^2 / s, as Dense's l2 term l2 ||W||^2."""
-        l2 = 0.0 if self.solver == "adamw" else self.alpha / (2.0 * weight_sum)
-        for d in self._dense:
-            d.l2 = l2
-
     # ---- the objective -------------------------------------------------------------------
 
     def _loss_and_grad(self, out, y, sw):
@@ -287,9 +281,13 @@ class _BaseMLP(BaseEstimator):
         """Forward and backward of one batch; returns scikit-learn's batch loss."""
         out = self._model.forward(xb, training=True)
         value, grad = self._loss_and_grad(out, yb, swb)
-        self._set_l2(len(xb) if swb is None else float(swb.sum()))
         self._model.backward(grad)
-        return value + self._model.regularization_loss()
+        if self.solver == "adamw" or not self.alpha:
+            return value
+        # scikit-learn's penalty alpha/2 ||W||^2 / s: one kernel pass per weight adds its
+        # gradient and returns its value.
+        l2 = self.alpha / (2.0 * (len(xb) if swb is None else float(swb.sum())))
+        return value + sum(K.penalty(d.weight.data, d.weight.grad, l2=l2) for d in self._dense)
 
     # ---- fitting -------------------------------------------------------------------------
 
