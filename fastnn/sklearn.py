@@ -229,21 +229,30 @@ class _BaseMLP(BaseEstimator):
         if "_dense" in state:
             self._link_attributes()
 
-    def _make_optimizer(self):
-        params = self._model.parameters()
+    def _make_optimizers(self):
+        """One optimizer for the Dense weights, which carry the L2 term (as the optimizer's
+        fused weight decay, set per batch), and one for the intercepts and BatchNorm
+        parameters, which scikit-learn does not penalise."""
+        weights = [d.weight for d in self._dense]
+        others = [p for p in self._model.parameters() if all(p is not w for w in weights)]
+        return [self._make_optimizer(weights, self.alpha if self.solver == "adamw" else 0.0),
+                self._make_optimizer(others, 0.0)]
+
+    def _make_optimizer(self, params, weight_decay):
         lr = self.learning_rate_init
         if self.solver == "sgd":
-            return optim.SGD(params, lr=lr, momentum=self.momentum,
+            return optim.SGD(params, lr=lr, momentum=self.momentum, weight_decay=weight_decay,
                              nesterov=self.nesterovs_momentum and self.momentum > 0)
         if self.solver == "adam":
-            return optim.Adam(params, lr=lr, betas=(self.beta_1, self.beta_2), eps=self.epsilon)
+            return optim.Adam(params, lr=lr, betas=(self.beta_1, self.beta_2),
+                              eps=self.epsilon, weight_decay=weight_decay)
         if self.solver == "adamw":
             # alpha is AdamW's decoupled weight decay here, not an L2 term in the loss.
             return optim.AdamW(params, lr=lr, betas=(self.beta_1, self.beta_2),
-                               eps=self.epsilon, weight_decay=self.alpha)
+                               eps=self.epsilon, weight_decay=weight_decay)
         if self.solver == "rmsprop":
-            return optim.RMSprop(params, lr=lr, eps=self.epsilon)
-        return optim.Adagrad(params, lr=lr, eps=self.epsilon)
+            return optim.RMSprop(params, lr=lr, eps=self.epsilon, weight_decay=weight_decay)
+        return optim.Adagrad(params, lr=lr, eps=self.epsilon, weight_decay=weight_decay)
 
     # ---- the objective -------------------------------------------------------------------
 
@@ -277,17 +286,35 @@ class _BaseMLP(BaseEstimator):
         grad *= scale[:, None]
         return float(per_row @ scale) / k, grad
 
-    def _step_grad(self, xb, yb, swb):
-        """Forward and backward of one batch; returns scikit-learn's batch loss."""
+    def _forward_backward(self, xb, yb, swb):
+        """Forward and backward of one batch; scikit-learn's batch loss without the penalty,
+        and the batch's weight sum s."""
         out = self._model.forward(xb, training=True)
         value, grad = self._loss_and_grad(out, yb, swb)
         self._model.backward(grad)
-        if self.solver == "adamw" or not self.alpha:
-            return value
-        # scikit-learn's penalty alpha/2 ||W||^2 / s: one kernel pass per weight adds its
-        # gradient and returns its value.
-        l2 = self.alpha / (2.0 * (len(xb) if swb is None else float(swb.sum())))
-        return value + sum(K.penalty(d.weight.data, d.weight.grad, l2=l2) for d in self._dense)
+        return value, float(len(xb) if swb is None else swb.sum())
+
+    def _stochastic_step(self, xb, yb, swb):
+        """One update; returns scikit-learn's batch loss, penalty alpha/2 ||W||^2 / s
+        included."""
+        value, s = self._forward_backward(xb, yb, swb)
+        weights_opt, others_opt = self._optimizers
+        if self.solver == "adam":
+            # scikit-learn's Adam divides by sqrt(v) + epsilon where PyTorch's divides by
+            # sqrt(v / (1 - beta_2^t)) + eps; the same update needs
+            # eps = epsilon / sqrt(1 - beta_2^t). It matters for weights whose gradient is only
+            # the tiny L2 term (inputs that are always zero).
+            eps = self.epsilon / np.sqrt(1.0 - self.beta_2 ** (weights_opt.steps + 1))
+            weights_opt.hyper["eps"] = others_opt.hyper["eps"] = eps
+        if self.alpha and self.solver != "adamw":
+            # The penalty's gradient alpha W / s is the optimizer's weight decay, applied in
+            # its update kernel; its value needs only ||W||^2.
+            weights_opt.hyper["weight_decay"] = self.alpha / s
+            value += 0.5 * self.alpha / s * sum(
+                float(np.dot(d.weight.data.ravel(), d.weight.data.ravel())) for d in self._dense)
+        weights_opt.step()
+        others_opt.step()
+        return value
 
     # ---- fitting -------------------------------------------------------------------------
 
@@ -337,8 +364,8 @@ class _BaseMLP(BaseEstimator):
         return self
 
     def _fit_stochastic(self, X, y, sample_weight, incremental):
-        if not incremental or not hasattr(self, "_optimizer"):
-            self._optimizer = self._make_optimizer()
+        if not incremental or not hasattr(self, "_optimizers"):
+            self._optimizers = self._make_optimizers()
             self._lr = self.learning_rate_init
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -375,9 +402,8 @@ class _BaseMLP(BaseEstimator):
                 for batch in gen_batches(n, batch_size):
                     idx = sample_idx[batch] if self.shuffle else batch
                     swb = None if sw_train is None else sw_train[idx]
-                    total += self._step_grad(X_train[idx], y_train[idx], swb) * (
+                    total += self._stochastic_step(X_train[idx], y_train[idx], swb) * (
                         batch.stop - batch.start)
-                    self._optimizer_step()
                 self.n_iter_ += 1
                 self.loss_ = total / n
                 self.t_ += n
@@ -405,26 +431,18 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             self._model.load_state_dict(self._best_state)
 
-    def _optimizer_step(self):
-        if self.solver == "adam":
-            # scikit-learn's Adam divides by sqrt(v) + epsilon where PyTorch's divides by
-            # sqrt(v / (1 - beta_2^t)) + eps; the same update needs
-            # eps = epsilon / sqrt(1 - beta_2^t). It matters for weights whose gradient is only
-            # the tiny L2 term (inputs that are always zero).
-            t = self._optimizer.steps + 1
-            self._optimizer.hyper["eps"] = self.epsilon / np.sqrt(1.0 - self.beta_2 ** t)
-        self._optimizer.step()
-
     def _set_lr(self, lr):
         """Change sgd's learning rate the way scikit-learn does. Its velocity is
         ``momentum v - lr g`` (past steps keep the rate they were taken with) while PyTorch's
         SGD multiplies its whole buffer by the current rate, so the buffer is rescaled by
         old/new to make the two updates identical."""
-        for state in self._optimizer.state:
-            if "momentum_buffer" in state:
-                state["momentum_buffer"] *= state["momentum_buffer"].dtype.type(self._lr / lr)
+        for opt in self._optimizers:
+            for state in opt.state:
+                if "momentum_buffer" in state:
+                    buf = state["momentum_buffer"]
+                    buf *= buf.dtype.type(self._lr / lr)
+            opt.lr = lr
         self._lr = lr
-        self._optimizer.lr = lr
 
     def _trigger_stopping(self, msg):
         """scikit-learn's rule: stop, unless sgd with the adaptive schedule can still divide
@@ -478,7 +496,12 @@ class _BaseMLP(BaseEstimator):
 
         def objective(theta):
             unpack(theta)
-            loss = self._step_grad(X, y, sample_weight)
+            loss, s = self._forward_backward(X, y, sample_weight)
+            if self.alpha:
+                # alpha/2 ||W||^2 / s: one kernel pass per weight adds the gradient and
+                # returns the value.
+                l2 = self.alpha / (2.0 * s)
+                loss += sum(K.penalty(d.weight.data, d.weight.grad, l2=l2) for d in self._dense)
             return loss, np.concatenate([p.grad.ravel() for p in params]).astype(np.float64)
 
         theta0 = np.concatenate([p.data.ravel() for p in params]).astype(np.float64)
