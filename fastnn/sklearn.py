@@ -4,7 +4,8 @@
 The constructor parameters, their defaults, the objective and the fitted attributes are
 scikit-learn's; see ``docs/ecosystem.md`` for the (small) documented differences. Extras:
 ``activation="leaky_relu"``, ``solver="adamw" | "rmsprop" | "adagrad"``, ``dropout``,
-``batch_norm`` and ``dtype``.
+``batch_norm``, ``dtype``, and the fitted ``model_``: the :class:`fastnn.Sequential` itself
+(logits out), for ``fastnn.save``, ``fastnn.onnx.export`` or PyTorch.
 
 The objective is scikit-learn's, batch by batch: with ``s`` the batch's sample-weight sum
 (its size when unweighted), ``loss = sum_i w_i l_i / s + alpha / 2 * sum ||W||^2 / s`` where
@@ -208,7 +209,7 @@ class _BaseMLP(BaseEstimator):
                 layers.append(act())
                 if self.dropout:
                     layers.append(L.Dropout(self.dropout, rng=self._random_state.randint(2**31)))
-        self._model = Sequential(*layers, dtype=dtype)
+        self.model_ = Sequential(*layers, dtype=dtype)
         self._dense = dense
         self._link_attributes()
 
@@ -234,7 +235,7 @@ class _BaseMLP(BaseEstimator):
         fused weight decay, set per batch), and one for the intercepts and BatchNorm
         parameters, which scikit-learn does not penalise."""
         weights = [d.weight for d in self._dense]
-        others = [p for p in self._model.parameters() if all(p is not w for w in weights)]
+        others = [p for p in self.model_.parameters() if all(p is not w for w in weights)]
         return [self._make_optimizer(weights, self.alpha if self.solver == "adamw" else 0.0),
                 self._make_optimizer(others, 0.0)]
 
@@ -289,9 +290,9 @@ class _BaseMLP(BaseEstimator):
     def _forward_backward(self, xb, yb, swb):
         """Forward and backward of one batch; scikit-learn's batch loss without the penalty,
         and the batch's weight sum s."""
-        out = self._model.forward(xb, training=True)
+        out = self.model_.forward(xb, training=True)
         value, grad = self._loss_and_grad(out, yb, swb)
-        self._model.backward(grad)
+        self.model_.backward(grad)
         return value, float(len(xb) if swb is None else swb.sum())
 
     def _stochastic_step(self, xb, yb, swb):
@@ -321,7 +322,7 @@ class _BaseMLP(BaseEstimator):
     def _fit(self, X, y, sample_weight=None, incremental=False):
         dtype = self._check_params()
         hidden = self._hidden_sizes()
-        first_pass = not hasattr(self, "_model") or (not self.warm_start and not incremental)
+        first_pass = not hasattr(self, "model_") or (not self.warm_start and not incremental)
         X, y = self._validate_input(X, y, incremental, reset=first_pass)
         X = X.astype(dtype, copy=False)
         if sample_weight is not None:
@@ -350,17 +351,17 @@ class _BaseMLP(BaseEstimator):
                     self.best_loss_ = np.inf
                     self.validation_scores_ = None
                     self.best_validation_score_ = None
-        elif self._model.dtype != dtype:
+        elif self.model_.dtype != dtype:
             raise ValueError(f"dtype: warm_start/partial_fit needs the fitted model's dtype "
-                             f"{self._model.dtype.name}, got {dtype.name}")
+                             f"{self.model_.dtype.name}, got {dtype.name}")
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, y, sample_weight)
         else:
             self._fit_stochastic(X, y, sample_weight, incremental)
-        if not all(np.isfinite(p.data).all() for p in self._model.parameters()):
+        if not all(np.isfinite(p.data).all() for p in self.model_.parameters()):
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
                              "contain large values and need to be preprocessed.")
-        self._model.stop_training = False
+        self.model_.stop_training = False
         return self
 
     def _fit_stochastic(self, X, y, sample_weight, incremental):
@@ -393,7 +394,7 @@ class _BaseMLP(BaseEstimator):
                               "It is going to be clipped")
             batch_size = int(np.clip(self.batch_size, 1, n))
         sample_idx = np.arange(n)
-        self._model.stop_training = False
+        self.model_.stop_training = False
         try:
             for _ in range(self.max_iter):
                 if self.shuffle:
@@ -429,7 +430,7 @@ class _BaseMLP(BaseEstimator):
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         if self.early_stopping:
-            self._model.load_state_dict(self._best_state)
+            self.model_.load_state_dict(self._best_state)
 
     def _set_lr(self, lr):
         """Change sgd's learning rate the way scikit-learn does. Its velocity is
@@ -472,7 +473,7 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if score > self.best_validation_score_:
                 self.best_validation_score_ = score
-                self._best_state = self._model.state_dict()
+                self._best_state = self.model_.state_dict()
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:
                 self._no_improvement_count += 1
@@ -486,7 +487,7 @@ class _BaseMLP(BaseEstimator):
             import scipy.optimize
         except ImportError:
             raise ImportError("solver='lbfgs' needs SciPy: pip install scipy") from None
-        params = self._model.parameters()
+        params = self.model_.parameters()
 
         def unpack(theta):
             start = 0
@@ -525,7 +526,7 @@ class _BaseMLP(BaseEstimator):
         check_is_fitted(self)
         if check_input:
             X = _validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        return self._model.predict(X)
+        return self.model_.predict(X)
 
     def _score_arrays(self, X, y, sample_weight):
         raise NotImplementedError

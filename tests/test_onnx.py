@@ -78,7 +78,7 @@ def test_trained_sklearn_estimator_model_exports(tmp_path):
     X, y = fastnn.load_digits()
     clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=5, batch_norm=True, dropout=0.1,
                         random_state=0).fit(X / 16, y)
-    fnn_onnx.export(clf._model, tmp_path / "clf.onnx")
+    fnn_onnx.export(clf.model_, tmp_path / "clf.onnx")
     logits = _run(tmp_path / "clf.onnx", (X / 16).astype(np.float32))
     np.testing.assert_array_equal(clf.classes_[logits.argmax(axis=1)], clf.predict(X / 16))
 

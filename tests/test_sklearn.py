@@ -207,7 +207,7 @@ def test_extras(digits):
         clf = MLPClassifier(max_iter=15, random_state=0, **kw).fit(X, y)
         assert clf.score(X, y) > 0.85, kw
     bn = MLPClassifier(max_iter=5, batch_norm=True, dropout=0.3, random_state=0).fit(X, y)
-    assert "BatchNorm1d" in repr(bn._model) and "Dropout" in repr(bn._model)
+    assert "BatchNorm1d" in repr(bn.model_) and "Dropout" in repr(bn.model_)
     np.testing.assert_array_equal(bn.predict(X), bn.predict(X))  # inference is deterministic
     assert clf.coefs_[0].dtype == np.float64
 
