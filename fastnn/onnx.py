@@ -100,7 +100,8 @@ def _layer(g: _Graph, layer: L.Layer, x: str, i: int) -> str:
         return g.node("Softmax", [x], hint, axis=-1)
     if isinstance(layer, L.LeakyReLU):
         return g.node("LeakyRelu", [x], hint, alpha=float(layer.negative_slope))
-    simple = {L.ReLU: "Relu", L.Sigmoid: "Sigmoid", L.Tanh: "Tanh", L.Identity: "Identity"}
+    simple: dict[type[L.Layer], str] = {L.ReLU: "Relu", L.Sigmoid: "Sigmoid", L.Tanh: "Tanh",
+                                        L.Identity: "Identity"}
     if type(layer) in simple:
         return g.node(simple[type(layer)], [x], hint)
     raise TypeError(f"model: layer {i} ({type(layer).__name__}) has no ONNX translation; "

@@ -45,7 +45,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 try:
     from sklearn.utils.validation import validate_data as _validate_data
 except ImportError:  # scikit-learn < 1.6 validates through a BaseEstimator method
-    def _validate_data(estimator, *args, **kwargs):  # type: ignore[misc]
+    def _validate_data(estimator, *args, **kwargs):
         return estimator._validate_data(*args, **kwargs)
 
 from fastnn import kernels as K
