@@ -40,7 +40,7 @@ static void *pack_space(size_t bytes)
 }
 
 /* Below this many flops per thread, waking a thread costs more than it saves. */
-#define MIN_FLOPS_PER_THREAD 1.5e6
+#define MIN_FLOPS_PER_THREAD 1e6
 /* Cost of packing one element, in multiply-adds of the kernel. */
 #define PACK_COST 8
 

@@ -1,7 +1,12 @@
 """fastnn: small, fast fully-connected neural networks on the CPU.
 
 PyTorch-style layers and optimizers, Keras-style ``fit``, NumPy arrays in and out, and C
-kernels underneath (see ``fastnn.kernels.info()`` for the instruction set in use)."""
+kernels underneath (see ``fastnn.kernels.info()`` for the instruction set in use).
+
+Importing fastnn only defines things: it prints nothing, starts no threads and touches no
+global state except the kernels' thread count (``FASTNN_NUM_THREADS``, ``set_num_threads``).
+Messages go to ``logging.getLogger("fastnn")``, which has only a NullHandler."""
+import logging
 from fastnn import callbacks, closed_form, init, kernels, ops, optim, schedules
 from fastnn.callbacks import (
     Callback,
@@ -37,6 +42,8 @@ from fastnn.model import Sequential
 from fastnn.optim import clip_grad_norm
 from fastnn.persistence import Checkpoint, load, load_checkpoint, save
 from fastnn.plotting import lr_sweep
+
+logging.getLogger("fastnn").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 

@@ -32,9 +32,9 @@ class Layer:
     non-trainable state arrays (attributes); both appear in ``state_dict()``."""
 
     dtype = None  # fixed by layers with parameters; parameter-free layers follow their input
-    _buffers = ()
+    _buffers: tuple[str, ...] = ()
     #: every Layer subclass by name, so that a saved architecture can be rebuilt
-    registry = {}
+    registry: dict[str, type["Layer"]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

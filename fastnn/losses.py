@@ -1,13 +1,15 @@
 """Losses: ``loss, grad = loss_fn(output, target)`` with ``loss`` a Python float and ``grad``
 d loss / d output, of the output's shape and dtype. Each is one fused kernel pass."""
+from typing import Any, Callable
+
 from fastnn import kernels as K
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "BCEWithLogits", "MSELoss"]
 
 
 class Loss:
-    reductions = ("mean", "sum")
-    kernel = None
+    reductions: tuple[str, ...] = ("mean", "sum")
+    kernel: Callable[..., tuple[float, Any]] | None = None
     #: the output it expects is a logit (metrics threshold binary outputs at 0, not 0.5)
     logits = False
 

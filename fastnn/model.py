@@ -1,8 +1,16 @@
 """Sequential: an ordered stack of layers with PyTorch's naming and Keras-style training."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from fastnn import layers as L
 from fastnn._validation import as_float_array, float_dtype
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 __all__ = ["Sequential"]
 
@@ -82,7 +90,7 @@ class Sequential:
             raise ValueError(f"X: the model expects {self.in_features} features, got shape {x.shape}")
         return x
 
-    def forward(self, X, training=False):
+    def forward(self, X: ArrayLike, training: bool = False) -> np.ndarray:
         """The model's output for a batch ``X`` of shape ``(n_samples, n_features)``."""
         return self._forward(self._prepare(X), training, reuse=False)
 
@@ -113,13 +121,13 @@ class Sequential:
 
     __call__ = forward
 
-    def predict(self, X, batch_size=4096):
+    def predict(self, X: ArrayLike, batch_size: int = 4096) -> np.ndarray:
         """Inference outputs, computed in batches so memory stays bounded for large X
         (``np.memmap`` included)."""
         from fastnn.training import predict
         return predict(self, X, batch_size=batch_size)
 
-    def backward(self, dY):
+    def backward(self, dY: ArrayLike) -> np.ndarray:
         """Backpropagate ``dY`` (d loss / d output) after ``forward(..., training=True)``;
         overwrites every parameter's ``.grad`` and returns d loss / d X."""
         return self._backward(as_float_array(dY, self.dtype, "dY"), input_grad=True, reuse=False)
@@ -144,7 +152,7 @@ class Sequential:
             owned = True
         return dy
 
-    def train_on_batch(self, X, y, *, loss, optimizer):
+    def train_on_batch(self, X: ArrayLike, y: ArrayLike, *, loss, optimizer) -> tuple:
         """One optimisation step: forward in training mode, loss, backward, optimizer.step().
         Returns ``(loss_value, output)``; the output is only valid until the next step. This
         is what ``fit`` runs: it reuses buffers per batch shape and skips the input gradient."""
@@ -160,23 +168,23 @@ class Sequential:
         optimizer.step()
         return value, out
 
-    def regularization_loss(self):
+    def regularization_loss(self) -> float:
         """The l1/l2 penalties' value (included in the gradients by backward)."""
         return float(sum(layer.regularization_loss() for layer in self.layers
                          if hasattr(layer, "regularization_loss")))
 
     # ---- parameters and state ------------------------------------------------------------
 
-    def parameters(self):
+    def parameters(self) -> list[L.Parameter]:
         """Parameters in layer order; ``.name`` is the state_dict key ("0.weight")."""
         return [p for layer in self.layers for p in layer.parameters()]
 
-    def state_dict(self):
+    def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every parameter and buffer under PyTorch's keys."""
         return {f"{i}.{name}": value for i, layer in enumerate(self.layers)
                 for name, value in layer.state_dict().items()}
 
-    def load_state_dict(self, mapping, strict=True):
+    def load_state_dict(self, mapping: Mapping[str, Any], strict: bool = True) -> None:
         """Load values (anything ``np.asarray`` accepts, PyTorch CPU tensors included).
         BatchNorm's ``num_batches_tracked`` is optional: loaded when present, kept when not,
         and ignored where this model has no such buffer."""
@@ -188,7 +196,7 @@ class Sequential:
         unexpected = sorted(set(given) - set(expected))
         if strict and (missing or unexpected):
             raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        per_layer = [{} for _ in self.layers]
+        per_layer: list[dict[str, np.ndarray]] = [{} for _ in self.layers]
         for key in expected:
             if key in given:
                 i, name = key.split(".", 1)

@@ -39,7 +39,7 @@ class Optimizer:
     ``.parameters()``). ``lr`` may be changed between steps."""
 
     #: names of the per-parameter state arrays, allocated lazily on the first step
-    state_names = ()
+    state_names: tuple[str, ...] = ()
     #: whether each parameter keeps its own update count, ``state["step"]`` (the bias
     #: corrections and decays count a parameter's own updates, as PyTorch does)
     counts_steps = False

@@ -217,7 +217,7 @@ class Checkpoint:
 
     model: object
     #: the optimizer's ``state_dict()`` as saved, or None
-    optimizer_state: dict = None
+    optimizer_state: dict | None = None
     #: the ``metadata`` passed to :func:`save` ({} when none)
     metadata: dict = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
