@@ -290,9 +290,12 @@ class _BaseMLP(BaseEstimator):
     def _forward_backward(self, xb, yb, swb):
         """Forward and backward of one batch; scikit-learn's batch loss without the penalty,
         and the batch's weight sum s."""
-        out = self.model_.forward(xb, training=True)
+        model = self.model_
+        # The training path of Sequential.train_on_batch: buffers reused per batch shape and
+        # no input gradient for the first layer.
+        out = model._forward(model._prepare(xb), True, reuse=True)
         value, grad = self._loss_and_grad(out, yb, swb)
-        self.model_.backward(grad)
+        model._backward(grad, input_grad=False, reuse=True)
         return value, float(len(xb) if swb is None else swb.sum())
 
     def _stochastic_step(self, xb, yb, swb):
