@@ -183,7 +183,8 @@ static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logit
             const ptrdiff_t y = (ptrdiff_t)labels[i];
             T mx;
             const T lse = F(row_lse)(k, x, &mx);
-            acc += (double)(lse - x[y]);
+            /* In double: for float32 logits near FLT_MAX the difference itself overflows. */
+            acc += (double)lse - (double)x[y];
             if (grad) {
                 /* Softmax paired with cross-entropy: d loss / d logits = p - onehot. */
                 T *g = grad + i * k;
@@ -214,14 +215,16 @@ static double F(softmax_xent_probs)(ptrdiff_t m, ptrdiff_t k, const void *logits
         const ptrdiff_t r1 = (b + 1) * br < m ? (b + 1) * br : m;
         for (ptrdiff_t i = b * br; i < r1; i++) {
             const T *x = logits + i * k, *t = probs + i * k;
-            T mx, tsum = 0, dot = 0;
+            T mx, tsum = 0;
+            double dot = 0.0;
             const T lse = F(row_lse)(k, x, &mx);
             for (ptrdiff_t j = 0; j < k; j++) {
                 tsum += t[j];
-                dot += t[j] * x[j];
+                dot += (double)t[j] * (double)x[j];
             }
-            /* -sum_j t_j log p_j = lse * sum_j t_j - sum_j t_j x_j */
-            acc += (double)(lse * tsum - dot);
+            /* -sum_j t_j log p_j = lse * sum_j t_j - sum_j t_j x_j, in double for the same
+             * reason as above. */
+            acc += (double)lse * (double)tsum - dot;
             if (grad) {
                 /* Gradient p_j * sum(t) - t_j: equals p - t when the rows sum to one. */
                 T *g = grad + i * k;
@@ -263,7 +266,7 @@ static double F(bce_logits)(ptrdiff_t n, const void *x_, const void *t_, void *g
     FNN_ELEMENTWISE_LOSS(
         const T v = x[i];
         const T av = v >= 0 ? v : -v;
-        acc += (double)((v > 0 ? v : (T)0) - v * t[i] + LOG1P(EXP(-av)));
+        acc += (v > 0 ? (double)v : 0.0) - (double)v * (double)t[i] + (double)LOG1P(EXP(-av));
         if (grad) grad[i] = (F(sigmoid)(v) - t[i]) * gs;
     )
 }
@@ -275,7 +278,8 @@ static double F(mse)(ptrdiff_t n, const void *x_, const void *t_, void *grad_, d
     const T gs2 = (T)(2.0 * grad_scale);
     FNN_ELEMENTWISE_LOSS(
         const T d = x[i] - t[i];
-        acc += (double)d * (double)d;
+        const double dd = (double)x[i] - (double)t[i]; /* float32 x - t may overflow */
+        acc += dd * dd;
         if (grad) grad[i] = d * gs2;
     )
 }
