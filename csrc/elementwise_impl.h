@@ -11,17 +11,6 @@ static inline T F(sigmoid)(T x)
     return e / ((T)1 + e);
 }
 
-static inline T F(apply_act)(T v, int act, T slope)
-{
-    switch (act) {
-    case FNN_ACT_RELU: return v > 0 ? v : (T)0;
-    case FNN_ACT_LEAKY_RELU: return v > 0 ? v : slope * v;
-    case FNN_ACT_SIGMOID: return F(sigmoid)(v);
-    case FNN_ACT_TANH: return TANH(v);
-    default: return v;
-    }
-}
-
 static void F(act_forward)(ptrdiff_t n, int act, double slope_, const void *x_, void *y_)
 {
     const T *x = x_;
@@ -31,8 +20,9 @@ static void F(act_forward)(ptrdiff_t n, int act, double slope_, const void *x_, 
     /* One loop per activation keeps the switch out of the inner loop so it vectorises. */
     switch (act) {
     case FNN_ACT_RELU:
+        /* "x <= 0", not "x > 0": NaN must propagate, or a NaN weight would vanish. */
 #pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-        for (i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : (T)0;
+        for (i = 0; i < n; i++) y[i] = x[i] <= 0 ? (T)0 : x[i];
         break;
     case FNN_ACT_LEAKY_RELU:
 #pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
@@ -339,6 +329,20 @@ static double F(penalty)(ptrdiff_t n, const void *w_, void *g_, double l1_, doub
         g[i] += l1 * sgn + l2x2 * v;
     }
     return l1_ * s1 + l2_ * s2;
+}
+
+static int F(all_finite)(ptrdiff_t n, const void *x_)
+{
+    const T *x = x_;
+    int bad = 0;
+    /* A float is NaN or infinite exactly when its exponent bits are all ones. Integer
+     * tests with no early exit vectorise, so this costs one streaming read. */
+    for (ptrdiff_t i = 0; i < n; i++) {
+        UINT bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        bad |= (bits & EXP_MASK) == EXP_MASK;
+    }
+    return !bad;
 }
 
 #undef F

@@ -102,6 +102,9 @@ void fnn_softmax_backward(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *y,
 /* Weight penalties: g += l1 sign(w) + 2 l2 w; returns l1 sum|w| + l2 sum w^2. */
 double fnn_penalty(fnn_dtype dt, ptrdiff_t n, const void *w, void *g, double l1, double l2);
 
+/* 1 if no element of x is NaN or infinite, else 0 (the weight check before inference). */
+int fnn_all_finite(fnn_dtype dt, ptrdiff_t n, const void *x);
+
 #ifdef __cplusplus
 }
 #endif

@@ -44,3 +44,4 @@ cdef extern from "fastnn.h" nogil:
     void fnn_softmax_backward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *y,
                               const void *dy, void *dx)
     double fnn_penalty(fnn_dtype dt, Py_ssize_t n, const void *w, void *g, double l1, double l2)
+    int fnn_all_finite(fnn_dtype dt, Py_ssize_t n, const void *x)

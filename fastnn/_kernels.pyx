@@ -33,11 +33,14 @@ cdef str _dtype_name(object dt):
 
 
 cdef cnp.ndarray _float_array(object x, str fn, str name, int ndim, object dtype=None):
-    """x as an ndarray of float32/float64 with `ndim` dimensions (no copy if it is one).
+    """x as an aligned, native-endian ndarray of float32/float64 with `ndim` dimensions
+    (no copy if it is one already).
 
     With `dtype`, x must already have that dtype (mixed precision is an error, not a
-    silent cast). ndim < 0 accepts any number of dimensions."""
+    silent cast). ndim < 0 accepts any number of dimensions. The checks on an array that
+    passes use C-level flags: this runs on every kernel call, batch-1 inference included."""
     cdef cnp.ndarray arr
+    cdef int tnum
     if isinstance(x, np.ndarray):
         arr = <cnp.ndarray>x
     else:
@@ -45,18 +48,19 @@ cdef cnp.ndarray _float_array(object x, str fn, str name, int ndim, object dtype
             arr = np.asarray(x)
         except Exception as exc:
             raise TypeError(f"{fn}: {name} must be an array of floats, got {type(x).__name__}") from exc
-    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):
+    tnum = cnp.PyArray_TYPE(arr)
+    if tnum != cnp.NPY_FLOAT32 and tnum != cnp.NPY_FLOAT64:
         raise TypeError(
             f"{fn}: {name} must have dtype float32 or float64, got {_dtype_name(arr.dtype)}")
-    if dtype is not None and arr.dtype != dtype:
+    if dtype is not None and tnum != (<cnp.dtype>dtype).type_num:
         raise TypeError(
             f"{fn}: {name} has dtype {_dtype_name(arr.dtype)}, expected {_dtype_name(dtype)} "
             f"to match the other operands")
-    if ndim >= 0 and arr.ndim != ndim:
+    if ndim >= 0 and cnp.PyArray_NDIM(arr) != ndim:
         raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {_shape(arr)}")
-    if not arr.dtype.isnative:
+    if not cnp.PyArray_ISNOTSWAPPED(arr):
         arr = arr.astype(arr.dtype.newbyteorder("="))
-    if not arr.flags.aligned:
+    if not cnp.PyArray_ISALIGNED(arr):
         # The C floor dereferences T* directly: a misaligned element is undefined behaviour
         # (and a fault for aligned SIMD loads), so such views are copied.
         arr = arr.copy()
@@ -84,7 +88,8 @@ cdef bint _non_overlapping(cnp.ndarray o):
 
 
 cdef cnp.ndarray _contiguous(object x, str fn, str name, int ndim, object dtype=None):
-    return np.ascontiguousarray(_float_array(x, fn, name, ndim, dtype))
+    cdef cnp.ndarray arr = _float_array(x, fn, name, ndim, dtype)
+    return arr if cnp.PyArray_IS_C_CONTIGUOUS(arr) else np.ascontiguousarray(arr)
 
 
 cdef cnp.ndarray _strided(cnp.ndarray arr):
@@ -190,6 +195,16 @@ def set_num_threads(n):
 
 def get_num_threads():
     return fnn_get_num_threads()
+
+
+def all_finite(x):
+    """Whether no element of a float32/float64 array is NaN or infinite (one pass, no
+    temporaries; any layout)."""
+    cdef cnp.ndarray X = _contiguous(x, "all_finite", "x", -1)
+    cdef int ok
+    with nogil:
+        ok = fnn_all_finite(_dt(X), X.size, cnp.PyArray_DATA(X))
+    return bool(ok)
 
 
 # ---- GEMM ---------------------------------------------------------------------------

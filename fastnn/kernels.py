@@ -12,6 +12,7 @@ from fastnn._kernels import (
     activation_backward,
     activation_forward,
     add_bias,
+    all_finite,
     bce_with_logits,
     column_sum,
     gemm,
@@ -28,7 +29,8 @@ from fastnn._kernels import (
 )
 
 __all__ = [
-    "ACTIVATIONS", "activation_backward", "activation_forward", "add_bias", "bce_with_logits",
+    "ACTIVATIONS", "activation_backward", "activation_forward", "add_bias", "all_finite",
+    "bce_with_logits",
     "column_sum", "gemm", "get_num_threads", "info", "mse", "penalty", "set_isa",
     "set_num_threads", "sgd_step", "softmax", "softmax_backward", "softmax_cross_entropy",
 ]

@@ -1,8 +1,9 @@
 """Sequential: an ordered stack of layers with PyTorch's naming and Keras-style training."""
 import numpy as np
 
+from fastnn import kernels as K
 from fastnn import layers as L
-from fastnn._validation import as_float_array, float_dtype
+from fastnn._validation import NonFiniteError, as_float_array, float_dtype
 
 __all__ = ["Sequential"]
 
@@ -41,6 +42,7 @@ class Sequential:
         self.in_features = self._check_widths()
         self._plan = self._fusion_plan()
         self.stop_training = False
+        self._out_shape = None
 
     def _check_widths(self):
         """The model's input width, after checking each layer accepts its predecessor's."""
@@ -79,8 +81,14 @@ class Sequential:
         return x
 
     def forward(self, X, training=False):
-        """The model's output for a batch ``X`` of shape ``(n_samples, n_features)``."""
+        """The model's output for a batch ``X`` of shape ``(n_samples, n_features)``.
+
+        In inference mode (``training=False``) the weights are checked first: NaN or
+        infinite weights raise :class:`NonFiniteError` instead of producing outputs that
+        look plausible (a ReLU turns NaN into 0). NaN in ``X`` propagates to the output."""
         x = self._prepare(X)
+        if not training:
+            self._check_finite()
         for layer, act in self._plan:
             if act is None:
                 x = layer.forward(x, training=training)
@@ -88,7 +96,29 @@ class Sequential:
                 x = layer.forward_fused(x, training, act.kernel_name, act.negative_slope)
                 if training:
                     act._y = x
+        if training:
+            self._out_shape = x.shape
         return x
+
+    def nonfinite_state(self):
+        """The state_dict key of the first parameter or buffer holding a NaN or infinity,
+        or None. One pass over the weights (O(parameters), independent of the batch)."""
+        for i, layer in enumerate(self.layers):
+            for name, p in layer._params.items():
+                if not K.all_finite(p.data):
+                    return f"{i}.{name}"
+            for name in layer._buffers:
+                value = getattr(layer, name)
+                if value.dtype.kind == "f" and not K.all_finite(value):
+                    return f"{i}.{name}"
+        return None
+
+    def _check_finite(self):
+        bad = self.nonfinite_state()
+        if bad is not None:
+            raise NonFiniteError(
+                f"model weight {bad!r} contains NaN or infinity, so the model cannot predict: "
+                "training diverged (lower the learning rate) or non-finite weights were loaded")
 
     __call__ = forward
 
@@ -108,6 +138,10 @@ class Sequential:
         """Backpropagate ``dY`` (d loss / d output) after ``forward(..., training=True)``;
         overwrites every parameter's ``.grad`` and returns d loss / d X."""
         dy = as_float_array(dY, self.dtype, "dY")
+        if self._out_shape is not None and dy.shape != self._out_shape:
+            raise ValueError(
+                f"dY must have the shape of the last training output {self._out_shape}, "
+                f"got {dy.shape}")
         for layer, act in reversed(self._plan):
             if act is None:
                 dy = layer.backward(dy)
@@ -137,7 +171,16 @@ class Sequential:
         """Load values (anything ``np.asarray`` accepts, PyTorch CPU tensors included).
         BatchNorm's ``num_batches_tracked`` is accepted and ignored."""
         expected = self.state_dict()
-        given = {k: v for k, v in dict(mapping).items() if not k.endswith(".num_batches_tracked")}
+        try:
+            given = dict(mapping)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"load_state_dict: mapping must be a dict of name -> array, got "
+                f"{type(mapping).__name__}") from None
+        for key in given:
+            if not isinstance(key, str):
+                raise TypeError(f"load_state_dict: keys must be strings like '0.weight', got {key!r}")
+        given = {k: v for k, v in given.items() if not k.endswith(".num_batches_tracked")}
         missing = sorted(set(expected) - set(given))
         unexpected = sorted(set(given) - set(expected))
         if strict and (missing or unexpected):

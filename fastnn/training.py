@@ -2,13 +2,15 @@
 
 Mini-batches are gathered row by row from any array-like (``np.memmap`` included), so the
 dataset is never copied whole: memory stays flat however large X is."""
+import math
 import sys
 import time
 
 import numpy as np
 
+from fastnn import kernels as K
 from fastnn import metrics as M
-from fastnn._validation import positive_int, real
+from fastnn._validation import NonFiniteError, positive_int, real
 from fastnn.callbacks import Callback, History
 from fastnn.losses import SoftmaxCrossEntropy
 
@@ -144,8 +146,16 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
             out = model.forward(xb, training=True)
             tb = _target(np.asarray(yb), out, loss)
             value, grad = loss(out, tb)
-            model.backward(grad)
-            optimizer.step()
+            finite = math.isfinite(value)
+            if finite:
+                model.backward(grad)
+                # A ReLU can hide a NaN from the loss but not from the gradients; one pass
+                # over them (O(parameters)) keeps the weights finite whatever happens.
+                finite = all(K.all_finite(p.grad) for p in model.parameters())
+                if finite:
+                    optimizer.step()
+                else:
+                    value = math.nan
             loss_sum += value * (stop - start)
             seen += stop - start
             for m in mets.values():
@@ -153,11 +163,16 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
             batch_logs = {"loss": value}
             for cb in callbacks:
                 cb.on_batch_end(b, batch_logs)
+            if not finite and not model.stop_training:  # no callback (TerminateOnNaN) took it
+                raise NonFiniteError(_divergence_message(model, value, epoch, b, n_batches, xb, yb))
             if model.stop_training:
                 break
         logs = {"loss": loss_sum / max(seen, 1) + model.regularization_loss()}
         logs.update({name: m.result() for name, m in mets.items()})
-        if X_val is not None:
+        if X_val is not None and model.nonfinite_state() is not None:
+            # A callback stopped a diverged run: inference would refuse the weights.
+            val = dict.fromkeys(("loss", *mets), math.nan)
+        elif X_val is not None:
             val = evaluate(model, X_val, y_val, loss=loss, metrics=tuple(mets))
             logs.update({f"val_{k}": v for k, v in val.items()})
         logs["time"] = time.perf_counter() - t0
@@ -175,3 +190,26 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
 def _print_epoch(epoch, epochs, logs):
     parts = [f"{k}={v:.4f}" for k, v in logs.items() if k != "time"]
     print(f"epoch {epoch + 1}/{epochs} [{logs['time']:.2f}s] " + " ".join(parts), file=sys.stdout)
+
+
+def _divergence_message(model, value, epoch, batch, n_batches, xb, yb):
+    """Why the loss of a batch is not finite, as far as a cheap look can tell."""
+    where = (f"fit: the loss or its gradient is not finite at epoch {epoch + 1}, batch "
+             f"{batch + 1} of {n_batches}")
+    bad = model.nonfinite_state()
+    if _has_nonfinite(xb):
+        cause = "this batch of X contains NaN or infinity"
+    elif _has_nonfinite(yb):
+        cause = "this batch of y contains NaN or infinity"
+    elif bad is not None:
+        cause = f"weight {bad!r} is no longer finite: training diverged; lower the learning rate"
+    else:
+        cause = ("the outputs overflowed: training is diverging; lower the learning rate or "
+                 "scale the inputs")
+    return (f"{where}: {cause}. The weights are those before this batch. Pass "
+            "callbacks.TerminateOnNaN() to stop training instead of raising")
+
+
+def _has_nonfinite(batch):
+    batch = np.asarray(batch)
+    return batch.dtype.kind in "fc" and not np.isfinite(batch).all()
