@@ -473,6 +473,10 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0, n
              weight_decay=0.0, first_step=True):
     """One PyTorch SGD update of `param` (and `momentum_buffer`) in place."""
     fn = "sgd_step"
+    cdef double c_lr = _real(lr, fn, "lr"), c_mom = _real(momentum, fn, "momentum")
+    cdef double c_damp = _real(dampening, fn, "dampening")
+    cdef double c_wd = _real(weight_decay, fn, "weight_decay")
+    cdef int c_nest = bool(nesterov), c_first = bool(first_step)
     if not isinstance(param, np.ndarray):
         raise TypeError(f"{fn}: param must be a numpy.ndarray, got {type(param).__name__}")
     cdef cnp.ndarray P = _float_array(param, fn, "param", -1)
@@ -482,17 +486,13 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0, n
         raise ValueError(f"{fn}: grad has shape {_shape(G)}, expected the param's {_shape(P)}")
     cdef cnp.ndarray Buf = None
     cdef void *buf_ptr = NULL
-    if momentum != 0.0:
+    if c_mom != 0.0:
         Buf = _state(momentum_buffer, P, fn, "momentum_buffer")
         if np.may_share_memory(Buf, P) or np.may_share_memory(Buf, G):
             raise ValueError(f"{fn}: momentum_buffer overlaps param or grad")
         buf_ptr = cnp.PyArray_DATA(Buf)
     if np.may_share_memory(P, G):
         raise ValueError(f"{fn}: grad overlaps param")
-    cdef double c_lr = _real(lr, fn, "lr"), c_mom = _real(momentum, fn, "momentum")
-    cdef double c_damp = _real(dampening, fn, "dampening")
-    cdef double c_wd = _real(weight_decay, fn, "weight_decay")
-    cdef int c_nest = bool(nesterov), c_first = bool(first_step)
     with nogil:
         fnn_sgd_step(_dt(P), P.size, cnp.PyArray_DATA(P), cnp.PyArray_DATA(G), buf_ptr,
                      c_lr, c_mom, c_damp, c_nest, c_wd, c_first)

@@ -19,11 +19,20 @@ class Optimizer:
     state_names = ()
 
     def __init__(self, params, lr, **hyper):
+        name = type(self).__name__
         if hasattr(params, "parameters"):
             params = params.parameters()
-        self.params = list(params)
+        try:
+            self.params = list(params)
+        except TypeError:
+            raise TypeError(f"{name}: params must be a model or an iterable of Parameters, "
+                            f"got {type(params).__name__}") from None
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: params is empty")
+            raise ValueError(f"{name}: params is empty")
+        for p in self.params:
+            if not (hasattr(p, "data") and hasattr(p, "grad")):
+                raise TypeError(f"{name}: params must be Parameters (with .data and .grad), "
+                                f"got {type(p).__name__}")
         self.lr = lr
         self.hyper = hyper
         self.steps = 0

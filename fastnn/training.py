@@ -46,6 +46,9 @@ def _target(yb, output, loss):
     one-column output become a column."""
     if isinstance(loss, SoftmaxCrossEntropy) and yb.ndim == 1:
         return yb
+    if yb.dtype.kind == "f" and yb.dtype != output.dtype:
+        # Probability rows or regression targets follow the model's dtype, as X does.
+        return yb.astype(output.dtype)
     if yb.ndim == 1 and output.ndim == 2 and output.shape[1] == 1:
         return yb.reshape(-1, 1)
     return yb
