@@ -102,6 +102,82 @@ void fnn_softmax_backward(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *y,
 /* Weight penalties: g += l1 sign(w) + 2 l2 w; returns l1 sum|w| + l2 sum w^2. */
 double fnn_penalty(fnn_dtype dt, ptrdiff_t n, const void *w, void *g, double l1, double l2);
 
+/* ---- optimizer updates and gradient norms (csrc/optim.c) ---------------------------
+ * One PyTorch update of a C-contiguous parameter p with gradient g, in place on p and
+ * its state arrays (same size n). d = g + weight_decay p unless stated otherwise. */
+
+/* Adagrad: sum += d^2; p -= clr d / (sqrt(sum) + eps), clr = lr / (1 + (step-1) lr_decay). */
+void fnn_adagrad_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *sum, double clr,
+                      double weight_decay, double eps);
+
+/* RMSprop: sq = alpha sq + (1-alpha) d^2; with grad_avg (centered, else NULL)
+ * ga += (1-alpha)(d - ga) and the denominator uses sq - ga^2; step = d / (sqrt(.) + eps);
+ * with momentum_buffer (momentum > 0, else NULL) buf = momentum buf + step, p -= lr buf;
+ * otherwise p -= lr step. */
+void fnn_rmsprop_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *square_avg,
+                      void *grad_avg, void *momentum_buffer, double lr, double alpha, double eps,
+                      double weight_decay, double momentum);
+
+/* Adam (decoupled = 0) or AdamW (decoupled = 1: p *= 1 - lr wd first, and d = g).
+ * m += (1-beta1)(d - m); v = beta2 v + (1-beta2) d^2;
+ * p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps). step >= 1. */
+void fnn_adam_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *exp_avg,
+                   void *exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                   double weight_decay, int decoupled, double step);
+
+/* sum_i x_i^2 in double over fixed blocks (independent of the thread count). */
+double fnn_sum_squares(fnn_dtype dt, ptrdiff_t n, const void *x);
+
+/* x *= alpha in place. */
+void fnn_scale(fnn_dtype dt, ptrdiff_t n, void *x, double alpha);
+
+
+/* ---- toolbox layers (csrc/layers.c) --------------------------------------------------
+ * Contiguous row-major arrays of m rows; per-feature vectors have n entries. Per-feature
+ * sums are taken in double, each column in row order. */
+
+/* Dropout's forward and backward: y = mask ? x * scale : 0; y may alias x. */
+void fnn_mask_scale(fnn_dtype dt, ptrdiff_t n, const void *x, const uint8_t *mask, double scale,
+                    void *y);
+
+/* Column means and biased variances of x[m, n]; m >= 1. */
+void fnn_column_moments(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *x, void *mean,
+                        void *var);
+
+/* Batch norm with batch statistics (m >= 2): save_mean, save_invstd = 1/sqrt(var + eps)
+ * from the biased variance; y = (x - mean) invstd gamma + beta (gamma/beta NULL: 1/0).
+ * If running_mean is not NULL, running = (1-momentum) running + momentum batch, with the
+ * unbiased variance for running_var. */
+void fnn_batchnorm_train(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *x,
+                         const void *gamma, const void *beta, double eps, double momentum,
+                         void *running_mean, void *running_var, void *y, void *save_mean,
+                         void *save_invstd);
+
+/* Batch norm with running statistics: y = (x - rm) / sqrt(rv + eps) gamma + beta. */
+void fnn_batchnorm_eval(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *x, const void *gamma,
+                        const void *beta, double eps, const void *running_mean,
+                        const void *running_var, void *y);
+
+/* Backward of fnn_batchnorm_train: dx, and the column sums dgamma = sum dy xhat,
+ * dbeta = sum dy (either may be NULL; gamma NULL means 1). */
+void fnn_batchnorm_backward(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *x,
+                            const void *save_mean, const void *save_invstd, const void *gamma,
+                            const void *dy, void *dx, void *dgamma, void *dbeta);
+
+/* Maxout over z[m, units * pieces], unit-major (unit u owns columns u*pieces ..
+ * u*pieces + pieces - 1): y[i, u] = max of them, argmax[i, u] = which piece (first on ties). */
+void fnn_maxout_forward(fnn_dtype dt, ptrdiff_t m, ptrdiff_t units, ptrdiff_t pieces,
+                        const void *z, void *y, int64_t *argmax);
+
+/* dz = 0 except dz[i, u*pieces + argmax[i, u]] = dy[i, u]; argmax entries in [0, pieces). */
+void fnn_maxout_backward(fnn_dtype dt, ptrdiff_t m, ptrdiff_t units, ptrdiff_t pieces,
+                         const void *dy, const int64_t *argmax, void *dz);
+
+/* y = (x - mean) / s with s = std, or 1 where std is 0; mean may be NULL (0): that is the
+ * backward, dx = dy / s. y may alias x. */
+void fnn_standardize(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *x, const void *mean,
+                     const void *std, void *y);
+
 /* 1 if no element of x is NaN or infinite, else 0 (the weight check before inference). */
 int fnn_all_finite(fnn_dtype dt, ptrdiff_t n, const void *x);
 

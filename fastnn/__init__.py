@@ -2,27 +2,36 @@
 
 PyTorch-style layers and optimizers, Keras-style ``fit``, NumPy arrays in and out, and C
 kernels underneath (see ``fastnn.kernels.info()`` for the instruction set in use)."""
-from fastnn import callbacks, init, kernels, ops, optim
+from fastnn import callbacks, closed_form, init, kernels, ops, optim
+from fastnn.closed_form import gaussian_classifier, linear_regression
 from fastnn.datasets import load_digits
+from fastnn.gradcheck import gradcheck
 from fastnn.kernels import get_num_threads, set_num_threads
 from fastnn.layers import (
+    BatchNorm1d,
     Dense,
+    Dropout,
     Identity,
     Layer,
     LeakyReLU,
+    Maxout,
     Parameter,
     ReLU,
     Sigmoid,
     Softmax,
+    Standardize,
     Tanh,
 )
 from fastnn.losses import BCEWithLogits, MSELoss, SoftmaxCrossEntropy
 from fastnn.model import Sequential
+from fastnn.optim import clip_grad_norm
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BCEWithLogits", "Dense", "Identity", "Layer", "LeakyReLU", "MSELoss", "Parameter", "ReLU",
-    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Tanh", "callbacks",
-    "get_num_threads", "init", "kernels", "load_digits", "ops", "optim", "set_num_threads",
+    "BCEWithLogits", "BatchNorm1d", "Dense", "Dropout", "Identity", "Layer", "LeakyReLU",
+    "MSELoss", "Maxout", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax",
+    "SoftmaxCrossEntropy", "Standardize", "Tanh", "callbacks", "clip_grad_norm", "closed_form",
+    "gaussian_classifier", "get_num_threads", "gradcheck", "init", "kernels",
+    "linear_regression", "load_digits", "ops", "optim", "set_num_threads",
 ]

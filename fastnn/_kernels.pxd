@@ -1,5 +1,5 @@
 # Declarations of csrc/fastnn.h, nothing else.
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint8_t
 
 cdef extern from "fastnn.h" nogil:
     ctypedef enum fnn_dtype:
@@ -44,4 +44,41 @@ cdef extern from "fastnn.h" nogil:
     void fnn_softmax_backward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *y,
                               const void *dy, void *dx)
     double fnn_penalty(fnn_dtype dt, Py_ssize_t n, const void *w, void *g, double l1, double l2)
+
+    # optim.c
+    void fnn_adagrad_step(fnn_dtype dt, Py_ssize_t n, void *p, const void *g, void *sum,
+                          double clr, double weight_decay, double eps)
+    void fnn_rmsprop_step(fnn_dtype dt, Py_ssize_t n, void *p, const void *g, void *square_avg,
+                          void *grad_avg, void *momentum_buffer, double lr, double alpha,
+                          double eps, double weight_decay, double momentum)
+    void fnn_adam_step(fnn_dtype dt, Py_ssize_t n, void *p, const void *g, void *exp_avg,
+                       void *exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                       double weight_decay, int decoupled, double step)
+    double fnn_sum_squares(fnn_dtype dt, Py_ssize_t n, const void *x)
+    void fnn_scale(fnn_dtype dt, Py_ssize_t n, void *x, double alpha)
+
+    # layers.c
+    void fnn_mask_scale(fnn_dtype dt, Py_ssize_t n, const void *x, const uint8_t *mask,
+                        double scale, void *y)
+    void fnn_column_moments(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x, void *mean,
+                            void *var)
+    void fnn_batchnorm_train(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x,
+                             const void *gamma, const void *beta, double eps, double momentum,
+                             void *running_mean, void *running_var, void *y, void *save_mean,
+                             void *save_invstd)
+    void fnn_batchnorm_eval(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x,
+                            const void *gamma, const void *beta, double eps,
+                            const void *running_mean, const void *running_var, void *y)
+    void fnn_batchnorm_backward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x,
+                                const void *save_mean, const void *save_invstd,
+                                const void *gamma, const void *dy, void *dx, void *dgamma,
+                                void *dbeta)
+    void fnn_maxout_forward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t units, Py_ssize_t pieces,
+                            const void *z, void *y, int64_t *argmax)
+    void fnn_maxout_backward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t units, Py_ssize_t pieces,
+                             const void *dy, const int64_t *argmax, void *dz)
+    void fnn_standardize(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x,
+                         const void *mean, const void *std, void *y)
+
+    # elementwise.c
     int fnn_all_finite(fnn_dtype dt, Py_ssize_t n, const void *x)

@@ -509,3 +509,322 @@ def penalty(weight, grad, *, l1=0.0, l2=0.0):
     with nogil:
         total = fnn_penalty(_dt(W), W.size, cnp.PyArray_DATA(W), cnp.PyArray_DATA(G), c_l1, c_l2)
     return total
+
+
+cdef cnp.ndarray _param(object param, str fn):
+    """A parameter updated in place: a C-contiguous, writable float ndarray."""
+    if not isinstance(param, np.ndarray):
+        raise TypeError(f"{fn}: param must be a numpy.ndarray, got {type(param).__name__}")
+    cdef cnp.ndarray P = _float_array(param, fn, "param", -1)
+    return _state(P, P, fn, "param")
+
+
+cdef cnp.ndarray _grad(object grad, cnp.ndarray P, str fn):
+    cdef cnp.ndarray G = _contiguous(grad, fn, "grad", -1, P.dtype)
+    if _shape(G) != _shape(P):
+        raise ValueError(f"{fn}: grad has shape {_shape(G)}, expected the param's {_shape(P)}")
+    return G
+
+
+cdef _disjoint(str fn, tuple names, tuple arrays):
+    """In-place kernels read and write these arrays element by element: none may overlap
+    another, or an update would read what it has just written."""
+    cdef Py_ssize_t i, j
+    for i in range(len(arrays)):
+        for j in range(i + 1, len(arrays)):
+            if arrays[i] is not None and arrays[j] is not None and np.may_share_memory(arrays[i], arrays[j]):
+                raise ValueError(f"{fn}: {names[i]} overlaps {names[j]}")
+
+
+cdef void *_ptr_or_null(cnp.ndarray a):
+    return NULL if a is None else cnp.PyArray_DATA(a)
+
+
+cdef double _finite(object value, str fn, str name) except? -1:
+    cdef double v
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{fn}: {name} must be a number, got {value!r}") from None
+    if not np.isfinite(v):
+        raise ValueError(f"{fn}: {name} must be finite, got {value!r}")
+    return v
+
+
+cdef double _step_count(object step, str fn) except -1:
+    if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
+        raise ValueError(f"{fn}: step must be an integer >= 1, got {step!r}")
+    return float(step)
+
+
+def adagrad_step(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
+                 step=1):
+    """One PyTorch Adagrad update of `param` and `state_sum` in place; `step` counts this
+    update (1 on the first)."""
+    fn = "adagrad_step"
+    cdef cnp.ndarray P = _param(param, fn)
+    cdef cnp.ndarray G = _grad(grad, P, fn)
+    cdef cnp.ndarray S = _state(state_sum, P, fn, "state_sum")
+    _disjoint(fn, ("param", "grad", "state_sum"), (P, G, S))
+    cdef double c_step = _step_count(step, fn)
+    cdef double c_lr = _finite(lr, fn, "lr"), c_decay = _finite(lr_decay, fn, "lr_decay")
+    cdef double clr = c_lr / (1.0 + (c_step - 1.0) * c_decay)
+    cdef double c_wd = _finite(weight_decay, fn, "weight_decay"), c_eps = _finite(eps, fn, "eps")
+    with nogil:
+        fnn_adagrad_step(_dt(P), P.size, cnp.PyArray_DATA(P), cnp.PyArray_DATA(G),
+                         cnp.PyArray_DATA(S), clr, c_wd, c_eps)
+
+
+def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha=0.99,
+                 eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    """One PyTorch RMSprop update in place. grad_avg is used (and required) when centered,
+    momentum_buffer when momentum > 0; pass None otherwise."""
+    fn = "rmsprop_step"
+    cdef cnp.ndarray P = _param(param, fn)
+    cdef cnp.ndarray G = _grad(grad, P, fn)
+    cdef cnp.ndarray S = _state(square_avg, P, fn, "square_avg")
+    cdef cnp.ndarray A = _state(grad_avg, P, fn, "grad_avg") if centered else None
+    cdef double c_mom = _finite(momentum, fn, "momentum")
+    cdef cnp.ndarray B = _state(momentum_buffer, P, fn, "momentum_buffer") if c_mom > 0 else None
+    _disjoint(fn, ("param", "grad", "square_avg", "grad_avg", "momentum_buffer"), (P, G, S, A, B))
+    cdef double c_lr = _finite(lr, fn, "lr"), c_alpha = _finite(alpha, fn, "alpha")
+    cdef double c_eps = _finite(eps, fn, "eps"), c_wd = _finite(weight_decay, fn, "weight_decay")
+    cdef void *a_ptr = _ptr_or_null(A)
+    cdef void *b_ptr = _ptr_or_null(B)
+    with nogil:
+        fnn_rmsprop_step(_dt(P), P.size, cnp.PyArray_DATA(P), cnp.PyArray_DATA(G),
+                         cnp.PyArray_DATA(S), a_ptr, b_ptr, c_lr, c_alpha,
+                         c_eps, c_wd, c_mom)
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, decoupled=False, step=1):
+    """One PyTorch Adam (decoupled=False) or AdamW (decoupled=True) update in place; `step`
+    counts this update (1 on the first) for the bias corrections."""
+    fn = "adam_step"
+    cdef cnp.ndarray P = _param(param, fn)
+    cdef cnp.ndarray G = _grad(grad, P, fn)
+    cdef cnp.ndarray M = _state(exp_avg, P, fn, "exp_avg")
+    cdef cnp.ndarray V = _state(exp_avg_sq, P, fn, "exp_avg_sq")
+    _disjoint(fn, ("param", "grad", "exp_avg", "exp_avg_sq"), (P, G, M, V))
+    cdef double c_step = _step_count(step, fn)
+    cdef double c_lr = _finite(lr, fn, "lr"), c_b1 = _finite(beta1, fn, "beta1")
+    cdef double c_b2 = _finite(beta2, fn, "beta2"), c_eps = _finite(eps, fn, "eps")
+    cdef double c_wd = _finite(weight_decay, fn, "weight_decay")
+    cdef int c_dec = bool(decoupled)
+    with nogil:
+        fnn_adam_step(_dt(P), P.size, cnp.PyArray_DATA(P), cnp.PyArray_DATA(G),
+                      cnp.PyArray_DATA(M), cnp.PyArray_DATA(V), c_lr, c_b1, c_b2, c_eps, c_wd,
+                      c_dec, c_step)
+
+
+def sum_squares(x):
+    """sum(x**2) over all elements, accumulated in float64 (deterministic order)."""
+    cdef cnp.ndarray X = _contiguous(x, "sum_squares", "x", -1)
+    cdef double total
+    with nogil:
+        total = fnn_sum_squares(_dt(X), X.size, cnp.PyArray_DATA(X))
+    return total
+
+
+def scale_inplace(x, alpha):
+    """x *= alpha, in place on a C-contiguous writable float array."""
+    fn = "scale_inplace"
+    cdef cnp.ndarray X = _param(x, fn)
+    cdef double c_alpha = _finite(alpha, fn, "alpha")
+    with nogil:
+        fnn_scale(_dt(X), X.size, cnp.PyArray_DATA(X), c_alpha)
+
+
+# ---- toolbox layers ------------------------------------------------------------------------
+
+cdef cnp.ndarray _vector(object v, Py_ssize_t n, object dtype, str fn, str name):
+    """A per-feature input vector of n entries, contiguous, of `dtype`."""
+    cdef cnp.ndarray V = _contiguous(v, fn, name, 1, dtype)
+    if V.shape[0] != n:
+        raise ValueError(f"{fn}: {name} must have shape {(n,)}, got {_shape(V)}")
+    return V
+
+
+def mask_scale(x, mask, scale, *, out=None):
+    """Inverted dropout with a given mask: x * scale where mask is true, 0 elsewhere. It is
+    its own backward (pass dy and the same mask). out may be x itself."""
+    fn = "mask_scale"
+    cdef cnp.ndarray X = _contiguous(x, fn, "x", -1)
+    cdef cnp.ndarray Mk
+    try:
+        Mk = np.asarray(mask)
+    except Exception as exc:
+        raise TypeError(f"{fn}: mask must be an array of booleans") from exc
+    if _shape(Mk) != _shape(X):
+        raise ValueError(f"{fn}: mask has shape {_shape(Mk)}, expected the shape of x {_shape(X)}")
+    if Mk.dtype.kind not in "biu":
+        raise TypeError(f"{fn}: mask must be boolean or integer, got dtype {_dtype_name(Mk.dtype)}")
+    # Any non-zero entry keeps its element; a bool array is read as its bytes without a copy.
+    Mk = np.ascontiguousarray(Mk if Mk.dtype == np.bool_ else Mk != 0).view(np.uint8)
+    cdef double c_scale = _finite(scale, fn, "scale")
+    cdef cnp.ndarray Y = _output(out, _shape(X), X.dtype, fn, True, (X, Mk), (X,))
+    with nogil:
+        fnn_mask_scale(_dt(X), X.size, cnp.PyArray_DATA(X),
+                       <const uint8_t *>cnp.PyArray_DATA(Mk), c_scale, cnp.PyArray_DATA(Y))
+    return Y
+
+
+def column_moments(x):
+    """(mean, var): per-column mean and biased variance of a 2-D x with at least one row."""
+    fn = "column_moments"
+    cdef cnp.ndarray X = _contiguous(x, fn, "x", 2)
+    if X.shape[0] < 1:
+        raise ValueError(f"{fn}: x needs at least one row, got shape {_shape(X)}")
+    cdef cnp.ndarray Mean = np.empty(X.shape[1], X.dtype), Var = np.empty(X.shape[1], X.dtype)
+    with nogil:
+        fnn_column_moments(_dt(X), X.shape[0], X.shape[1], cnp.PyArray_DATA(X),
+                           cnp.PyArray_DATA(Mean), cnp.PyArray_DATA(Var))
+    return Mean, Var
+
+
+def batchnorm_train(x, weight, bias, running_mean, running_var, *, momentum=0.1, eps=1e-5,
+                    out=None):
+    """Batch norm of a 2-D x (at least 2 rows) with its batch statistics:
+    y = (x - mean) / sqrt(var + eps) * weight + bias, var biased; weight/bias may be None.
+    running_mean/running_var (both or neither) move towards the batch mean and the unbiased
+    variance by `momentum`, in place. Returns (y, save_mean, save_invstd) for the backward."""
+    fn = "batchnorm_train"
+    cdef cnp.ndarray X = _contiguous(x, fn, "x", 2)
+    cdef Py_ssize_t m = X.shape[0], n = X.shape[1]
+    if m < 2:
+        raise ValueError(f"{fn}: batch statistics need at least 2 rows, got shape {(m, n)}")
+    cdef cnp.ndarray W = None if weight is None else _vector(weight, n, X.dtype, fn, "weight")
+    cdef cnp.ndarray Bs = None if bias is None else _vector(bias, n, X.dtype, fn, "bias")
+    cdef cnp.ndarray Mean = np.empty(n, X.dtype), Inv = np.empty(n, X.dtype)
+    cdef cnp.ndarray RM = None, RV = None
+    if (running_mean is None) != (running_var is None):
+        raise ValueError(f"{fn}: pass both running_mean and running_var, or neither")
+    if running_mean is not None:
+        RM = _state(running_mean, Mean, fn, "running_mean")
+        RV = _state(running_var, Mean, fn, "running_var")
+    cdef cnp.ndarray Y = _output(out, (m, n), X.dtype, fn, True, (X, W, Bs, RM, RV), (X,))
+    _disjoint(fn, ("x", "weight", "bias", "running_mean", "running_var"), (X, W, Bs, RM, RV))
+    _disjoint(fn, ("out", "weight", "bias", "running_mean", "running_var"), (Y, W, Bs, RM, RV))
+    cdef double c_mom = _finite(momentum, fn, "momentum"), c_eps = _finite(eps, fn, "eps")
+    cdef void *w_ptr = _ptr_or_null(W)
+    cdef void *bs_ptr = _ptr_or_null(Bs)
+    cdef void *rm_ptr = _ptr_or_null(RM)
+    cdef void *rv_ptr = _ptr_or_null(RV)
+    with nogil:
+        fnn_batchnorm_train(_dt(X), m, n, cnp.PyArray_DATA(X), w_ptr, bs_ptr,
+                            c_eps, c_mom, rm_ptr, rv_ptr, cnp.PyArray_DATA(Y),
+                            cnp.PyArray_DATA(Mean), cnp.PyArray_DATA(Inv))
+    return Y, Mean, Inv
+
+
+def batchnorm_eval(x, weight, bias, running_mean, running_var, *, eps=1e-5, out=None):
+    """Batch norm with the running statistics: (x - running_mean) / sqrt(running_var + eps)
+    * weight + bias; weight/bias may be None. out may be x itself."""
+    fn = "batchnorm_eval"
+    cdef cnp.ndarray X = _contiguous(x, fn, "x", 2)
+    cdef Py_ssize_t m = X.shape[0], n = X.shape[1]
+    cdef cnp.ndarray W = None if weight is None else _vector(weight, n, X.dtype, fn, "weight")
+    cdef cnp.ndarray Bs = None if bias is None else _vector(bias, n, X.dtype, fn, "bias")
+    cdef cnp.ndarray RM = _vector(running_mean, n, X.dtype, fn, "running_mean")
+    cdef cnp.ndarray RV = _vector(running_var, n, X.dtype, fn, "running_var")
+    cdef cnp.ndarray Y = _output(out, (m, n), X.dtype, fn, True, (X, W, Bs, RM, RV), (X,))
+    cdef double c_eps = _finite(eps, fn, "eps")
+    cdef void *w_ptr = _ptr_or_null(W)
+    cdef void *bs_ptr = _ptr_or_null(Bs)
+    with nogil:
+        fnn_batchnorm_eval(_dt(X), m, n, cnp.PyArray_DATA(X), w_ptr, bs_ptr,
+                           c_eps, cnp.PyArray_DATA(RM), cnp.PyArray_DATA(RV), cnp.PyArray_DATA(Y))
+    return Y
+
+
+def batchnorm_backward(dy, x, save_mean, save_invstd, weight, *, out=None, weight_grad_out=None,
+                       bias_grad_out=None):
+    """Gradients of batchnorm_train: (dx, dweight, dbias) with dweight = sum dy * xhat and
+    dbias = sum dy over rows (written to the *_out arrays when given). out may be dy itself."""
+    fn = "batchnorm_backward"
+    cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", 2)
+    cdef cnp.ndarray X = _contiguous(x, fn, "x", 2, DY.dtype)
+    cdef Py_ssize_t m = DY.shape[0], n = DY.shape[1]
+    if _shape(X) != _shape(DY):
+        raise ValueError(f"{fn}: x has shape {_shape(X)}, expected the shape of dy {_shape(DY)}")
+    cdef cnp.ndarray Mean = _vector(save_mean, n, DY.dtype, fn, "save_mean")
+    cdef cnp.ndarray Inv = _vector(save_invstd, n, DY.dtype, fn, "save_invstd")
+    cdef cnp.ndarray W = None if weight is None else _vector(weight, n, DY.dtype, fn, "weight")
+    cdef tuple ins = (DY, X, Mean, Inv, W)
+    cdef cnp.ndarray DX = _output(out, (m, n), DY.dtype, fn, True, ins, (DY,))
+    cdef cnp.ndarray DW = _output(weight_grad_out, (n,), DY.dtype, fn, True, ins + (DX,))
+    cdef cnp.ndarray DB = _output(bias_grad_out, (n,), DY.dtype, fn, True, ins + (DX, DW))
+    cdef void *w_ptr = _ptr_or_null(W)
+    with nogil:
+        fnn_batchnorm_backward(_dt(DY), m, n, cnp.PyArray_DATA(X), cnp.PyArray_DATA(Mean),
+                               cnp.PyArray_DATA(Inv), w_ptr, cnp.PyArray_DATA(DY),
+                               cnp.PyArray_DATA(DX), cnp.PyArray_DATA(DW), cnp.PyArray_DATA(DB))
+    return DX, DW, DB
+
+
+cdef Py_ssize_t _pieces(object pieces, str fn) except -1:
+    if isinstance(pieces, bool) or not isinstance(pieces, (int, np.integer)) or pieces < 1:
+        raise ValueError(f"{fn}: pieces must be an integer >= 1, got {pieces!r}")
+    return pieces
+
+
+def maxout_forward(z, pieces, *, out=None):
+    """Maxout over the columns of z (m, units * pieces), unit-major: unit u takes the max of
+    columns u*pieces .. u*pieces + pieces - 1. Returns (y (m, units), argmax (m, units) int64,
+    the winning piece, the first one on ties)."""
+    fn = "maxout_forward"
+    cdef cnp.ndarray Z = _contiguous(z, fn, "z", 2)
+    cdef Py_ssize_t k = _pieces(pieces, fn)
+    if Z.shape[1] % k != 0:
+        raise ValueError(f"{fn}: z has {Z.shape[1]} columns, not a multiple of pieces={k}")
+    cdef Py_ssize_t m = Z.shape[0], units = Z.shape[1] // k
+    cdef cnp.ndarray Y = _output(out, (m, units), Z.dtype, fn, True, (Z,))
+    cdef cnp.ndarray Idx = np.empty((m, units), np.int64)
+    with nogil:
+        fnn_maxout_forward(_dt(Z), m, units, k, cnp.PyArray_DATA(Z), cnp.PyArray_DATA(Y),
+                           <int64_t *>cnp.PyArray_DATA(Idx))
+    return Y, Idx
+
+
+def maxout_backward(dy, argmax, pieces, *, out=None):
+    """dz (m, units * pieces): dy routed to each unit's winning piece, zero elsewhere."""
+    fn = "maxout_backward"
+    cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", 2)
+    cdef Py_ssize_t m = DY.shape[0], units = DY.shape[1]
+    cdef Py_ssize_t k = _pieces(pieces, fn)
+    cdef cnp.ndarray Idx
+    try:
+        Idx = np.asarray(argmax)
+    except Exception as exc:
+        raise TypeError(f"{fn}: argmax must be an integer array") from exc
+    if Idx.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: argmax must be integers, got dtype {_dtype_name(Idx.dtype)}")
+    if _shape(Idx) != _shape(DY):
+        raise ValueError(f"{fn}: argmax has shape {_shape(Idx)}, expected the shape of dy {_shape(DY)}")
+    if Idx.size and (Idx.min() < 0 or Idx.max() >= k):
+        raise ValueError(f"{fn}: argmax entries must be in [0, {k}), got range "
+                         f"[{Idx.min()}, {Idx.max()}]")
+    Idx = np.ascontiguousarray(Idx, dtype=np.int64)
+    cdef cnp.ndarray DZ = _output(out, (m, units * k), DY.dtype, fn, True, (DY, Idx))
+    with nogil:
+        fnn_maxout_backward(_dt(DY), m, units, k, cnp.PyArray_DATA(DY),
+                            <const int64_t *>cnp.PyArray_DATA(Idx), cnp.PyArray_DATA(DZ))
+    return DZ
+
+
+def standardize(x, mean, std, *, out=None):
+    """(x - mean) / std per column of a 2-D x, a zero std counting as 1 (a constant feature
+    is only centred). mean=None skips the centring: standardize(dy, None, std) is the
+    backward. out may be x itself."""
+    fn = "standardize"
+    cdef cnp.ndarray X = _contiguous(x, fn, "x", 2)
+    cdef Py_ssize_t n = X.shape[1]
+    cdef cnp.ndarray Mu = None if mean is None else _vector(mean, n, X.dtype, fn, "mean")
+    cdef cnp.ndarray Sd = _vector(std, n, X.dtype, fn, "std")
+    cdef cnp.ndarray Y = _output(out, _shape(X), X.dtype, fn, True, (X, Mu, Sd), (X,))
+    cdef void *mu_ptr = _ptr_or_null(Mu)
+    with nogil:
+        fnn_standardize(_dt(X), X.shape[0], n, cnp.PyArray_DATA(X), mu_ptr,
+                        cnp.PyArray_DATA(Sd), cnp.PyArray_DATA(Y))
+    return Y

@@ -169,7 +169,8 @@ class Sequential:
 
     def load_state_dict(self, mapping, strict=True):
         """Load values (anything ``np.asarray`` accepts, PyTorch CPU tensors included).
-        BatchNorm's ``num_batches_tracked`` is accepted and ignored."""
+        BatchNorm's ``num_batches_tracked`` is optional: loaded when present, kept when not,
+        and ignored where this model has no such buffer."""
         expected = self.state_dict()
         try:
             given = dict(mapping)
@@ -180,8 +181,9 @@ class Sequential:
         for key in given:
             if not isinstance(key, str):
                 raise TypeError(f"load_state_dict: keys must be strings like '0.weight', got {key!r}")
-        given = {k: v for k, v in given.items() if not k.endswith(".num_batches_tracked")}
-        missing = sorted(set(expected) - set(given))
+        optional = ".num_batches_tracked"
+        given = {k: v for k, v in given.items() if k in expected or not k.endswith(optional)}
+        missing = sorted(k for k in set(expected) - set(given) if not k.endswith(optional))
         unexpected = sorted(set(given) - set(expected))
         if strict and (missing or unexpected):
             raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")

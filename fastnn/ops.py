@@ -165,3 +165,150 @@ def penalty(weight, grad, *, l1=0.0, l2=0.0):
     grad += t(l1) * np.sign(weight) + t(2 * l2) * weight
     w = weight.astype(np.float64)
     return float(l1 * np.abs(w).sum() + l2 * (w * w).sum())
+
+
+# ---- optimizer updates (PyTorch's single-tensor formulas) ---------------------------------
+
+def adagrad_step(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
+                 step=1):
+    """d = g + wd p; sum += d^2; p -= clr d / (sqrt(sum) + eps) with
+    clr = lr / (1 + (step - 1) lr_decay). In place on param and state_sum."""
+    t = param.dtype.type
+    clr = lr / (1 + (step - 1) * lr_decay)
+    d = grad + t(weight_decay) * param
+    state_sum += d * d
+    param -= t(clr) * (d / (np.sqrt(state_sum) + t(eps)))
+
+
+def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha=0.99,
+                 eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+    """d = g + wd p; sq = alpha sq + (1 - alpha) d^2; centered: ga = alpha ga + (1 - alpha) d
+    and v = sq - ga^2, else v = sq; s = d / (sqrt(v) + eps); momentum: buf = momentum buf + s,
+    p -= lr buf; else p -= lr s. In place."""
+    t = param.dtype.type
+    d = grad + t(weight_decay) * param
+    square_avg[...] = t(alpha) * square_avg + t(1 - alpha) * d * d
+    v = square_avg
+    if centered:
+        grad_avg += t(1 - alpha) * (d - grad_avg)
+        v = square_avg - grad_avg * grad_avg
+    s = d / (np.sqrt(v) + t(eps))
+    if momentum > 0:
+        momentum_buffer[...] = t(momentum) * momentum_buffer + s
+        s = momentum_buffer
+    param -= t(lr) * s
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, beta1=0.9, beta2=0.999, eps=1e-8,
+              weight_decay=0.0, decoupled=False, step=1):
+    """Adam: d = g + wd p. AdamW (decoupled): p *= 1 - lr wd, d = g.
+    m = beta1 m + (1 - beta1) d; v = beta2 v + (1 - beta2) d^2;
+    p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps). In place."""
+    t = param.dtype.type
+    if decoupled:
+        param *= t(1 - lr * weight_decay)
+        d = grad
+    else:
+        d = grad + t(weight_decay) * param
+    exp_avg += t(1 - beta1) * (d - exp_avg)
+    exp_avg_sq[...] = t(beta2) * exp_avg_sq + t(1 - beta2) * d * d
+    step_size = lr / (1 - beta1 ** step)
+    denom = np.sqrt(exp_avg_sq) / t(np.sqrt(1 - beta2 ** step)) + t(eps)
+    param -= t(step_size) * (exp_avg / denom)
+
+
+def sum_squares(x):
+    """sum(x^2), accumulated in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return float((x * x).sum())
+
+
+def scale_inplace(x, alpha):
+    """x *= alpha."""
+    x *= x.dtype.type(alpha)
+
+
+# ---- toolbox layers --------------------------------------------------------------------------
+
+def mask_scale(x, mask, scale, *, out=None):
+    """Inverted dropout: x * scale where mask is true, 0 elsewhere."""
+    x = np.asarray(x)
+    return _into(np.where(np.asarray(mask) != 0, x * x.dtype.type(scale), x.dtype.type(0)), out)
+
+
+def column_moments(x):
+    """Per-column mean and biased variance (computed in float64)."""
+    x = np.asarray(x)
+    x64 = x.astype(np.float64)
+    return x64.mean(axis=0).astype(x.dtype), x64.var(axis=0).astype(x.dtype)
+
+
+def batchnorm_train(x, weight, bias, running_mean, running_var, *, momentum=0.1, eps=1e-5,
+                    out=None):
+    """mean, var = batch mean and biased variance per column; invstd = 1 / sqrt(var + eps);
+    y = (x - mean) invstd weight + bias; running = (1 - momentum) running + momentum batch,
+    with the unbiased variance var * m / (m - 1). Returns (y, mean, invstd)."""
+    x = np.asarray(x)
+    m = x.shape[0]
+    x64 = x.astype(np.float64)
+    mean, var = x64.mean(axis=0), x64.var(axis=0)
+    invstd = 1.0 / np.sqrt(var + eps)
+    if running_mean is not None:
+        running_mean[...] = (1 - momentum) * running_mean + momentum * mean
+        running_var[...] = (1 - momentum) * running_var + momentum * var * m / (m - 1)
+    y = (x64 - mean) * invstd
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return _into(y.astype(x.dtype), out), mean.astype(x.dtype), invstd.astype(x.dtype)
+
+
+def batchnorm_eval(x, weight, bias, running_mean, running_var, *, eps=1e-5, out=None):
+    """y = (x - running_mean) / sqrt(running_var + eps) weight + bias."""
+    x = np.asarray(x)
+    y = (x - running_mean) / np.sqrt(running_var.astype(np.float64) + eps).astype(x.dtype)
+    if weight is not None:
+        y = y * weight
+    if bias is not None:
+        y = y + bias
+    return _into(y.astype(x.dtype), out)
+
+
+def batchnorm_backward(dy, x, save_mean, save_invstd, weight, *, out=None, weight_grad_out=None,
+                       bias_grad_out=None):
+    """xhat = (x - mean) invstd; dbias = sum dy; dweight = sum dy xhat;
+    dx = weight invstd (dy - dbias / m - xhat dweight / m) (the batch statistics depend on x)."""
+    dy, x = np.asarray(dy), np.asarray(x)
+    m = dy.shape[0]
+    dy64 = dy.astype(np.float64)
+    xhat = (x.astype(np.float64) - save_mean) * save_invstd
+    dbias, dweight = dy64.sum(axis=0), (dy64 * xhat).sum(axis=0)
+    g = 1.0 if weight is None else weight.astype(np.float64)
+    dx = g * save_invstd * (dy64 - dbias / m - xhat * dweight / m)
+    return (_into(dx.astype(dy.dtype), out), _into(dweight.astype(dy.dtype), weight_grad_out),
+            _into(dbias.astype(dy.dtype), bias_grad_out))
+
+
+def maxout_forward(z, pieces, *, out=None):
+    """Unit u of row i: max over z[i, u*pieces : (u+1)*pieces] (unit-major), and which piece
+    won (the first on ties)."""
+    z = np.asarray(z)
+    g = z.reshape(z.shape[0], -1, pieces)
+    idx = g.argmax(axis=2)
+    return _into(np.take_along_axis(g, idx[..., None], axis=2)[..., 0], out), idx.astype(np.int64)
+
+
+def maxout_backward(dy, argmax, pieces, *, out=None):
+    """dz[i, u*pieces + argmax[i, u]] = dy[i, u], zero elsewhere."""
+    dy = np.asarray(dy)
+    dz = np.zeros(dy.shape + (pieces,), dtype=dy.dtype)
+    np.put_along_axis(dz, np.asarray(argmax)[..., None], dy[..., None], axis=2)
+    return _into(dz.reshape(dy.shape[0], -1), out)
+
+
+def standardize(x, mean, std, *, out=None):
+    """(x - mean) / s with s = std, or 1 where std == 0; mean None means 0 (the backward)."""
+    x = np.asarray(x)
+    s = np.where(std == 0, x.dtype.type(1), std).astype(x.dtype)
+    return _into((x if mean is None else x - mean) / s, out)

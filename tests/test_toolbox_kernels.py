@@ -1,0 +1,216 @@
+"""The toolbox kernels (csrc/optim.c, csrc/layers.c) against their NumPy twins in
+fastnn.ops, in both dtypes, with contiguous and non-contiguous inputs."""
+import inspect
+
+import numpy as np
+import pytest
+
+from fastnn import kernels as K
+from fastnn import ops
+
+DTYPES = (np.float32, np.float64)
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+NEW = ("adagrad_step", "rmsprop_step", "adam_step", "sum_squares", "scale_inplace", "mask_scale",
+       "column_moments", "batchnorm_train", "batchnorm_eval", "batchnorm_backward",
+       "maxout_forward", "maxout_backward", "standardize")
+
+
+def close(a, b, dtype):
+    np.testing.assert_allclose(a, b, **TOL[dtype])
+
+
+def data(rng, shape, dtype, layout):
+    """An array of `shape` that is C-contiguous, Fortran-ordered or a strided view."""
+    if layout == "strided":
+        big = rng.standard_normal((shape[0], 2 * shape[1])).astype(dtype)
+        return big[:, ::2]
+    a = rng.standard_normal(shape).astype(dtype)
+    return np.asfortranarray(a) if layout == "fortran" else a
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_signatures_match(name):
+    assert inspect.signature(getattr(K, name)) == inspect.signature(getattr(ops, name))
+
+
+OPTIM_CASES = [
+    ("adagrad_step", ("state_sum",), dict(lr=0.1)),
+    ("adagrad_step", ("state_sum",), dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, eps=1e-3, step=4)),
+    ("rmsprop_step", ("square_avg", None, None), dict(lr=0.01)),
+    ("rmsprop_step", ("square_avg", "grad_avg", "momentum_buffer"),
+     dict(lr=0.01, alpha=0.9, eps=1e-4, weight_decay=0.1, momentum=0.8, centered=True)),
+    ("adam_step", ("exp_avg", "exp_avg_sq"), dict(lr=0.01)),
+    ("adam_step", ("exp_avg", "exp_avg_sq"),
+     dict(lr=0.01, beta1=0.8, beta2=0.99, eps=1e-4, weight_decay=0.1, step=3)),
+    ("adam_step", ("exp_avg", "exp_avg_sq"), dict(lr=0.01, weight_decay=0.1, decoupled=True, step=2)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,states,kw", OPTIM_CASES)
+def test_optimizer_kernels_match_reference(name, states, kw, dtype):
+    rng = np.random.default_rng(0)
+    p0 = rng.standard_normal((7, 13)).astype(dtype)
+    g = data(rng, (7, 13), dtype, "strided")  # the gradient may have any layout
+    # States as an earlier step would leave them: square averages above the squared means.
+    s0 = [None if s is None else 0.3 * rng.standard_normal((7, 13)) for s in states]
+    s0 = [None if a is None else (1 + a * a if s in ("square_avg", "state_sum", "exp_avg_sq") else a)
+          .astype(dtype) for s, a in zip(states, s0)]
+    results = []
+    for impl in (K, ops):
+        p = p0.copy()
+        s = [None if a is None else a.copy() for a in s0]
+        for _ in range(3):
+            getattr(impl, name)(p, g, *s, **kw)
+        results.append((p, s))
+    (pk, sk), (po, so) = results
+    assert np.all(np.isfinite(pk))
+    close(pk, po, dtype)
+    for a, b in zip(sk, so):
+        if a is not None:
+            close(a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_squares_and_scale(dtype):
+    rng = np.random.default_rng(1)
+    x = data(rng, (300, 500), dtype, "strided")
+    assert K.sum_squares(x) == pytest.approx(ops.sum_squares(x), rel=1e-12)
+    a, b = np.ascontiguousarray(x), np.ascontiguousarray(x)
+    K.scale_inplace(a, 0.37)
+    ops.scale_inplace(b, 0.37)
+    close(a, b, dtype)
+
+
+def test_sum_squares_independent_of_threads():
+    x = np.random.default_rng(2).standard_normal(1_000_003)
+    n = K.get_num_threads()
+    try:
+        K.set_num_threads(1)
+        one = K.sum_squares(x)
+        K.set_num_threads(4)
+        assert K.sum_squares(x) == one
+    finally:
+        K.set_num_threads(n)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ("C", "fortran", "strided"))
+def test_mask_scale(dtype, layout):
+    rng = np.random.default_rng(3)
+    x = data(rng, (9, 11), dtype, layout)
+    mask = rng.random((9, 11)) > 0.3
+    close(K.mask_scale(x, mask, 1 / 0.7), ops.mask_scale(x, mask, 1 / 0.7), dtype)
+    close(K.mask_scale(x, mask.astype(np.int8), 2.0), ops.mask_scale(x, mask, 2.0), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ("C", "fortran", "strided"))
+def test_column_moments(dtype, layout):
+    x = data(np.random.default_rng(4), (50, 130), dtype, layout) * 3 + 5
+    for a, b in zip(K.column_moments(x), ops.column_moments(x)):
+        close(a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ("C", "fortran", "strided"))
+@pytest.mark.parametrize("affine", (True, False))
+def test_batchnorm_kernels(dtype, layout, affine):
+    rng = np.random.default_rng(5)
+    x = data(rng, (33, 70), dtype, layout) * 2 + 1
+    w = rng.standard_normal(70).astype(dtype) if affine else None
+    b = rng.standard_normal(70).astype(dtype) if affine else None
+    rm0, rv0 = rng.standard_normal(70).astype(dtype), np.abs(rng.standard_normal(70)).astype(dtype)
+    rk, vk, ro, vo = rm0.copy(), rv0.copy(), rm0.copy(), rv0.copy()
+    yk, mk, ik = K.batchnorm_train(x, w, b, rk, vk, momentum=0.3, eps=1e-3)
+    yo, mo, io = ops.batchnorm_train(x, w, b, ro, vo, momentum=0.3, eps=1e-3)
+    for a, c in ((yk, yo), (mk, mo), (ik, io), (rk, ro), (vk, vo)):
+        close(a, c, dtype)
+    close(K.batchnorm_eval(x, w, b, rm0, rv0, eps=1e-3), ops.batchnorm_eval(x, w, b, rm0, rv0, eps=1e-3), dtype)
+    dy = data(rng, (33, 70), dtype, layout)
+    for a, c in zip(K.batchnorm_backward(dy, x, mk, ik, w), ops.batchnorm_backward(dy, x, mk, ik, w)):
+        close(a, c, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ("C", "fortran", "strided"))
+def test_maxout_kernels(dtype, layout):
+    rng = np.random.default_rng(6)
+    z = data(rng, (17, 12), dtype, layout)
+    yk, ik = K.maxout_forward(z, 3)
+    yo, io = ops.maxout_forward(z, 3)
+    close(yk, yo, dtype)
+    np.testing.assert_array_equal(ik, io)
+    dy = data(rng, (17, 4), dtype, layout)
+    close(K.maxout_backward(dy, ik, 3), ops.maxout_backward(dy, io, 3), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ("C", "fortran", "strided"))
+def test_standardize_kernel(dtype, layout):
+    rng = np.random.default_rng(7)
+    x = data(rng, (10, 6), dtype, layout)
+    mean = rng.standard_normal(6).astype(dtype)
+    std = np.abs(rng.standard_normal(6)).astype(dtype)
+    std[2] = 0
+    close(K.standardize(x, mean, std), ops.standardize(x, mean, std), dtype)
+    close(K.standardize(x, None, std), ops.standardize(x, None, std), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_in_place_and_inputs_untouched(dtype):
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((5, 4)).astype(dtype)
+    x.flags.writeable = False
+    keep = x.copy()
+    K.standardize(x, np.zeros(4, dtype), np.ones(4, dtype))
+    K.batchnorm_train(x, None, None, None, None)
+    np.testing.assert_array_equal(x, keep)
+    y = keep.copy()
+    out = K.mask_scale(y, np.ones((5, 4), bool), 2.0, out=y)
+    assert out is y
+    close(y, 2 * keep, dtype)
+
+
+def test_threads_do_not_change_batchnorm():
+    x = np.random.default_rng(9).standard_normal((2000, 300))
+    n = K.get_num_threads()
+    try:
+        K.set_num_threads(1)
+        one = K.batchnorm_train(x, None, None, None, None)
+        dx1 = K.batchnorm_backward(x, x, one[1], one[2], None)
+        K.set_num_threads(4)
+        many = K.batchnorm_train(x, None, None, None, None)
+        dxn = K.batchnorm_backward(x, x, many[1], many[2], None)
+    finally:
+        K.set_num_threads(n)
+    for a, b in zip(one + dx1, many + dxn):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("call,exc,match", [
+    (lambda: K.adam_step(np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(4), lr=0.1), ValueError, "exp_avg_sq"),
+    (lambda: K.adam_step(np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(3), lr=0.1, step=0), ValueError, "step"),
+    (lambda: K.adam_step(np.zeros(3), np.zeros(3), np.zeros(3, np.float32), np.zeros(3), lr=0.1), ValueError, "exp_avg"),
+    (lambda: K.adagrad_step([0.0], np.zeros(1), np.zeros(1), lr=0.1), TypeError, "param"),
+    (lambda: K.rmsprop_step(np.zeros(3), np.zeros(3), np.zeros(3), None, None, lr=0.1, centered=True), TypeError, "grad_avg"),
+    (lambda: K.rmsprop_step(np.zeros(3), np.zeros(3), np.zeros(3), None, None, lr=0.1, momentum=0.5), TypeError, "momentum_buffer"),
+    (lambda: K.mask_scale(np.zeros((2, 2)), np.ones(3, bool), 1.0), ValueError, "mask"),
+    (lambda: K.batchnorm_train(np.zeros((1, 3)), None, None, None, None), ValueError, "2 rows"),
+    (lambda: K.batchnorm_train(np.zeros((4, 3)), np.ones(2), None, None, None), ValueError, "weight"),
+    (lambda: K.batchnorm_eval(np.zeros((4, 3)), None, None, np.zeros(3), np.zeros(2)), ValueError, "running_var"),
+    (lambda: K.maxout_forward(np.zeros((2, 5)), 2), ValueError, "pieces"),
+    (lambda: K.maxout_backward(np.zeros((2, 2)), np.full((2, 2), 3), 3), ValueError, "argmax"),
+    (lambda: K.maxout_backward(np.zeros((2, 2)), np.zeros((2, 2)), 0), ValueError, "pieces"),
+    (lambda: K.standardize(np.zeros((2, 3)), None, np.ones(4)), ValueError, "std"),
+    (lambda: K.column_moments(np.zeros((0, 3))), ValueError, "one row"),
+])
+def test_bad_inputs_raise(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_state_overlap_rejected():
+    p = np.zeros(6)
+    with pytest.raises(ValueError, match="overlaps"):
+        K.adam_step(p, np.zeros(6), p, np.zeros(6), lr=0.1)
