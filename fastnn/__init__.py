@@ -2,7 +2,17 @@
 
 PyTorch-style layers and optimizers, Keras-style ``fit``, NumPy arrays in and out, and C
 kernels underneath (see ``fastnn.kernels.info()`` for the instruction set in use)."""
-from fastnn import callbacks, closed_form, init, kernels, ops, optim
+from fastnn import callbacks, closed_form, init, kernels, ops, optim, schedules
+from fastnn.callbacks import (
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    History,
+    LearningRateScheduler,
+    ModelCheckpoint,
+    ReduceLROnPlateau,
+    TerminateOnNaN,
+)
 from fastnn.closed_form import gaussian_classifier, linear_regression
 from fastnn.datasets import load_digits
 from fastnn.gradcheck import gradcheck
@@ -25,13 +35,18 @@ from fastnn.layers import (
 from fastnn.losses import BCEWithLogits, MSELoss, SoftmaxCrossEntropy
 from fastnn.model import Sequential
 from fastnn.optim import clip_grad_norm
+from fastnn.persistence import Checkpoint, load, load_checkpoint, save
+from fastnn.plotting import lr_sweep
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BCEWithLogits", "BatchNorm1d", "Dense", "Dropout", "Identity", "Layer", "LeakyReLU",
-    "MSELoss", "Maxout", "Parameter", "ReLU", "Sequential", "Sigmoid", "Softmax",
-    "SoftmaxCrossEntropy", "Standardize", "Tanh", "callbacks", "clip_grad_norm", "closed_form",
-    "gaussian_classifier", "get_num_threads", "gradcheck", "init", "kernels",
-    "linear_regression", "load_digits", "ops", "optim", "set_num_threads",
+    "BCEWithLogits", "BatchNorm1d", "CSVLogger", "Callback", "Checkpoint", "Dense", "Dropout",
+    "EarlyStopping", "History", "Identity", "Layer", "LeakyReLU", "LearningRateScheduler",
+    "MSELoss", "Maxout", "ModelCheckpoint", "Parameter", "ReLU", "ReduceLROnPlateau",
+    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Standardize", "Tanh",
+    "TerminateOnNaN", "callbacks", "clip_grad_norm", "closed_form", "gaussian_classifier",
+    "get_num_threads", "gradcheck", "init", "kernels", "linear_regression", "load",
+    "load_checkpoint", "load_digits", "lr_sweep", "ops", "optim", "save", "schedules",
+    "set_num_threads",
 ]

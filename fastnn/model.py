@@ -43,6 +43,9 @@ class Sequential:
         self._plan = self._fusion_plan()
         self.stop_training = False
         self._out_shape = None
+        #: set by ``fit``: the optimizer (so callbacks reach it) and the History
+        self.optimizer = None
+        self.history = None
 
     def _check_widths(self):
         """The model's input width, after checking each layer accepts its predecessor's."""
@@ -123,16 +126,10 @@ class Sequential:
     __call__ = forward
 
     def predict(self, X, batch_size=4096):
-        """Inference outputs, computed in batches so memory stays bounded for large X."""
-        n = np.shape(X)[0] if hasattr(X, "shape") else len(X)
-        if n <= batch_size:
-            return self.forward(X)
-        first = self.forward(X[:batch_size])
-        out = np.empty((n,) + first.shape[1:], dtype=first.dtype)
-        out[:batch_size] = first
-        for start in range(batch_size, n, batch_size):
-            out[start:start + batch_size] = self.forward(X[start:start + batch_size])
-        return out
+        """Inference outputs, computed in batches so memory stays bounded for large X
+        (``np.memmap`` included)."""
+        from fastnn.training import predict
+        return predict(self, X, batch_size=batch_size)
 
     def backward(self, dY):
         """Backpropagate ``dY`` (d loss / d output) after ``forward(..., training=True)``;
@@ -203,7 +200,11 @@ class Sequential:
     def fit(self, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
             validation_data=None, validation_split=0.0, shuffle=True, callbacks=(), seed=None,
             verbose=0):
-        """Train for ``epochs`` passes over (X, y) in mini-batches; returns a History."""
+        """Train for ``epochs`` passes over (X, y) in mini-batches; returns a History (also
+        ``self.history``). ``self.optimizer`` is set to ``optimizer`` so that callbacks can
+        reach it. ``verbose``: 0 silent, 1 a progress bar per epoch on stderr (one line per
+        epoch when stderr is not a terminal), 2 one line per epoch. See
+        :mod:`fastnn.training` and :mod:`fastnn.callbacks`."""
         from fastnn.training import fit
         return fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
                    batch_size=batch_size, metrics=metrics, validation_data=validation_data,

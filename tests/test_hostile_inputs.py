@@ -343,7 +343,7 @@ for name, X, exc, match in [
     ("none", None, TypeError, "X must be numeric"),
 ]:
     probe(f"forward-{name}", lambda X=X: _model().forward(X), exc, match)
-    probe(f"predict-{name}", lambda X=X: _model().predict(X), (exc, TypeError), "X")
+    probe(f"predict-{name}", lambda X=X: _model().predict(X), (ValueError, TypeError), "X")
 probe("backward-before-forward", lambda: _model().backward(np.ones((2, 3))), RuntimeError, "before a forward")
 
 
