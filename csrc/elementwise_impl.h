@@ -143,15 +143,17 @@ static inline ptrdiff_t F(block_rows)(ptrdiff_t m)
     return b < 64 ? 64 : b;
 }
 
-/* Log-sum-exp of a row, returning the row max through *mx too. */
-static inline T F(row_lse)(ptrdiff_t k, const T *x, T *mx_out)
+/* A row's max and log sum_j exp(x_j - max): log-sum-exp is their sum, but losses keep them
+ * apart so that x_y is subtracted from the max (exact when x_y is the max) rather than
+ * from an lse whose rounding, at |x| ~ 1e30, swallows the log term. */
+static inline T F(row_max_logsum)(ptrdiff_t k, const T *x, T *mx_out)
 {
     T mx = x[0];
     for (ptrdiff_t j = 1; j < k; j++) mx = x[j] > mx ? x[j] : mx;
     T s = 0;
     for (ptrdiff_t j = 0; j < k; j++) s += EXP(x[j] - mx);
     *mx_out = mx;
-    return mx + LOG(s);
+    return LOG(s);
 }
 
 static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logits_,
@@ -172,13 +174,13 @@ static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logit
             const T *x = logits + i * k;
             const ptrdiff_t y = (ptrdiff_t)labels[i];
             T mx;
-            const T lse = F(row_lse)(k, x, &mx);
+            const T logsum = F(row_max_logsum)(k, x, &mx);
             /* In double: for float32 logits near FLT_MAX the difference itself overflows. */
-            acc += (double)lse - (double)x[y];
+            acc += ((double)mx - (double)x[y]) + (double)logsum;
             if (grad) {
                 /* Softmax paired with cross-entropy: d loss / d logits = p - onehot. */
                 T *g = grad + i * k;
-                for (ptrdiff_t j = 0; j < k; j++) g[j] = EXP(x[j] - lse) * gs;
+                for (ptrdiff_t j = 0; j < k; j++) g[j] = EXP((x[j] - mx) - logsum) * gs;
                 g[y] -= gs;
             }
         }
@@ -206,19 +208,19 @@ static double F(softmax_xent_probs)(ptrdiff_t m, ptrdiff_t k, const void *logits
         for (ptrdiff_t i = b * br; i < r1; i++) {
             const T *x = logits + i * k, *t = probs + i * k;
             T mx, tsum = 0;
-            double dot = 0.0;
-            const T lse = F(row_lse)(k, x, &mx);
+            double row = 0.0;
+            const T logsum = F(row_max_logsum)(k, x, &mx);
+            /* -sum_j t_j log p_j = sum_j t_j ((max - x_j) + logsum), in double as above. */
             for (ptrdiff_t j = 0; j < k; j++) {
                 tsum += t[j];
-                dot += (double)t[j] * (double)x[j];
+                row += (double)t[j] * (((double)mx - (double)x[j]) + (double)logsum);
             }
-            /* -sum_j t_j log p_j = lse * sum_j t_j - sum_j t_j x_j, in double for the same
-             * reason as above. */
-            acc += (double)lse * (double)tsum - dot;
+            acc += row;
             if (grad) {
                 /* Gradient p_j * sum(t) - t_j: equals p - t when the rows sum to one. */
                 T *g = grad + i * k;
-                for (ptrdiff_t j = 0; j < k; j++) g[j] = (EXP(x[j] - lse) * tsum - t[j]) * gs;
+                for (ptrdiff_t j = 0; j < k; j++)
+                    g[j] = (EXP((x[j] - mx) - logsum) * tsum - t[j]) * gs;
             }
         }
         part[b] = acc;
