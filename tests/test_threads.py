@@ -63,13 +63,12 @@ def test_gemm_releases_the_gil(threads):
         return time.perf_counter() - t
 
     work()  # warm up packing buffers
-    ratios = []
-    for _ in range(5):
-        ratios.append(two() / one())
-    # Serialised by the GIL, two threads take 2x one thread's time; in parallel ~1x. The
-    # median of five and a 1.6 bound leave room for a busy shared machine.
-    print(f"two threads / one thread: {sorted(ratios)}")
-    assert statistics.median(ratios) < 1.6, ratios
+    ratios = sorted(two() / one() for _ in range(7))
+    # Serialised by the GIL, two threads take 2x one thread's time; in parallel ~1x. On a
+    # machine shared with other jobs single ratios swing by +-0.4, so: the best of seven
+    # must be clearly parallel, and the median must not look serialised.
+    print(f"two threads / one thread: {ratios}")
+    assert ratios[0] < 1.5 and statistics.median(ratios) < 1.8, ratios
 
 
 def test_concurrent_forward_equals_serial():
