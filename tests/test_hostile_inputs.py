@@ -586,3 +586,50 @@ def test_model_never_modifies_inputs(tmp_path):
     np.testing.assert_array_equal(X, X0)
     np.testing.assert_array_equal(y, y0)
     np.testing.assert_array_equal(dY, dY0)
+
+
+# ---- command line: one clear line on stderr and a non-zero exit, never a traceback --------
+
+def _csv(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("case", ["missing-file", "unknown-column", "non-numeric", "empty",
+                                  "header-only", "nan-data", "inf-target", "bad-model",
+                                  "model-is-csv", "bad-hidden", "negative-epochs", "nan-lr",
+                                  "predict-wrong-width"])
+def test_cli_errors_are_one_line(tmp_path, capsys, case):
+    from fastnn import cli
+    good = _csv(tmp_path, "good.csv", "a,b,y\n" + "\n".join(f"{i % 3},{i % 5},{i % 2}" for i in range(30)))
+    model = str(tmp_path / "m.fnn")
+    assert cli.main(["train", good, "--target", "y", "--out", model, "--epochs", "1",
+                     "--hidden", "4", "-q"]) == 0
+    capsys.readouterr()
+    argv = {
+        "missing-file": ["train", str(tmp_path / "nope.csv"), "--target", "y", "--out", model],
+        "unknown-column": ["train", good, "--target", "zzz", "--out", model],
+        "non-numeric": ["train", _csv(tmp_path, "s.csv", "a,y\nx,1\ny,0\n"), "--target", "y", "--out", model],
+        "empty": ["train", _csv(tmp_path, "e.csv", ""), "--target", "y", "--out", model],
+        "header-only": ["train", _csv(tmp_path, "h.csv", "a,y\n"), "--target", "y", "--out", model],
+        "nan-data": ["train", _csv(tmp_path, "n.csv", "a,y\n1,1\nnan,0\n2,1\n3,0\n"), "--target", "y",
+                     "--out", model, "--task", "regression", "--epochs", "1", "-q"],
+        "inf-target": ["train", _csv(tmp_path, "i.csv", "a,y\n1,inf\n2,0\n"), "--target", "y",
+                       "--out", model, "--task", "regression", "--epochs", "1", "-q"],
+        "bad-model": ["predict", _csv(tmp_path, "junk.fnn", "junk"), good, "--out", str(tmp_path / "p.csv")],
+        "model-is-csv": ["evaluate", good, good, "--target", "y"],
+        "bad-hidden": ["train", good, "--target", "y", "--out", model, "--hidden", "abc"],
+        "negative-epochs": ["train", good, "--target", "y", "--out", model, "--epochs", "-1"],
+        "nan-lr": ["train", good, "--target", "y", "--out", model, "--lr", "nan"],
+        "predict-wrong-width": ["predict", model, _csv(tmp_path, "w.csv", "a\n1\n2\n"), "--out",
+                                str(tmp_path / "p.csv")],
+    }[case]
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code not in (0, None), err
+    assert "Traceback" not in err
+    assert "error" in err.splitlines()[-1], err
