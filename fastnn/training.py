@@ -335,7 +335,7 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
             for cb in callbacks:
                 cb.on_batch_end(b, batch_logs)
             if not finite and not model.stop_training:  # no callback (TerminateOnNaN) took it
-                raise NonFiniteError(_divergence_message(model, value, epoch, b, n_batches, xb, yb))
+                raise NonFiniteError(_divergence_message(model, epoch, b, n_batches, xb, yb))
             if model.stop_training:
                 break
         for r in releasers:
@@ -359,7 +359,7 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
         cb.on_train_end({})
 
 
-def _divergence_message(model, value, epoch, batch, n_batches, xb, yb):
+def _divergence_message(model, epoch, batch, n_batches, xb, yb):
     """Why the loss of a batch is not finite, as far as a cheap look can tell."""
     where = (f"fit: the loss or its gradient is not finite at epoch {epoch + 1}, batch "
              f"{batch + 1} of {n_batches}")
