@@ -33,7 +33,9 @@ ubsan=$(gcc -print-file-name=libubsan.so)
 export LD_PRELOAD="$asan:$ubsan"
 # halt_on_error: the first report fails the run; abort_on_error gives a core-less abort
 # (exit code != 0) that pytest's parent cannot mistake for a pass.
-export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
+# allocator_may_return_null: the absurd-size probes expect malloc to fail (MemoryError)
+# as it does without ASan, not an abort.
+export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:allocator_may_return_null=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:abort_on_error=1"
 # Sanitizer reports go to stderr; also keep them in files so that a report printed by a
 # child process (the subprocess tests) is not lost either.
