@@ -111,8 +111,9 @@ class Sequential:
                 if not K.all_finite(p.data):
                     return f"{i}.{name}"
             for name in layer._buffers:
-                value = getattr(layer, name)
-                if value.dtype.kind == "f" and not K.all_finite(value):
+                value = getattr(layer, name)  # None until set (Standardize before adapt)
+                if isinstance(value, np.ndarray) and value.dtype.kind == "f" \
+                        and not K.all_finite(value):
                     return f"{i}.{name}"
         return None
 

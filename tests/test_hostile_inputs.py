@@ -369,6 +369,13 @@ probe("forward-inf-weight", lambda: _with_weight(np.inf).forward(np.ones((1, 4))
       r"'2.weight' contains NaN or infinity")
 probe("evaluate-nan-weight", lambda: _with_weight(np.nan).evaluate(
     np.ones((3, 4)), [0, 1, 2], loss=fastnn.SoftmaxCrossEntropy()), FloatingPointError, "2.weight")
+probe("predict-nan-running-var", lambda: (lambda m: (m[1].running_var.__setitem__(0, np.nan),
+                                                      m.predict(np.ones((2, 3)))))(
+    fastnn.Sequential(fastnn.Dense(3, 4), fastnn.BatchNorm1d(4), fastnn.Dense(4, 2))),
+    FloatingPointError, "'1.running_var' contains NaN")
+probe("predict-standardize-not-adapted", lambda: fastnn.Sequential(
+    fastnn.Standardize(), fastnn.Dense(3, 2)).predict(np.ones((2, 3))), (RuntimeError, ValueError),
+    "Standardize")
 probe("load-nan-then-predict", lambda: (lambda m: (m.load_state_dict(
     {**m.state_dict(), "0.bias": np.full(5, np.nan)}), m.predict(np.ones((1, 4)))))(_model()),
     FloatingPointError, "'0.bias'")
@@ -465,6 +472,38 @@ for name, make, exc, match in [
     ("lr-set-inf", lambda: setattr(optim.SGD(_params(), lr=0.1), "lr", float("inf")), ValueError, "lr"),
 ]:
     probe(f"SGD-{name}", make, exc, match)
+# the toolbox (optimizers, BatchNorm1d, Dropout, Maxout, Standardize, clip_grad_norm)
+for name, make, match in [
+    ("Adam-beta1", lambda: optim.Adam(_params(), betas=(1.0, 0.9)), r"betas\[0\] must be in \[0, 1\)"),
+    ("Adam-betas-scalar", lambda: optim.Adam(_params(), betas=0.9), "betas must be a pair"),
+    ("Adam-eps", lambda: optim.Adam(_params(), eps=-1), "eps must be >= 0"),
+    ("AdamW-wd", lambda: optim.AdamW(_params(), weight_decay=-1), "weight_decay must be >= 0"),
+    ("RMSprop-momentum", lambda: optim.RMSprop(_params(), momentum=-1), "momentum must be >= 0"),
+    ("Adagrad-lr_decay", lambda: optim.Adagrad(_params(), lr_decay=-1), "lr_decay must be >= 0"),
+    ("Adagrad-init", lambda: optim.Adagrad(_params(), initial_accumulator_value=-1),
+     "initial_accumulator_value"),
+    ("Adam-params", lambda: optim.Adam([1, 2]), "params must be Parameters"),
+    ("BatchNorm1d-0", lambda: fastnn.BatchNorm1d(0), "num_features must be an integer >= 1, got 0"),
+    ("BatchNorm1d-momentum", lambda: fastnn.BatchNorm1d(3, momentum=2), "momentum must be <= 1"),
+    ("Dropout-p-big", lambda: fastnn.Dropout(1.5), "p must be <= 1"),
+    ("Dropout-p-negative", lambda: fastnn.Dropout(-0.1), "p must be >= 0"),
+    ("Dropout-p-str", lambda: fastnn.Dropout("a"), "p must be a finite number"),
+    ("Maxout-pieces-0", lambda: fastnn.Maxout(3, 2, 0), "pieces must be an integer >= 1"),
+    ("Maxout-pieces-float", lambda: fastnn.Maxout(3, 2, 2.5), "pieces"),
+    ("Standardize-shapes", lambda: fastnn.Standardize(mean=[0, 0], std=[1, 1, 1]), "disagree"),
+    ("Standardize-negative-std", lambda: fastnn.Standardize(mean=[0, 0], std=[-1, 1]), "std must be >= 0"),
+    ("Standardize-adapt-1d", lambda: fastnn.Standardize().adapt(np.ones(3)), "X must be 2-D"),
+    ("Standardize-adapt-empty", lambda: fastnn.Standardize().adapt(np.ones((0, 3))), "at least one row"),
+    ("clip_grad_norm-negative", lambda: fastnn.clip_grad_norm(_params(), -1), "max_norm must be >= 0"),
+    ("clip_grad_norm-str", lambda: fastnn.clip_grad_norm(_params(), "x"), "max_norm"),
+    ("BatchNorm-one-row", lambda: fastnn.Sequential(fastnn.Dense(3, 4), fastnn.BatchNorm1d(4)).forward(
+        np.ones((1, 3)), training=True), "at least 2 rows"),
+    ("BatchNorm-width", lambda: fastnn.Sequential(fastnn.Dense(3, 4), fastnn.BatchNorm1d(5)),
+     "BatchNorm1d expects 5 features, got 4"),
+    ("Maxout-width", lambda: fastnn.Sequential(fastnn.Maxout(3, 2, 2), fastnn.Dense(3, 1)),
+     "Dense expects 3 input features, got 2"),
+]:
+    probe(f"toolbox-{name}", make, (ValueError, TypeError), match)
 probe("SGD-load-state-wrong", lambda: optim.SGD(_params(), lr=0.1).load_state_dict({"type": "Adam"}),
       ValueError, "state is for 'Adam'")
 
