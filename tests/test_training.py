@@ -240,6 +240,8 @@ RSS_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
+@pytest.mark.skipif(os.environ.get("FASTNN_SANITIZED") == "1",
+                    reason="ASan's shadow memory and quarantine inflate the resident set")
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_memmap_epoch_keeps_resident_memory_flat(tmp_path, shuffle):
     size_mb = 200
