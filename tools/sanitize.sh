@@ -24,12 +24,14 @@ grep -q -- "-fsanitize=address,undefined" "$work/build.log" \
 
 # The extension itself must carry the instrumentation, not just the preloaded runtime.
 so=$(ls fastnn/_kernels*.so)
-nm -D "$so" | grep -q __asan_report_load \
-    && nm -D "$so" | grep -q __ubsan_handle \
+nm -D "$so" >"$work/symbols"  # to a file: grep -q closing a pipe early trips pipefail
+grep -q __asan_report_load "$work/symbols" && grep -q __ubsan_handle "$work/symbols" \
     || { echo "sanitize.sh: $so is not instrumented"; exit 1; }
 
 asan=$(gcc -print-file-name=libasan.so)
 ubsan=$(gcc -print-file-name=libubsan.so)
+[ -f "$asan" ] && [ -f "$ubsan" ] \
+    || { echo "sanitize.sh: gcc's libasan/libubsan not found (install them, e.g. libasan8 libubsan1)"; exit 1; }
 export LD_PRELOAD="$asan:$ubsan"
 # halt_on_error: the first report fails the run; abort_on_error gives a core-less abort
 # (exit code != 0) that pytest's parent cannot mistake for a pass.
