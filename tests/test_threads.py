@@ -1,6 +1,7 @@
 """Threads: kernels release the GIL (two Python threads run GEMMs in parallel), a model
 shared by many threads answers as it does serially, and training is bit-identical across
 kernel thread counts and across runs with the same seed."""
+import hashlib
 import os
 import statistics
 import threading
@@ -43,17 +44,17 @@ def test_gemm_releases_the_gil(threads):
         for _ in range(reps):
             K.gemm(a, b)
 
-    def one():
+    def one(job):
         t = time.perf_counter()
-        work()
+        job()
         return time.perf_counter() - t
 
-    def two():
+    def two(job):
         start = threading.Barrier(2)
 
         def run():
             start.wait()
-            work()
+            job()
         ts = [threading.Thread(target=run) for _ in range(2)]
         t = time.perf_counter()
         for th in ts:
@@ -62,13 +63,26 @@ def test_gemm_releases_the_gil(threads):
             th.join()
         return time.perf_counter() - t
 
+    blob = np.random.default_rng(0).bytes(1 << 22)
+
+    def hashing():  # hashlib releases the GIL for large buffers: the machine's own ratio
+        for _ in range(8):
+            hashlib.sha256(blob).digest()
+
     work()  # warm up packing buffers
-    ratios = sorted(two() / one() for _ in range(7))
-    # Serialised by the GIL, two threads take 2x one thread's time; in parallel ~1x. On a
-    # machine shared with other jobs single ratios swing by +-0.4, so: the best of seven
-    # must be clearly parallel, and the median must not look serialised.
-    print(f"two threads / one thread: {ratios}")
-    assert ratios[0] < 1.5 and statistics.median(ratios) < 1.8, ratios
+    ratios, reference = [], []
+    for _ in range(7):
+        ratios.append(two(work) / one(work))
+        reference.append(two(hashing) / one(hashing))
+    ratios.sort()
+    reference.sort()
+    print(f"two threads / one thread: gemm {ratios}, GIL-free reference {reference}")
+    if statistics.median(reference) > 1.5:
+        pytest.skip(f"other jobs hold the CPUs: GIL-free hashing also runs serialised ({reference})")
+    # Serialised by the GIL, two threads take 2x one thread's time; in parallel ~1x. Single
+    # ratios swing by +-0.4 on a shared machine, so: the best of seven must be clearly
+    # parallel, and the median must not look serialised.
+    assert ratios[0] < 1.5 and statistics.median(ratios) < 1.8, (ratios, reference)
 
 
 def test_concurrent_forward_equals_serial():
