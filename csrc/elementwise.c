@@ -1,6 +1,7 @@
 /* Elementwise, loss and update kernels: one templated source (elementwise_impl.h)
  * instantiated for float and double, dispatched on fnn_dtype here. */
 #include <math.h>
+#include <string.h>
 #include "fastnn.h"
 
 #define FNN_CAT_(a, b) a##_##b
@@ -26,6 +27,8 @@ static int nthreads_for(ptrdiff_t work)
 #define LOG logf
 #define LOG1P log1pf
 #define TANH tanhf
+#define UINT uint32_t
+#define EXP_MASK UINT32_C(0x7f800000)
 #include "elementwise_impl.h"
 #undef T
 #undef SFX
@@ -33,6 +36,8 @@ static int nthreads_for(ptrdiff_t work)
 #undef LOG
 #undef LOG1P
 #undef TANH
+#undef UINT
+#undef EXP_MASK
 
 #define T double
 #define SFX f64
@@ -40,6 +45,8 @@ static int nthreads_for(ptrdiff_t work)
 #define LOG log
 #define LOG1P log1p
 #define TANH tanh
+#define UINT uint64_t
+#define EXP_MASK UINT64_C(0x7ff0000000000000)
 #include "elementwise_impl.h"
 #undef T
 #undef SFX
@@ -47,6 +54,8 @@ static int nthreads_for(ptrdiff_t work)
 #undef LOG
 #undef LOG1P
 #undef TANH
+#undef UINT
+#undef EXP_MASK
 
 #define DISPATCH(name, ...) \
     (dt == FNN_F32 ? name##_f32(__VA_ARGS__) : name##_f64(__VA_ARGS__))
@@ -117,4 +126,9 @@ void fnn_softmax_backward(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *y,
 double fnn_penalty(fnn_dtype dt, ptrdiff_t n, const void *w, void *g, double l1, double l2)
 {
     return DISPATCH(penalty, n, w, g, l1, l2);
+}
+
+int fnn_all_finite(fnn_dtype dt, ptrdiff_t n, const void *x)
+{
+    return DISPATCH(all_finite, n, x);
 }

@@ -11,17 +11,6 @@ static inline T F(sigmoid)(T x)
     return e / ((T)1 + e);
 }
 
-static inline T F(apply_act)(T v, int act, T slope)
-{
-    switch (act) {
-    case FNN_ACT_RELU: return v > 0 ? v : (T)0;
-    case FNN_ACT_LEAKY_RELU: return v > 0 ? v : slope * v;
-    case FNN_ACT_SIGMOID: return F(sigmoid)(v);
-    case FNN_ACT_TANH: return TANH(v);
-    default: return v;
-    }
-}
-
 static void F(act_forward)(ptrdiff_t n, int act, double slope_, const void *x_, void *y_)
 {
     const T *x = x_;
@@ -31,8 +20,9 @@ static void F(act_forward)(ptrdiff_t n, int act, double slope_, const void *x_, 
     /* One loop per activation keeps the switch out of the inner loop so it vectorises. */
     switch (act) {
     case FNN_ACT_RELU:
+        /* "x <= 0", not "x > 0": NaN must propagate, or a NaN weight would vanish. */
 #pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-        for (i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : (T)0;
+        for (i = 0; i < n; i++) y[i] = x[i] <= 0 ? (T)0 : x[i];
         break;
     case FNN_ACT_LEAKY_RELU:
 #pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
@@ -153,15 +143,17 @@ static inline ptrdiff_t F(block_rows)(ptrdiff_t m)
     return b < 64 ? 64 : b;
 }
 
-/* Log-sum-exp of a row, returning the row max through *mx too. */
-static inline T F(row_lse)(ptrdiff_t k, const T *x, T *mx_out)
+/* A row's max and log sum_j exp(x_j - max): log-sum-exp is their sum, but losses keep them
+ * apart so that x_y is subtracted from the max (exact when x_y is the max) rather than
+ * from an lse whose rounding, at |x| ~ 1e30, swallows the log term. */
+static inline T F(row_max_logsum)(ptrdiff_t k, const T *x, T *mx_out)
 {
     T mx = x[0];
     for (ptrdiff_t j = 1; j < k; j++) mx = x[j] > mx ? x[j] : mx;
     T s = 0;
     for (ptrdiff_t j = 0; j < k; j++) s += EXP(x[j] - mx);
     *mx_out = mx;
-    return mx + LOG(s);
+    return LOG(s);
 }
 
 static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logits_,
@@ -182,12 +174,13 @@ static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logit
             const T *x = logits + i * k;
             const ptrdiff_t y = (ptrdiff_t)labels[i];
             T mx;
-            const T lse = F(row_lse)(k, x, &mx);
-            acc += (double)(lse - x[y]);
+            const T logsum = F(row_max_logsum)(k, x, &mx);
+            /* In double: for float32 logits near FLT_MAX the difference itself overflows. */
+            acc += ((double)mx - (double)x[y]) + (double)logsum;
             if (grad) {
                 /* Softmax paired with cross-entropy: d loss / d logits = p - onehot. */
                 T *g = grad + i * k;
-                for (ptrdiff_t j = 0; j < k; j++) g[j] = EXP(x[j] - lse) * gs;
+                for (ptrdiff_t j = 0; j < k; j++) g[j] = EXP((x[j] - mx) - logsum) * gs;
                 g[y] -= gs;
             }
         }
@@ -214,18 +207,20 @@ static double F(softmax_xent_probs)(ptrdiff_t m, ptrdiff_t k, const void *logits
         const ptrdiff_t r1 = (b + 1) * br < m ? (b + 1) * br : m;
         for (ptrdiff_t i = b * br; i < r1; i++) {
             const T *x = logits + i * k, *t = probs + i * k;
-            T mx, tsum = 0, dot = 0;
-            const T lse = F(row_lse)(k, x, &mx);
+            T mx, tsum = 0;
+            double row = 0.0;
+            const T logsum = F(row_max_logsum)(k, x, &mx);
+            /* -sum_j t_j log p_j = sum_j t_j ((max - x_j) + logsum), in double as above. */
             for (ptrdiff_t j = 0; j < k; j++) {
                 tsum += t[j];
-                dot += t[j] * x[j];
+                row += (double)t[j] * (((double)mx - (double)x[j]) + (double)logsum);
             }
-            /* -sum_j t_j log p_j = lse * sum_j t_j - sum_j t_j x_j */
-            acc += (double)(lse * tsum - dot);
+            acc += row;
             if (grad) {
                 /* Gradient p_j * sum(t) - t_j: equals p - t when the rows sum to one. */
                 T *g = grad + i * k;
-                for (ptrdiff_t j = 0; j < k; j++) g[j] = (EXP(x[j] - lse) * tsum - t[j]) * gs;
+                for (ptrdiff_t j = 0; j < k; j++)
+                    g[j] = (EXP((x[j] - mx) - logsum) * tsum - t[j]) * gs;
             }
         }
         part[b] = acc;
@@ -263,7 +258,7 @@ static double F(bce_logits)(ptrdiff_t n, const void *x_, const void *t_, void *g
     FNN_ELEMENTWISE_LOSS(
         const T v = x[i];
         const T av = v >= 0 ? v : -v;
-        acc += (double)((v > 0 ? v : (T)0) - v * t[i] + LOG1P(EXP(-av)));
+        acc += (v > 0 ? (double)v : 0.0) - (double)v * (double)t[i] + (double)LOG1P(EXP(-av));
         if (grad) grad[i] = (F(sigmoid)(v) - t[i]) * gs;
     )
 }
@@ -275,7 +270,8 @@ static double F(mse)(ptrdiff_t n, const void *x_, const void *t_, void *grad_, d
     const T gs2 = (T)(2.0 * grad_scale);
     FNN_ELEMENTWISE_LOSS(
         const T d = x[i] - t[i];
-        acc += (double)d * (double)d;
+        const double dd = (double)x[i] - (double)t[i]; /* float32 x - t may overflow */
+        acc += dd * dd;
         if (grad) grad[i] = d * gs2;
     )
 }
@@ -335,6 +331,20 @@ static double F(penalty)(ptrdiff_t n, const void *w_, void *g_, double l1_, doub
         g[i] += l1 * sgn + l2x2 * v;
     }
     return l1_ * s1 + l2_ * s2;
+}
+
+static int F(all_finite)(ptrdiff_t n, const void *x_)
+{
+    const T *x = x_;
+    int bad = 0;
+    /* A float is NaN or infinite exactly when its exponent bits are all ones. Integer
+     * tests with no early exit vectorise, so this costs one streaming read. */
+    for (ptrdiff_t i = 0; i < n; i++) {
+        UINT bits;
+        memcpy(&bits, &x[i], sizeof bits);
+        bad |= (bits & EXP_MASK) == EXP_MASK;
+    }
+    return !bad;
 }
 
 #undef F

@@ -182,6 +182,9 @@ void fnn_maxout_backward(fnn_dtype dt, ptrdiff_t m, ptrdiff_t units, ptrdiff_t p
 void fnn_standardize(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *x, const void *mean,
                      const void *std, void *y);
 
+/* 1 if no element of x is NaN or infinite, else 0 (the weight check before inference). */
+int fnn_all_finite(fnn_dtype dt, ptrdiff_t n, const void *x);
+
 #ifdef __cplusplus
 }
 #endif

@@ -80,3 +80,6 @@ cdef extern from "fastnn.h" nogil:
                              const void *dy, const int64_t *argmax, void *dz)
     void fnn_standardize(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x,
                          const void *mean, const void *std, void *y)
+
+    # elementwise.c
+    int fnn_all_finite(fnn_dtype dt, Py_ssize_t n, const void *x)

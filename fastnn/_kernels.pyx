@@ -2,6 +2,8 @@
 # strides, sizes and value ranges of what it hands to C, so that no caller can make the C
 # floor read or write out of bounds; then it calls C with the GIL released.
 # Public names are re-exported by fastnn.kernels; fastnn.ops has the same signatures.
+import numbers
+
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport int64_t
@@ -31,11 +33,14 @@ cdef str _dtype_name(object dt):
 
 
 cdef cnp.ndarray _float_array(object x, str fn, str name, int ndim, object dtype=None):
-    """x as an ndarray of float32/float64 with `ndim` dimensions (no copy if it is one).
+    """x as an aligned, native-endian ndarray of float32/float64 with `ndim` dimensions
+    (no copy if it is one already).
 
     With `dtype`, x must already have that dtype (mixed precision is an error, not a
-    silent cast). ndim < 0 accepts any number of dimensions."""
+    silent cast). ndim < 0 accepts any number of dimensions. The checks on an array that
+    passes use C-level flags: this runs on every kernel call, batch-1 inference included."""
     cdef cnp.ndarray arr
+    cdef int tnum
     if isinstance(x, np.ndarray):
         arr = <cnp.ndarray>x
     else:
@@ -43,22 +48,48 @@ cdef cnp.ndarray _float_array(object x, str fn, str name, int ndim, object dtype
             arr = np.asarray(x)
         except Exception as exc:
             raise TypeError(f"{fn}: {name} must be an array of floats, got {type(x).__name__}") from exc
-    if arr.dtype.kind != "f" or arr.dtype.itemsize not in (4, 8):
+    tnum = cnp.PyArray_TYPE(arr)
+    if tnum != cnp.NPY_FLOAT32 and tnum != cnp.NPY_FLOAT64:
         raise TypeError(
             f"{fn}: {name} must have dtype float32 or float64, got {_dtype_name(arr.dtype)}")
-    if dtype is not None and arr.dtype != dtype:
+    if dtype is not None and tnum != (<cnp.dtype>dtype).type_num:
         raise TypeError(
             f"{fn}: {name} has dtype {_dtype_name(arr.dtype)}, expected {_dtype_name(dtype)} "
             f"to match the other operands")
-    if ndim >= 0 and arr.ndim != ndim:
+    if ndim >= 0 and cnp.PyArray_NDIM(arr) != ndim:
         raise ValueError(f"{fn}: {name} must be {ndim}-D, got shape {_shape(arr)}")
-    if not arr.dtype.isnative:
+    if not cnp.PyArray_ISNOTSWAPPED(arr):
         arr = arr.astype(arr.dtype.newbyteorder("="))
+    if not cnp.PyArray_ISALIGNED(arr):
+        # The C floor dereferences T* directly: a misaligned element is undefined behaviour
+        # (and a fault for aligned SIMD loads), so such views are copied.
+        arr = arr.copy()
     return arr
 
 
+cdef double _real(object value, str fn, str name) except? -1.0:
+    """A real scalar argument as a C double (bools are not numbers here)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
+    return float(value)
+
+
+cdef bint _non_overlapping(cnp.ndarray o):
+    """Whether distinct indices of o address distinct elements: with the axes ordered by
+    |stride|, each stride must step over the whole extent of the smaller ones. (Sufficient,
+    not necessary: interleaved layouts that happen not to collide are refused too.)"""
+    cdef list axes = sorted((abs(o.strides[d]), o.shape[d]) for d in range(o.ndim) if o.shape[d] > 1)
+    cdef Py_ssize_t extent = o.itemsize
+    for stride, size in axes:
+        if stride < extent:
+            return False
+        extent = stride * size
+    return True
+
+
 cdef cnp.ndarray _contiguous(object x, str fn, str name, int ndim, object dtype=None):
-    return np.ascontiguousarray(_float_array(x, fn, name, ndim, dtype))
+    cdef cnp.ndarray arr = _float_array(x, fn, name, ndim, dtype)
+    return arr if cnp.PyArray_IS_C_CONTIGUOUS(arr) else np.ascontiguousarray(arr)
 
 
 cdef cnp.ndarray _strided(cnp.ndarray arr):
@@ -96,14 +127,17 @@ cdef cnp.ndarray _output(object out, tuple shape, object dtype, str fn, bint con
         raise ValueError(f"{fn}: out is read-only")
     if not o.dtype.isnative:
         raise ValueError(f"{fn}: out must be in native byte order")
+    if not o.flags.aligned:
+        raise ValueError(f"{fn}: out must be aligned to its {o.itemsize}-byte elements")
     if contiguous and not o.flags.c_contiguous:
-        raise ValueError(f"{fn}: out must be C-contiguous")
+        raise ValueError(f"{fn}: out must be C-contiguous, got strides {_strides(o)}")
     if not contiguous:
         for d in range(o.ndim):
             if o.strides[d] % o.itemsize != 0:
                 raise ValueError(f"{fn}: out has strides {_strides(o)} that are not whole elements")
-            if o.strides[d] == 0 and o.shape[d] > 1:
-                raise ValueError(f"{fn}: out has a zero stride: its elements overlap")
+        if not _non_overlapping(o):
+            raise ValueError(
+                f"{fn}: out has strides {_strides(o)} for shape {_shape(o)}: its elements overlap")
     for x in inputs:
         if x is None:
             continue
@@ -173,11 +207,22 @@ def get_num_threads():
     return fnn_get_num_threads()
 
 
+def all_finite(x):
+    """Whether no element of a float32/float64 array is NaN or infinite (one pass, no
+    temporaries; any layout)."""
+    cdef cnp.ndarray X = _contiguous(x, "all_finite", "x", -1)
+    cdef int ok
+    with nogil:
+        ok = fnn_all_finite(_dt(X), X.size, cnp.PyArray_DATA(X))
+    return bool(ok)
+
+
 # ---- GEMM ---------------------------------------------------------------------------
 
 def gemm(a, b, *, trans_a=False, trans_b=False, bias=None, activation="identity",
          negative_slope=0.01, out=None):
     """act(op(a) @ op(b) + bias) for 2-D float32/float64 arrays of any layout."""
+    fn = "gemm"
     cdef cnp.ndarray A = _strided(_float_array(a, "gemm", "a", 2))
     cdef cnp.ndarray B = _strided(_float_array(b, "gemm", "b", 2, A.dtype))
     cdef cnp.ndarray Bias = None
@@ -185,7 +230,7 @@ def gemm(a, b, *, trans_a=False, trans_b=False, bias=None, activation="identity"
     cdef Py_ssize_t item = A.itemsize
     cdef Py_ssize_t m, n, k, kb, rsa, csa, rsb, csb
     cdef int act = _act(activation, "gemm")
-    cdef double slope = float(negative_slope)
+    cdef double slope = _real(negative_slope, fn, "negative_slope")
     cdef int rc
     cdef const void *bias_ptr = NULL
     if trans_a:
@@ -223,9 +268,10 @@ def gemm(a, b, *, trans_a=False, trans_b=False, bias=None, activation="identity"
 
 def activation_forward(x, activation, *, negative_slope=0.01, out=None):
     """act(x) elementwise; out may be x itself (in place)."""
+    fn = "activation_forward"
     cdef cnp.ndarray X = _contiguous(x, "activation_forward", "x", -1)
     cdef int act = _act(activation, "activation_forward")
-    cdef double slope = float(negative_slope)
+    cdef double slope = _real(negative_slope, fn, "negative_slope")
     cdef cnp.ndarray Y = _output(out, _shape(X), X.dtype, "activation_forward", True, (X,), (X,))
     with nogil:
         fnn_act_forward(_dt(X), X.size, act, slope, cnp.PyArray_DATA(X), cnp.PyArray_DATA(Y))
@@ -240,7 +286,7 @@ def activation_backward(dy, y, activation, *, negative_slope=0.01, out=None, bia
     cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", -1)
     cdef cnp.ndarray Y = _contiguous(y, fn, "y", -1, DY.dtype)
     cdef int act = _act(activation, fn)
-    cdef double slope = float(negative_slope)
+    cdef double slope = _real(negative_slope, fn, "negative_slope")
     cdef cnp.ndarray DX, DB = None
     cdef Py_ssize_t m, n
     cdef void *db_ptr = NULL
@@ -352,7 +398,7 @@ def softmax_cross_entropy(logits, target, *, reduction="mean", out=None):
             raise ValueError(f"{fn}: target probabilities must have shape {(m, k)}, got {_shape(P)}")
     else:
         L = _labels(target, m, k, fn)
-    cdef cnp.ndarray G = _output(out, (m, k), X.dtype, fn, True, (X, P))
+    cdef cnp.ndarray G = _output(out, (m, k), X.dtype, fn, True, (X, P, L))
     scale = 1.0 / m if reduction == "mean" else 1.0
     with nogil:
         if P is None:
@@ -369,9 +415,14 @@ cdef tuple _pair(object output, object target, str fn):
     cdef cnp.ndarray X = _contiguous(output, fn, "output", -1)
     cdef cnp.ndarray T
     try:
-        T = np.ascontiguousarray(target, dtype=X.dtype)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"{fn}: target must be numeric, convertible to {_dtype_name(X.dtype)}") from exc
+        T = np.asarray(target)
+    except Exception as exc:
+        raise TypeError(f"{fn}: target must be a numeric array, got {type(target).__name__}") from exc
+    # Strings would parse and complex numbers would lose their imaginary part in a cast.
+    if T.dtype.kind not in "biuf":
+        raise TypeError(f"{fn}: target must be numeric (bool, int or float), got dtype "
+                        f"{_dtype_name(T.dtype)}")
+    T = np.ascontiguousarray(T, dtype=X.dtype)
     if _shape(T) != _shape(X):
         raise ValueError(f"{fn}: target has shape {_shape(T)}, expected the output's shape {_shape(X)}")
     return X, T
@@ -432,6 +483,10 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0, n
              weight_decay=0.0, first_step=True):
     """One PyTorch SGD update of `param` (and `momentum_buffer`) in place."""
     fn = "sgd_step"
+    cdef double c_lr = _real(lr, fn, "lr"), c_mom = _real(momentum, fn, "momentum")
+    cdef double c_damp = _real(dampening, fn, "dampening")
+    cdef double c_wd = _real(weight_decay, fn, "weight_decay")
+    cdef int c_nest = bool(nesterov), c_first = bool(first_step)
     if not isinstance(param, np.ndarray):
         raise TypeError(f"{fn}: param must be a numpy.ndarray, got {type(param).__name__}")
     cdef cnp.ndarray P = _float_array(param, fn, "param", -1)
@@ -441,16 +496,13 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0, n
         raise ValueError(f"{fn}: grad has shape {_shape(G)}, expected the param's {_shape(P)}")
     cdef cnp.ndarray Buf = None
     cdef void *buf_ptr = NULL
-    if momentum != 0.0:
+    if c_mom != 0.0:
         Buf = _state(momentum_buffer, P, fn, "momentum_buffer")
         if np.may_share_memory(Buf, P) or np.may_share_memory(Buf, G):
             raise ValueError(f"{fn}: momentum_buffer overlaps param or grad")
         buf_ptr = cnp.PyArray_DATA(Buf)
     if np.may_share_memory(P, G):
         raise ValueError(f"{fn}: grad overlaps param")
-    cdef double c_lr = float(lr), c_mom = float(momentum), c_damp = float(dampening)
-    cdef double c_wd = float(weight_decay)
-    cdef int c_nest = bool(nesterov), c_first = bool(first_step)
     with nogil:
         fnn_sgd_step(_dt(P), P.size, cnp.PyArray_DATA(P), cnp.PyArray_DATA(G), buf_ptr,
                      c_lr, c_mom, c_damp, c_nest, c_wd, c_first)
@@ -463,7 +515,7 @@ def penalty(weight, grad, *, l1=0.0, l2=0.0):
     cdef cnp.ndarray G = _state(grad, W, fn, "grad")
     if np.may_share_memory(W, G):
         raise ValueError(f"{fn}: grad overlaps weight")
-    cdef double c_l1 = float(l1), c_l2 = float(l2), total
+    cdef double c_l1 = _real(l1, fn, "l1"), c_l2 = _real(l2, fn, "l2"), total
     with nogil:
         total = fnn_penalty(_dt(W), W.size, cnp.PyArray_DATA(W), cnp.PyArray_DATA(G), c_l1, c_l2)
     return total

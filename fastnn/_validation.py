@@ -6,6 +6,12 @@ import numpy as np
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+class NonFiniteError(ValueError, FloatingPointError):
+    """A NaN or infinity where the computation cannot go on: a diverged training loss, or
+    inference with non-finite weights. Both a ValueError (bad values) and a
+    FloatingPointError (what numpy raises for the same condition under errstate)."""
+
+
 def float_dtype(dtype, name="dtype"):
     try:
         dt = np.dtype(dtype)

@@ -14,6 +14,7 @@ from fastnn._kernels import (
     adagrad_step,
     adam_step,
     add_bias,
+    all_finite,
     batchnorm_backward,
     batchnorm_eval,
     batchnorm_train,
@@ -43,10 +44,11 @@ from fastnn._kernels import (
 
 __all__ = [
     "ACTIVATIONS", "activation_backward", "activation_forward", "adagrad_step", "adam_step",
-    "add_bias", "batchnorm_backward", "batchnorm_eval", "batchnorm_train", "bce_with_logits",
-    "column_moments", "column_sum", "fma_peak_gflops", "gemm", "get_num_threads", "info", "mask_scale",
-    "maxout_backward", "maxout_forward", "mse", "penalty", "rmsprop_step", "scale_inplace",
-    "set_isa", "set_num_threads", "sgd_step", "softmax", "softmax_backward",
+    "add_bias", "all_finite", "batchnorm_backward", "batchnorm_eval", "batchnorm_train",
+    "bce_with_logits", "column_moments", "column_sum", "fma_peak_gflops", "gemm",
+    "get_num_threads", "info", "mask_scale", "maxout_backward", "maxout_forward", "mse",
+    "penalty", "rmsprop_step", "scale_inplace", "set_isa", "set_num_threads", "sgd_step",
+    "softmax", "softmax_backward",
     "softmax_cross_entropy", "standardize", "sum_squares",
 ]
 

@@ -1,8 +1,10 @@
 """Losses: ``loss, grad = loss_fn(output, target)`` with ``loss`` a Python float and ``grad``
 d loss / d output, of the output's shape and dtype. Each is one fused kernel pass."""
 from typing import Any, Callable
+import numpy as np
 
 from fastnn import kernels as K
+from fastnn._validation import FLOAT_DTYPES, as_float_array
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "BCEWithLogits", "MSELoss"]
 
@@ -20,6 +22,10 @@ class Loss:
         self.reduction = reduction
 
     def __call__(self, output, target):
+        # The kernels take float32/float64 only; at this floor other numbers are converted
+        # (to float64, which holds every int32 and bool exactly), as the model converts X.
+        if not (isinstance(output, np.ndarray) and output.dtype in FLOAT_DTYPES):
+            output = as_float_array(output, np.float64, "output")
         return type(self).kernel(output, target, reduction=self.reduction)
 
     def __repr__(self):

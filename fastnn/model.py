@@ -4,10 +4,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import math
+
 import numpy as np
 
+from fastnn import kernels as K
 from fastnn import layers as L
-from fastnn._validation import as_float_array, float_dtype
+from fastnn._validation import NonFiniteError, as_float_array, float_dtype
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -50,6 +53,7 @@ class Sequential:
         self._plan = self._fusion_plan()
         self._workspace = {}
         self.stop_training = False
+        self._out_shape = None
         #: set by ``fit``: the optimizer (so callbacks reach it) and the History
         self.optimizer = None
         self.history = None
@@ -91,8 +95,18 @@ class Sequential:
         return x
 
     def forward(self, X: ArrayLike, training: bool = False) -> np.ndarray:
-        """The model's output for a batch ``X`` of shape ``(n_samples, n_features)``."""
-        return self._forward(self._prepare(X), training, reuse=False)
+        """The model's output for a batch ``X`` of shape ``(n_samples, n_features)``.
+
+        In inference mode a non-finite output makes the model check its weights: NaN or
+        infinite weights raise :class:`NonFiniteError` rather than return outputs from a
+        diverged model. The check costs O(output) per call, O(parameters) only when an
+        output is not finite; NaN in ``X`` itself propagates to the output."""
+        x = self._forward(self._prepare(X), training, reuse=False)
+        if training:
+            self._out_shape = x.shape
+        elif not K.all_finite(x):
+            self._check_finite()
+        return x
 
     def _forward(self, x, training, reuse):
         """With `reuse`, Dense outputs go to buffers kept per batch shape (train_on_batch:
@@ -119,6 +133,27 @@ class Sequential:
             buf = self._workspace[key] = np.empty(shape, self.dtype)
         return buf
 
+    def nonfinite_state(self):
+        """The state_dict key of the first parameter or buffer holding a NaN or infinity,
+        or None. One pass over the weights (O(parameters), independent of the batch)."""
+        for i, layer in enumerate(self.layers):
+            for name, p in layer._params.items():
+                if not K.all_finite(p.data):
+                    return f"{i}.{name}"
+            for name in layer._buffers:
+                value = getattr(layer, name)  # None until set (Standardize before adapt)
+                if isinstance(value, np.ndarray) and value.dtype.kind == "f" \
+                        and not K.all_finite(value):
+                    return f"{i}.{name}"
+        return None
+
+    def _check_finite(self):
+        bad = self.nonfinite_state()
+        if bad is not None:
+            raise NonFiniteError(
+                f"model weight {bad!r} contains NaN or infinity, so the model cannot predict: "
+                "training diverged (lower the learning rate) or non-finite weights were loaded")
+
     __call__ = forward
 
     def predict(self, X: ArrayLike, batch_size: int = 4096) -> np.ndarray:
@@ -130,7 +165,12 @@ class Sequential:
     def backward(self, dY: ArrayLike) -> np.ndarray:
         """Backpropagate ``dY`` (d loss / d output) after ``forward(..., training=True)``;
         overwrites every parameter's ``.grad`` and returns d loss / d X."""
-        return self._backward(as_float_array(dY, self.dtype, "dY"), input_grad=True, reuse=False)
+        dy = as_float_array(dY, self.dtype, "dY")
+        if self._out_shape is not None and dy.shape != self._out_shape:
+            raise ValueError(
+                f"dY must have the shape of the last training output {self._out_shape}, "
+                f"got {dy.shape}")
+        return self._backward(dy, input_grad=True, reuse=False)
 
     def _backward(self, dy, input_grad, reuse):
         """With `reuse`, dy belongs to the model (it may be overwritten) and input gradients
@@ -155,7 +195,10 @@ class Sequential:
     def train_on_batch(self, X: ArrayLike, y: ArrayLike, *, loss, optimizer) -> tuple:
         """One optimisation step: forward in training mode, loss, backward, optimizer.step().
         Returns ``(loss_value, output)``; the output is only valid until the next step. This
-        is what ``fit`` runs: it reuses buffers per batch shape and skips the input gradient."""
+        is what ``fit`` runs: it reuses buffers per batch shape and skips the input gradient.
+
+        A non-finite loss or gradient skips the update (the weights stay finite) and the
+        returned loss is NaN; ``fit`` turns that into an error or a TerminateOnNaN stop."""
         out = self._forward(self._prepare(X), True, reuse=True)
         kernel = getattr(type(loss), "kernel", None)
         if kernel is not None:
@@ -164,7 +207,13 @@ class Sequential:
         else:
             value, grad = loss(out, y)
             grad = as_float_array(grad, self.dtype, "loss gradient")
+        if not math.isfinite(value):
+            return math.nan, out
         self._backward(grad, input_grad=False, reuse=kernel is not None)
+        # A ReLU can hide a NaN from the loss but not from the gradients; one pass over them
+        # (O(parameters)) keeps the weights finite whatever happens.
+        if not all(K.all_finite(p.grad) for p in self.parameters()):
+            return math.nan, out
         optimizer.step()
         return value, out
 
@@ -189,9 +238,17 @@ class Sequential:
         BatchNorm's ``num_batches_tracked`` is optional: loaded when present, kept when not,
         and ignored where this model has no such buffer."""
         expected = self.state_dict()
+        try:
+            given = dict(mapping)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"load_state_dict: mapping must be a dict of name -> array, got "
+                f"{type(mapping).__name__}") from None
+        for key in given:
+            if not isinstance(key, str):
+                raise TypeError(f"load_state_dict: keys must be strings like '0.weight', got {key!r}")
         optional = ".num_batches_tracked"
-        given = {k: v for k, v in dict(mapping).items()
-                 if k in expected or not k.endswith(optional)}
+        given = {k: v for k, v in given.items() if k in expected or not k.endswith(optional)}
         missing = sorted(k for k in set(expected) - set(given) if not k.endswith(optional))
         unexpected = sorted(set(given) - set(expected))
         if strict and (missing or unexpected):

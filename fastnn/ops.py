@@ -23,7 +23,7 @@ def _act(z, activation, negative_slope):
     if activation == "identity":
         return z
     if activation == "relu":
-        return np.where(z > 0, z, 0).astype(z.dtype)
+        return np.where(z <= 0, 0, z).astype(z.dtype)  # NaN propagates
     if activation == "leaky_relu":
         return np.where(z > 0, z, z * z.dtype.type(negative_slope)).astype(z.dtype)
     if activation == "sigmoid":
@@ -80,6 +80,11 @@ def activation_backward(dy, y, activation, *, negative_slope=0.01, out=None, bia
 
 def add_bias(x, bias, *, out=None):
     return _into(np.asarray(x) + bias, out)
+
+
+def all_finite(x):
+    """True if no element is NaN or infinite."""
+    return bool(np.isfinite(x).all())
 
 
 def column_sum(x, *, out=None):

@@ -9,8 +9,20 @@ from fastnn._validation import real
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "clip_grad_norm"]
 
 
-def _parameter_list(params):
-    return list(params.parameters() if hasattr(params, "parameters") else params)
+def _parameter_list(params, name):
+    """A list of Parameters from a model or an iterable of them, checked."""
+    if hasattr(params, "parameters"):
+        params = params.parameters()
+    try:
+        params = list(params)
+    except TypeError:
+        raise TypeError(f"{name}: params must be a model or an iterable of Parameters, "
+                        f"got {type(params).__name__}") from None
+    for p in params:
+        if not (hasattr(p, "data") and hasattr(p, "grad")):
+            raise TypeError(f"{name}: params must be Parameters (with .data and .grad), "
+                            f"got {type(p).__name__}")
+    return params
 
 
 def clip_grad_norm(parameters, max_norm, error_if_nonfinite=False):
@@ -18,7 +30,7 @@ def clip_grad_norm(parameters, max_norm, error_if_nonfinite=False):
     global L2 norm (all gradients as one vector) is at most ``max_norm``; returns the norm
     before clipping. PyTorch's ``clip_grad_norm_``: the scale is
     ``min(1, max_norm / (total_norm + 1e-6))``."""
-    params = _parameter_list(parameters)
+    params = _parameter_list(parameters, "clip_grad_norm")
     max_norm = real(max_norm, "max_norm", minimum=0.0)
     total = float(np.sqrt(sum(K.sum_squares(p.grad) for p in params)))
     if error_if_nonfinite and not np.isfinite(total):
@@ -45,9 +57,10 @@ class Optimizer:
     counts_steps = False
 
     def __init__(self, params, lr, **hyper):
-        self.params = _parameter_list(params)
+        name = type(self).__name__
+        self.params = _parameter_list(params, name)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: params is empty")
+            raise ValueError(f"{name}: params is empty")
         self.lr = lr
         self.hyper = hyper
         self.steps = 0

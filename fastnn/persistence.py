@@ -287,6 +287,8 @@ def _read_header(data):
         header = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         _fail(f"bad header: not valid JSON ({exc})")
+    except RecursionError:  # a few KB of "[[[[..." exhaust the decoder's stack
+        _fail("bad header: JSON nested too deeply")
     meta = header.pop("__metadata__", None)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         _fail("not a fastnn model file: a safetensors file without fastnn metadata")
@@ -347,6 +349,8 @@ def _json_field(meta, key, what):
         _fail(f"bad header: no {what} ({key!r} metadata)")
     except json.JSONDecodeError as exc:
         _fail(f"bad header: {what} is not valid JSON ({exc})")
+    except RecursionError:
+        _fail(f"bad header: {what} is JSON nested too deeply")
 
 
 def _build_model(meta, tensors, used):

@@ -9,13 +9,13 @@ import math
 import mmap
 import os
 import time
-import warnings
 
 import numpy as np
 
+from fastnn import kernels as K
 from fastnn import metrics as M
 from fastnn._progress import ProgressBar
-from fastnn._validation import positive_int, real
+from fastnn._validation import NonFiniteError, positive_int, real
 from fastnn.callbacks import Callback, History
 from fastnn.losses import SoftmaxCrossEntropy
 
@@ -153,10 +153,14 @@ def _check_pair(X, y, xname="X", yname="y"):
 def _target(yb, output, loss, model=None):
     """A target batch in the loss's form: labels stay 1-D, regression targets of a
     one-column output (known from `output` or the model's last Dense) become a column."""
-    if isinstance(loss, SoftmaxCrossEntropy) or yb.ndim != 1:
+    if isinstance(loss, SoftmaxCrossEntropy) and yb.ndim == 1:
         return yb
+    dtype = output.dtype if output is not None else model.dtype
+    if yb.dtype.kind == "f" and yb.dtype != dtype:
+        # Probability rows or regression targets follow the model's dtype, as X does.
+        yb = yb.astype(dtype)
     width = output.shape[1] if output is not None else _output_width(model)
-    return yb.reshape(-1, 1) if width == 1 else yb
+    return yb.reshape(-1, 1) if yb.ndim == 1 and width == 1 else yb
 
 
 def _output_width(model):
@@ -292,7 +296,6 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
            callbacks, mets, releasers, files):
     n = len(X)
     n_batches = (n + batch_size - 1) // batch_size
-    nan_reported = False
 
     for cb in callbacks:
         cb.on_train_begin({})
@@ -320,6 +323,7 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
                 cb.on_batch_begin(b, {"batch": b, "size": stop - start})
             tb = _target(np.asarray(yb), None, loss, model)
             value, out = model.train_on_batch(xb, tb, loss=loss, optimizer=optimizer)
+            finite = math.isfinite(value)
             loss_sum += value * (stop - start)
             seen += stop - start
             for m in mets.values():
@@ -327,13 +331,8 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
             batch_logs = {"batch": b, "size": stop - start, "loss": value}
             for cb in callbacks:
                 cb.on_batch_end(b, batch_logs)
-            if not math.isfinite(value) and not nan_reported and not model.stop_training:
-                warnings.warn(
-                    f"fit: loss is {value} at epoch {epoch + 1}, batch {b + 1}; the weights are "
-                    "probably no longer finite. Lower the learning rate, or pass "
-                    "callbacks.TerminateOnNaN() to stop at the first such batch",
-                    RuntimeWarning, stacklevel=4)
-                nan_reported = True
+            if not finite and not model.stop_training:  # no callback (TerminateOnNaN) took it
+                raise NonFiniteError(_divergence_message(model, epoch, b, n_batches, xb, yb))
             if model.stop_training:
                 break
         for r in releasers:
@@ -341,7 +340,10 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
         logs = {"loss": loss_sum / max(seen, 1) + model.regularization_loss()}
         logs.update({name: m.result() for name, m in mets.items()})
         if X_val is not None:
-            val = evaluate(model, X_val, y_val, loss=loss, metrics=tuple(mets))
+            if model.nonfinite_state() is None:
+                val = evaluate(model, X_val, y_val, loss=loss, metrics=tuple(mets))
+            else:  # a callback stopped a diverged run: inference would refuse the weights
+                val = dict.fromkeys(("loss", *mets), math.nan)
             logs.update({f"val_{k}": v for k, v in val.items()})
         if lr is not None:
             logs["lr"] = lr
@@ -352,3 +354,26 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
             break
     for cb in callbacks:
         cb.on_train_end({})
+
+
+def _divergence_message(model, epoch, batch, n_batches, xb, yb):
+    """Why the loss of a batch is not finite, as far as a cheap look can tell."""
+    where = (f"fit: the loss or its gradient is not finite at epoch {epoch + 1}, batch "
+             f"{batch + 1} of {n_batches}")
+    bad = model.nonfinite_state()
+    if _has_nonfinite(xb):
+        cause = "this batch of X contains NaN or infinity"
+    elif _has_nonfinite(yb):
+        cause = "this batch of y contains NaN or infinity"
+    elif bad is not None:
+        cause = f"weight {bad!r} is no longer finite: training diverged; lower the learning rate"
+    else:
+        cause = ("the outputs overflowed: training is diverging; lower the learning rate or "
+                 "scale the inputs")
+    return (f"{where}: {cause}. The weights are those before this batch. Pass "
+            "callbacks.TerminateOnNaN() to stop training instead of raising")
+
+
+def _has_nonfinite(batch):
+    batch = np.asarray(batch)
+    return batch.dtype.kind in "fc" and not np.isfinite(batch).all()

@@ -1,0 +1,674 @@
+"""Hostile inputs at every public entry point: each probe is (id, call, exception, message
+regex). Every probe runs in-process as its own test, and the whole table runs once more in
+a child interpreter, so that a segfault is a failed test rather than a dead pytest.
+
+Also: valid-but-unusual layouts (Fortran, strided, negative strides, read-only, memmap,
+byte-swapped, misaligned) give exactly the contiguous result, and no call modifies its
+caller's input."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numpy.lib.stride_tricks import as_strided
+
+import fastnn
+from fastnn import kernels as K
+from fastnn import optim
+
+f32, f64 = np.float32, np.float64
+HERE = Path(__file__).resolve().parent
+
+# ---- the kernels' array arguments ------------------------------------------------------
+# For each kernel: a function of keyword arrays calling it, and its float array arguments
+# with their valid values (m=4 rows, k=3 columns).
+
+
+def _m(*shape, dtype=f32, value=0.5):
+    return np.full(shape, value, dtype)
+
+
+def _float_dtype_of(x):
+    ok = isinstance(x, np.ndarray) and x.dtype.kind == "f" and x.dtype.itemsize in (4, 8)
+    return np.dtype(f"f{x.dtype.itemsize}") if ok else f32
+
+
+KERNEL_ARGS = {
+    "gemm": (lambda a, b, bias: K.gemm(a, b, bias=bias),
+             {"a": _m(4, 3), "b": _m(3, 5), "bias": _m(5)}),
+    "activation_forward": (lambda x: K.activation_forward(x, "tanh"), {"x": _m(4, 3)}),
+    "activation_backward": (lambda dy, y: K.activation_backward(dy, y, "sigmoid"),
+                            {"dy": _m(4, 3), "y": _m(4, 3)}),
+    "add_bias": (lambda x, bias: K.add_bias(x, bias), {"x": _m(4, 3), "bias": _m(3)}),
+    "column_sum": (lambda x: K.column_sum(x), {"x": _m(4, 3)}),
+    "softmax": (lambda x: K.softmax(x), {"x": _m(4, 3)}),
+    "softmax_backward": (lambda dy, y: K.softmax_backward(dy, y), {"dy": _m(4, 3), "y": _m(4, 3)}),
+    "softmax_cross_entropy": (lambda logits: K.softmax_cross_entropy(logits, [0, 1, 2, 0]),
+                              {"logits": _m(4, 3)}),
+    "bce_with_logits": (lambda output: K.bce_with_logits(output, _m(4, 3)), {"output": _m(4, 3)}),
+    "mse": (lambda output: K.mse(output, _m(4, 3)), {"output": _m(4, 3)}),
+    "sgd_step": (lambda param, grad: K.sgd_step(param, grad, None, lr=0.1),
+                 {"param": _m(4, 3), "grad": _m(4, 3)}),
+    "penalty": (lambda weight: K.penalty(weight, np.zeros((4, 3), _float_dtype_of(weight)),
+                                         l1=0.1, l2=0.2), {"weight": _m(4, 3)}),
+    "all_finite": (lambda x: K.all_finite(x), {"x": _m(4, 3)}),
+}
+# Arguments that must have exactly this many dimensions (the others accept any).
+NDIM = {("gemm", "a"): 2, ("gemm", "b"): 2, ("gemm", "bias"): 1, ("add_bias", "x"): 2,
+        ("add_bias", "bias"): 1, ("column_sum", "x"): 2, ("softmax", "x"): 2,
+        ("softmax_backward", "dy"): 2, ("softmax_backward", "y"): 2,
+        ("softmax_cross_entropy", "logits"): 2}
+
+BAD_DTYPES = [np.int32, np.int64, np.uint8, np.bool_, np.float16, np.longdouble,
+              np.complex64, np.complex128, object, "U3", "S3", "datetime64[s]",
+              np.dtype([("a", f32), ("b", f32)])]
+NOT_ARRAYS = [None, "abc", {"a": 1}, object(), [[1.0, 2.0], [3.0]]]
+
+PROBES = []
+
+
+def probe(id_, call, exc, match):
+    """`match` None: the message is numpy's own (absurd sizes), any text will do."""
+    PROBES.append(pytest.param(call, exc, match or None, id=id_))
+
+
+def _call_with(fn, args, **override):
+    kwargs = {k: v.copy() for k, v in args.items()}
+    kwargs.update(override)
+    return lambda: fn(**kwargs)
+
+
+for kname, (fn, args) in KERNEL_ARGS.items():
+    for arg, good in args.items():
+        first = next(iter(args))
+        # A wrong dtype on the first array names it and both float types; on a later one
+        # the mismatch (or the wrong type) is named.
+        for dt in BAD_DTYPES:
+            bad = np.zeros(good.shape, dt)
+            probe(f"{kname}-{arg}-dtype-{np.dtype(dt).name}", _call_with(fn, args, **{arg: bad}),
+                  TypeError, rf"{kname}: {arg} (must have dtype float32 or float64|has dtype)")
+        for obj in NOT_ARRAYS:
+            if obj is None and arg == "bias":
+                continue  # optional
+            probe(f"{kname}-{arg}-notarray-{type(obj).__name__}",
+                  _call_with(fn, args, **{arg: obj}), (TypeError, ValueError), rf"{kname}: {arg}")
+        if arg != first:
+            probe(f"{kname}-{arg}-mixed-precision", _call_with(fn, args, **{arg: good.astype(f64)}),
+                  TypeError, rf"{kname}: {arg} has dtype float64, expected float32")
+        want = NDIM.get((kname, arg))
+        if want is not None:
+            for nd in (0, want - 1, want + 1):
+                if nd < 0 or nd == want:
+                    continue
+                bad = np.zeros((3,) * nd, f32)
+                probe(f"{kname}-{arg}-ndim{nd}", _call_with(fn, args, **{arg: bad}), ValueError,
+                      rf"{kname}: {arg} must be {want}-D, got shape")
+
+# ---- shapes ----------------------------------------------------------------------------
+probe("gemm-inner", lambda: K.gemm(_m(2, 3), _m(4, 3)), ValueError, r"inner dimensions differ")
+probe("gemm-inner-trans", lambda: K.gemm(_m(2, 3), _m(4, 3), trans_a=True), ValueError,
+      r"op\(a\) has shape \(3, 2\), op\(b\) has shape \(4, 3\)")
+probe("gemm-bias-shape", lambda: K.gemm(_m(2, 3), _m(3, 4), bias=_m(3)), ValueError,
+      r"bias must have shape \(4,\), got \(3,\)")
+probe("act-bwd-shape", lambda: K.activation_backward(_m(2, 3), _m(3, 2), "relu"), ValueError,
+      r"y has shape \(3, 2\), expected the shape of dy \(2, 3\)")
+probe("act-bwd-biasgrad-1d", lambda: K.activation_backward(_m(3), _m(3), "relu",
+                                                          bias_grad_out=_m(3)), ValueError,
+      r"bias_grad_out needs a 2-D dy")
+probe("act-bwd-biasgrad-shape", lambda: K.activation_backward(_m(2, 3), _m(2, 3), "relu",
+                                                              bias_grad_out=_m(2)), ValueError,
+      r"out has shape \(2,\), expected \(3,\)")
+probe("add-bias-shape", lambda: K.add_bias(_m(2, 3), _m(2)), ValueError, r"bias must have shape \(3,\)")
+probe("softmax-bwd-shape", lambda: K.softmax_backward(_m(2, 3), _m(2, 4)), ValueError, "y has shape")
+probe("sce-probs-shape", lambda: K.softmax_cross_entropy(_m(2, 3), _m(2, 4)), ValueError,
+      r"target probabilities must have shape \(2, 3\), got \(2, 4\)")
+probe("sce-probs-dtype", lambda: K.softmax_cross_entropy(_m(2, 3), _m(2, 3, dtype=f64)),
+      TypeError, "target has dtype float64, expected float32")
+probe("sce-no-columns", lambda: K.softmax_cross_entropy(_m(2, 0), [0, 0]), ValueError,
+      r"at least one column, got shape \(2, 0\)")
+probe("sce-mean-empty", lambda: K.softmax_cross_entropy(_m(0, 3), []), ValueError,
+      "'mean' needs at least one row")
+probe("bce-mean-empty", lambda: K.bce_with_logits(_m(0, 3), _m(0, 3)), ValueError,
+      "'mean' needs at least one element")
+probe("mse-mean-empty", lambda: K.mse(_m(0), _m(0)), ValueError, "'mean' needs at least one element")
+for kname in ("bce_with_logits", "mse"):
+    kfn = getattr(K, kname)
+    probe(f"{kname}-target-shape", lambda kfn=kfn: kfn(_m(2, 3), _m(3, 2)), ValueError,
+          r"target has shape \(3, 2\), expected the output's shape \(2, 3\)")
+    for dt in (np.complex128, object, "U3", "datetime64[s]"):
+        probe(f"{kname}-target-{np.dtype(dt).name}",
+              lambda kfn=kfn, dt=dt: kfn(_m(2, 3), np.zeros((2, 3), dt)), TypeError,
+              r"target must be numeric \(bool, int or float\), got dtype")
+    probe(f"{kname}-target-strings-that-parse", lambda kfn=kfn: kfn(_m(1, 2), [["1.5", "2"]]),
+          TypeError, "target must be numeric")
+    probe(f"{kname}-reduction", lambda kfn=kfn: kfn(_m(2), _m(2), reduction="avg"), ValueError,
+          "reduction must be one of")
+probe("sgd-grad-shape", lambda: K.sgd_step(_m(3), _m(4), None, lr=0.1), ValueError,
+      r"grad has shape \(4,\), expected the param's \(3,\)")
+probe("sgd-param-list", lambda: K.sgd_step([1.0, 2.0], _m(2), None, lr=0.1), TypeError,
+      "param must be a numpy.ndarray")
+probe("sgd-param-readonly", lambda: K.sgd_step(np.broadcast_to(_m(1), (3,)), _m(3), None, lr=0.1),
+      ValueError, "param must be C-contiguous, writable")
+probe("sgd-param-strided", lambda: K.sgd_step(_m(6)[::2], _m(3), None, lr=0.1), ValueError,
+      "param must be C-contiguous")
+probe("sgd-buffer-none", lambda: K.sgd_step(_m(3), _m(3), None, lr=0.1, momentum=0.9), TypeError,
+      "momentum_buffer must be a numpy.ndarray, got NoneType")
+probe("sgd-buffer-dtype", lambda: K.sgd_step(_m(3), _m(3), _m(3, dtype=f64), lr=0.1, momentum=0.9),
+      ValueError, r"momentum_buffer must be float32 with shape \(3,\), got float64")
+probe("penalty-grad-shape", lambda: K.penalty(_m(3), _m(4)), ValueError, r"grad must be float32 with shape \(3,\)")
+
+# ---- scalar arguments -----------------------------------------------------------------------
+for value in (None, "0.1", [0.1], True, 1j):
+    r = repr(value).replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")
+    probe(f"gemm-slope-{value!r}", lambda v=value: K.gemm(_m(2, 2), _m(2, 2), negative_slope=v),
+          TypeError, rf"gemm: negative_slope must be a real number, got {r}")
+    probe(f"act-slope-{value!r}", lambda v=value: K.activation_forward(_m(2), "leaky_relu",
+                                                                        negative_slope=v),
+          TypeError, "activation_forward: negative_slope must be a real number")
+    for name in ("lr", "momentum", "dampening", "weight_decay"):
+        kw = {"lr": 0.1, name: value}
+        probe(f"sgd-{name}-{value!r}", lambda kw=kw: K.sgd_step(_m(2), _m(2), None, **kw),
+              TypeError, rf"sgd_step: {name} must be a real number")
+    probe(f"penalty-l2-{value!r}", lambda v=value: K.penalty(_m(2), _m(2), l2=v), TypeError,
+          "penalty: l2 must be a real number")
+for value in ("gelu", None, 3, ["relu"], "RELU"):
+    probe(f"gemm-activation-{value!r}", lambda v=value: K.gemm(_m(2, 2), _m(2, 2), activation=v),
+          ValueError, "gemm: activation must be one of")
+    probe(f"actfwd-activation-{value!r}", lambda v=value: K.activation_forward(_m(2), v),
+          ValueError, "activation_forward: activation must be one of")
+for value in (0, -1, 2.0, "2", True, None):
+    probe(f"set_num_threads-{value!r}", lambda v=value: K.set_num_threads(v), ValueError,
+          "n must be an integer >= 1")
+probe("set_isa", lambda: K.set_isa("sse9"), ValueError, "isa must be one of")
+
+# ---- class labels ----------------------------------------------------------------------
+LABEL_PROBES = [
+    ("too-big", [0, 3], ValueError, r"in \[0, 3\), got 3"),
+    ("negative", [0, -1], ValueError, "got -1"),
+    ("fraction", [0, 1.5], ValueError, "whole numbers"),
+    ("nan", [0, np.nan], ValueError, "whole numbers"),
+    ("inf", [0, np.inf], ValueError, "whole numbers"),
+    ("huge-float", [0, 1e300], ValueError, r"in \[0, 3\)"),
+    ("huge-uint64", np.array([0, 2**64 - 1], np.uint64), ValueError, r"in \[0, 3\)"),
+    ("huge-int", [0, 2**70], TypeError, "must be integers"),
+    ("strings", ["a", "b"], TypeError, "must be integers"),
+    ("bool", [True, False], TypeError, "must be integers, got dtype bool"),
+    ("complex", [0j, 1j], TypeError, "must be integers"),
+    ("none", [0, None], TypeError, "must be integers"),
+    ("short", [0], ValueError, r"must have shape \(2,\), got \(1,\)"),
+    ("scalar", 0, ValueError, r"must have shape \(2,\), got \(\)"),
+    ("3d", np.zeros((2, 1, 1), int), ValueError, "must have shape"),
+]
+for name, labels, exc, match in LABEL_PROBES:
+    probe(f"sce-labels-{name}", lambda t=labels: K.softmax_cross_entropy(_m(2, 3), t), exc, match)
+
+# ---- out= misuse -------------------------------------------------------------------------
+OUT_KERNELS = {  # kernel -> (call with out, valid out, needs C-contiguous out)
+    "gemm": (lambda out: K.gemm(_m(4, 3), _m(3, 5), out=out), _m(4, 5), False),
+    "activation_forward": (lambda out: K.activation_forward(_m(4, 3), "relu", out=out), _m(4, 3), True),
+    "activation_backward": (lambda out: K.activation_backward(_m(4, 3), _m(4, 3), "relu", out=out),
+                            _m(4, 3), True),
+    "add_bias": (lambda out: K.add_bias(_m(4, 3), _m(3), out=out), _m(4, 3), True),
+    "column_sum": (lambda out: K.column_sum(_m(4, 3), out=out), _m(3), True),
+    "softmax": (lambda out: K.softmax(_m(4, 3), out=out), _m(4, 3), True),
+    "softmax_backward": (lambda out: K.softmax_backward(_m(4, 3), _m(4, 3), out=out), _m(4, 3), True),
+    "softmax_cross_entropy": (lambda out: K.softmax_cross_entropy(_m(4, 3), [0, 1, 2, 0], out=out),
+                              _m(4, 3), True),
+    "bce_with_logits": (lambda out: K.bce_with_logits(_m(4, 3), _m(4, 3), out=out), _m(4, 3), True),
+    "mse": (lambda out: K.mse(_m(4, 3), _m(4, 3), out=out), _m(4, 3), True),
+}
+
+
+def _misaligned(like):
+    buf = np.zeros(like.nbytes + 1, np.uint8)
+    return np.frombuffer(buf.data, like.dtype, like.size, offset=1).reshape(like.shape)
+
+
+def _readonly(like):
+    r = like.copy()
+    r.flags.writeable = False
+    return r
+
+
+for kname, (call, good, contiguous) in OUT_KERNELS.items():
+    p = f"{kname}-out"
+    probe(f"{p}-dtype", lambda c=call, g=good: c(g.astype(f64)), TypeError,
+          rf"{kname}: out has dtype float64, expected float32")
+    probe(f"{p}-int-dtype", lambda c=call, g=good: c(g.astype(np.int32)), TypeError, "out has dtype int32")
+    probe(f"{p}-shape", lambda c=call, g=good: c(np.zeros(g.shape + (1,), f32)), ValueError,
+          rf"{kname}: out has shape")
+    probe(f"{p}-shape-too-small", lambda c=call, g=good: c(np.zeros(g.size - 1, f32)), ValueError,
+          "out has shape")
+    probe(f"{p}-list", lambda c=call, g=good: c(g.tolist()), TypeError, "out must be a numpy.ndarray")
+    probe(f"{p}-readonly", lambda c=call, g=good: c(_readonly(g)), ValueError, "out is read-only")
+    probe(f"{p}-broadcast", lambda c=call, g=good: c(np.broadcast_to(g.ravel()[:1], g.shape)),
+          ValueError, "read-only")
+    probe(f"{p}-byteswapped", lambda c=call, g=good: c(g.astype(g.dtype.newbyteorder(">"))),
+          (TypeError, ValueError), "out")
+    probe(f"{p}-misaligned", lambda c=call, g=good: c(_misaligned(g)), ValueError, "out must be aligned")
+    if contiguous:
+        probe(f"{p}-strided", lambda c=call, g=good: c(np.repeat(g, 2, axis=-1)[..., ::2]),
+              ValueError, "out must be C-contiguous")
+        if good.ndim == 2:
+            probe(f"{p}-fortran", lambda c=call, g=good: c(np.asfortranarray(g)), ValueError,
+                  "out must be C-contiguous")
+    else:
+        probe(f"{p}-self-overlap", lambda c=call, g=good: c(as_strided(np.zeros(64, f32), g.shape, (4, 4))),
+              ValueError, "its elements overlap")
+        probe(f"{p}-zero-stride-writable",
+              lambda c=call, g=good: c(as_strided(np.zeros(64, f32), g.shape, (0, 4))),
+              ValueError, "its elements overlap")
+        probe(f"{p}-partial-element-stride",
+              lambda c=call, g=good: c(as_strided(np.zeros(64, f32), g.shape, (22, 4))),
+              ValueError, "(not whole elements|aligned)")
+
+# overlap with an input: out may alias x exactly for in-place kernels, never partially
+_buf = np.zeros(40, f32)
+probe("gemm-out-is-a", lambda: (lambda a: K.gemm(a, a, out=a))(_m(3, 3)), ValueError, "out overlaps an input")
+probe("gemm-out-overlaps-bias", lambda: (lambda buf: K.gemm(_m(2, 2), _m(2, 2), bias=buf[:2],
+                                                            out=buf[:4].reshape(2, 2)))(np.zeros(8, f32)),
+      ValueError, "out overlaps an input")
+probe("act-out-shifted", lambda: (lambda buf: K.activation_forward(buf[:16].reshape(4, 4), "relu",
+                                                                   out=buf[2:18].reshape(4, 4)))(np.zeros(20, f32)),
+      ValueError, "out overlaps an input")
+probe("softmax-bwd-out-is-y", lambda: (lambda y: K.softmax_backward(_m(2, 2), y, out=y))(_m(2, 2)),
+      ValueError, "out overlaps an input")
+probe("bce-out-is-target", lambda: (lambda t: K.bce_with_logits(_m(2, 2), t, out=t))(_m(2, 2)),
+      ValueError, "out overlaps an input")
+# The kernel reads label i after writing gradient rows < i: an out over the labels used to
+# turn gradient bits into an index and write out of bounds (segfault).
+probe("sce-out-overlaps-labels-view",
+      lambda: (lambda buf: (buf.__setitem__(slice(4, 68), 0.0),
+                            K.softmax_cross_entropy(np.random.rand(64, 4), buf[4:68].view(np.int64),
+                                                    out=buf[:256].reshape(64, 4))))(np.zeros(264)),
+      ValueError, "out overlaps an input")
+probe("act-bwd-biasgrad-overlaps-dy",
+      lambda: (lambda dy: K.activation_backward(dy, _m(2, 3), "relu", bias_grad_out=dy[0]))(_m(2, 3)),
+      ValueError, "out overlaps an input")
+probe("sgd-buffer-is-param", lambda: (lambda p: K.sgd_step(p, _m(3), p, lr=0.1, momentum=0.9))(_m(3)),
+      ValueError, "momentum_buffer overlaps param or grad")
+probe("sgd-grad-is-param", lambda: (lambda p: K.sgd_step(p, p, None, lr=0.1))(_m(3)), ValueError,
+      "grad overlaps param")
+probe("penalty-grad-is-weight", lambda: (lambda w: K.penalty(w, w, l2=0.1))(_m(3)), ValueError,
+      "grad overlaps weight")
+
+# ---- absurd sizes: MemoryError or ValueError, never a crash or an attempt -------------------
+# 2**60 elements and no memory behind them; a copy would need more than any address space.
+HUGE = np.broadcast_to(np.float32(1), (2**30, 2**30))
+probe("column-sum-huge-broadcast", lambda: K.column_sum(HUGE), (MemoryError, ValueError), "")
+probe("softmax-huge-broadcast", lambda: K.softmax(HUGE), (MemoryError, ValueError), "")
+probe("dense-huge", lambda: fastnn.Dense(2**40, 2**40), (MemoryError, ValueError), "")
+probe("dense-negative", lambda: fastnn.Dense(-1, 3), ValueError, "in_features must be an integer >= 1, got -1")
+probe("dense-zero-out", lambda: fastnn.Dense(3, 0), ValueError, "out_features must be an integer >= 1, got 0")
+probe("dense-float-size", lambda: fastnn.Dense(3.0, 2), ValueError, "in_features")
+probe("dense-bool-size", lambda: fastnn.Dense(True, 2), ValueError, "in_features")
+probe("dense-dtype-f16", lambda: fastnn.Dense(3, 2, dtype=np.float16), TypeError, "dtype must be float32 or float64, got float16")
+probe("dense-dtype-junk", lambda: fastnn.Dense(3, 2, dtype="junk"), TypeError, "dtype must be float32 or float64")
+probe("dense-init", lambda: fastnn.Dense(3, 2, init="magic"), ValueError, "init must be one of")
+probe("dense-l1-nan", lambda: fastnn.Dense(3, 2, l1=float("nan")), ValueError, "l1 must be a finite number")
+probe("dense-rng", lambda: fastnn.Dense(3, 2, rng="seed"), TypeError, "rng must be None, an int seed")
+probe("leaky-slope", lambda: fastnn.LeakyReLU(None), ValueError, "negative_slope")
+for cls in (fastnn.SoftmaxCrossEntropy, fastnn.BCEWithLogits, fastnn.MSELoss):
+    probe(f"{cls.__name__}-reduction", lambda cls=cls: cls("avg"), ValueError, "reduction must be one of")
+
+# ---- model level -----------------------------------------------------------------------------
+
+
+def _model(dtype=f32):
+    return fastnn.Sequential(fastnn.Dense(4, 5, rng=0), fastnn.ReLU(), fastnn.Dense(5, 3, rng=1),
+                             dtype=dtype)
+
+
+def _fit(**kw):
+    model = _model()
+    args = dict(X=np.ones((6, 4)), y=[0, 1, 2, 0, 1, 2], loss=fastnn.SoftmaxCrossEntropy(),
+                optimizer=optim.SGD(model, lr=0.1))
+    args.update(kw)
+    X, y = args.pop("X"), args.pop("y")
+    return lambda: model.fit(X, y, **args)
+
+
+for name, X, exc, match in [
+    ("features", np.ones((2, 5)), ValueError, r"X: the model expects 4 features, got shape \(2, 5\)"),
+    ("1d", np.ones(4), ValueError, r"X must be 2-D, got shape \(4,\)"),
+    ("3d", np.ones((2, 4, 1)), ValueError, "X must be 2-D"),
+    ("scalar", 1.0, ValueError, "X must be 2-D"),
+    ("strings", np.full((2, 4), "a"), TypeError, "X must be numeric"),
+    ("complex", np.ones((2, 4), complex), TypeError, "X must be numeric.*complex128"),
+    ("object", np.ones((2, 4), object), TypeError, "X must be numeric.*object"),
+    ("datetime", np.zeros((2, 4), "datetime64[s]"), TypeError, "X must be numeric"),
+    ("ragged", [[1, 2, 3, 4], [1]], TypeError, "X must be array-like"),
+    ("none", None, TypeError, "X must be numeric"),
+]:
+    probe(f"forward-{name}", lambda X=X: _model().forward(X), exc, match)
+    probe(f"predict-{name}", lambda X=X: _model().predict(X), (ValueError, TypeError), "X")
+probe("backward-before-forward", lambda: _model().backward(np.ones((2, 3))), RuntimeError, "before a forward")
+
+
+def _backward_wrong_shape():
+    model = _model()
+    model.forward(np.ones((2, 4)), training=True)
+    model.backward(np.ones((3, 3)))
+
+
+probe("backward-dY-shape", _backward_wrong_shape, ValueError,
+      r"dY must have the shape of the last training output \(2, 3\), got \(3, 3\)")
+
+
+def _with_weight(value):
+    model = _model()
+    model[2].weight.data[1, 1] = value
+    return model
+
+
+probe("predict-nan-weight", lambda: _with_weight(np.nan).predict(np.ones((2, 4))),
+      FloatingPointError, r"model weight '2.weight' contains NaN or infinity")
+probe("forward-inf-weight", lambda: _with_weight(np.inf).forward(np.ones((1, 4))), ValueError,
+      r"'2.weight' contains NaN or infinity")
+probe("evaluate-nan-weight", lambda: _with_weight(np.nan).evaluate(
+    np.ones((3, 4)), [0, 1, 2], loss=fastnn.SoftmaxCrossEntropy()), FloatingPointError, "2.weight")
+probe("predict-nan-running-var", lambda: (lambda m: (m[1].running_var.__setitem__(0, np.nan),
+                                                      m.predict(np.ones((2, 3)))))(
+    fastnn.Sequential(fastnn.Dense(3, 4), fastnn.BatchNorm1d(4), fastnn.Dense(4, 2))),
+    FloatingPointError, "'1.running_var' contains NaN")
+probe("predict-standardize-not-adapted", lambda: fastnn.Sequential(
+    fastnn.Standardize(), fastnn.Dense(3, 2)).predict(np.ones((2, 3))), (RuntimeError, ValueError),
+    "Standardize")
+probe("load-nan-then-predict", lambda: (lambda m: (m.load_state_dict(
+    {**m.state_dict(), "0.bias": np.full(5, np.nan)}), m.predict(np.ones((1, 4)))))(_model()),
+    FloatingPointError, "'0.bias'")
+
+for name, kw, exc, match in [
+    ("y-length", dict(y=[0, 1]), ValueError, "y has 2 samples, X has 6"),
+    ("y-label-range", dict(y=[0, 1, 2, 0, 1, 9]), ValueError, r"target labels must be in \[0, 3\)"),
+    ("y-label-negative", dict(y=[0, 1, 2, 0, 1, -1]), ValueError, "got -1"),
+    ("y-label-fraction", dict(y=[0, 1, 2, 0, 1, 0.5]), ValueError, "whole numbers"),
+    ("y-strings", dict(y=list("abcdef")), TypeError, "must be integers"),
+    ("X-nan", dict(X=np.where(np.eye(6, 4) > 0, np.nan, 1.0)), FloatingPointError,
+     "epoch 1, batch 1 of 1: this batch of X contains NaN"),
+    ("X-inf-one-row", dict(X=np.vstack([np.ones((5, 4)), [[np.inf, 0, 0, 0]]]), shuffle=False,
+                           batch_size=2), ValueError, "epoch 1, batch 3 of 3: this batch of X"),
+    ("y-nan-probs", dict(y=np.full((6, 3), np.nan)), ValueError, "this batch of y contains NaN"),
+    ("overflow", dict(X=np.full((6, 4), 1e30), loss=fastnn.MSELoss(), y=np.full((6, 3), 1e30)),
+     FloatingPointError, "epoch 1, batch 1 of 1: the outputs overflowed"),
+    ("X-empty", dict(X=np.ones((0, 4)), y=[]), ValueError, "at least one sample"),
+    ("X-1d", dict(X=np.ones(6)), ValueError, "X must be 2-D"),
+    ("batch_size-0", dict(batch_size=0), ValueError, "batch_size must be an integer >= 1, got 0"),
+    ("batch_size-float", dict(batch_size=2.5), ValueError, "batch_size"),
+    ("epochs-negative", dict(epochs=-1), ValueError, "epochs must be an integer >= 0"),
+    ("epochs-bool", dict(epochs=True), ValueError, "epochs"),
+    ("validation_split-1", dict(validation_split=1.0), ValueError, "leaves no training"),
+    ("validation_split-nan", dict(validation_split=float("nan")), ValueError, "validation_split"),
+    ("validation_split-str", dict(validation_split="0.1"), ValueError, "validation_split"),
+    ("validation_data-triple", dict(validation_data=(1, 2, 3)), ValueError, "validation_data must be a pair"),
+    ("validation_data-length", dict(validation_data=(np.ones((3, 4)), [0, 1])), ValueError,
+     r"validation_data\[1\] has 2 samples"),
+    ("loss-none", dict(loss=None), TypeError, "loss must be a loss object"),
+    ("optimizer-str", dict(optimizer="sgd"), TypeError, "optimizer must be an optimizer"),
+    ("callbacks-junk", dict(callbacks=[print]), TypeError, "callbacks must be Callback instances"),
+    ("metric-unknown", dict(metrics=["precision"]), ValueError, "unknown metric 'precision'"),
+]:
+    probe(f"fit-{name}", _fit(**kw), exc, match)
+
+probe("evaluate-empty", lambda: _model().evaluate(np.ones((0, 4)), [], loss=fastnn.MSELoss()),
+      ValueError, "at least one sample")
+probe("evaluate-length", lambda: _model().evaluate(np.ones((3, 4)), [0], loss=fastnn.MSELoss()),
+      ValueError, "y has 1 samples, X has 3")
+probe("evaluate-batch_size", lambda: _model().evaluate(np.ones((3, 4)), [0, 1, 2],
+                                                       loss=fastnn.SoftmaxCrossEntropy(), batch_size=-5),
+      ValueError, "batch_size")
+
+for name, mapping, exc, match in [
+    ("shape", {"0.weight": np.ones((4, 5))}, ValueError, r"expected shape \(5, 4\), got \(4, 5\)"),
+    ("missing", {}, ValueError, r"missing keys \['0.bias', '0.weight'"),
+    ("unexpected", {"9.weight": 1}, ValueError, r"unexpected keys \['9.weight'\]"),
+    ("strings", {"0.bias": np.array(["a"] * 5)}, TypeError, "expected numbers, got dtype <U1"),
+    ("complex", {"0.bias": np.ones(5, complex)}, TypeError, "expected numbers"),
+    ("not-mapping", 5, TypeError, "mapping must be a dict of name -> array, got int"),
+    ("pairs-junk", [1, 2], TypeError, "mapping must be a dict"),
+    ("int-key", {0: np.ones(3)}, TypeError, "keys must be strings"),
+    ("ragged", {"0.bias": [[1], [1, 2]]}, (TypeError, ValueError), ""),
+]:
+    def _load(mapping=mapping):
+        model = _model()
+        full = model.state_dict()
+        if isinstance(mapping, dict) and mapping and all(isinstance(k, str) for k in mapping) \
+                and not any(k.startswith("9") for k in mapping):
+            full.update(mapping)
+            mapping = full
+        model.load_state_dict(mapping)
+    probe(f"load_state_dict-{name}", _load, exc, match)
+
+# layers called directly
+probe("dense-forward-features", lambda: fastnn.Dense(4, 2).forward(np.ones((2, 3))), ValueError,
+      r"x: Dense expects 4 features, got shape \(2, 3\)")
+probe("relu-forward-1d", lambda: fastnn.ReLU().forward(np.ones(3)), ValueError, "x must be 2-D")
+probe("softmax-backward-first", lambda: fastnn.Softmax().backward(np.ones((2, 2))), RuntimeError,
+      "before a forward")
+probe("dense-backward-first", lambda: fastnn.Dense(2, 2).backward(np.ones((2, 2))), RuntimeError,
+      "before a forward")
+probe("sequential-not-layer", lambda: fastnn.Sequential(fastnn.Dense(2, 2), "relu"), TypeError, "layer 1")
+probe("sequential-widths", lambda: fastnn.Sequential(fastnn.Dense(2, 3), fastnn.Dense(4, 1)),
+      ValueError, "layer 1")
+probe("sequential-mixed-dtypes", lambda: fastnn.Sequential(fastnn.Dense(2, 3), fastnn.Dense(3, 1, dtype=f64)),
+      TypeError, "pass dtype= to Sequential")
+# losses at the Python floor
+probe("loss-strings", lambda: fastnn.MSELoss()([["a"]], [[1.0]]), TypeError, "output must be numeric")
+probe("loss-complex", lambda: fastnn.BCEWithLogits()(np.ones(2, complex), [0, 1]), TypeError, "output must be numeric")
+
+# optimizers
+_params = lambda: _model().parameters()  # noqa: E731
+for name, make, exc, match in [
+    ("lr-negative", lambda: optim.SGD(_params(), lr=-0.1), ValueError, "lr must be >= 0"),
+    ("lr-nan", lambda: optim.SGD(_params(), lr=float("nan")), ValueError, "lr must be a finite number"),
+    ("lr-str", lambda: optim.SGD(_params(), lr="0.1"), ValueError, "lr must be a finite number"),
+    ("momentum-negative", lambda: optim.SGD(_params(), lr=0.1, momentum=-1), ValueError, "momentum"),
+    ("nesterov", lambda: optim.SGD(_params(), lr=0.1, nesterov=True), ValueError, "nesterov"),
+    ("empty", lambda: optim.SGD([], lr=0.1), ValueError, "params is empty"),
+    ("not-iterable", lambda: optim.SGD(5, lr=0.1), TypeError, "params must be"),
+    ("not-parameters", lambda: optim.SGD([np.ones(3)], lr=0.1), TypeError, "params must be"),
+    ("lr-set-inf", lambda: setattr(optim.SGD(_params(), lr=0.1), "lr", float("inf")), ValueError, "lr"),
+]:
+    probe(f"SGD-{name}", make, exc, match)
+# the toolbox (optimizers, BatchNorm1d, Dropout, Maxout, Standardize, clip_grad_norm)
+for name, make, match in [
+    ("Adam-beta1", lambda: optim.Adam(_params(), betas=(1.0, 0.9)), r"betas\[0\] must be in \[0, 1\)"),
+    ("Adam-betas-scalar", lambda: optim.Adam(_params(), betas=0.9), "betas must be a pair"),
+    ("Adam-eps", lambda: optim.Adam(_params(), eps=-1), "eps must be >= 0"),
+    ("AdamW-wd", lambda: optim.AdamW(_params(), weight_decay=-1), "weight_decay must be >= 0"),
+    ("RMSprop-momentum", lambda: optim.RMSprop(_params(), momentum=-1), "momentum must be >= 0"),
+    ("Adagrad-lr_decay", lambda: optim.Adagrad(_params(), lr_decay=-1), "lr_decay must be >= 0"),
+    ("Adagrad-init", lambda: optim.Adagrad(_params(), initial_accumulator_value=-1),
+     "initial_accumulator_value"),
+    ("Adam-params", lambda: optim.Adam([1, 2]), "params must be Parameters"),
+    ("BatchNorm1d-0", lambda: fastnn.BatchNorm1d(0), "num_features must be an integer >= 1, got 0"),
+    ("BatchNorm1d-momentum", lambda: fastnn.BatchNorm1d(3, momentum=2), "momentum must be <= 1"),
+    ("Dropout-p-big", lambda: fastnn.Dropout(1.5), "p must be <= 1"),
+    ("Dropout-p-negative", lambda: fastnn.Dropout(-0.1), "p must be >= 0"),
+    ("Dropout-p-str", lambda: fastnn.Dropout("a"), "p must be a finite number"),
+    ("Maxout-pieces-0", lambda: fastnn.Maxout(3, 2, 0), "pieces must be an integer >= 1"),
+    ("Maxout-pieces-float", lambda: fastnn.Maxout(3, 2, 2.5), "pieces"),
+    ("Standardize-shapes", lambda: fastnn.Standardize(mean=[0, 0], std=[1, 1, 1]), "disagree"),
+    ("Standardize-negative-std", lambda: fastnn.Standardize(mean=[0, 0], std=[-1, 1]), "std must be >= 0"),
+    ("Standardize-adapt-1d", lambda: fastnn.Standardize().adapt(np.ones(3)), "X must be 2-D"),
+    ("Standardize-adapt-empty", lambda: fastnn.Standardize().adapt(np.ones((0, 3))), "at least one row"),
+    ("clip_grad_norm-negative", lambda: fastnn.clip_grad_norm(_params(), -1), "max_norm must be >= 0"),
+    ("clip_grad_norm-str", lambda: fastnn.clip_grad_norm(_params(), "x"), "max_norm"),
+    ("BatchNorm-one-row", lambda: fastnn.Sequential(fastnn.Dense(3, 4), fastnn.BatchNorm1d(4)).forward(
+        np.ones((1, 3)), training=True), "at least 2 rows"),
+    ("BatchNorm-width", lambda: fastnn.Sequential(fastnn.Dense(3, 4), fastnn.BatchNorm1d(5)),
+     "BatchNorm1d expects 5 features, got 4"),
+    ("Maxout-width", lambda: fastnn.Sequential(fastnn.Maxout(3, 2, 2), fastnn.Dense(3, 1)),
+     "Dense expects 3 input features, got 2"),
+]:
+    probe(f"toolbox-{name}", make, (ValueError, TypeError), match)
+probe("SGD-load-state-wrong", lambda: optim.SGD(_params(), lr=0.1).load_state_dict({"type": "Adam"}),
+      ValueError, "state is for 'Adam'")
+
+
+# ---- running them ------------------------------------------------------------------------
+
+def check_probe(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+@pytest.mark.parametrize("call,exc,match", PROBES)
+def test_probe(call, exc, match):
+    check_probe(call, exc, match)
+
+
+def test_probe_count():
+    # The table is the audit: shrinking it should be a visible decision.
+    assert len(PROBES) >= 500, len(PROBES)
+
+
+def run_all():
+    """Every probe, in this process; prints the count. A crash kills only this process."""
+    for p in PROBES:
+        check_probe(*p.values)
+    print(f"{len(PROBES)} probes raised as expected")
+
+
+def test_whole_table_in_a_subprocess():
+    code = f"import sys; sys.path.insert(0, {str(HERE)!r}); import test_hostile_inputs as t; t.run_all()"
+    env = dict(os.environ, FASTNN_NUM_THREADS="2")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+    assert f"{len(PROBES)} probes raised as expected" in proc.stdout
+
+
+# ---- valid but unusual inputs give the contiguous result --------------------------------
+
+def _variants(a, tmp_path):
+    """a in other layouts, each equal in value."""
+    yield "fortran", np.asfortranarray(a)
+    big = np.zeros(tuple(2 * s + 1 for s in a.shape), a.dtype)
+    view = big[tuple(slice(1, None, 2) for _ in a.shape)]
+    view[...] = a
+    yield "strided", view
+    flipped = a[tuple(slice(None, None, -1) for _ in a.shape)].copy()
+    yield "negative", flipped[tuple(slice(None, None, -1) for _ in a.shape)]
+    yield "readonly", _readonly(a)
+    yield "byteswapped", a.astype(a.dtype.newbyteorder("S"))
+    mis = _misaligned(a)
+    mis[...] = a
+    yield "misaligned", mis
+    path = tmp_path / f"m{a.ndim}{a.dtype.char}.npy"
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=a.dtype, shape=a.shape)
+    mm[...] = a
+    mm.flush()
+    yield "memmap", np.load(path, mmap_mode="r")
+
+
+@pytest.mark.parametrize("kname", sorted(KERNEL_ARGS))
+@pytest.mark.parametrize("dtype", [f32, f64])
+def test_unusual_layouts_equal_contiguous(kname, dtype, tmp_path):
+    fn, args = KERNEL_ARGS[kname]
+    rng = np.random.default_rng(0)
+    base = {k: rng.uniform(0.1, 0.9, v.shape).astype(dtype) for k, v in args.items()}
+    want = fn(**{k: v.copy() for k, v in base.items()})
+    for arg in base:
+        for label, variant in _variants(base[arg], tmp_path):
+            if kname == "sgd_step" and arg == "param":
+                continue  # updated in place: must be a writable contiguous array (probed above)
+            before = np.array(variant, copy=True)
+            kwargs = {k: v.copy() for k, v in base.items()}
+            kwargs[arg] = variant
+            got = fn(**kwargs)
+            for g, w in zip(got if isinstance(got, tuple) else (got,),
+                            want if isinstance(want, tuple) else (want,)):
+                np.testing.assert_array_equal(g, w, err_msg=f"{kname}({arg}={label})")
+            np.testing.assert_array_equal(variant, before, err_msg=f"{kname} modified {arg}")
+
+
+def test_empty_arrays_are_valid_where_meaningful():
+    assert K.gemm(_m(0, 3), _m(3, 4)).shape == (0, 4)
+    np.testing.assert_array_equal(K.gemm(_m(2, 0), _m(0, 3), bias=_m(3)), np.full((2, 3), 0.5, f32))
+    assert K.activation_forward(_m(0, 3), "relu").shape == (0, 3)
+    np.testing.assert_array_equal(K.column_sum(_m(0, 3)), np.zeros(3, f32))
+    assert K.softmax(_m(0, 3)).shape == (0, 3)
+    assert K.softmax_cross_entropy(_m(0, 3), [], reduction="sum")[0] == 0.0
+    assert K.mse(_m(0), _m(0), reduction="sum")[0] == 0.0
+    assert K.all_finite(_m(0))
+    assert _model().forward(np.ones((0, 4))).shape == (0, 3)
+    assert _model().predict(np.ones((0, 4))).shape == (0, 3)
+
+
+def test_model_accepts_numeric_inputs_of_any_dtype():
+    model = _model()
+    X = np.arange(8).reshape(2, 4)
+    want = model.forward(X.astype(f32))
+    for variant in (X, X.astype(np.uint8), X > 3, X.astype(np.float16), X.astype(f64), X.tolist()):
+        got = model.forward(variant)
+        assert got.dtype == f32
+        np.testing.assert_array_equal(got, model.forward(np.asarray(variant).astype(f32)))
+    np.testing.assert_array_equal(model.forward(X), want)
+
+
+def test_model_never_modifies_inputs(tmp_path):
+    model = _model(f64)
+    X = np.random.default_rng(0).standard_normal((8, 4))
+    y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
+    X0, y0 = X.copy(), y.copy()
+    model.fit(X, y, loss=fastnn.SoftmaxCrossEntropy(), optimizer=optim.SGD(model, lr=0.1),
+              epochs=2, batch_size=3)
+    model.evaluate(X, y, loss=fastnn.SoftmaxCrossEntropy())
+    model.predict(X)
+    out = model.forward(X, training=True)
+    dY = np.ones_like(out)
+    dY0 = dY.copy()
+    model.backward(dY)
+    np.testing.assert_array_equal(X, X0)
+    np.testing.assert_array_equal(y, y0)
+    np.testing.assert_array_equal(dY, dY0)
+
+
+# ---- command line: one clear line on stderr and a non-zero exit, never a traceback --------
+
+def _csv(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("case", ["missing-file", "unknown-column", "non-numeric", "empty",
+                                  "header-only", "nan-data", "inf-target", "bad-model",
+                                  "model-is-csv", "bad-hidden", "negative-epochs", "nan-lr",
+                                  "predict-wrong-width"])
+def test_cli_errors_are_one_line(tmp_path, capsys, case):
+    from fastnn import cli
+    good = _csv(tmp_path, "good.csv", "a,b,y\n" + "\n".join(f"{i % 3},{i % 5},{i % 2}" for i in range(30)))
+    model = str(tmp_path / "m.fnn")
+    assert cli.main(["train", good, "--target", "y", "--out", model, "--epochs", "1",
+                     "--hidden", "4", "-q"]) == 0
+    capsys.readouterr()
+    argv = {
+        "missing-file": ["train", str(tmp_path / "nope.csv"), "--target", "y", "--out", model],
+        "unknown-column": ["train", good, "--target", "zzz", "--out", model],
+        "non-numeric": ["train", _csv(tmp_path, "s.csv", "a,y\nx,1\ny,0\n"), "--target", "y", "--out", model],
+        "empty": ["train", _csv(tmp_path, "e.csv", ""), "--target", "y", "--out", model],
+        "header-only": ["train", _csv(tmp_path, "h.csv", "a,y\n"), "--target", "y", "--out", model],
+        "nan-data": ["train", _csv(tmp_path, "n.csv", "a,y\n1,1\nnan,0\n2,1\n3,0\n"), "--target", "y",
+                     "--out", model, "--task", "regression", "--epochs", "1", "-q"],
+        "inf-target": ["train", _csv(tmp_path, "i.csv", "a,y\n1,inf\n2,0\n"), "--target", "y",
+                       "--out", model, "--task", "regression", "--epochs", "1", "-q"],
+        "bad-model": ["predict", _csv(tmp_path, "junk.fnn", "junk"), good, "--out", str(tmp_path / "p.csv")],
+        "model-is-csv": ["evaluate", good, good, "--target", "y"],
+        "bad-hidden": ["train", good, "--target", "y", "--out", model, "--hidden", "abc"],
+        "negative-epochs": ["train", good, "--target", "y", "--out", model, "--epochs", "-1"],
+        "nan-lr": ["train", good, "--target", "y", "--out", model, "--lr", "nan"],
+        "predict-wrong-width": ["predict", model, _csv(tmp_path, "w.csv", "a\n1\n2\n"), "--out",
+                                str(tmp_path / "p.csv")],
+    }[case]
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # argparse's own usage errors
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code not in (0, None), err
+    assert "Traceback" not in err
+    assert "error" in err.splitlines()[-1], err
