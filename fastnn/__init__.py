@@ -19,6 +19,7 @@ from fastnn.callbacks import (
     TerminateOnNaN,
 )
 from fastnn.closed_form import gaussian_classifier, linear_regression
+from fastnn._validation import NonFiniteError
 from fastnn.datasets import load_digits
 from fastnn.gradcheck import gradcheck
 from fastnn.kernels import get_num_threads, set_num_threads
@@ -50,7 +51,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BCEWithLogits", "BatchNorm1d", "CSVLogger", "Callback", "Checkpoint", "Dense", "Dropout",
     "EarlyStopping", "History", "Identity", "Layer", "LeakyReLU", "LearningRateScheduler",
-    "MSELoss", "Maxout", "ModelCheckpoint", "Parameter", "ReLU", "ReduceLROnPlateau",
+    "MSELoss", "Maxout", "ModelCheckpoint", "NonFiniteError", "Parameter", "ReLU", "ReduceLROnPlateau",
     "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Standardize", "Tanh",
     "TerminateOnNaN", "callbacks", "clip_grad_norm", "closed_form", "gaussian_classifier",
     "get_num_threads", "gradcheck", "init", "kernels", "linear_regression", "load",
