@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
-
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -59,18 +58,19 @@ class Sequential:
         self.history = None
 
     def _check_widths(self):
-        """The model's input width, after checking each layer accepts its predecessor's."""
-        width = None
+        """The model's input width (None when no layer fixes it), after checking that each
+        layer accepts the width its predecessor produces. Layers before the first one that
+        declares a width keep the width they are given, so that one is the model's."""
+        in_features = width = None
         for i, layer in enumerate(self.layers):
-            declared = getattr(layer, "in_features", None)
             if width is None:
-                width = declared
+                in_features = width = getattr(layer, "in_features", None)
             if width is not None:
                 try:
                     width = layer.output_features(width)
                 except ValueError as exc:
                     raise ValueError(f"layer {i} ({layer!r}): {exc}") from None
-        return self.layers[0].in_features if self.layers and hasattr(self.layers[0], "in_features") else None
+        return in_features
 
     def _fusion_plan(self):
         """Steps of (layer, activation fused into it or None)."""
