@@ -59,7 +59,54 @@ static void FN(ukr_generic)(ptrdiff_t k, const T *restrict a, const T *restrict 
     }
 }
 
-static const CFG FN(cfg_generic) = {GMR, GNR, 32 * GMR, 256, 4096, FN(ukr_generic)};
+/* Portable skinny kernels (see gemm_kernels.h): per element one sum in p order. */
+static void FN(sknn_generic)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t rsa,
+                             ptrdiff_t csa, const T *b, ptrdiff_t ldb, T *c, ptrdiff_t rsc,
+                             ptrdiff_t csc, const T *bias, int loadc, int act, T slope)
+{
+    for (ptrdiff_t i = 0; i < m; i++)
+        for (ptrdiff_t j0 = 0; j0 < n; j0 += 64) {
+            ptrdiff_t nb = n - j0 < 64 ? n - j0 : 64;
+            T acc[64] = {0};
+            for (ptrdiff_t p = 0; p < k; p++) {
+                T ap = a[i * rsa + p * csa];
+                const T *bp = b + p * ldb + j0;
+                for (ptrdiff_t j = 0; j < nb; j++)
+                    acc[j] += ap * bp[j];
+            }
+            for (ptrdiff_t j = 0; j < nb; j++) {
+                T x = acc[j];
+                T *cp = c + i * rsc + (j0 + j) * csc;
+                if (loadc)
+                    x = *cp + x;
+                if (bias)
+                    x = x + bias[j0 + j];
+                *cp = FN(act1)(x, act, slope);
+            }
+        }
+}
+
+static void FN(sknt_generic)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t rsa,
+                             ptrdiff_t csa, const T *b, ptrdiff_t ldb, T *c, ptrdiff_t rsc,
+                             ptrdiff_t csc, const T *bias, int loadc, int act, T slope)
+{
+    for (ptrdiff_t i = 0; i < m; i++)
+        for (ptrdiff_t j = 0; j < n; j++) {
+            const T *ai = a + i * rsa, *wj = b + j * ldb;
+            T x = 0;
+            for (ptrdiff_t p = 0; p < k; p++)
+                x += ai[p * csa] * wj[p];
+            T *cp = c + i * rsc + j * csc;
+            if (loadc)
+                x = *cp + x;
+            if (bias)
+                x = x + bias[j];
+            *cp = FN(act1)(x, act, slope);
+        }
+}
+
+static const CFG FN(cfg_generic) = {GMR, GNR, 32 * GMR, 256, 4096, FN(ukr_generic),
+                                    FN(sknn_generic), FN(sknt_generic)};
 
 static const CFG *FN(pick_cfg)(void)
 {
@@ -232,6 +279,64 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     }
 
     const CFG *cfg = FN(pick_cfg)();
+
+    /* Small m: no packing. The B panel would be packed for a handful of rows; reading
+     * B in place (row-major B: C rows are sums of scaled B rows; B = W^T: dot products
+     * of A rows with W rows) streams it once. Columns may be split across threads:
+     * the kernels' arithmetic per element does not depend on the split. */
+    if (m <= SKINNY_M_NN || n <= SKINNY_N) {
+        FNN_CAT(fnn_skinny_, SUF) sk = NULL;
+        ptrdiff_t ldb = 0;
+        if (csb == 1 && csc == 1 &&
+            (m <= SKINNY_M || n <= SKINNY_N || (rsb * (ptrdiff_t)sizeof(T)) % 4096 != 0)) {
+            sk = cfg->sknn;
+            ldb = rsb;
+        } else if (rsb == 1 && csa == 1 && m <= SKINNY_M) {
+            sk = cfg->sknt;
+            ldb = csb;
+        }
+        if (sk) {
+            ptrdiff_t chunks = (n + 63) / 64;
+            double flops = 2.0 * (double)m * (double)n * (double)k;
+            int parts = fnn_get_num_threads();
+            if (parts > flops / MIN_FLOPS_PER_THREAD)
+                parts = (int)(flops / MIN_FLOPS_PER_THREAD);
+            /* Few columns (row-major B): split rows instead, in whole groups of 4
+             * (sknn's per-element arithmetic does not depend on the rows either). */
+            ptrdiff_t rgroups = sk == cfg->sknn && chunks < parts ? m / 4 : 0;
+            if (parts > 1 && rgroups >= parts) {
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+#endif
+                for (int p = 0; p < parts; p++) {
+                    ptrdiff_t i0 = rgroups * p / parts * 4;
+                    ptrdiff_t i1 = p == parts - 1 ? m : rgroups * (p + 1) / parts * 4;
+                    sk(i1 - i0, n, k, a + i0 * rsa, rsa, csa, b, ldb, c + i0 * rsc, rsc, csc,
+                       bias, accumulate, act, slope);
+                }
+                return FNN_OK;
+            }
+            if (parts > chunks)
+                parts = (int)chunks;
+            if (parts <= 1) {
+                sk(m, n, k, a, rsa, csa, b, ldb, c, rsc, csc, bias, accumulate, act, slope);
+                return FNN_OK;
+            }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+#endif
+            for (int p = 0; p < parts; p++) {
+                ptrdiff_t j0 = chunks * p / parts * 64, j1 = chunks * (p + 1) / parts * 64;
+                if (j1 > n)
+                    j1 = n;
+                /* B's column j is at b + j * csb in both layouts. */
+                sk(m, j1 - j0, k, a, rsa, csa, b + j0 * csb, ldb, c + j0 * csc, rsc, csc,
+                   bias ? bias + j0 : NULL, accumulate, act, slope);
+            }
+            return FNN_OK;
+        }
+    }
+
     int tm, tn;
     int parts = split_threads(m, n, k, cfg->mr, cfg->nr, &tm, &tn);
     if (parts == 1)

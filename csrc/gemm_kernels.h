@@ -18,15 +18,27 @@
  * c: rows rsc apart, unit column stride; bias: NR values or NULL.
  * The kernel always computes the whole tile; the driver handles edges via scratch.
  *
+ * Skinny (no packing) kernels compute the whole m x n product for small m:
+ *   sknn: B row-major, b[p*ldb + j]; C with unit column stride (csc == 1).
+ *   sknt: B = W^T, b[j*ldb + p], A with unit column stride (csa == 1); any csc.
+ * Each element of C is reduced in an order that depends only on k (never on m, n or
+ * where the column range starts), so splitting columns across threads is exact.
+ *
  * A configuration couples a kernel with the cache blocking tuned for it. */
 #define FNN_GEMM_DECLARE(T, SUF)                                                        \
     typedef void (*fnn_ukr_##SUF)(ptrdiff_t k, const T *a, const T *b, T *c,            \
                                   ptrdiff_t rsc, const T *bias, int loadc, int act,     \
                                   T slope);                                             \
+    typedef void (*fnn_skinny_##SUF)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,             \
+                                     const T *a, ptrdiff_t rsa, ptrdiff_t csa,          \
+                                     const T *b, ptrdiff_t ldb,                         \
+                                     T *c, ptrdiff_t rsc, ptrdiff_t csc,                \
+                                     const T *bias, int loadc, int act, T slope);       \
     typedef struct {                                                                    \
         int mr, nr; /* micro-tile */                                                    \
         int mc, kc, nc; /* cache blocks; mc % mr == 0, nc % nr == 0 */                  \
         fnn_ukr_##SUF ukr;                                                              \
+        fnn_skinny_##SUF sknn, sknt; /* unpacked small-m kernels, see below */          \
     } fnn_gemm_cfg_##SUF;
 
 FNN_GEMM_DECLARE(float, f32)

@@ -10,6 +10,10 @@
  *   VROUND(x)          to nearest integer
  *   VPOW2(n)           2^n for integral n in [-600, 0]
  *   VSEL_LT(x, y, a, b) x < y ? a : b, lane-wise (false for NaN)
+ *   VMASK              lane-mask type; VMASK_FIRST(n) selects lanes 0..n-1 (n may be
+ *                      <= 0 or >= VLEN); VMLOAD(p, m) (zero in unselected lanes, which
+ *                      never fault), VMSTORE(p, m, v)
+ *   VHSUM(v)           sum of the lanes, in a fixed order
  * and this file undefines them all, so the next inclusion starts clean.
  *
  * The accumulators are arrays indexed by constants inside fully unrolled loops, so
@@ -135,6 +139,229 @@ static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, T *restri
     }
 }
 
+/* ---- Skinny kernels (no packing), see gemm_kernels.h ------------------------------ */
+
+/* Out of line: the skinny kernels inline their epilogue at many places. */
+__attribute__((target(TARGET), noinline))
+static VT FNN_UFN(_act_smooth)(VT x, int act)
+{
+    return act == FNN_ACT_SIGMOID ? FNN_UFN(_sigmoid)(x) : FNN_UFN(_tanh)(x);
+}
+
+/* One vector of a C row: c = act((loadc ? c : 0) + x + bias), the micro-kernel's
+ * operation order. `full` selects plain loads / stores, else lanes of `mk`. */
+__attribute__((target(TARGET), always_inline))
+static inline void FNN_UFN(_epi)(VT x, T *c, const T *bias, int full, VMASK mk, int loadc,
+                                 int act, VT s)
+{
+    if (loadc)
+        x = VADD(full ? VLOADU(c) : VMLOAD(c, mk), x);
+    if (bias)
+        x = VADD(x, full ? VLOADU(bias) : VMLOAD(bias, mk));
+    switch (act) {
+    case FNN_ACT_RELU: x = VMAX(x, VZERO()); break;
+    case FNN_ACT_LEAKY_RELU: x = VSEL_LT(VZERO(), x, x, VMUL(x, s)); break;
+    case FNN_ACT_SIGMOID:
+    case FNN_ACT_TANH: x = FNN_UFN(_act_smooth)(x, act); break;
+    default: break;
+    }
+    if (full)
+        VSTOREU(c, x);
+    else
+        VMSTORE(c, mk, x);
+}
+
+/* SR rows x SNV vectors of C = A[SR x k] B[k x SNV*VLEN], B rows ldb apart. With `masked`,
+ * the last vector holds `last` (1..VLEN) valid columns. Each column is one FMA chain
+ * over p = 0..k-1. */
+__attribute__((target(TARGET), always_inline))
+static inline void FNN_UFN(_nnblk)(const int SR, const int SNV, const int masked, int last,
+                                   ptrdiff_t k, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
+                                   const T *b, ptrdiff_t ldb, T *c, ptrdiff_t rsc,
+                                   const T *bias, int loadc, int act, T slope)
+{
+    VT acc[6][4];
+    VMASK mk = VMASK_FIRST(last);
+    const int pf = (ldb * (ptrdiff_t)sizeof(T)) % 4096 != 0;
+    FNN_UNROLL for (int i = 0; i < SR; i++)
+        FNN_UNROLL for (int v = 0; v < SNV; v++)
+            acc[i][v] = VZERO();
+    _Pragma("GCC unroll 2")
+    for (ptrdiff_t p = 0; p < k; p++) {
+        VT bv[4];
+        /* B rows are far apart: the hardware prefetcher does not follow. (Not for
+         * strides of whole pages, whose rows share L1 sets: there it only evicts.) */
+        if (pf) {
+            __builtin_prefetch(b + 8 * ldb);
+            if (SNV * VLEN * sizeof(T) > 64)
+                __builtin_prefetch(b + 8 * ldb + SNV * VLEN - 1);
+        }
+        FNN_UNROLL for (int v = 0; v < SNV; v++)
+            bv[v] = masked && v == SNV - 1 ? VMLOAD(b + v * VLEN, mk) : VLOADU(b + v * VLEN);
+        FNN_UNROLL for (int i = 0; i < SR; i++) {
+            VT ai = VSET1(a[i * rsa]);
+            FNN_UNROLL for (int v = 0; v < SNV; v++)
+                acc[i][v] = VFMA(ai, bv[v], acc[i][v]);
+        }
+        a += csa;
+        b += ldb;
+    }
+    VT s = VSET1(slope);
+    FNN_UNROLL for (int i = 0; i < SR; i++)
+        FNN_UNROLL for (int v = 0; v < SNV; v++)
+            FNN_UFN(_epi)(acc[i][v], c + i * rsc + v * VLEN, bias ? bias + v * VLEN : NULL,
+                          !(masked && v == SNV - 1), mk, loadc, act, s);
+}
+
+/* SR rows: full blocks of SNV vectors, then the rest with one masked block. */
+#define FNN_NN_ROWS(SR, SNV)                                                                 \
+    do {                                                                                   \
+        ptrdiff_t j = 0;                                                                   \
+        for (; j + SNV * VLEN <= n; j += SNV * VLEN)                                         \
+            FNN_UFN(_nnblk)(SR, SNV, 0, VLEN, k, a, rsa, csa, b + j, ldb, c + j, rsc,        \
+                            bias ? bias + j : NULL, loadc, act, slope);                    \
+        ptrdiff_t rest = n - j;                                                            \
+        if (rest > 0) {                                                                    \
+            int nv = (int)((rest + VLEN - 1) / VLEN), last = (int)(rest - (nv - 1) * VLEN); \
+            const T *bj = bias ? bias + j : NULL;                                          \
+            switch (nv) {                                                                  \
+            case 1: FNN_UFN(_nnblk)(SR, 1, 1, last, k, a, rsa, csa, b + j, ldb, c + j, rsc, bj, loadc, act, slope); break; \
+            case 2: FNN_UFN(_nnblk)(SR, SNV >= 2 ? 2 : 1, 1, last, k, a, rsa, csa, b + j, ldb, c + j, rsc, bj, loadc, act, slope); break; \
+            case 3: FNN_UFN(_nnblk)(SR, SNV >= 3 ? 3 : 1, 1, last, k, a, rsa, csa, b + j, ldb, c + j, rsc, bj, loadc, act, slope); break; \
+            case 4: FNN_UFN(_nnblk)(SR, SNV >= 4 ? 4 : 1, 1, last, k, a, rsa, csa, b + j, ldb, c + j, rsc, bj, loadc, act, slope); break; \
+            default: break;                                                                \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+
+/* Column chunks of 12 vectors (a multiple of every block width) outermost, so a
+ * chunk of B is read from memory once and from cache by the further row groups. Row
+ * groups: up to 6 rows as one, more in fours. */
+__attribute__((target(TARGET)))
+static void FNN_UFN(_sknn)(ptrdiff_t m, ptrdiff_t n0, ptrdiff_t k, const T *a0, ptrdiff_t rsa,
+                           ptrdiff_t csa, const T *b0, ptrdiff_t ldb, T *c0, ptrdiff_t rsc,
+                           ptrdiff_t csc, const T *bias0, int loadc, int act, T slope)
+{
+    (void)csc;
+    for (ptrdiff_t j0 = 0; j0 < n0; j0 += 12 * VLEN) {
+        ptrdiff_t n = n0 - j0 < 12 * VLEN ? n0 - j0 : 12 * VLEN;
+        const T *b = b0 + j0, *bias = bias0 ? bias0 + j0 : NULL;
+        const T *a = a0;
+        T *c = c0 + j0;
+        for (ptrdiff_t ml = m; ml > 0;) {
+            int r = ml <= 6 ? (int)ml : 4;
+            switch (r) {
+            case 1: FNN_NN_ROWS(1, 4); break;
+            case 2: FNN_NN_ROWS(2, 4); break;
+            case 3: FNN_NN_ROWS(3, 3); break;
+            case 4: FNN_NN_ROWS(4, 3); break;
+            case 5: FNN_NN_ROWS(5, 2); break;
+            default: FNN_NN_ROWS(6, 2); break;
+            }
+            ml -= r;
+            a += r * rsa;
+            c += r * rsc;
+        }
+    }
+}
+#undef FNN_NN_ROWS
+
+/* SR rows x SJ columns of dot products over k (A and W rows unit stride), lane p % VLEN
+ * accumulated in p order, then VHSUM; written to out[i * ldo + j]. */
+__attribute__((target(TARGET), always_inline))
+static inline void FNN_UFN(_ntblk)(const int SR, const int SJ, ptrdiff_t k, const T *a,
+                                   ptrdiff_t rsa, const T *w, ptrdiff_t ldw, T *out,
+                                   ptrdiff_t ldo)
+{
+    VT acc[4][8];
+    FNN_UNROLL for (int i = 0; i < SR; i++)
+        FNN_UNROLL for (int j = 0; j < SJ; j++)
+            acc[i][j] = VZERO();
+    ptrdiff_t p = 0;
+    for (; p + VLEN <= k; p += VLEN) {
+        VT av[4];
+        FNN_UNROLL for (int i = 0; i < SR; i++)
+            av[i] = VLOADU(a + i * rsa + p);
+        FNN_UNROLL for (int j = 0; j < SJ; j++) {
+            VT wv = VLOADU(w + j * ldw + p);
+            FNN_UNROLL for (int i = 0; i < SR; i++)
+                acc[i][j] = VFMA(av[i], wv, acc[i][j]);
+        }
+    }
+    if (p < k) {
+        VMASK mk = VMASK_FIRST((int)(k - p));
+        VT av[4];
+        FNN_UNROLL for (int i = 0; i < SR; i++)
+            av[i] = VMLOAD(a + i * rsa + p, mk);
+        FNN_UNROLL for (int j = 0; j < SJ; j++) {
+            VT wv = VMLOAD(w + j * ldw + p, mk);
+            FNN_UNROLL for (int i = 0; i < SR; i++)
+                acc[i][j] = VFMA(av[i], wv, acc[i][j]);
+        }
+    }
+    FNN_UNROLL for (int i = 0; i < SR; i++)
+        FNN_UNROLL for (int j = 0; j < SJ; j++)
+            out[i * ldo + j] = VHSUM(acc[i][j]);
+}
+
+#define FNN_NT_COLS(SR, SJ)                                                                  \
+    do {                                                                                   \
+        ptrdiff_t j = 0;                                                                   \
+        for (; j + SJ <= nb; j += SJ)                                                        \
+            FNN_UFN(_ntblk)(SR, SJ, k, a, rsa, w + j * ldb, ldb, tmp + j, NTB);                \
+        for (; j < nb; j++)                                                                \
+            FNN_UFN(_ntblk)(SR, 1, k, a, rsa, w + j * ldb, ldb, tmp + j, NTB);                \
+    } while (0)
+
+#define NTB 64
+__attribute__((target(TARGET)))
+static void FNN_UFN(_sknt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a0, ptrdiff_t rsa,
+                           ptrdiff_t csa, const T *b, ptrdiff_t ldb, T *c0, ptrdiff_t rsc,
+                           ptrdiff_t csc, const T *bias, int loadc, int act, T slope)
+{
+    (void)csa;
+    _Alignas(64) T tmp[4 * NTB], ctmp[NTB];
+    VT s = VSET1(slope);
+    VMASK none = VMASK_FIRST(VLEN);
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += NTB) {
+        ptrdiff_t nb = n - j0 < NTB ? n - j0 : NTB;
+        const T *w = b + j0 * ldb;
+        const T *a = a0;
+        T *c = c0;
+        for (ptrdiff_t ml = m; ml > 0;) {
+            int r = ml >= 4 ? 4 : (int)ml;
+            switch (r) {
+            case 1: FNN_NT_COLS(1, 8); break;
+            case 2: FNN_NT_COLS(2, 4); break;
+            case 3: FNN_NT_COLS(3, 3); break;
+            default: FNN_NT_COLS(4, 2); break;
+            }
+            for (int i = 0; i < r; i++) {
+                T *ci = c + i * rsc + j0 * csc;
+                T *dst = csc == 1 ? ci : ctmp;
+                if (csc != 1 && loadc)
+                    for (ptrdiff_t j = 0; j < nb; j++)
+                        ctmp[j] = ci[j * csc];
+                for (ptrdiff_t j = 0; j < nb; j += VLEN) {
+                    int full = nb - j >= VLEN;
+                    VMASK mk = full ? none : VMASK_FIRST((int)(nb - j));
+                    VT x = full ? VLOADU(tmp + i * NTB + j) : VMLOAD(tmp + i * NTB + j, mk);
+                    FNN_UFN(_epi)(x, dst + j, bias ? bias + j0 + j : NULL, full, mk, loadc,
+                                  act, s);
+                }
+                if (csc != 1)
+                    for (ptrdiff_t j = 0; j < nb; j++)
+                        ci[j * csc] = ctmp[j];
+            }
+            ml -= r;
+            a += r * rsa;
+            c += r * rsc;
+        }
+    }
+}
+#undef NTB
+#undef FNN_NT_COLS
+
 #undef FNN_UNROLL
 #undef FNN_UCAT_
 #undef FNN_UCAT
@@ -159,3 +386,8 @@ static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, T *restri
 #undef VROUND
 #undef VPOW2
 #undef VSEL_LT
+#undef VMASK
+#undef VMASK_FIRST
+#undef VMLOAD
+#undef VMSTORE
+#undef VHSUM

@@ -9,6 +9,37 @@
 
 #include "fastnn.h"
 
+/* Lane sums for the skinny kernels, in a fixed order. */
+__attribute__((target("avx2,fma"))) static inline float hsum_avx2_f32(__m256 v)
+{
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+__attribute__((target("avx2,fma"))) static inline double hsum_avx2_f64(__m256d v)
+{
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+__attribute__((target("avx512f"))) static inline float hsum_avx512_f32(__m512 v)
+{
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(v),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+__attribute__((target("avx512f"))) static inline double hsum_avx512_f64(__m512d v)
+{
+    __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(v), _mm512_extractf64x4_pd(v, 1));
+    __m128d s = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+    s = _mm_add_sd(s, _mm_unpackhi_pd(s, s));
+    return _mm_cvtsd_f64(s);
+}
+
 /* Block sizes: the B micro-panel (kc x nr: 16 KiB for AVX2, 24 KiB for AVX-512) stays
  * in a 32 KiB L1d next to the streamed A micro-panel; the packed A block (mc x kc,
  * 110-150 KiB) in L2; the packed B panel (kc x nc) in L3. On Zen 3, mc 72-192 and
@@ -37,8 +68,14 @@
     _mm256_castsi256_ps(_mm256_slli_epi32( \
         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
 #define VSEL_LT(x, y, a, b) _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, y, _CMP_LT_OQ))
+#define VMASK __m256i
+#define VMASK_FIRST(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define VMLOAD(p, m) _mm256_maskload_ps(p, m)
+#define VMSTORE(p, m, v) _mm256_maskstore_ps(p, m, v)
+#define VHSUM(v) hsum_avx2_f32(v)
 #include "gemm_ukr_simd.h"
-const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 144, 256, 4096, ukr_avx2_f32};
+const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 144, 256, 4096, ukr_avx2_f32,
+                                            ukr_avx2_f32_sknn, ukr_avx2_f32_sknt};
 
 /* ---- AVX2 + FMA: 6 x 8 double ---- */
 #define T double
@@ -64,8 +101,14 @@ const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 144, 256, 4096, ukr_avx2_f32}
         _mm256_add_epi64(_mm256_cvtepi32_epi64(_mm256_cvtpd_epi32(n)), \
                          _mm256_set1_epi64x(1023)), 52))
 #define VSEL_LT(x, y, a, b) _mm256_blendv_pd(b, a, _mm256_cmp_pd(x, y, _CMP_LT_OQ))
+#define VMASK __m256i
+#define VMASK_FIRST(n) _mm256_cmpgt_epi64(_mm256_set1_epi64x(n), _mm256_setr_epi64x(0, 1, 2, 3))
+#define VMLOAD(p, m) _mm256_maskload_pd(p, m)
+#define VMSTORE(p, m, v) _mm256_maskstore_pd(p, m, v)
+#define VHSUM(v) hsum_avx2_f64(v)
 #include "gemm_ukr_simd.h"
-const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 72, 256, 4096, ukr_avx2_f64};
+const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 72, 256, 4096, ukr_avx2_f64,
+                                            ukr_avx2_f64_sknn, ukr_avx2_f64_sknt};
 
 /* ---- AVX-512F: 12 x 32 float (24 accumulators + 2 B vectors + 1 broadcast of 32) ---- */
 #define T float
@@ -88,8 +131,14 @@ const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 72, 256, 4096, ukr_avx2_f64};
 #define VROUND(x) _mm512_roundscale_ps(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define VPOW2(n) _mm512_scalef_ps(_mm512_set1_ps(1), n)
 #define VSEL_LT(x, y, a, b) _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, y, _CMP_LT_OQ), b, a)
+#define VMASK __mmask16
+#define VMASK_FIRST(n) ((__mmask16)((n) >= 16 ? 0xffff : (n) <= 0 ? 0 : (1u << (n)) - 1))
+#define VMLOAD(p, m) _mm512_maskz_loadu_ps(m, p)
+#define VMSTORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
+#define VHSUM(v) hsum_avx512_f32(v)
 #include "gemm_ukr_simd.h"
-const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 144, 192, 4096, ukr_avx512_f32};
+const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 144, 192, 4096, ukr_avx512_f32,
+                                              ukr_avx512_f32_sknn, ukr_avx512_f32_sknt};
 
 /* ---- AVX-512F: 12 x 16 double ---- */
 #define T double
@@ -112,7 +161,13 @@ const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 144, 192, 4096, ukr_avx512
 #define VROUND(x) _mm512_roundscale_pd(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 #define VPOW2(n) _mm512_scalef_pd(_mm512_set1_pd(1), n)
 #define VSEL_LT(x, y, a, b) _mm512_mask_blend_pd(_mm512_cmp_pd_mask(x, y, _CMP_LT_OQ), b, a)
+#define VMASK __mmask8
+#define VMASK_FIRST(n) ((__mmask8)((n) >= 8 ? 0xff : (n) <= 0 ? 0 : (1u << (n)) - 1))
+#define VMLOAD(p, m) _mm512_maskz_loadu_pd(m, p)
+#define VMSTORE(p, m, v) _mm512_mask_storeu_pd(p, m, v)
+#define VHSUM(v) hsum_avx512_f64(v)
 #include "gemm_ukr_simd.h"
-const fnn_gemm_cfg_f64 fnn_gemm_avx512_f64 = {12, 16, 72, 192, 4096, ukr_avx512_f64};
+const fnn_gemm_cfg_f64 fnn_gemm_avx512_f64 = {12, 16, 72, 192, 4096, ukr_avx512_f64,
+                                              ukr_avx512_f64_sknn, ukr_avx512_f64_sknt};
 
 #endif

@@ -74,7 +74,7 @@ def read(path, target=None, feature_names=None, n_features=None, target_column=N
     key = "X" if "X" in arrays else (next(iter(arrays)) if len(arrays) == 1 else None)
     if key is None:
         raise DataError(f"DATA: {path} holds {sorted(arrays)}; name the features array X"
-                        + ("" if target is None else f" or pass --target as one of them"))
+                        + ("" if target is None else " or pass --target as one of them"))
     return _split_array(_numeric(arrays[key], f"{path}[{key}]"), target, n_features,
                         target_column, path)
 

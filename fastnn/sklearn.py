@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import Any
 
 import numpy as np
 
 try:
-    import sklearn
+    import sklearn  # noqa: F401  (the extra is present)
     from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import accuracy_score, r2_score

@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 
-from fastnn import kernels as K
 from fastnn import metrics as M
 from fastnn._progress import ProgressBar
 from fastnn._validation import NonFiniteError, positive_int, real

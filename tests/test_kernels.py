@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from fastnn import kernels as K
 from fastnn import ops
 
-from conftest import DTYPES, close
+from conftest import close
 
 ACTS = K.ACTIVATIONS
 KERNEL_NAMES = [n for n in K.__all__ if n not in
