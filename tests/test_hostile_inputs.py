@@ -581,7 +581,13 @@ def test_unusual_layouts_equal_contiguous(kname, dtype, tmp_path):
             got = fn(**kwargs)
             for g, w in zip(got if isinstance(got, tuple) else (got,),
                             want if isinstance(want, tuple) else (want,)):
-                np.testing.assert_array_equal(g, w, err_msg=f"{kname}({arg}={label})")
+                if kname == "gemm":
+                    # A layout may select another kernel path (packed or not), whose sums
+                    # run in another order: equal up to rounding, not bit for bit.
+                    np.testing.assert_allclose(g, w, rtol=8 * np.finfo(dtype).eps,
+                                               err_msg=f"{kname}({arg}={label})")
+                else:
+                    np.testing.assert_array_equal(g, w, err_msg=f"{kname}({arg}={label})")
             np.testing.assert_array_equal(variant, before, err_msg=f"{kname} modified {arg}")
 
 
