@@ -46,6 +46,7 @@ extensions = [
     Extension(
         "fastnn._kernels",
         sources=["fastnn/_kernels.pyx"] + sorted(glob("csrc/*.c")),
+        depends=sorted(glob("csrc/*.h")) + ["fastnn/_kernels.pxd"],  # rebuild when a header changes
         include_dirs=["csrc", np.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
         extra_compile_args=compile_args,

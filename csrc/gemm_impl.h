@@ -17,7 +17,7 @@
 static T FN(act1)(T x, int act, T slope)
 {
     switch (act) {
-    case FNN_ACT_RELU: return x > 0 ? x : (T)0;
+    case FNN_ACT_RELU: return x <= 0 ? (T)0 : x; /* NaN propagates, as in PyTorch */
     case FNN_ACT_LEAKY_RELU: return x > 0 ? x : slope * x;
     case FNN_ACT_SIGMOID:
         /* Two branches so that exp never overflows. */

@@ -127,8 +127,8 @@ static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, T *restri
         FNN_UNROLL for (int v = 0; v < NV; v++) {
             VT x = acc[i][v];
             switch (act) {
-            /* max returns its second operand for NaN, matching x > 0 ? x : 0. */
-            case FNN_ACT_RELU: x = VMAX(x, VZERO()); break;
+            /* max returns its second operand when one is NaN: a NaN x stays NaN. */
+            case FNN_ACT_RELU: x = VMAX(VZERO(), x); break;
             case FNN_ACT_LEAKY_RELU: x = VSEL_LT(VZERO(), x, x, VMUL(x, s)); break;
             case FNN_ACT_SIGMOID: x = FNN_UFN(_sigmoid)(x); break;
             case FNN_ACT_TANH: x = FNN_UFN(_tanh)(x); break;
@@ -159,7 +159,7 @@ static inline void FNN_UFN(_epi)(VT x, T *c, const T *bias, int full, VMASK mk, 
     if (bias)
         x = VADD(x, full ? VLOADU(bias) : VMLOAD(bias, mk));
     switch (act) {
-    case FNN_ACT_RELU: x = VMAX(x, VZERO()); break;
+    case FNN_ACT_RELU: x = VMAX(VZERO(), x); break;
     case FNN_ACT_LEAKY_RELU: x = VSEL_LT(VZERO(), x, x, VMUL(x, s)); break;
     case FNN_ACT_SIGMOID:
     case FNN_ACT_TANH: x = FNN_UFN(_act_smooth)(x, act); break;

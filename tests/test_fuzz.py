@@ -244,8 +244,6 @@ def test_non_finite_inputs_propagate(dtype):
     assert not K.all_finite(x) and K.all_finite(x[:, 3:])
 
 
-@pytest.mark.xfail(strict=True, reason="gemm's fused ReLU epilogue maps NaN to 0 (csrc/gemm_impl.h "
-                   "tests x > 0); reported to the GEMM owner. Remove this mark when fixed.")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gemm_relu_epilogue_propagates_nan(dtype):
     a = np.array([[np.nan, 1.0]], dtype)
