@@ -26,7 +26,13 @@ static void F(act_forward)(ptrdiff_t n, int act, double slope_, const void *x_, 
         break;
     case FNN_ACT_LEAKY_RELU:
 #pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-        for (i = 0; i < n; i++) y[i] = x[i] > 0 ? x[i] : slope * x[i];
+        for (i = 0; i < n; i++) {
+            /* Two selects against zero, which gcc turns into blends (a select between x and
+             * slope * x stays a branch); a NaN x lands in `neg` and propagates. */
+            const T v = x[i];
+            const T pos = v > 0 ? v : (T)0, neg = v > 0 ? (T)0 : v;
+            y[i] = pos + slope * neg;
+        }
         break;
     case FNN_ACT_SIGMOID:
 #pragma omp parallel for num_threads(nthreads_for(n / 8)) schedule(static)
@@ -51,13 +57,22 @@ static void F(act_backward)(ptrdiff_t m, ptrdiff_t n, int act, double slope_, co
     const ptrdiff_t total = m * n;
     ptrdiff_t i, j;
     switch (act) {
+    /* Written as selects against zero with dy loaded first, so that gcc vectorises blends:
+     * the plain `src > 0 ? dy : slope * dy` stays a branch, 10x slower on random signs. */
     case FNN_ACT_RELU:
 #pragma omp parallel for num_threads(nthreads_for(total)) schedule(static)
-        for (i = 0; i < total; i++) dx[i] = src[i] > 0 ? dy[i] : (T)0;
+        for (i = 0; i < total; i++) {
+            const T d = dy[i];
+            dx[i] = src[i] > 0 ? d : (T)0;
+        }
         break;
     case FNN_ACT_LEAKY_RELU:
 #pragma omp parallel for num_threads(nthreads_for(total)) schedule(static)
-        for (i = 0; i < total; i++) dx[i] = src[i] > 0 ? dy[i] : slope * dy[i];
+        for (i = 0; i < total; i++) {
+            const T d = dy[i];
+            const T pos = src[i] > 0 ? d : (T)0, neg = src[i] > 0 ? (T)0 : d;
+            dx[i] = pos + slope * neg;
+        }
         break;
     case FNN_ACT_SIGMOID:
 #pragma omp parallel for num_threads(nthreads_for(total)) schedule(static)

@@ -13,7 +13,10 @@ static void F(mask_scale)(ptrdiff_t n, const void *x_, const uint8_t *mask, doub
     const T scale = (T)scale_;
     ptrdiff_t i;
 #pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-    for (i = 0; i < n; i++) y[i] = mask[i] ? x[i] * scale : (T)0;
+    for (i = 0; i < n; i++) {
+        const T v = x[i] * scale; /* loaded unconditionally so that the select vectorises */
+        y[i] = mask[i] ? v : (T)0;
+    }
 }
 
 /* Mean and biased variance of columns c0..c1 (two passes: the variance is a sum of

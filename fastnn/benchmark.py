@@ -14,16 +14,21 @@ GEMM_SHAPES = [(32, 784, 256), (128, 784, 256), (512, 784, 256), (128, 256, 256)
                (256, 128, 784), (512, 512, 512)]
 
 
-def _interleaved(fa, fb, seconds):
-    """Median seconds per call of fa and fb, timed alternately."""
+def _interleaved(fa, fb, seconds, threads):
+    """Median seconds per call of fa and fb, timed alternately. With several threads each
+    side runs a block of calls and then sleeps, because a thread pool keeps spinning for a
+    while after its last call and would steal the cores from the other library's pool."""
     fa(), fb()
     ta, tb = [], []
+    block, pause = (1, 0.0) if threads == 1 else (20, 0.2)
     end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(ta) < 5:
         for f, acc in ((fa, ta), (fb, tb)):
-            t0 = time.perf_counter()
-            f()
-            acc.append(time.perf_counter() - t0)
+            for _ in range(block):
+                t0 = time.perf_counter()
+                f()
+                acc.append(time.perf_counter() - t0)
+            time.sleep(pause)
     return float(np.median(ta)), float(np.median(tb))
 
 
@@ -35,7 +40,7 @@ def _blas_kernel():
     return ", ".join(f"{i.get('internal_api')} {i.get('architecture')}" for i in threadpool_info()) or "none"
 
 
-def gemm_table(seconds=0.3, trans=(False, True)):
+def gemm_table(seconds=0.3, threads=1, trans=(False, True)):
     """Rows of (shape, layout, fastnn GFLOP/s, NumPy GFLOP/s)."""
     rng = np.random.default_rng(0)
     rows = []
@@ -46,7 +51,7 @@ def gemm_table(seconds=0.3, trans=(False, True)):
             out = np.empty((m, n), np.float32)
             opa = a.T if ta else a
             tf, tn = _interleaved(lambda: K.gemm(a, b, trans_a=ta, out=out),
-                                  lambda: np.matmul(opa, b, out=out), seconds)
+                                  lambda: np.matmul(opa, b, out=out), seconds, threads)
             flop = 2.0 * m * n * k
             rows.append(((m, k, n), "TN" if ta else "NN", flop / tf / 1e9, flop / tn / 1e9))
     return rows
@@ -87,7 +92,7 @@ def _report(seconds, print_fn):
         header += f" {'% FMA limit':>11}"
     print_fn(header + "   (GFLOP/s, medians)")
     ratios = []
-    for shape, layout, gf, gn in gemm_table(seconds):
+    for shape, layout, gf, gn in gemm_table(seconds, info["threads"]):
         ratios.append(gf / gn)
         line = f"{'x'.join(map(str, shape)):>18} {layout:>3} {gf:9.1f} {gn:9.1f} {gf / gn:6.2f}"
         if peak:
