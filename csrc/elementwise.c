@@ -2,24 +2,7 @@
  * instantiated for float and double, dispatched on fnn_dtype here. */
 #include <math.h>
 #include <string.h>
-#include "fastnn.h"
-
-#define FNN_CAT_(a, b) a##_##b
-#define FNN_CAT(a, b) FNN_CAT_(a, b)
-
-/* Below this many elements a kernel stays on the calling thread: waking the pool costs
- * more than the work. */
-#define FNN_PARALLEL_MIN 65536
-
-/* Loss sums are reduced over at most this many fixed row blocks, whose boundaries depend
- * only on the size, so the total is the same whatever the thread count. */
-#define FNN_MAX_BLOCKS 64
-
-static int nthreads_for(ptrdiff_t work)
-{
-    int nt = fnn_get_num_threads();
-    return work >= FNN_PARALLEL_MIN && nt > 1 ? nt : 1;
-}
+#include "kernel_common.h"
 
 #define T float
 #define SFX f32

@@ -1,24 +1,12 @@
 /* Kernels of the toolbox layers (Dropout, BatchNorm1d, Maxout, Standardize): one templated
  * source (layers_impl.h) instantiated for float and double, dispatched on fnn_dtype here. */
 #include <math.h>
-#include "fastnn.h"
-
-#define FNN_CAT_(a, b) a##_##b
-#define FNN_CAT(a, b) FNN_CAT_(a, b)
-
-/* Same threshold as elementwise.c: small problems stay on the calling thread. */
-#define FNN_PARALLEL_MIN 65536
+#include "kernel_common.h"
 
 /* Per-feature statistics are computed over chunks of this many columns: wide enough for the
  * inner loop to vectorise, narrow enough to give threads work and keep the per-chunk
  * accumulators on the stack. */
 #define FNN_COL_CHUNK 64
-
-static int nthreads_for(ptrdiff_t work)
-{
-    int nt = fnn_get_num_threads();
-    return work >= FNN_PARALLEL_MIN && nt > 1 ? nt : 1;
-}
 
 #define T float
 #define SFX f32

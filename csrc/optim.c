@@ -1,21 +1,7 @@
 /* Optimizer update kernels and gradient-norm helpers: one templated source (optim_impl.h)
  * instantiated for float and double, dispatched on fnn_dtype here. */
 #include <math.h>
-#include "fastnn.h"
-
-#define FNN_CAT_(a, b) a##_##b
-#define FNN_CAT(a, b) FNN_CAT_(a, b)
-
-/* Same thresholds as elementwise.c: small updates stay on the calling thread, and
- * reductions use at most this many fixed blocks. */
-#define FNN_PARALLEL_MIN 65536
-#define FNN_MAX_BLOCKS 64
-
-static int nthreads_for(ptrdiff_t work)
-{
-    int nt = fnn_get_num_threads();
-    return work >= FNN_PARALLEL_MIN && nt > 1 ? nt : 1;
-}
+#include "kernel_common.h"
 
 #define T float
 #define SFX f32
