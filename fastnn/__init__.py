@@ -51,8 +51,8 @@ __version__ = "0.1.0"
 __all__ = [
     "BCEWithLogits", "BatchNorm1d", "CSVLogger", "Callback", "Checkpoint", "Dense", "Dropout",
     "EarlyStopping", "History", "Identity", "Layer", "LeakyReLU", "LearningRateScheduler",
-    "MSELoss", "Maxout", "ModelCheckpoint", "NonFiniteError", "Parameter", "ReLU", "ReduceLROnPlateau",
-    "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Standardize", "Tanh",
+    "MSELoss", "Maxout", "ModelCheckpoint", "NonFiniteError", "Parameter", "ReLU",
+    "ReduceLROnPlateau", "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Standardize", "Tanh",
     "TerminateOnNaN", "callbacks", "clip_grad_norm", "closed_form", "gaussian_classifier",
     "get_num_threads", "gradcheck", "init", "kernels", "linear_regression", "load",
     "load_checkpoint", "load_digits", "lr_sweep", "ops", "optim", "save", "schedules",
