@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -22,3 +24,22 @@ def rng():
 @pytest.fixture(params=DTYPES, ids=lambda d: np.dtype(d).name)
 def dtype(request):
     return request.param
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _outside_the_source_tree(tmp_path_factory):
+    """Child interpreters must import the fastnn under test, not the source tree's fastnn/
+    (which has no compiled extension): the session runs from a scratch directory, with the
+    tested package first on PYTHONPATH."""
+    import fastnn
+
+    cwd, path = os.getcwd(), os.environ.get("PYTHONPATH")
+    tested = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
+    os.environ["PYTHONPATH"] = os.pathsep.join([tested] + ([path] if path else []))
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(cwd)
+    if path is None:
+        del os.environ["PYTHONPATH"]
+    else:
+        os.environ["PYTHONPATH"] = path
