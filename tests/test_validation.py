@@ -106,7 +106,8 @@ def test_unusual_layouts_equal_contiguous(rng):
     big[::2, ::2] = X
     for variant in (np.asfortranarray(X), X[::-1][::-1], big[::2, ::2], ro, X.tolist(),
                     X.astype(np.float64)):
-        np.testing.assert_allclose(model(variant), want, rtol=1e-6, atol=1e-7)
+        # A layout may take another GEMM path whose sums run in another order.
+        np.testing.assert_allclose(model(variant), want, rtol=1e-5, atol=1e-6)
 
 
 def test_memmap_input(tmp_path, rng):
