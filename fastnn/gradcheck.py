@@ -26,7 +26,7 @@ def _objective(model, X, y, loss, dropouts):
     for layer, state in dropouts:
         layer.rng.bit_generator.state = state
     out = model.forward(X, training=True)
-    value, grad = loss(out, _target(y, out, loss))
+    value, grad = loss(out, _target(y, loss, out.dtype, out.shape[1]))
     return value + model.regularization_loss(), grad
 
 

@@ -149,20 +149,19 @@ def _check_pair(X, y, xname="X", yname="y"):
     return X, y
 
 
-def _target(yb, output, loss, model=None):
-    """A target batch in the loss's form: labels stay 1-D, regression targets of a
-    one-column output (known from `output` or the model's last Dense) become a column."""
+def _target(yb, loss, dtype, width):
+    """A target batch in the loss's form for outputs of `dtype` with `width` columns: labels
+    stay 1-D, float targets take the model's dtype (as X does), and regression targets of a
+    one-column output become a column."""
     if isinstance(loss, SoftmaxCrossEntropy) and yb.ndim == 1:
         return yb
-    dtype = output.dtype if output is not None else model.dtype
     if yb.dtype.kind == "f" and yb.dtype != dtype:
-        # Probability rows or regression targets follow the model's dtype, as X does.
         yb = yb.astype(dtype)
-    width = output.shape[1] if output is not None else _output_width(model)
     return yb.reshape(-1, 1) if yb.ndim == 1 and width == 1 else yb
 
 
 def _output_width(model):
+    """The width of the model's output, from the layers' declared widths."""
     width = model.in_features
     for layer in model.layers:
         width = layer.output_features(width) if width is not None else getattr(layer, "out_features", None)
@@ -199,7 +198,7 @@ def evaluate(model, X, y, *, loss, metrics=(), batch_size=1024):
     for start, stop in _slices(n, batch_size, (_PageReleaser(X), _PageReleaser(y))):
         xb, yb = X[start:stop], y[start:stop]
         out = model.forward(xb)
-        tb = _target(np.asarray(yb), out, loss)
+        tb = _target(np.asarray(yb), loss, out.dtype, out.shape[1])
         value, _ = loss(out, tb)
         total += value * (stop - start) / n if weighted else value
         for m in mets.values():
@@ -295,6 +294,7 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
            callbacks, mets, releasers, files):
     n = len(X)
     n_batches = (n + batch_size - 1) // batch_size
+    out_width = _output_width(model)
 
     for cb in callbacks:
         cb.on_train_begin({})
@@ -320,7 +320,7 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
                 r.read(stop - start, contiguous=order is None)
             for cb in callbacks:
                 cb.on_batch_begin(b, {"batch": b, "size": stop - start})
-            tb = _target(np.asarray(yb), None, loss, model)
+            tb = _target(np.asarray(yb), loss, model.dtype, out_width)
             value, out = model.train_on_batch(xb, tb, loss=loss, optimizer=optimizer)
             finite = math.isfinite(value)
             loss_sum += value * (stop - start)
