@@ -56,15 +56,3 @@ class MSELoss(Loss):
 
     reductions = ("mean", "sum", "half_sum")
     kernel = staticmethod(K.mse)
-
-
-def get(loss):
-    """A loss instance from an instance or one of the names used by the CLI."""
-    if isinstance(loss, Loss) or callable(loss):
-        return loss
-    names = {"softmax_cross_entropy": SoftmaxCrossEntropy, "bce_with_logits": BCEWithLogits,
-             "mse": MSELoss}
-    if loss in names:
-        return names[loss]()
-    raise ValueError(f"loss must be a Loss instance or one of {tuple(names)}, got {loss!r}")
-
