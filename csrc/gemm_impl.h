@@ -106,7 +106,7 @@ static void FN(sknt_generic)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, 
 }
 
 static const CFG FN(cfg_generic) = {GMR, GNR, 32 * GMR, 256, 4096, FN(ukr_generic),
-                                    FN(sknn_generic), FN(sknt_generic)};
+                                    FN(sknn_generic), FN(sknt_generic), NULL};
 
 static const CFG *FN(pick_cfg)(void)
 {
@@ -129,9 +129,13 @@ static inline __attribute__((always_inline)) void
 FN(copy_runs)(T *restrict dst, const T *src, ptrdiff_t ss, ptrdiff_t es, ptrdiff_t len, int W)
 {
     if (es == 1) {
-        for (ptrdiff_t p = 0; p < len; p++)
+        for (ptrdiff_t p = 0; p < len; p++) {
+#ifdef CPF
+            __builtin_prefetch(src + (p + CPF) * ss);
+#endif
             for (int j = 0; j < W; j++)
                 dst[p * W + j] = src[p * ss + j];
+        }
     } else {
         for (ptrdiff_t p = 0; p < len; p++)
             for (int j = 0; j < W; j++)
@@ -139,10 +143,15 @@ FN(copy_runs)(T *restrict dst, const T *src, ptrdiff_t ss, ptrdiff_t es, ptrdiff
     }
 }
 
-/* Packs `len` runs of `w` valid elements into runs of W (padding with zeros). */
-static void FN(pack_runs)(T *restrict dst, const T *src, ptrdiff_t ss, ptrdiff_t es,
-                          ptrdiff_t len, int w, int W)
+/* Packs `len` runs of `w` valid elements into runs of W (padding with zeros); full
+ * runs gathered across contiguous source rows go to the kernel set's SIMD transpose. */
+static void FN(pack_runs)(const CFG *cfg, T *restrict dst, const T *src, ptrdiff_t ss,
+                          ptrdiff_t es, ptrdiff_t len, int w, int W)
 {
+    if (w == W && ss == 1 && es != 1 && cfg->pack_tr) {
+        cfg->pack_tr(dst, src, es, len, W);
+        return;
+    }
     if (w == W) {
         switch (W) {
         case 4: FN(copy_runs)(dst, src, ss, es, len, 4); return;
@@ -164,23 +173,23 @@ static void FN(pack_runs)(T *restrict dst, const T *src, ptrdiff_t ss, ptrdiff_t
 
 /* Pack the mc x kc block at `a` (element (i, p) at a[i*rsa + p*csa]) into
  * ceil(mc/mr) panels of kc steps of mr values, rows past mc zero. */
-static void FN(pack_a)(T *restrict dst, const T *a, ptrdiff_t rsa, ptrdiff_t csa,
-                       ptrdiff_t mc, ptrdiff_t kc, int mr)
+static void FN(pack_a)(const CFG *cfg, T *restrict dst, const T *a, ptrdiff_t rsa,
+                       ptrdiff_t csa, ptrdiff_t mc, ptrdiff_t kc, int mr)
 {
     for (ptrdiff_t i0 = 0; i0 < mc; i0 += mr, dst += mr * kc) {
         int rows = mc - i0 < mr ? (int)(mc - i0) : mr;
-        FN(pack_runs)(dst, a + i0 * rsa, csa, rsa, kc, rows, mr);
+        FN(pack_runs)(cfg, dst, a + i0 * rsa, csa, rsa, kc, rows, mr);
     }
 }
 
 /* Pack the kc x nc block at `b` (element (p, j) at b[p*rsb + j*csb]) into
  * ceil(nc/nr) panels of kc rows of nr values, columns past nc zero. */
-static void FN(pack_b)(T *restrict dst, const T *b, ptrdiff_t rsb, ptrdiff_t csb,
-                       ptrdiff_t kc, ptrdiff_t nc, int nr)
+static void FN(pack_b)(const CFG *cfg, T *restrict dst, const T *b, ptrdiff_t rsb,
+                       ptrdiff_t csb, ptrdiff_t kc, ptrdiff_t nc, int nr)
 {
     for (ptrdiff_t j0 = 0; j0 < nc; j0 += nr, dst += nr * kc) {
         int cols = nc - j0 < nr ? (int)(nc - j0) : nr;
-        FN(pack_runs)(dst, b + j0 * csb, rsb, csb, kc, cols, nr);
+        FN(pack_runs)(cfg, dst, b + j0 * csb, rsb, csb, kc, cols, nr);
     }
 }
 
@@ -195,9 +204,13 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
                            int accumulate, const T *bias, int act, T slope)
 {
     const int MR = cfg->mr, NR = cfg->nr;
-    ptrdiff_t mcap = FN(round_up)(m < cfg->mc ? m : cfg->mc, MR);
+    /* Equal K slices and row blocks no larger than the configured ones: a short last
+     * slice (784 = 3 x 256 + 16) would pay a full pass over C for little work. The
+     * slices depend on k alone, so every thread's part reduces in the same order. */
+    ptrdiff_t kslices = (k + cfg->kc - 1) / cfg->kc, mblocks = (m + cfg->mc - 1) / cfg->mc;
+    ptrdiff_t kcap = (k + kslices - 1) / kslices;
+    ptrdiff_t mcap = FN(round_up)((m + mblocks - 1) / mblocks, MR);
     ptrdiff_t ncap = FN(round_up)(n < cfg->nc ? n : cfg->nc, NR);
-    ptrdiff_t kcap = k < cfg->kc ? k : cfg->kc;
     /* A's region is rounded to 64 bytes so B's starts aligned too. */
     ptrdiff_t asize = FN(round_up)(mcap * kcap, 64 / (ptrdiff_t)sizeof(T));
     T *ap = pack_space((size_t)(asize + kcap * ncap) * sizeof(T));
@@ -207,17 +220,17 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
 
     for (ptrdiff_t jc = 0; jc < n; jc += cfg->nc) {
         ptrdiff_t nc = n - jc < cfg->nc ? n - jc : cfg->nc;
-        for (ptrdiff_t pc = 0; pc < k; pc += cfg->kc) {
-            ptrdiff_t kc = k - pc < cfg->kc ? k - pc : cfg->kc;
+        for (ptrdiff_t pc = 0; pc < k; pc += kcap) {
+            ptrdiff_t kc = k - pc < kcap ? k - pc : kcap;
             int last = pc + kc == k;
             int loadc = pc > 0 || accumulate;
             int kact = last ? act : FNN_ACT_IDENTITY;
             const T *kbias = last && bias ? bias + jc : NULL;
-            FN(pack_b)(bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
+            FN(pack_b)(cfg, bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
 
-            for (ptrdiff_t ic = 0; ic < m; ic += cfg->mc) {
-                ptrdiff_t mc = m - ic < cfg->mc ? m - ic : cfg->mc;
-                FN(pack_a)(ap, a + ic * rsa + pc * csa, rsa, csa, mc, kc, MR);
+            for (ptrdiff_t ic = 0; ic < m; ic += mcap) {
+                ptrdiff_t mc = m - ic < mcap ? m - ic : mcap;
+                FN(pack_a)(cfg, ap, a + ic * rsa + pc * csa, rsa, csa, mc, kc, MR);
 
                 for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
                     ptrdiff_t nr = nc - jr < NR ? nc - jr : NR;

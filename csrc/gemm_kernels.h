@@ -34,11 +34,14 @@
                                      const T *b, ptrdiff_t ldb,                         \
                                      T *c, ptrdiff_t rsc, ptrdiff_t csc,                \
                                      const T *bias, int loadc, int act, T slope);       \
+    typedef void (*fnn_pack_tr_##SUF)(T *dst, const T *src, ptrdiff_t es, ptrdiff_t len,  \
+                                      int w);                                           \
     typedef struct {                                                                    \
         int mr, nr; /* micro-tile */                                                    \
         int mc, kc, nc; /* cache blocks; mc % mr == 0, nc % nr == 0 */                  \
         fnn_ukr_##SUF ukr;                                                              \
         fnn_skinny_##SUF sknn, sknt; /* unpacked small-m kernels, see below */          \
+        fnn_pack_tr_##SUF pack_tr;   /* transposing pack, or NULL */                    \
     } fnn_gemm_cfg_##SUF;
 
 FNN_GEMM_DECLARE(float, f32)

@@ -40,6 +40,87 @@ __attribute__((target("avx512f"))) static inline double hsum_avx512_f64(__m512d 
     return _mm_cvtsd_f64(s);
 }
 
+/* Transposing packs: W source rows, `es` elements apart and contiguous along p, become
+ * len runs of W values (dst[p*W + j] = src[j*es + p]). Blocks of 8 x 8 floats (4 x 4
+ * doubles) are transposed in registers; element by element this copy costs as much as
+ * the multiply for the x @ W^T and dY @ W layouts at small batch. */
+/* rb (constant after inlining) rows of an 8 x 8 float block: row j at src + j*es,
+ * column q of the block to dst + q*W. */
+__attribute__((target("avx2"), always_inline)) static inline void
+tr8_f32(float *restrict dst, const float *src, ptrdiff_t es, int W, const int rb)
+{
+    __m256 r[8];
+    for (int j = 0; j < 8; j++)
+        r[j] = j < rb ? _mm256_loadu_ps(src + j * es) : _mm256_setzero_ps();
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    __m256 o[8] = {_mm256_permute2f128_ps(u0, u4, 0x20), _mm256_permute2f128_ps(u1, u5, 0x20),
+                   _mm256_permute2f128_ps(u2, u6, 0x20), _mm256_permute2f128_ps(u3, u7, 0x20),
+                   _mm256_permute2f128_ps(u0, u4, 0x31), _mm256_permute2f128_ps(u1, u5, 0x31),
+                   _mm256_permute2f128_ps(u2, u6, 0x31), _mm256_permute2f128_ps(u3, u7, 0x31)};
+    for (int q = 0; q < 8; q++) {
+        float *d = dst + q * W;
+        if (rb == 8)
+            _mm256_storeu_ps(d, o[q]);
+        else if (rb == 4)
+            _mm_storeu_ps(d, _mm256_castps256_ps128(o[q]));
+        else { /* rb == 6 */
+            _mm_storeu_ps(d, _mm256_castps256_ps128(o[q]));
+            _mm_storel_pi((__m64 *)(d + 4), _mm256_extractf128_ps(o[q], 1));
+        }
+    }
+}
+
+/* The same for 4 x 4 doubles, rb = 4 or 2. */
+__attribute__((target("avx2"), always_inline)) static inline void
+tr4_f64(double *restrict dst, const double *src, ptrdiff_t es, int W, const int rb)
+{
+    __m256d r[4];
+    for (int j = 0; j < 4; j++)
+        r[j] = j < rb ? _mm256_loadu_pd(src + j * es) : _mm256_setzero_pd();
+    __m256d t0 = _mm256_unpacklo_pd(r[0], r[1]), t1 = _mm256_unpackhi_pd(r[0], r[1]);
+    __m256d t2 = _mm256_unpacklo_pd(r[2], r[3]), t3 = _mm256_unpackhi_pd(r[2], r[3]);
+    __m256d o[4] = {_mm256_permute2f128_pd(t0, t2, 0x20), _mm256_permute2f128_pd(t1, t3, 0x20),
+                    _mm256_permute2f128_pd(t0, t2, 0x31), _mm256_permute2f128_pd(t1, t3, 0x31)};
+    for (int q = 0; q < 4; q++) {
+        if (rb == 4)
+            _mm256_storeu_pd(dst + q * W, o[q]);
+        else
+            _mm_storeu_pd(dst + q * W, _mm256_castpd256_pd128(o[q]));
+    }
+}
+
+/* Every W the kernels use is a sum of the block heights above: 6 = 4 + 2 doubles, 6 floats
+ * in one partial block, 12 = 8 + 4 floats. */
+#define FNN_PACK_TR(SUF, T, BL, TR, ...)                                                   \
+    __attribute__((target("avx2"))) static void pack_tr_avx2_##SUF(                        \
+        T *restrict dst, const T *src, ptrdiff_t es, ptrdiff_t len, int W)                 \
+    {                                                                                      \
+        ptrdiff_t p = 0;                                                                   \
+        for (; p + BL <= len; p += BL)                                                     \
+            for (int j0 = 0; j0 < W; j0 += BL) {                                           \
+                const T *s = src + j0 * es + p;                                            \
+                T *d = dst + p * W + j0;                                                   \
+                switch (W - j0) {                                                          \
+                    __VA_ARGS__                                                            \
+                default: TR(d, s, es, W, BL); break;                                       \
+                }                                                                          \
+            }                                                                              \
+        for (; p < len; p++)                                                               \
+            for (int j = 0; j < W; j++)                                                    \
+                dst[p * W + j] = src[j * es + p];                                          \
+    }
+FNN_PACK_TR(f32, float, 8, tr8_f32, case 6: tr8_f32(d, s, es, W, 6); break;
+            case 4: tr8_f32(d, s, es, W, 4); break;)
+FNN_PACK_TR(f64, double, 4, tr4_f64, case 2: tr4_f64(d, s, es, W, 2); break;)
+#undef FNN_PACK_TR
+
 /* Block sizes: the B micro-panel (kc x nr: 16 KiB for AVX2, 24 KiB for AVX-512) stays
  * in a 32 KiB L1d next to the streamed A micro-panel; the packed A block (mc x kc,
  * 110-150 KiB) in L2; the packed B panel (kc x nc) in L3. On Zen 3, mc 72-192 and
@@ -75,7 +156,8 @@ __attribute__((target("avx512f"))) static inline double hsum_avx512_f64(__m512d 
 #define VHSUM(v) hsum_avx2_f32(v)
 #include "gemm_ukr_simd.h"
 const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 144, 256, 4096, ukr_avx2_f32,
-                                            ukr_avx2_f32_sknn, ukr_avx2_f32_sknt};
+                                            ukr_avx2_f32_sknn, ukr_avx2_f32_sknt,
+                                            pack_tr_avx2_f32};
 
 /* ---- AVX2 + FMA: 6 x 8 double ---- */
 #define T double
@@ -108,7 +190,8 @@ const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 144, 256, 4096, ukr_avx2_f32,
 #define VHSUM(v) hsum_avx2_f64(v)
 #include "gemm_ukr_simd.h"
 const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 72, 256, 4096, ukr_avx2_f64,
-                                            ukr_avx2_f64_sknn, ukr_avx2_f64_sknt};
+                                            ukr_avx2_f64_sknn, ukr_avx2_f64_sknt,
+                                            pack_tr_avx2_f64};
 
 /* ---- AVX-512F: 12 x 32 float (24 accumulators + 2 B vectors + 1 broadcast of 32) ---- */
 #define T float
@@ -138,7 +221,8 @@ const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 72, 256, 4096, ukr_avx2_f64,
 #define VHSUM(v) hsum_avx512_f32(v)
 #include "gemm_ukr_simd.h"
 const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 144, 192, 4096, ukr_avx512_f32,
-                                              ukr_avx512_f32_sknn, ukr_avx512_f32_sknt};
+                                              ukr_avx512_f32_sknn, ukr_avx512_f32_sknt,
+                                              pack_tr_avx2_f32};
 
 /* ---- AVX-512F: 12 x 16 double ---- */
 #define T double
@@ -168,6 +252,7 @@ const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 144, 192, 4096, ukr_avx512
 #define VHSUM(v) hsum_avx512_f64(v)
 #include "gemm_ukr_simd.h"
 const fnn_gemm_cfg_f64 fnn_gemm_avx512_f64 = {12, 16, 72, 192, 4096, ukr_avx512_f64,
-                                              ukr_avx512_f64_sknn, ukr_avx512_f64_sknt};
+                                              ukr_avx512_f64_sknn, ukr_avx512_f64_sknt,
+                                              pack_tr_avx2_f64};
 
 #endif

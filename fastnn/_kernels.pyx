@@ -6,6 +6,7 @@ import numbers
 
 import numpy as np
 cimport numpy as cnp
+from libc.math cimport isfinite
 from libc.stdint cimport int64_t
 from fastnn._kernels cimport *
 
@@ -26,6 +27,44 @@ cdef inline tuple _shape(object a):
 
 cdef inline tuple _strides(object a):
     return a.strides
+
+
+cdef bint _same_shape(cnp.ndarray a, cnp.ndarray b):
+    cdef int d
+    if cnp.PyArray_NDIM(a) != cnp.PyArray_NDIM(b):
+        return False
+    for d in range(cnp.PyArray_NDIM(a)):
+        if cnp.PyArray_DIM(a, d) != cnp.PyArray_DIM(b, d):
+            return False
+    return True
+
+
+cdef bint _overlaps(cnp.ndarray a, cnp.ndarray b):
+    """Whether the memory extents of a and b intersect: np.may_share_memory's bounds
+    test, without its Python call on every kernel call."""
+    cdef char *alo
+    cdef char *ahi
+    cdef char *blo
+    cdef char *bhi
+    if cnp.PyArray_SIZE(a) == 0 or cnp.PyArray_SIZE(b) == 0:
+        return False
+    _extent(a, &alo, &ahi)
+    _extent(b, &blo, &bhi)
+    return alo < bhi and blo < ahi
+
+
+cdef void _extent(cnp.ndarray a, char **lo, char **hi):
+    cdef char *base = <char *>cnp.PyArray_DATA(a)
+    cdef Py_ssize_t low = 0, high = cnp.PyArray_ITEMSIZE(a), step
+    cdef int d
+    for d in range(cnp.PyArray_NDIM(a)):
+        step = cnp.PyArray_STRIDE(a, d) * (cnp.PyArray_DIM(a, d) - 1)
+        if step < 0:
+            low += step
+        else:
+            high += step
+    lo[0] = base + low
+    hi[0] = base + high
 
 
 cdef str _dtype_name(object dt):
@@ -69,6 +108,8 @@ cdef cnp.ndarray _float_array(object x, str fn, str name, int ndim, object dtype
 
 cdef double _real(object value, str fn, str name) except? -1.0:
     """A real scalar argument as a C double (bools are not numbers here)."""
+    if type(value) is float:
+        return <double>value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{fn}: {name} must be a real number, got {value!r}")
     return float(value)
@@ -119,17 +160,17 @@ cdef cnp.ndarray _output(object out, tuple shape, object dtype, str fn, bint con
     if not isinstance(out, np.ndarray):
         raise TypeError(f"{fn}: out must be a numpy.ndarray, got {type(out).__name__}")
     o = <cnp.ndarray>out
-    if o.dtype != dtype:
+    if o.dtype is not dtype and o.dtype != dtype:
         raise TypeError(f"{fn}: out has dtype {_dtype_name(o.dtype)}, expected {_dtype_name(dtype)}")
     if _shape(o) != shape:
         raise ValueError(f"{fn}: out has shape {_shape(o)}, expected {shape}")
-    if not o.flags.writeable:
+    if not cnp.PyArray_ISWRITEABLE(o):
         raise ValueError(f"{fn}: out is read-only")
-    if not o.dtype.isnative:
+    if not cnp.PyArray_ISNOTSWAPPED(o):
         raise ValueError(f"{fn}: out must be in native byte order")
-    if not o.flags.aligned:
+    if not cnp.PyArray_ISALIGNED(o):
         raise ValueError(f"{fn}: out must be aligned to its {o.itemsize}-byte elements")
-    if contiguous and not o.flags.c_contiguous:
+    if contiguous and not cnp.PyArray_IS_C_CONTIGUOUS(o):
         raise ValueError(f"{fn}: out must be C-contiguous, got strides {_strides(o)}")
     if not contiguous:
         for d in range(o.ndim):
@@ -143,7 +184,7 @@ cdef cnp.ndarray _output(object out, tuple shape, object dtype, str fn, bint con
             continue
         if any(x is a for a in alias_ok) and _same_view(o, x):
             continue
-        if np.may_share_memory(o, x):
+        if _overlaps(o, <cnp.ndarray?>x):
             raise ValueError(f"{fn}: out overlaps an input array")
     return o
 
@@ -470,11 +511,12 @@ cdef cnp.ndarray _state(object arr, cnp.ndarray like, str fn, str name):
     if not isinstance(arr, np.ndarray):
         raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {type(arr).__name__}")
     cdef cnp.ndarray a = <cnp.ndarray>arr
-    if a.dtype != like.dtype or _shape(a) != _shape(like):
+    if cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(like) or not _same_shape(a, like):
         raise ValueError(
             f"{fn}: {name} must be {_dtype_name(like.dtype)} with shape {_shape(like)}, "
             f"got {_dtype_name(a.dtype)} {_shape(a)}")
-    if not a.flags.c_contiguous or not a.flags.writeable or not a.dtype.isnative:
+    if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISWRITEABLE(a)
+            and cnp.PyArray_ISNOTSWAPPED(a)):
         raise ValueError(f"{fn}: {name} must be C-contiguous, writable and native-endian")
     return a
 
@@ -492,16 +534,16 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0, n
     cdef cnp.ndarray P = _float_array(param, fn, "param", -1)
     _state(P, P, fn, "param")
     cdef cnp.ndarray G = _contiguous(grad, fn, "grad", -1, P.dtype)
-    if _shape(G) != _shape(P):
+    if not _same_shape(G, P):
         raise ValueError(f"{fn}: grad has shape {_shape(G)}, expected the param's {_shape(P)}")
     cdef cnp.ndarray Buf = None
     cdef void *buf_ptr = NULL
     if c_mom != 0.0:
         Buf = _state(momentum_buffer, P, fn, "momentum_buffer")
-        if np.may_share_memory(Buf, P) or np.may_share_memory(Buf, G):
+        if _overlaps(Buf, P) or _overlaps(Buf, G):
             raise ValueError(f"{fn}: momentum_buffer overlaps param or grad")
         buf_ptr = cnp.PyArray_DATA(Buf)
-    if np.may_share_memory(P, G):
+    if _overlaps(P, G):
         raise ValueError(f"{fn}: grad overlaps param")
     with nogil:
         fnn_sgd_step(_dt(P), P.size, cnp.PyArray_DATA(P), cnp.PyArray_DATA(G), buf_ptr,
@@ -513,7 +555,7 @@ def penalty(weight, grad, *, l1=0.0, l2=0.0):
     fn = "penalty"
     cdef cnp.ndarray W = _contiguous(weight, fn, "weight", -1)
     cdef cnp.ndarray G = _state(grad, W, fn, "grad")
-    if np.may_share_memory(W, G):
+    if _overlaps(W, G):
         raise ValueError(f"{fn}: grad overlaps weight")
     cdef double c_l1 = _real(l1, fn, "l1"), c_l2 = _real(l2, fn, "l2"), total
     with nogil:
@@ -531,7 +573,7 @@ cdef cnp.ndarray _param(object param, str fn):
 
 cdef cnp.ndarray _grad(object grad, cnp.ndarray P, str fn):
     cdef cnp.ndarray G = _contiguous(grad, fn, "grad", -1, P.dtype)
-    if _shape(G) != _shape(P):
+    if not _same_shape(G, P):
         raise ValueError(f"{fn}: grad has shape {_shape(G)}, expected the param's {_shape(P)}")
     return G
 
@@ -542,7 +584,7 @@ cdef _disjoint(str fn, tuple names, tuple arrays):
     cdef Py_ssize_t i, j
     for i in range(len(arrays)):
         for j in range(i + 1, len(arrays)):
-            if arrays[i] is not None and arrays[j] is not None and np.may_share_memory(arrays[i], arrays[j]):
+            if arrays[i] is not None and arrays[j] is not None and _overlaps(arrays[i], arrays[j]):
                 raise ValueError(f"{fn}: {names[i]} overlaps {names[j]}")
 
 
@@ -556,7 +598,7 @@ cdef double _finite(object value, str fn, str name) except? -1:
         v = float(value)
     except (TypeError, ValueError):
         raise TypeError(f"{fn}: {name} must be a number, got {value!r}") from None
-    if not np.isfinite(v):
+    if not isfinite(v):
         raise ValueError(f"{fn}: {name} must be finite, got {value!r}")
     return v
 
