@@ -129,13 +129,9 @@ static inline __attribute__((always_inline)) void
 FN(copy_runs)(T *restrict dst, const T *src, ptrdiff_t ss, ptrdiff_t es, ptrdiff_t len, int W)
 {
     if (es == 1) {
-        for (ptrdiff_t p = 0; p < len; p++) {
-#ifdef CPF
-            __builtin_prefetch(src + (p + CPF) * ss);
-#endif
+        for (ptrdiff_t p = 0; p < len; p++)
             for (int j = 0; j < W; j++)
                 dst[p * W + j] = src[p * ss + j];
-        }
     } else {
         for (ptrdiff_t p = 0; p < len; p++)
             for (int j = 0; j < W; j++)
