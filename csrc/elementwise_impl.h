@@ -171,6 +171,21 @@ static inline T F(row_max_logsum)(ptrdiff_t k, const T *x, T *mx_out)
     return LOG(s);
 }
 
+/* The same, keeping e_j = exp(x_j - max) in e (the gradient row): one exp per element.
+ * Returns the sum of the e_j, which is >= 1 (the max contributes 1). */
+static inline T F(row_max_exps)(ptrdiff_t k, const T *x, T *e, T *mx_out)
+{
+    T mx = x[0];
+    for (ptrdiff_t j = 1; j < k; j++) mx = x[j] > mx ? x[j] : mx;
+    T s = 0;
+    for (ptrdiff_t j = 0; j < k; j++) {
+        e[j] = EXP(x[j] - mx);
+        s += e[j];
+    }
+    *mx_out = mx;
+    return s;
+}
+
 static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logits_,
                                      const int64_t *labels, void *grad_, double grad_scale)
 {
@@ -188,16 +203,19 @@ static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logit
         for (ptrdiff_t i = b * br; i < r1; i++) {
             const T *x = logits + i * k;
             const ptrdiff_t y = (ptrdiff_t)labels[i];
-            T mx;
-            const T logsum = F(row_max_logsum)(k, x, &mx);
-            /* In double: for float32 logits near FLT_MAX the difference itself overflows. */
-            acc += ((double)mx - (double)x[y]) + (double)logsum;
+            T mx, logsum;
             if (grad) {
                 /* Softmax paired with cross-entropy: d loss / d logits = p - onehot. */
                 T *g = grad + i * k;
-                for (ptrdiff_t j = 0; j < k; j++) g[j] = EXP((x[j] - mx) - logsum) * gs;
+                const T sum = F(row_max_exps)(k, x, g, &mx), ps = gs / sum;
+                logsum = LOG(sum);
+                for (ptrdiff_t j = 0; j < k; j++) g[j] *= ps;
                 g[y] -= gs;
+            } else {
+                logsum = F(row_max_logsum)(k, x, &mx);
             }
+            /* In double: for float32 logits near FLT_MAX the difference itself overflows. */
+            acc += ((double)mx - (double)x[y]) + (double)logsum;
         }
         part[b] = acc;
     }

@@ -396,6 +396,23 @@ def softmax_backward(dy, y, *, out=None):
 
 # ---- losses -----------------------------------------------------------------------------
 
+cdef cnp.ndarray _checked_int64_labels(cnp.ndarray t, Py_ssize_t k, str fn):
+    """The common case of _labels in one C pass: contiguous native int64 labels."""
+    cdef const int64_t *p = <const int64_t *>cnp.PyArray_DATA(t)
+    cdef Py_ssize_t i, n = cnp.PyArray_DIM(t, 0)
+    cdef int64_t lo = 0, hi = 0
+    if n:
+        lo = hi = p[0]
+        for i in range(1, n):
+            if p[i] < lo:
+                lo = p[i]
+            elif p[i] > hi:
+                hi = p[i]
+        if lo < 0 or hi >= k:
+            raise ValueError(f"{fn}: target labels must be in [0, {k}), got {lo if lo < 0 else hi}")
+    return t
+
+
 cdef cnp.ndarray _labels(object target, Py_ssize_t m, Py_ssize_t k, str fn):
     """Class labels as contiguous int64 in [0, k); integral floats are accepted."""
     cdef cnp.ndarray t
@@ -405,6 +422,8 @@ cdef cnp.ndarray _labels(object target, Py_ssize_t m, Py_ssize_t k, str fn):
         raise TypeError(f"{fn}: target must be an array of class labels") from exc
     if t.ndim != 1 or t.shape[0] != m:
         raise ValueError(f"{fn}: target labels must have shape {(m,)}, got {_shape(t)}")
+    if cnp.PyArray_TYPE(t) == cnp.NPY_INT64 and cnp.PyArray_ISNOTSWAPPED(t):
+        return _checked_int64_labels(np.ascontiguousarray(t), k, fn)
     if t.dtype.kind == "f":
         if not np.all(np.isfinite(t)) or np.any(t != np.floor(t)):
             raise ValueError(f"{fn}: target labels must be whole numbers")
