@@ -289,10 +289,11 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 
     const CFG *cfg = FN(pick_cfg)();
 
-    /* Small m: no packing. The B panel would be packed for a handful of rows; reading
+    /* Small m or n: no packing. The B panel would be packed for a handful of rows; reading
      * B in place (row-major B: C rows are sums of scaled B rows; B = W^T: dot products
-     * of A rows with W rows) streams it once. Columns may be split across threads:
-     * the kernels' arithmetic per element does not depend on the split. */
+     * of A rows with W rows) streams it once. A few columns (a classifier's last layer)
+     * would fill a fraction of a micro-tile. Columns may be split across threads: the
+     * kernels' arithmetic per element does not depend on the split. */
     if (m <= SKINNY_M_NN || n <= SKINNY_N) {
         FNN_CAT(fnn_skinny_, SUF) sk = NULL;
         ptrdiff_t ldb = 0;
@@ -300,7 +301,7 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
             (m <= SKINNY_M || n <= SKINNY_N || (rsb * (ptrdiff_t)sizeof(T)) % 4096 != 0)) {
             sk = cfg->sknn;
             ldb = rsb;
-        } else if (rsb == 1 && csa == 1 && m <= SKINNY_M) {
+        } else if (rsb == 1 && csa == 1 && (m <= SKINNY_M || n <= SKINNY_N)) {
             sk = cfg->sknt;
             ldb = csb;
         }
@@ -310,9 +311,9 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
             int parts = fnn_get_num_threads();
             if (parts > flops / MIN_FLOPS_PER_THREAD)
                 parts = (int)(flops / MIN_FLOPS_PER_THREAD);
-            /* Few columns (row-major B): split rows instead, in whole groups of 4
-             * (sknn's per-element arithmetic does not depend on the rows either). */
-            ptrdiff_t rgroups = sk == cfg->sknn && chunks < parts ? m / 4 : 0;
+            /* Few columns: split rows instead, in whole groups of 4 (neither kernel's
+             * per-element arithmetic depends on the rows either). */
+            ptrdiff_t rgroups = chunks < parts ? m / 4 : 0;
             if (parts > 1 && rgroups >= parts) {
 #ifdef _OPENMP
 #pragma omp parallel for num_threads(parts) schedule(static, 1)
