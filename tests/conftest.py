@@ -16,6 +16,25 @@ def close(actual, expected, dtype, k=1, scale=1.0):
     np.testing.assert_allclose(actual, expected, rtol=rtol * grow, atol=atol * grow * scale)
 
 
+def _isas():
+    from fastnn import kernels as K
+
+    order = ("generic", "avx2", "avx512")
+    return order[: order.index(K.info()["cpu_isa"]) + 1]
+
+
+@pytest.fixture(params=_isas())
+def isa(request):
+    """Runs a test once per instruction-set path this CPU has, as FASTNN_ISA would force
+    it: the GEMM micro-kernels and packing, and the AVX2 builds of the other kernels."""
+    from fastnn import kernels as K
+
+    before = K.info()["isa"]
+    K.set_isa(request.param)
+    yield request.param
+    K.set_isa(before)
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)

@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 from fastnn import kernels as K
 from fastnn import ops
 
-from conftest import close
+from conftest import TOL, close
 
 ACTS = K.ACTIVATIONS
 KERNEL_NAMES = [n for n in K.__all__ if n not in
                 ("ACTIVATIONS", "info", "set_isa", "set_num_threads", "get_num_threads",
                  "fma_peak_gflops")]
+# Every test here runs once per instruction-set path this CPU has (conftest.isa).
+pytestmark = pytest.mark.usefixtures("isa")
 
 
 @pytest.mark.parametrize("name", KERNEL_NAMES)
@@ -102,6 +104,34 @@ def test_gemm_property(m, k, n, ta, tb, f64, seed):
     b = rng.uniform(-2, 2, (n, k) if tb else (k, n)).astype(dtype)
     close(K.gemm(a, b, trans_a=ta, trans_b=tb), ops.gemm(a, b, trans_a=ta, trans_b=tb),
           dtype, k=max(k, 1), scale=4)
+
+
+def _max_error_ratio(got, want, dtype, k):
+    rtol, atol = TOL[np.dtype(dtype)]
+    grow = max(1.0, np.sqrt(k))
+    return float(np.max(np.abs(got - want) / (atol * grow + rtol * grow * np.abs(want))))
+
+
+def test_gemm_every_edge_tile(dtype):
+    """Every (m, n) from 1 to 70 (every partial micro-tile and skinny-path boundary of
+    every kernel) with a random k in 1..70, cycling through the four transposes, with and
+    without a fused bias + ReLU; then sizes around the cache blocks."""
+    rng = np.random.default_rng(7)
+    cases = [(m, rng.integers(1, 71), n) for m in range(1, 71) for n in range(1, 71)]
+    cases += [(m, k, n) for m in (71, 143, 144, 145, 289) for k in (255, 256, 257, 513)
+              for n in (15, 16, 17, 33)]
+    cases += [(7, 300, 4097), (145, 7, 130)]
+    for i, (m, k, n) in enumerate(cases):
+        ta, tb = bool(i & 1), bool(i & 2)
+        a = rng.uniform(-1, 1, (k, m) if ta else (m, k)).astype(dtype)
+        b = rng.uniform(-1, 1, (n, k) if tb else (k, n)).astype(dtype)
+        kw = dict(trans_a=ta, trans_b=tb)
+        if i % 3 == 0:
+            kw.update(bias=rng.uniform(-1, 1, n).astype(dtype), activation="relu")
+        got, want = K.gemm(a, b, **kw), ops.gemm(a, b, **kw)
+        assert got.shape == (m, n)
+        ratio = _max_error_ratio(got, want, dtype, k)
+        assert ratio <= 1.0, f"m={m} k={k} n={n} {kw}: error {ratio:.2f}x the tolerance"
 
 
 ELEM_SHAPES = [(0, 5), (1, 1), (1, 17), (7, 3), (33, 65), (300, 300)]

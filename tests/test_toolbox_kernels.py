@@ -8,6 +8,9 @@ import pytest
 from fastnn import kernels as K
 from fastnn import ops
 
+# Once per instruction-set path this CPU has (conftest.isa): the optimizers have AVX2 builds.
+pytestmark = pytest.mark.usefixtures("isa")
+
 DTYPES = (np.float32, np.float64)
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 NEW = ("adagrad_step", "rmsprop_step", "adam_step", "sum_squares", "scale_inplace", "mask_scale",

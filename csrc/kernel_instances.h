@@ -1,0 +1,74 @@
+/* Instantiates the kernel template named by FNN_IMPL (a header) for float and double, and
+ * on x86 again inside an AVX2 + FMA pragma region, so the source needs no -m flags. The
+ * functions get the suffixes f32, f64 and f32_avx2, f64_avx2; FNN_DISPATCH(name, ...)
+ * calls the one for `dt` (a variable of the caller) and the ISA in use. fnn_get_isa()
+ * honours FASTNN_ISA, so forcing "generic" runs the baseline build. The wider build pays
+ * where kernels wait on divisions and square roots (the adaptive optimizers) and in the
+ * streaming passes that SSE2 splits into twice as many instructions. */
+#include "kernel_common.h"
+
+#define T float
+#define EXP expf
+#define LOG logf
+#define LOG1P log1pf
+#define TANH tanhf
+#define SQRT sqrtf
+#define UINT uint32_t
+#define EXP_MASK UINT32_C(0x7f800000)
+#define SFX f32
+#include FNN_IMPL
+#undef SFX
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define SFX f32_avx2
+#include FNN_IMPL
+#undef SFX
+#pragma GCC pop_options
+#endif
+#undef T
+#undef EXP
+#undef LOG
+#undef LOG1P
+#undef TANH
+#undef SQRT
+#undef UINT
+#undef EXP_MASK
+
+#define T double
+#define EXP exp
+#define LOG log
+#define LOG1P log1p
+#define TANH tanh
+#define SQRT sqrt
+#define UINT uint64_t
+#define EXP_MASK UINT64_C(0x7ff0000000000000)
+#define SFX f64
+#include FNN_IMPL
+#undef SFX
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define SFX f64_avx2
+#include FNN_IMPL
+#undef SFX
+#pragma GCC pop_options
+#endif
+#undef T
+#undef EXP
+#undef LOG
+#undef LOG1P
+#undef TANH
+#undef SQRT
+#undef UINT
+#undef EXP_MASK
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FNN_DISPATCH(name, ...)                                                          \
+    (fnn_get_isa() >= FNN_ISA_AVX2                                                      \
+         ? (dt == FNN_F32 ? name##_f32_avx2(__VA_ARGS__) : name##_f64_avx2(__VA_ARGS__)) \
+         : (dt == FNN_F32 ? name##_f32(__VA_ARGS__) : name##_f64(__VA_ARGS__)))
+#else
+#define FNN_DISPATCH(name, ...) \
+    (dt == FNN_F32 ? name##_f32(__VA_ARGS__) : name##_f64(__VA_ARGS__))
+#endif
