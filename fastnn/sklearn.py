@@ -15,6 +15,7 @@ The objective is scikit-learn's, batch by batch: with ``s`` the batch's sample-w
 binary cross-entropy, identity + squared error)."""
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 
@@ -307,14 +308,13 @@ class _BaseMLP(BaseEstimator):
             # sqrt(v / (1 - beta_2^t)) + eps; the same update needs
             # eps = epsilon / sqrt(1 - beta_2^t). It matters for weights whose gradient is only
             # the tiny L2 term (inputs that are always zero).
-            eps = self.epsilon / np.sqrt(1.0 - self.beta_2 ** (weights_opt.steps + 1))
+            eps = self.epsilon / math.sqrt(1.0 - self.beta_2 ** (weights_opt.steps + 1))
             weights_opt.hyper["eps"] = others_opt.hyper["eps"] = eps
         if self.alpha and self.solver != "adamw":
             # The penalty's gradient alpha W / s is the optimizer's weight decay, applied in
             # its update kernel; its value needs only ||W||^2.
             weights_opt.hyper["weight_decay"] = self.alpha / s
-            value += 0.5 * self.alpha / s * sum(
-                float(np.dot(d.weight.data.ravel(), d.weight.data.ravel())) for d in self._dense)
+            value += 0.5 * self.alpha / s * sum(K.sum_squares(d.weight.data) for d in self._dense)
         weights_opt.step()
         others_opt.step()
         return value
