@@ -43,7 +43,8 @@ static void *pack_space(size_t bytes)
 #define MIN_FLOPS_PER_THREAD 1e6
 /* Up to this many rows of C, skip packing (the skinny kernels); with row-major B up
  * to SKINNY_M_NN unless B's rows are whole pages apart (they then share L1 sets and
- * packing wins). Measured on Zen 3 with k, n in 256..1024. */
+ * packing wins), or A is transposed (dY^T, read a column at a time) and B has at least
+ * SKINNY_TA_KN elements. Measured on Zen 3 with k, n in 64..1024. */
 #ifndef SKINNY_M
 #define SKINNY_M 16
 #endif
@@ -53,6 +54,7 @@ static void *pack_space(size_t bytes)
 #ifndef SKINNY_M_NN
 #define SKINNY_M_NN 32
 #endif
+#define SKINNY_TA_KN 131072
 /* Cost of packing one element, in multiply-adds of the kernel. */
 #define PACK_COST 8
 

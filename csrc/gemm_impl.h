@@ -298,7 +298,8 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
         FNN_CAT(fnn_skinny_, SUF) sk = NULL;
         ptrdiff_t ldb = 0;
         if (csb == 1 && csc == 1 &&
-            (m <= SKINNY_M || n <= SKINNY_N || (rsb * (ptrdiff_t)sizeof(T)) % 4096 != 0)) {
+            (m <= SKINNY_M || n <= SKINNY_N ||
+             ((csa == 1 || k * n < SKINNY_TA_KN) && (rsb * (ptrdiff_t)sizeof(T)) % 4096 != 0))) {
             sk = cfg->sknn;
             ldb = rsb;
         } else if (rsb == 1 && csa == 1 && (m <= SKINNY_M || n <= SKINNY_N)) {
