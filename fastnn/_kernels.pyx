@@ -422,7 +422,8 @@ cdef cnp.ndarray _labels(object target, Py_ssize_t m, Py_ssize_t k, str fn):
         raise TypeError(f"{fn}: target must be an array of class labels") from exc
     if t.ndim != 1 or t.shape[0] != m:
         raise ValueError(f"{fn}: target labels must have shape {(m,)}, got {_shape(t)}")
-    if cnp.PyArray_TYPE(t) == cnp.NPY_INT64 and cnp.PyArray_ISNOTSWAPPED(t):
+    if (cnp.PyArray_TYPE(t) == cnp.NPY_INT64 and cnp.PyArray_ISNOTSWAPPED(t)
+            and cnp.PyArray_ISALIGNED(t)):
         return _checked_int64_labels(np.ascontiguousarray(t), k, fn)
     if t.dtype.kind == "f":
         if not np.all(np.isfinite(t)) or np.any(t != np.floor(t)):
@@ -434,7 +435,7 @@ cdef cnp.ndarray _labels(object target, Py_ssize_t m, Py_ssize_t k, str fn):
         if lo < 0 or hi >= k:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{fn}: target labels must be in [0, {k}), got {bad}")
-    return np.ascontiguousarray(t, dtype=np.int64)
+    return np.require(t, np.int64, ["C", "A"])  # aligned: C dereferences int64_t*
 
 
 def softmax_cross_entropy(logits, target, *, reduction="mean", out=None):
