@@ -44,6 +44,7 @@ __attribute__((target("avx512f"))) static inline double hsum_avx512_f64(__m512d 
  * len runs of W values (dst[p*W + j] = src[j*es + p]). Blocks of 8 x 8 floats (4 x 4
  * doubles) are transposed in registers; element by element this copy costs as much as
  * the multiply for the x @ W^T and dY @ W layouts at small batch. */
+
 /* rb (constant after inlining) rows of an 8 x 8 float block: row j at src + j*es,
  * column q of the block to dst + q*W. */
 __attribute__((target("avx2"), always_inline)) static inline void
