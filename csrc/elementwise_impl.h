@@ -128,16 +128,25 @@ static void F(column_sum)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *out_)
     }
 }
 
-static void F(softmax_row)(ptrdiff_t n, const T *x, T *y)
+/* The row's max, and e_j = exp(x_j - max) written to e: one exp per element. Returns the
+ * sum of the e_j, which is >= 1 (the max contributes 1). */
+static inline T F(row_max_exps)(ptrdiff_t k, const T *x, T *e, T *mx_out)
 {
     T mx = x[0];
-    for (ptrdiff_t j = 1; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    for (ptrdiff_t j = 1; j < k; j++) mx = x[j] > mx ? x[j] : mx;
     T s = 0;
-    for (ptrdiff_t j = 0; j < n; j++) {
-        y[j] = EXP(x[j] - mx);
-        s += y[j];
+    for (ptrdiff_t j = 0; j < k; j++) {
+        e[j] = EXP(x[j] - mx);
+        s += e[j];
     }
-    const T inv = (T)1 / s;
+    *mx_out = mx;
+    return s;
+}
+
+static void F(softmax_row)(ptrdiff_t n, const T *x, T *y)
+{
+    T mx;
+    const T inv = (T)1 / F(row_max_exps)(n, x, y, &mx);
     for (ptrdiff_t j = 0; j < n; j++) y[j] *= inv;
 }
 
@@ -169,21 +178,6 @@ static inline T F(row_max_logsum)(ptrdiff_t k, const T *x, T *mx_out)
     for (ptrdiff_t j = 0; j < k; j++) s += EXP(x[j] - mx);
     *mx_out = mx;
     return LOG(s);
-}
-
-/* The same, keeping e_j = exp(x_j - max) in e (the gradient row): one exp per element.
- * Returns the sum of the e_j, which is >= 1 (the max contributes 1). */
-static inline T F(row_max_exps)(ptrdiff_t k, const T *x, T *e, T *mx_out)
-{
-    T mx = x[0];
-    for (ptrdiff_t j = 1; j < k; j++) mx = x[j] > mx ? x[j] : mx;
-    T s = 0;
-    for (ptrdiff_t j = 0; j < k; j++) {
-        e[j] = EXP(x[j] - mx);
-        s += e[j];
-    }
-    *mx_out = mx;
-    return s;
 }
 
 static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logits_,
@@ -240,20 +234,25 @@ static double F(softmax_xent_probs)(ptrdiff_t m, ptrdiff_t k, const void *logits
         const ptrdiff_t r1 = (b + 1) * br < m ? (b + 1) * br : m;
         for (ptrdiff_t i = b * br; i < r1; i++) {
             const T *x = logits + i * k, *t = probs + i * k;
-            T mx, tsum = 0;
+            T *g = grad ? grad + i * k : NULL;
+            T mx, tsum = 0, sum = 0, logsum;
             double row = 0.0;
-            const T logsum = F(row_max_logsum)(k, x, &mx);
+            if (g) {
+                sum = F(row_max_exps)(k, x, g, &mx);
+                logsum = LOG(sum);
+            } else {
+                logsum = F(row_max_logsum)(k, x, &mx);
+            }
             /* -sum_j t_j log p_j = sum_j t_j ((max - x_j) + logsum), in double as above. */
             for (ptrdiff_t j = 0; j < k; j++) {
                 tsum += t[j];
                 row += (double)t[j] * (((double)mx - (double)x[j]) + (double)logsum);
             }
             acc += row;
-            if (grad) {
+            if (g) {
                 /* Gradient p_j * sum(t) - t_j: equals p - t when the rows sum to one. */
-                T *g = grad + i * k;
-                for (ptrdiff_t j = 0; j < k; j++)
-                    g[j] = (EXP((x[j] - mx) - logsum) * tsum - t[j]) * gs;
+                const T ps = tsum / sum;
+                for (ptrdiff_t j = 0; j < k; j++) g[j] = (g[j] * ps - t[j]) * gs;
             }
         }
         part[b] = acc;

@@ -7,7 +7,12 @@
  * streaming passes that SSE2 splits into twice as many instructions. */
 #include "kernel_common.h"
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FNN_HAVE_AVX2_BUILD 1
+#endif
+
 #define T float
+#define TSFX f32
 #define EXP expf
 #define LOG logf
 #define LOG1P log1pf
@@ -15,27 +20,10 @@
 #define SQRT sqrtf
 #define UINT uint32_t
 #define EXP_MASK UINT32_C(0x7f800000)
-#define SFX f32
-#include FNN_IMPL
-#undef SFX
-#if defined(__x86_64__) && defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define SFX f32_avx2
-#include FNN_IMPL
-#undef SFX
-#pragma GCC pop_options
-#endif
-#undef T
-#undef EXP
-#undef LOG
-#undef LOG1P
-#undef TANH
-#undef SQRT
-#undef UINT
-#undef EXP_MASK
+#include "kernel_instance_type.h"
 
 #define T double
+#define TSFX f64
 #define EXP exp
 #define LOG log
 #define LOG1P log1p
@@ -43,27 +31,9 @@
 #define SQRT sqrt
 #define UINT uint64_t
 #define EXP_MASK UINT64_C(0x7ff0000000000000)
-#define SFX f64
-#include FNN_IMPL
-#undef SFX
-#if defined(__x86_64__) && defined(__GNUC__)
-#pragma GCC push_options
-#pragma GCC target("avx2,fma")
-#define SFX f64_avx2
-#include FNN_IMPL
-#undef SFX
-#pragma GCC pop_options
-#endif
-#undef T
-#undef EXP
-#undef LOG
-#undef LOG1P
-#undef TANH
-#undef SQRT
-#undef UINT
-#undef EXP_MASK
+#include "kernel_instance_type.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#ifdef FNN_HAVE_AVX2_BUILD
 #define FNN_DISPATCH(name, ...)                                                          \
     (fnn_get_isa() >= FNN_ISA_AVX2                                                      \
          ? (dt == FNN_F32 ? name##_f32_avx2(__VA_ARGS__) : name##_f64_avx2(__VA_ARGS__)) \

@@ -396,6 +396,11 @@ def softmax_backward(dy, y, *, out=None):
 
 # ---- losses -----------------------------------------------------------------------------
 
+cdef cnp.ndarray _int64_array(cnp.ndarray t):
+    """t as C-contiguous, aligned int64 (C dereferences int64_t*), copied only if needed."""
+    return np.require(t, np.int64, ["C", "A"])
+
+
 cdef cnp.ndarray _checked_int64_labels(cnp.ndarray t, Py_ssize_t k, str fn):
     """The common case of _labels in one C pass: contiguous native int64 labels."""
     cdef const int64_t *p = <const int64_t *>cnp.PyArray_DATA(t)
@@ -424,7 +429,7 @@ cdef cnp.ndarray _labels(object target, Py_ssize_t m, Py_ssize_t k, str fn):
         raise ValueError(f"{fn}: target labels must have shape {(m,)}, got {_shape(t)}")
     if (cnp.PyArray_TYPE(t) == cnp.NPY_INT64 and cnp.PyArray_ISNOTSWAPPED(t)
             and cnp.PyArray_ISALIGNED(t)):
-        return _checked_int64_labels(np.ascontiguousarray(t), k, fn)
+        return _checked_int64_labels(_int64_array(t), k, fn)
     if t.dtype.kind == "f":
         if not np.all(np.isfinite(t)) or np.any(t != np.floor(t)):
             raise ValueError(f"{fn}: target labels must be whole numbers")
@@ -435,7 +440,7 @@ cdef cnp.ndarray _labels(object target, Py_ssize_t m, Py_ssize_t k, str fn):
         if lo < 0 or hi >= k:
             bad = lo if lo < 0 else hi
             raise ValueError(f"{fn}: target labels must be in [0, {k}), got {bad}")
-    return np.require(t, np.int64, ["C", "A"])  # aligned: C dereferences int64_t*
+    return _int64_array(t)
 
 
 def softmax_cross_entropy(logits, target, *, reduction="mean", out=None):
@@ -877,7 +882,7 @@ def maxout_backward(dy, argmax, pieces, *, out=None):
     if Idx.size and (Idx.min() < 0 or Idx.max() >= k):
         raise ValueError(f"{fn}: argmax entries must be in [0, {k}), got range "
                          f"[{Idx.min()}, {Idx.max()}]")
-    Idx = np.ascontiguousarray(Idx, dtype=np.int64)
+    Idx = _int64_array(Idx)
     cdef cnp.ndarray DZ = _output(out, (m, units * k), DY.dtype, fn, True, (DY, Idx))
     with nogil:
         fnn_maxout_backward(_dt(DY), m, units, k, cnp.PyArray_DATA(DY),
