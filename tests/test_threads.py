@@ -79,10 +79,11 @@ def test_gemm_releases_the_gil(threads):
     print(f"two threads / one thread: gemm {ratios}, GIL-free reference {reference}")
     if statistics.median(reference) > 1.5:
         pytest.skip(f"other jobs hold the CPUs: GIL-free hashing also runs serialised ({reference})")
-    # Serialised by the GIL, two threads take 2x one thread's time; in parallel ~1x. Single
-    # ratios swing by +-0.4 on a shared machine, so: the best of seven must be clearly
-    # parallel, and the median must not look serialised.
-    assert ratios[0] < 1.5 and statistics.median(ratios) < 1.8, (ratios, reference)
+    # Serialised by the GIL, two threads take 2x one thread's time in every trial; in
+    # parallel ~1x. On a shared machine other tenants take the second core in bursts that
+    # can cover most trials (a CI run saw a median of 1.98 with the best at 1.17), so the
+    # test asks that two of seven trials be clearly parallel, which serialisation never is.
+    assert ratios[1] < 1.5, (ratios, reference)
 
 
 def test_concurrent_forward_equals_serial():
