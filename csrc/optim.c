@@ -1,6 +1,7 @@
 /* Optimizer update kernels and gradient-norm helpers: one templated source (optim_impl.h)
  * instantiated per type and ISA by kernel_instances.h, dispatched here. */
 #include <math.h>
+#include <string.h>
 
 #define FNN_IMPL "optim_impl.h"
 #include "kernel_instances.h"

@@ -79,10 +79,15 @@ static void F(adam_step)(ptrdiff_t n, void *p_, const void *g_, void *m_, void *
     }
 }
 
-/* Sum of squares over fixed blocks whose boundaries depend only on n, each summed in
- * double in index order, so the total is the same whatever the thread count. */
+/* Sum of squares over fixed blocks whose boundaries depend only on n, so the total is the
+ * same whatever the thread count. Within a block, four vectors of four double accumulators
+ * (lane j takes the elements i with i % 16 == j): one serial chain would be bound by the add
+ * latency, and a vector type keeps the lane order, so the result, the same in every ISA
+ * build, does not depend on how the compiler vectorises. */
 static double F(sum_squares)(ptrdiff_t n, const void *x_)
 {
+    typedef T vT __attribute__((vector_size(4 * sizeof(T))));
+    typedef double v4d __attribute__((vector_size(32)));
     const T *x = x_;
     const ptrdiff_t bmin = 4096, br0 = (n + FNN_MAX_BLOCKS - 1) / FNN_MAX_BLOCKS;
     const ptrdiff_t br = br0 < bmin ? bmin : br0, nb = (n + br - 1) / br;
@@ -91,9 +96,19 @@ static double F(sum_squares)(ptrdiff_t n, const void *x_)
 #pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
     for (b = 0; b < nb; b++) {
         const ptrdiff_t e1 = (b + 1) * br < n ? (b + 1) * br : n;
-        double acc = 0.0;
-        for (ptrdiff_t i = b * br; i < e1; i++) acc += (double)x[i] * (double)x[i];
-        part[b] = acc;
+        v4d acc[4] = {{0.0}};
+        ptrdiff_t i = b * br;
+        for (; i + 16 <= e1; i += 16)
+            for (int j = 0; j < 4; j++) {
+                vT v;
+                memcpy(&v, x + i + 4 * j, sizeof v);
+                const v4d d = __builtin_convertvector(v, v4d);
+                acc[j] += d * d;
+            }
+        double total = 0.0;
+        for (; i < e1; i++) total += (double)x[i] * (double)x[i];
+        for (int j = 0; j < 4; j++) total += (acc[j][0] + acc[j][1]) + (acc[j][2] + acc[j][3]);
+        part[b] = total;
     }
     double total = 0.0;
     for (b = 0; b < nb; b++) total += part[b];

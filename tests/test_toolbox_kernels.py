@@ -85,6 +85,29 @@ def test_sum_squares_and_scale(dtype):
     close(a, b, dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_squares_lanes_and_blocks(dtype):
+    """Every tail length of the 16-lane loop and the sizes around the 4096-element blocks,
+    against float64 NumPy; the lane order is fixed, so every ISA path gives the same bits."""
+    from conftest import _isas
+
+    rng = np.random.default_rng(3)
+    before = K.info()["isa"]
+    try:
+        for n in [*range(0, 40), 4095, 4096, 4097, 4096 * 3 + 17, 70001]:
+            x = rng.standard_normal(n).astype(dtype)
+            exact = float(np.sum(x.astype(np.float64) ** 2))
+            results = set()
+            for isa in _isas():
+                K.set_isa(isa)
+                got = K.sum_squares(x)
+                assert got == pytest.approx(exact, rel=1e-13, abs=0), (n, isa)
+                results.add(got)
+            assert len(results) == 1, (n, results)
+    finally:
+        K.set_isa(before)
+
+
 def test_sum_squares_independent_of_threads():
     x = np.random.default_rng(2).standard_normal(1_000_003)
     n = K.get_num_threads()
