@@ -162,7 +162,7 @@ cdef cnp.ndarray _output(object out, tuple shape, object dtype, str fn, bint con
     o = <cnp.ndarray>out
     if o.dtype is not dtype and o.dtype != dtype:
         raise TypeError(f"{fn}: out has dtype {_dtype_name(o.dtype)}, expected {_dtype_name(dtype)}")
-    if _shape(o) != shape:
+    if not _has_shape(o, shape):
         raise ValueError(f"{fn}: out has shape {_shape(o)}, expected {shape}")
     if not cnp.PyArray_ISWRITEABLE(o):
         raise ValueError(f"{fn}: out is read-only")
@@ -182,11 +182,29 @@ cdef cnp.ndarray _output(object out, tuple shape, object dtype, str fn, bint con
     for x in inputs:
         if x is None:
             continue
-        if any(x is a for a in alias_ok) and _same_view(o, x):
+        if _in(x, alias_ok) and _same_view(o, x):
             continue
         if _overlaps(o, <cnp.ndarray?>x):
             raise ValueError(f"{fn}: out overlaps an input array")
     return o
+
+
+cdef inline bint _in(object x, tuple objs):
+    """Whether x is one of objs (identity)."""
+    for a in objs:
+        if x is a:
+            return True
+    return False
+
+
+cdef bint _has_shape(cnp.ndarray a, tuple shape):
+    cdef int d, nd = cnp.PyArray_NDIM(a)
+    if nd != len(shape):
+        return False
+    for d in range(nd):
+        if cnp.PyArray_DIM(a, d) != <Py_ssize_t>shape[d]:
+            return False
+    return True
 
 
 cdef inline fnn_dtype _dt(cnp.ndarray arr) noexcept nogil:
@@ -303,6 +321,166 @@ def gemm(a, b, *, trans_a=False, trans_b=False, bias=None, activation="identity"
     if rc == FNN_ENOMEM:
         raise MemoryError("gemm: could not allocate packing buffers")
     return C
+
+
+# ---- Dense chains: Sequential's fused plan, one call per run of Dense layers ----------------
+# Not part of fastnn.kernels (they take layer objects, not arrays): Dense and Sequential run
+# their forward and backward through them, so a model pays one Python-to-C crossing per run
+# of layers instead of three or four per layer. Every array read from a layer is validated
+# here like any kernel argument.
+
+cdef _raise_gemm(int rc, str fn):
+    if rc == FNN_ENOMEM:
+        raise MemoryError(f"{fn}: could not allocate packing buffers")
+
+
+cdef tuple _step(object steps, Py_ssize_t i, str fn):
+    step = steps[i]
+    if not (isinstance(step, tuple) and len(<tuple>step) == 2):
+        raise TypeError(f"{fn}: steps[{i}] must be a (Dense, activation or None) pair")
+    return <tuple>step
+
+
+cdef cnp.ndarray _weight(object layer, object dtype, str fn):
+    return _strided(_float_array(layer.weight.data, fn, "weight", 2, dtype))
+
+
+cdef cnp.ndarray _bias(object layer, Py_ssize_t n, object dtype, str fn):
+    """The layer's bias (n,) or None."""
+    cdef object p = layer.bias
+    if p is None:
+        return None
+    cdef cnp.ndarray B = _contiguous(p.data, fn, "bias", 1, dtype)
+    if B.shape[0] != n:
+        raise ValueError(f"{fn}: bias has shape {_shape(B)}, expected {(n,)}")
+    return B
+
+
+def dense_chain_forward(x, steps, outs=None, bint training=False):
+    """act(x @ weight.T + bias) through each (Dense, activation or None) step in turn, the
+    bias and activation applied in the GEMM's store phase. `outs`: None, or one C-contiguous
+    output array per step (buffers the caller reuses). In training mode each Dense keeps
+    its input and each activation its output for dense_chain_backward. Returns the last
+    step's output."""
+    fn = "dense_chain_forward"
+    cdef Py_ssize_t i, nsteps = len(steps), m, n, k, item
+    cdef cnp.ndarray X = _strided(_float_array(x, fn, "x", 2))
+    cdef cnp.ndarray W, Bias, C
+    cdef object dtype = X.dtype, layer, act_layer
+    cdef int act, rc
+    cdef double slope
+    cdef const void *bias_ptr
+    if outs is not None and len(outs) != nsteps:
+        raise ValueError(f"{fn}: outs must have one array per step ({nsteps}), got {len(outs)}")
+    item = X.itemsize
+    m = X.shape[0]
+    for i in range(nsteps):
+        layer, act_layer = _step(steps, i, fn)
+        W = _weight(layer, dtype, fn)
+        n, k = W.shape[0], W.shape[1]
+        if k != X.shape[1]:
+            raise ValueError(f"{fn}: step {i} has weight shape {_shape(W)}, its input has "
+                             f"shape {_shape(X)}")
+        Bias = _bias(layer, n, dtype, fn)
+        bias_ptr = NULL if Bias is None else cnp.PyArray_DATA(Bias)
+        if act_layer is None:
+            act, slope = 0, 0.0
+        else:
+            act = _act(act_layer.kernel_name, fn)
+            slope = _real(act_layer.negative_slope, fn, "negative_slope")
+        C = _output(None if outs is None else outs[i], (m, n), dtype, fn, True, (X, W, Bias))
+        with nogil:
+            rc = fnn_gemm(_dt(X), m, n, k,
+                          cnp.PyArray_DATA(X), X.strides[0] // item, X.strides[1] // item,
+                          cnp.PyArray_DATA(W), W.strides[1] // item, W.strides[0] // item,
+                          cnp.PyArray_DATA(C), n, 1, 0, bias_ptr, act, slope)
+        _raise_gemm(rc, fn)
+        if training:
+            layer._x = X
+            if act_layer is not None:
+                act_layer._y = C
+        X = C
+    return X
+
+
+def dense_chain_backward(dy, steps, dx_outs=None, bint input_grad=True, bint overwrite_dy=False):
+    """The backward of dense_chain_forward(training=True), from dy = d loss / d (last step's
+    output). Overwrites each Dense's weight.grad and bias.grad (an activation's derivative
+    and the bias gradient come out of one pass; a Dense's l1/l2 penalty gradient is added)
+    and returns d loss / d x, or None without `input_grad`. `dx_outs`: None, or one
+    C-contiguous array per step for the gradient of its input. With `overwrite_dy` the
+    first activation's derivative may be written over dy."""
+    fn = "dense_chain_backward"
+    cdef Py_ssize_t i, nsteps = len(steps), m, n, k, item
+    cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", 2)
+    cdef cnp.ndarray X, W, WG, Bias, BG, Y, D
+    cdef object dtype = DY.dtype, layer, act_layer
+    cdef int act, rc
+    cdef double slope, l1, l2
+    cdef void *bg_ptr
+    cdef bint owned = overwrite_dy and DY is dy
+    if dx_outs is not None and len(dx_outs) != nsteps:
+        raise ValueError(f"{fn}: dx_outs must have one array per step ({nsteps}), got {len(dx_outs)}")
+    item = DY.itemsize
+    m = DY.shape[0]
+    for i in range(nsteps - 1, -1, -1):
+        layer, act_layer = _step(steps, i, fn)
+        if layer._x is None:
+            raise RuntimeError("Dense.backward called before a forward with training=True")
+        W = _weight(layer, dtype, fn)
+        n, k = W.shape[0], W.shape[1]
+        X = _strided(_float_array(layer._x, fn, "the saved input", 2, dtype))
+        if DY.shape[1] != n or X.shape[0] != m or X.shape[1] != k:
+            raise ValueError(f"{fn}: step {i} (weight {_shape(W)}, saved input {_shape(X)}) "
+                             f"cannot take a gradient of shape {_shape(DY)}")
+        Bias = _bias(layer, n, dtype, fn)
+        BG = None if Bias is None else _state(layer.bias.grad, Bias, fn, "bias.grad")
+        if act_layer is not None:
+            if act_layer._y is None:
+                raise RuntimeError(f"{type(act_layer).__name__}.backward called before a "
+                                   "forward with training=True")
+            Y = _contiguous(act_layer._y, fn, "the saved activation output", 2, dtype)
+            if not _same_shape(Y, DY):
+                raise ValueError(f"{fn}: step {i}'s saved activation output has shape "
+                                 f"{_shape(Y)}, the gradient {_shape(DY)}")
+            act = _act(act_layer.kernel_name, fn)
+            slope = _real(act_layer.negative_slope, fn, "negative_slope")
+            D = _output(DY if owned else None, (m, n), dtype, fn, True, (DY, Y), (DY,))
+            if BG is not None:
+                _output(BG, (n,), dtype, fn, True, (DY, Y, D))
+            bg_ptr = _ptr_or_null(BG)
+            with nogil:
+                fnn_act_backward(_dt(DY), m, n, act, slope, cnp.PyArray_DATA(Y),
+                                 cnp.PyArray_DATA(DY), cnp.PyArray_DATA(D), bg_ptr)
+            DY = D
+        elif BG is not None:
+            _output(BG, (n,), dtype, fn, True, (DY,))
+            with nogil:
+                fnn_column_sum(_dt(DY), m, n, cnp.PyArray_DATA(DY), cnp.PyArray_DATA(BG))
+        WG = _state(layer.weight.grad, W, fn, "weight.grad")
+        _output(WG, (n, k), dtype, fn, True, (DY, X, W))
+        with nogil:
+            rc = fnn_gemm(_dt(DY), n, k, m, cnp.PyArray_DATA(DY), 1, n,
+                          cnp.PyArray_DATA(X), X.strides[0] // item, X.strides[1] // item,
+                          cnp.PyArray_DATA(WG), k, 1, 0, NULL, 0, 0.0)
+        _raise_gemm(rc, fn)
+        l1 = _real(layer.l1, fn, "l1")
+        l2 = _real(layer.l2, fn, "l2")
+        if l1 != 0.0 or l2 != 0.0:
+            W = _contiguous(W, fn, "weight", 2)
+            with nogil:
+                fnn_penalty(_dt(W), W.size, cnp.PyArray_DATA(W), cnp.PyArray_DATA(WG), l1, l2)
+        if i == 0 and not input_grad:
+            return None
+        D = _output(None if dx_outs is None else dx_outs[i], (m, k), dtype, fn, True, (DY, W))
+        with nogil:
+            rc = fnn_gemm(_dt(DY), m, k, n, cnp.PyArray_DATA(DY), n, 1,
+                          cnp.PyArray_DATA(W), W.strides[0] // item, W.strides[1] // item,
+                          cnp.PyArray_DATA(D), k, 1, 0, NULL, 0, 0.0)
+        _raise_gemm(rc, fn)
+        DY = D
+        owned = True
+    return DY
 
 
 # ---- activations and bias -------------------------------------------------------------

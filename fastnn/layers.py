@@ -3,6 +3,7 @@
 parameters' ``.grad``. Every numeric step is a kernel call (:mod:`fastnn.kernels`)."""
 import numpy as np
 
+from fastnn import _kernels as _K
 from fastnn import init as _init
 from fastnn import kernels as K
 from fastnn._validation import as_float_array, float_dtype, positive_int, real, rng_from
@@ -158,28 +159,13 @@ class Dense(Layer):
         return self.out_features
 
     def forward(self, x, training=False):
-        return self.forward_fused(self._input(x, self.in_features), training)
+        return _K.dense_chain_forward(self._input(x, self.in_features), ((self, None),),
+                                      training=training)
 
-    def forward_fused(self, x, training, activation="identity", negative_slope=0.0, out=None):
-        """The forward with an activation applied in the GEMM's store phase (Sequential),
-        optionally into a reused buffer."""
-        if training:
-            self._x = x
-        return K.gemm(x, self.weight.data, trans_b=True,
-                      bias=None if self.bias is None else self.bias.data,
-                      activation=activation, negative_slope=negative_slope, out=out)
-
-    def backward(self, dy, bias_grad_done=False, input_grad=True, out=None):
-        """dW = dy^T x, db = column sums of dy (unless the fused activation backward already
-        wrote them), and dx = dy W unless the caller has no use for it (a first layer)."""
-        if self._x is None:
-            raise RuntimeError("Dense.backward called before a forward with training=True")
-        K.gemm(dy, self._x, trans_a=True, out=self.weight.grad)
-        if self.bias is not None and not bias_grad_done:
-            K.column_sum(dy, out=self.bias.grad)
-        if self.l1 or self.l2:
-            K.penalty(self.weight.data, self.weight.grad, l1=self.l1, l2=self.l2)
-        return K.gemm(dy, self.weight.data, out=out) if input_grad else None
+    def backward(self, dy):
+        """dW = dy^T x and db = column sums of dy (overwriting the gradients; the l1/l2
+        terms added), and returns dx = dy W."""
+        return _K.dense_chain_backward(dy, ((self, None),))
 
     def regularization_loss(self):
         if not (self.l1 or self.l2):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fastnn import _kernels as _K
 from fastnn import kernels as K
 from fastnn import layers as L
 from fastnn._validation import NonFiniteError, as_float_array, float_dtype
@@ -73,17 +74,24 @@ class Sequential:
         return in_features
 
     def _fusion_plan(self):
-        """Steps of (layer, activation fused into it or None)."""
+        """The order of execution: runs of consecutive Dense layers as tuples of (Dense,
+        activation fused into it or None) steps, each run one call into the compiled
+        chain; any other layer on its own."""
         plan, i = [], 0
         while i < len(self.layers):
             layer = self.layers[i]
             nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
-            if (type(layer) is L.Dense and isinstance(nxt, L._Activation) and nxt.fusable):
-                plan.append((layer, nxt))
-                i += 2
-            else:
-                plan.append((layer, None))
+            if type(layer) is not L.Dense:
+                plan.append(layer)
                 i += 1
+                continue
+            fused = isinstance(nxt, L._Activation) and nxt.fusable
+            step = (layer, nxt if fused else None)
+            if plan and type(plan[-1]) is tuple:
+                plan[-1] += (step,)
+            else:
+                plan.append((step,))
+            i += 2 if fused else 1
         return plan
 
     # ---- computation -------------------------------------------------------------------
@@ -109,29 +117,31 @@ class Sequential:
         return x
 
     def _forward(self, x, training, reuse):
-        """With `reuse`, Dense outputs go to buffers kept per batch shape (train_on_batch:
+        """With `reuse`, Dense outputs go to buffers kept per batch size (train_on_batch:
         nothing outside the model sees them, so the next step may overwrite them)."""
-        for i, (layer, act) in enumerate(self._plan):
-            if type(layer) is L.Dense:
-                out = self._buffer("forward", i, (x.shape[0], layer.out_features)) if reuse else None
-                if act is None:
-                    x = layer.forward_fused(x, training, out=out)
-                else:
-                    x = layer.forward_fused(x, training, act.kernel_name, act.negative_slope, out)
-                    if training:
-                        act._y = x
+        for r, item in enumerate(self._plan):
+            if type(item) is tuple:
+                outs = self._step_buffers("forward", r, item, x.shape[0]) if reuse else None
+                x = _K.dense_chain_forward(x, item, outs, training)
             else:
-                x = layer.forward(x, training=training)
+                x = item.forward(x, training=training)
         return x
 
-    def _buffer(self, kind, i, shape):
-        key = (kind, i, shape)
-        buf = self._workspace.get(key)
-        if buf is None:
-            if len(self._workspace) > 64:  # many batch shapes: keep memory bounded
+    def _buffers(self, key, make):
+        """Arrays kept for reuse under `key` (which includes the batch size); `make()`
+        allocates them the first time."""
+        bufs = self._workspace.get(key)
+        if bufs is None:
+            if len(self._workspace) > 64:  # many batch sizes: keep memory bounded
                 self._workspace.clear()
-            buf = self._workspace[key] = np.empty(shape, self.dtype)
-        return buf
+            bufs = self._workspace[key] = make()
+        return bufs
+
+    def _step_buffers(self, kind, r, steps, m):
+        """Run `r`'s Dense outputs ("forward") or input gradients ("backward") for m rows."""
+        width = "out_features" if kind == "forward" else "in_features"
+        return self._buffers((kind, r, m), lambda: tuple(
+            np.empty((m, getattr(layer, width)), self.dtype) for layer, _ in steps))
 
     def nonfinite_state(self):
         """The state_dict key of the first parameter or buffer holding a NaN or infinity,
@@ -174,21 +184,15 @@ class Sequential:
 
     def _backward(self, dy, input_grad, reuse):
         """With `reuse`, dy belongs to the model (it may be overwritten) and input gradients
-        go to per-shape buffers; without `input_grad` the first layer skips its dx."""
+        go to per-batch-size buffers; without `input_grad` the first layer skips its dx."""
         owned = reuse
-        for i in range(len(self._plan) - 1, -1, -1):
-            layer, act = self._plan[i]
-            need_dx = input_grad or i > 0
-            if type(layer) is not L.Dense:
-                dy, owned = layer.backward(dy), True
-                continue
-            if act is not None:
-                bias = layer.bias
-                dy = act.backward(dy, bias_grad_out=None if bias is None else bias.grad,
-                                  out=dy if owned else None)
-                owned = True
-            out = self._buffer("backward", i, (dy.shape[0], layer.in_features)) if reuse and need_dx else None
-            dy = layer.backward(dy, bias_grad_done=act is not None, input_grad=need_dx, out=out)
+        for r in range(len(self._plan) - 1, -1, -1):
+            item = self._plan[r]
+            if type(item) is tuple:
+                dx_outs = self._step_buffers("backward", r, item, dy.shape[0]) if reuse else None
+                dy = _K.dense_chain_backward(dy, item, dx_outs, input_grad or r > 0, owned)
+            else:
+                dy = item.backward(dy)
             owned = True
         return dy
 
@@ -202,7 +206,7 @@ class Sequential:
         out = self._forward(self._prepare(X), True, reuse=True)
         kernel = getattr(type(loss), "kernel", None)
         if kernel is not None:
-            grad = self._buffer("loss", 0, out.shape)
+            grad = self._buffers(("loss", out.shape), lambda: np.empty(out.shape, self.dtype))
             value, grad = kernel(out, y, reduction=loss.reduction, out=grad)
         else:
             value, grad = loss(out, y)

@@ -111,8 +111,8 @@ class _BrokenDense(Dense):
     """A Dense whose weight gradient is 1% off (the leading underscore keeps it out of the
     layer registry)."""
 
-    def backward(self, dy, bias_grad_done=False):
-        dx = super().backward(dy, bias_grad_done)
+    def backward(self, dy):
+        dx = super().backward(dy)
         self.weight.grad *= 1.01
         return dx
 
