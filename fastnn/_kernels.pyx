@@ -576,6 +576,9 @@ def softmax_backward(dy, y, *, out=None):
 
 cdef cnp.ndarray _int64_array(cnp.ndarray t):
     """t as C-contiguous, aligned int64 (C dereferences int64_t*), copied only if needed."""
+    if (cnp.PyArray_TYPE(t) == cnp.NPY_INT64 and cnp.PyArray_ISNOTSWAPPED(t)
+            and cnp.PyArray_ISALIGNED(t) and cnp.PyArray_IS_C_CONTIGUOUS(t)):
+        return t  # the common case, without np.require's Python-level cost on every step
     return np.require(t, np.int64, ["C", "A"])
 
 

@@ -262,7 +262,9 @@ class _BaseMLP(BaseEstimator):
         n = out.shape[0]
         if self._loss_name == "softmax":
             if sw is None:
-                return SoftmaxCrossEntropy()(out, y)
+                # Into a buffer the model keeps per batch shape, as train_on_batch does.
+                grad = self.model_._buffers(("loss", out.shape), lambda: np.empty_like(out))
+                return K.softmax_cross_entropy(out, y, out=grad)
             # Weighted one-hot rows: the kernel's loss is then sum_i w_i l_i / s and its
             # gradient (softmax * rowsum(t) - t) is w_i (p_i - y_i) / s.
             t = np.zeros(out.shape, out.dtype)
