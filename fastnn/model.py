@@ -127,21 +127,22 @@ class Sequential:
                 x = item.forward(x, training=training)
         return x
 
-    def _buffers(self, key, make):
-        """Arrays kept for reuse under `key` (which includes the batch size); `make()`
-        allocates them the first time."""
+    def _buffers(self, key, shapes):
+        """Arrays of `shapes` kept for reuse under `key` (which includes the batch size)."""
         bufs = self._workspace.get(key)
         if bufs is None:
             if len(self._workspace) > 64:  # many batch sizes: keep memory bounded
                 self._workspace.clear()
-            bufs = self._workspace[key] = make()
+            bufs = self._workspace[key] = tuple(np.empty(s, self.dtype) for s in shapes)
         return bufs
 
     def _step_buffers(self, kind, r, steps, m):
         """Run `r`'s Dense outputs ("forward") or input gradients ("backward") for m rows."""
-        width = "out_features" if kind == "forward" else "in_features"
-        return self._buffers((kind, r, m), lambda: tuple(
-            np.empty((m, getattr(layer, width)), self.dtype) for layer, _ in steps))
+        bufs = self._workspace.get((kind, r, m))
+        if bufs is None:
+            width = "out_features" if kind == "forward" else "in_features"
+            bufs = self._buffers((kind, r, m), [(m, getattr(layer, width)) for layer, _ in steps])
+        return bufs
 
     def nonfinite_state(self):
         """The state_dict key of the first parameter or buffer holding a NaN or infinity,
@@ -206,7 +207,7 @@ class Sequential:
         out = self._forward(self._prepare(X), True, reuse=True)
         kernel = getattr(type(loss), "kernel", None)
         if kernel is not None:
-            grad = self._buffers(("loss", out.shape), lambda: np.empty(out.shape, self.dtype))
+            grad = self._buffers(("loss", out.shape), [out.shape])[0]
             value, grad = kernel(out, y, reduction=loss.reduction, out=grad)
         else:
             value, grad = loss(out, y)

@@ -263,7 +263,7 @@ class _BaseMLP(BaseEstimator):
         if self._loss_name == "softmax":
             if sw is None:
                 # Into a buffer the model keeps per batch shape, as train_on_batch does.
-                grad = self.model_._buffers(("loss", out.shape), lambda: np.empty_like(out))
+                grad = self.model_._buffers(("loss", out.shape), [out.shape])[0]
                 return K.softmax_cross_entropy(out, y, out=grad)
             # Weighted one-hot rows: the kernel's loss is then sum_i w_i l_i / s and its
             # gradient (softmax * rowsum(t) - t) is w_i (p_i - y_i) / s.
