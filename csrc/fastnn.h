@@ -124,10 +124,11 @@ void fnn_rmsprop_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *s
 
 /* Adam (decoupled = 0) or AdamW (decoupled = 1: p *= 1 - lr wd first, and d = g).
  * m += (1-beta1)(d - m); v = beta2 v + (1-beta2) d^2;
- * p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps). step >= 1. */
-void fnn_adam_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *exp_avg,
-                   void *exp_avg_sq, double lr, double beta1, double beta2, double eps,
-                   double weight_decay, int decoupled, double step);
+ * p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps). step >= 1.
+ * With want_sum_squares, returns sum p^2 before the update (as fnn_sum_squares), else 0. */
+double fnn_adam_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *exp_avg,
+                     void *exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                     double weight_decay, int decoupled, double step, int want_sum_squares);
 
 /* sum_i x_i^2 in double over fixed blocks (independent of the thread count). */
 double fnn_sum_squares(fnn_dtype dt, ptrdiff_t n, const void *x);

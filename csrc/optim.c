@@ -20,12 +20,12 @@ void fnn_rmsprop_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *s
              weight_decay, momentum);
 }
 
-void fnn_adam_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *exp_avg,
-                   void *exp_avg_sq, double lr, double beta1, double beta2, double eps,
-                   double weight_decay, int decoupled, double step)
+double fnn_adam_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *exp_avg,
+                     void *exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                     double weight_decay, int decoupled, double step, int want_sum_squares)
 {
-    FNN_DISPATCH(adam_step, n, p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay,
-             decoupled, step);
+    return FNN_DISPATCH(adam_step, n, p, g, exp_avg, exp_avg_sq, lr, beta1, beta2, eps,
+                        weight_decay, decoupled, step, want_sum_squares);
 }
 
 double fnn_sum_squares(fnn_dtype dt, ptrdiff_t n, const void *x)

@@ -53,9 +53,43 @@ static void F(rmsprop_step)(ptrdiff_t n, void *p_, const void *g_, void *sq_, vo
     }
 }
 
-static void F(adam_step)(ptrdiff_t n, void *p_, const void *g_, void *m_, void *v_, double lr_,
-                         double beta1_, double beta2_, double eps_, double wd_, int decoupled,
-                         double step)
+/* Sum of squares of x[0..n) in double. Four vectors of four double accumulators (lane j
+ * takes the elements i with i % 16 == j): one serial chain would be bound by the add
+ * latency, and a vector type keeps the lane order, so the result, the same in every ISA
+ * build, does not depend on how the compiler vectorises. */
+static double F(sum_squares_run)(const T *x, ptrdiff_t n)
+{
+    typedef T vT __attribute__((vector_size(4 * sizeof(T))));
+    typedef double v4d __attribute__((vector_size(32)));
+    v4d acc[4] = {{0.0}};
+    ptrdiff_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 4; j++) {
+            vT v;
+            memcpy(&v, x + i + 4 * j, sizeof v);
+            const v4d d = __builtin_convertvector(v, v4d);
+            acc[j] += d * d;
+        }
+    double total = 0.0;
+    for (; i < n; i++) total += (double)x[i] * (double)x[i];
+    for (int j = 0; j < 4; j++) total += (acc[j][0] + acc[j][1]) + (acc[j][2] + acc[j][3]);
+    return total;
+}
+
+/* Reductions run over fixed blocks whose boundaries depend only on n, summed in block order,
+ * so a total is the same whatever the thread count. */
+static ptrdiff_t F(block_len)(ptrdiff_t n)
+{
+    const ptrdiff_t bmin = 4096, br = (n + FNN_MAX_BLOCKS - 1) / FNN_MAX_BLOCKS;
+    return br < bmin ? bmin : br;
+}
+
+/* With `want_sum_squares`, also returns sum p^2 over the parameter before the update (the
+ * L2 penalty's value, for callers that report it), from the same pass: each block's
+ * squares are summed just before the block is updated, while it is in cache. */
+static double F(adam_step)(ptrdiff_t n, void *p_, const void *g_, void *m_, void *v_,
+                           double lr_, double beta1_, double beta2_, double eps_, double wd_,
+                           int decoupled, double step, int want_sum_squares)
 {
     T *p = p_, *m = m_, *v = v_;
     const T *g = g_;
@@ -66,49 +100,38 @@ static void F(adam_step)(ptrdiff_t n, void *p_, const void *g_, void *m_, void *
     /* AdamW shrinks the weights before the update; Adam adds the decay to the gradient. */
     const T shrink = decoupled ? (T)(1.0 - lr_ * wd_) : (T)1;
     const T wd = decoupled ? (T)0 : (T)wd_;
-    ptrdiff_t i;
-#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-    for (i = 0; i < n; i++) {
-        const T w = p[i] * shrink;
-        const T d = g[i] + wd * w;
-        const T a = m[i] + b1c * (d - m[i]);
-        const T b = b2 * v[i] + b2c * d * d;
-        m[i] = a;
-        v[i] = b;
-        p[i] = w - step_size * (a / (SQRT(b) / bc2_sqrt + eps));
-    }
-}
-
-/* Sum of squares over fixed blocks whose boundaries depend only on n, so the total is the
- * same whatever the thread count. Within a block, four vectors of four double accumulators
- * (lane j takes the elements i with i % 16 == j): one serial chain would be bound by the add
- * latency, and a vector type keeps the lane order, so the result, the same in every ISA
- * build, does not depend on how the compiler vectorises. */
-static double F(sum_squares)(ptrdiff_t n, const void *x_)
-{
-    typedef T vT __attribute__((vector_size(4 * sizeof(T))));
-    typedef double v4d __attribute__((vector_size(32)));
-    const T *x = x_;
-    const ptrdiff_t bmin = 4096, br0 = (n + FNN_MAX_BLOCKS - 1) / FNN_MAX_BLOCKS;
-    const ptrdiff_t br = br0 < bmin ? bmin : br0, nb = (n + br - 1) / br;
+    const ptrdiff_t br = F(block_len)(n), nb = (n + br - 1) / br;
     double part[FNN_MAX_BLOCKS];
     ptrdiff_t b;
 #pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
     for (b = 0; b < nb; b++) {
-        const ptrdiff_t e1 = (b + 1) * br < n ? (b + 1) * br : n;
-        v4d acc[4] = {{0.0}};
-        ptrdiff_t i = b * br;
-        for (; i + 16 <= e1; i += 16)
-            for (int j = 0; j < 4; j++) {
-                vT v;
-                memcpy(&v, x + i + 4 * j, sizeof v);
-                const v4d d = __builtin_convertvector(v, v4d);
-                acc[j] += d * d;
-            }
-        double total = 0.0;
-        for (; i < e1; i++) total += (double)x[i] * (double)x[i];
-        for (int j = 0; j < 4; j++) total += (acc[j][0] + acc[j][1]) + (acc[j][2] + acc[j][3]);
-        part[b] = total;
+        const ptrdiff_t i0 = b * br, i1 = i0 + br < n ? i0 + br : n;
+        part[b] = want_sum_squares ? F(sum_squares_run)(p + i0, i1 - i0) : 0.0;
+        for (ptrdiff_t i = i0; i < i1; i++) {
+            const T w = p[i] * shrink;
+            const T d = g[i] + wd * w;
+            const T a = m[i] + b1c * (d - m[i]);
+            const T q = b2 * v[i] + b2c * d * d;
+            m[i] = a;
+            v[i] = q;
+            p[i] = w - step_size * (a / (SQRT(q) / bc2_sqrt + eps));
+        }
+    }
+    double total = 0.0;
+    for (b = 0; b < nb; b++) total += part[b];
+    return total;
+}
+
+static double F(sum_squares)(ptrdiff_t n, const void *x_)
+{
+    const T *x = x_;
+    const ptrdiff_t br = F(block_len)(n), nb = (n + br - 1) / br;
+    double part[FNN_MAX_BLOCKS];
+    ptrdiff_t b;
+#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
+    for (b = 0; b < nb; b++) {
+        const ptrdiff_t i0 = b * br, i1 = i0 + br < n ? i0 + br : n;
+        part[b] = F(sum_squares_run)(x + i0, i1 - i0);
     }
     double total = 0.0;
     for (b = 0; b < nb; b++) total += part[b];

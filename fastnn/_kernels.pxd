@@ -52,9 +52,9 @@ cdef extern from "fastnn.h" nogil:
     void fnn_rmsprop_step(fnn_dtype dt, Py_ssize_t n, void *p, const void *g, void *square_avg,
                           void *grad_avg, void *momentum_buffer, double lr, double alpha,
                           double eps, double weight_decay, double momentum)
-    void fnn_adam_step(fnn_dtype dt, Py_ssize_t n, void *p, const void *g, void *exp_avg,
-                       void *exp_avg_sq, double lr, double beta1, double beta2, double eps,
-                       double weight_decay, int decoupled, double step)
+    double fnn_adam_step(fnn_dtype dt, Py_ssize_t n, void *p, const void *g, void *exp_avg,
+                         void *exp_avg_sq, double lr, double beta1, double beta2, double eps,
+                         double weight_decay, int decoupled, double step, int want_sum_squares)
     double fnn_sum_squares(fnn_dtype dt, Py_ssize_t n, const void *x)
     void fnn_scale(fnn_dtype dt, Py_ssize_t n, void *x, double alpha)
 

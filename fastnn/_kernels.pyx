@@ -855,25 +855,51 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alph
                          c_eps, c_wd, c_mom)
 
 
+cdef double _adam(cnp.ndarray P, object grad, object exp_avg, object exp_avg_sq, str fn,
+                  double lr, double b1, double b2, double eps, double wd, int decoupled,
+                  double step, int want_sum_squares) except? -1.0:
+    cdef cnp.ndarray G = _grad(grad, P, fn)
+    cdef cnp.ndarray M = _state(exp_avg, P, fn, "exp_avg")
+    cdef cnp.ndarray V = _state(exp_avg_sq, P, fn, "exp_avg_sq")
+    _disjoint(fn, ("param", "grad", "exp_avg", "exp_avg_sq"), (P, G, M, V))
+    cdef double total
+    with nogil:
+        total = fnn_adam_step(_dt(P), P.size, cnp.PyArray_DATA(P), cnp.PyArray_DATA(G),
+                              cnp.PyArray_DATA(M), cnp.PyArray_DATA(V), lr, b1, b2, eps, wd,
+                              decoupled, step, want_sum_squares)
+    return total
+
+
 def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, beta1=0.9, beta2=0.999, eps=1e-8,
               weight_decay=0.0, decoupled=False, step=1):
     """One PyTorch Adam (decoupled=False) or AdamW (decoupled=True) update in place; `step`
     counts this update (1 on the first) for the bias corrections."""
     fn = "adam_step"
     cdef cnp.ndarray P = _param(param, fn)
-    cdef cnp.ndarray G = _grad(grad, P, fn)
-    cdef cnp.ndarray M = _state(exp_avg, P, fn, "exp_avg")
-    cdef cnp.ndarray V = _state(exp_avg_sq, P, fn, "exp_avg_sq")
-    _disjoint(fn, ("param", "grad", "exp_avg", "exp_avg_sq"), (P, G, M, V))
     cdef double c_step = _step_count(step, fn)
+    _adam(P, grad, exp_avg, exp_avg_sq, fn, _finite(lr, fn, "lr"), _finite(beta1, fn, "beta1"),
+          _finite(beta2, fn, "beta2"), _finite(eps, fn, "eps"),
+          _finite(weight_decay, fn, "weight_decay"), bool(decoupled), c_step, 0)
+
+
+def adam_step_params(params, states, lr, beta1, beta2, eps, weight_decay, bint decoupled,
+                     bint sum_squares=False):
+    """optim.Adam's step in one call: adam_step for each Parameter (`.data`, `.grad`) with
+    its state dict ("exp_avg", "exp_avg_sq", "step" already counted for this update). With
+    `sum_squares`, returns sum p^2 over the parameters before the update (an L2 penalty's
+    value, read in the same pass), else 0.0."""
+    fn = "adam_step"
     cdef double c_lr = _finite(lr, fn, "lr"), c_b1 = _finite(beta1, fn, "beta1")
     cdef double c_b2 = _finite(beta2, fn, "beta2"), c_eps = _finite(eps, fn, "eps")
-    cdef double c_wd = _finite(weight_decay, fn, "weight_decay")
-    cdef int c_dec = bool(decoupled)
-    with nogil:
-        fnn_adam_step(_dt(P), P.size, cnp.PyArray_DATA(P), cnp.PyArray_DATA(G),
-                      cnp.PyArray_DATA(M), cnp.PyArray_DATA(V), c_lr, c_b1, c_b2, c_eps, c_wd,
-                      c_dec, c_step)
+    cdef double c_wd = _finite(weight_decay, fn, "weight_decay"), total = 0.0
+    cdef cnp.ndarray P
+    if len(params) != len(states):
+        raise ValueError(f"{fn}: {len(params)} parameters but {len(states)} states")
+    for p, st in zip(params, states):
+        P = _param(p.data, fn)
+        total += _adam(P, p.grad, st["exp_avg"], st["exp_avg_sq"], fn, c_lr, c_b1, c_b2,
+                       c_eps, c_wd, decoupled, _step_count(st["step"], fn), sum_squares)
+    return total
 
 
 def sum_squares(x):

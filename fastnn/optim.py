@@ -3,6 +3,7 @@ each update is one fused kernel pass over a parameter. Invalid hyperparameters a
 at construction with a message that names them."""
 import numpy as np
 
+from fastnn import _kernels as _K
 from fastnn import kernels as K
 from fastnn._validation import real
 
@@ -82,6 +83,14 @@ class Optimizer:
             if self.counts_steps:
                 state["step"] += 1
             self._update(p, state, first)
+        self.steps += 1
+
+    def _count_step(self):
+        """The bookkeeping of step() for optimizers that update all parameters in one call."""
+        for p, state in zip(self.params, self.state):
+            if not state:
+                self._allocate(p, state)
+            state["step"] += 1
         self.steps += 1
 
     def _allocate(self, p, state):
@@ -250,12 +259,20 @@ class Adam(Optimizer):
         super().__init__(params, lr, betas=_betas(betas), eps=real(eps, "eps", minimum=0.0),
                          weight_decay=real(weight_decay, "weight_decay", minimum=0.0))
 
-    def _update(self, p, state, first):
+    #: set by callers that report an L2 penalty (fastnn.sklearn): step() then leaves
+    #: sum p^2 over the parameters before the update in ``_sum_squares``, read in the
+    #: update's own pass
+    _track_sum_squares = False
+
+    def step(self):
+        # One call for every parameter: the per-parameter Python dispatch is a visible part
+        # of a small network's step.
+        self._count_step()
         h = self.hyper
         beta1, beta2 = h["betas"]
-        K.adam_step(p.data, p.grad, state["exp_avg"], state["exp_avg_sq"], lr=self._lr,
-                    beta1=beta1, beta2=beta2, eps=h["eps"], weight_decay=h["weight_decay"],
-                    decoupled=self._decoupled, step=state["step"])
+        self._sum_squares = _K.adam_step_params(
+            self.params, self.state, self._lr, beta1, beta2, h["eps"], h["weight_decay"],
+            self._decoupled, self._track_sum_squares)
 
 
 class AdamW(Adam):

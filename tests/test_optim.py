@@ -275,3 +275,54 @@ def test_against_torch(cls, ref, kw):
         topt.step()
         for a, tp in zip(got[t], tparams):
             np.testing.assert_allclose(a, tp.detach().numpy(), rtol=1e-11, atol=1e-13)
+
+
+@pytest.mark.parametrize("cls", [optim.Adam, optim.AdamW])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_adam_one_call_equals_the_per_parameter_kernel(cls, dtype):
+    """Adam.step updates every parameter in one call; it must give the single-tensor
+    kernel's bits, and its optional sum of squares the pre-update sum_squares."""
+    from fastnn import kernels as K
+
+    rng = np.random.default_rng(7)
+    shapes = [(70, 33), (5,), (4097,), (3, 1)]
+    params = [Parameter(f"p{i}", rng.standard_normal(s).astype(dtype)) for i, s in enumerate(shapes)]
+    twins = [p.data.copy() for p in params]
+    states = [{"exp_avg": np.zeros_like(t), "exp_avg_sq": np.zeros_like(t)} for t in twins]
+    opt = cls(params, lr=0.01, weight_decay=0.03)
+    opt._track_sum_squares = True
+    for t in range(1, 4):
+        for p in params:
+            p.grad[...] = rng.standard_normal(p.data.shape)
+        expected = sum(K.sum_squares(w) for w in twins)
+        for p, w, st in zip(params, twins, states):
+            K.adam_step(w, p.grad, st["exp_avg"], st["exp_avg_sq"], lr=0.01, beta1=0.9,
+                        beta2=0.999, eps=1e-8, weight_decay=0.03,
+                        decoupled=cls is optim.AdamW, step=t)
+        opt.step()
+        assert opt._sum_squares == expected
+        for p, w in zip(params, twins):
+            np.testing.assert_array_equal(p.data, w)
+
+
+def test_adam_sum_of_squares_and_update_independent_of_threads():
+    from fastnn import kernels as K
+
+    rng = np.random.default_rng(8)
+    start = rng.standard_normal(300_001).astype(np.float32)
+    grad = np.linspace(-1, 1, start.size, dtype=np.float32)
+    results = []
+    n = K.get_num_threads()
+    try:
+        for threads in (1, 3):
+            K.set_num_threads(threads)
+            p = Parameter("w", start.copy())
+            p.grad[...] = grad
+            opt = optim.Adam([p], lr=0.01)
+            opt._track_sum_squares = True
+            opt.step()
+            results.append((opt._sum_squares, p.data))
+    finally:
+        K.set_num_threads(n)
+    assert results[0][0] == results[1][0] == K.sum_squares(start)
+    np.testing.assert_array_equal(results[0][1], results[1][1])
