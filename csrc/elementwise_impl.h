@@ -21,26 +21,22 @@ static void F(act_forward)(ptrdiff_t n, int act, double slope_, const void *x_, 
     switch (act) {
     case FNN_ACT_RELU:
         /* "x <= 0", not "x > 0": NaN must propagate, or a NaN weight would vanish. */
-#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-        for (i = 0; i < n; i++) y[i] = x[i] <= 0 ? (T)0 : x[i];
+        FNN_PARALLEL_FOR(n, for (i = 0; i < n; i++) { y[i] = x[i] <= 0 ? (T)0 : x[i]; });
         break;
     case FNN_ACT_LEAKY_RELU:
-#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-        for (i = 0; i < n; i++) {
+        FNN_PARALLEL_FOR(n, for (i = 0; i < n; i++) {
             /* Two selects against zero, which gcc turns into blends (a select between x and
              * slope * x stays a branch); a NaN x lands in `neg` and propagates. */
             const T v = x[i];
             const T pos = v > 0 ? v : (T)0, neg = v > 0 ? (T)0 : v;
             y[i] = pos + slope * neg;
-        }
+        });
         break;
     case FNN_ACT_SIGMOID:
-#pragma omp parallel for num_threads(nthreads_for(n / 8)) schedule(static)
-        for (i = 0; i < n; i++) y[i] = F(sigmoid)(x[i]);
+        FNN_PARALLEL_FOR(n / 8, for (i = 0; i < n; i++) { y[i] = F(sigmoid)(x[i]); });
         break;
     case FNN_ACT_TANH:
-#pragma omp parallel for num_threads(nthreads_for(n / 8)) schedule(static)
-        for (i = 0; i < n; i++) y[i] = TANH(x[i]);
+        FNN_PARALLEL_FOR(n / 8, for (i = 0; i < n; i++) { y[i] = TANH(x[i]); });
         break;
     default:
         if (y != x)
@@ -60,27 +56,27 @@ static void F(act_backward)(ptrdiff_t m, ptrdiff_t n, int act, double slope_, co
     /* Written as selects against zero with dy loaded first, so that gcc vectorises blends:
      * the plain `src > 0 ? dy : slope * dy` stays a branch, 10x slower on random signs. */
     case FNN_ACT_RELU:
-#pragma omp parallel for num_threads(nthreads_for(total)) schedule(static)
-        for (i = 0; i < total; i++) {
+        FNN_PARALLEL_FOR(total, for (i = 0; i < total; i++) {
             const T d = dy[i];
             dx[i] = src[i] > 0 ? d : (T)0;
-        }
+        });
         break;
     case FNN_ACT_LEAKY_RELU:
-#pragma omp parallel for num_threads(nthreads_for(total)) schedule(static)
-        for (i = 0; i < total; i++) {
+        FNN_PARALLEL_FOR(total, for (i = 0; i < total; i++) {
             const T d = dy[i];
             const T pos = src[i] > 0 ? d : (T)0, neg = src[i] > 0 ? (T)0 : d;
             dx[i] = pos + slope * neg;
-        }
+        });
         break;
     case FNN_ACT_SIGMOID:
-#pragma omp parallel for num_threads(nthreads_for(total)) schedule(static)
-        for (i = 0; i < total; i++) dx[i] = dy[i] * src[i] * ((T)1 - src[i]);
+        FNN_PARALLEL_FOR(total, for (i = 0; i < total; i++) {
+            dx[i] = dy[i] * src[i] * ((T)1 - src[i]);
+        });
         break;
     case FNN_ACT_TANH:
-#pragma omp parallel for num_threads(nthreads_for(total)) schedule(static)
-        for (i = 0; i < total; i++) dx[i] = dy[i] * ((T)1 - src[i] * src[i]);
+        FNN_PARALLEL_FOR(total, for (i = 0; i < total; i++) {
+            dx[i] = dy[i] * ((T)1 - src[i] * src[i]);
+        });
         break;
     default:
         if (dx != dy)
@@ -100,12 +96,11 @@ static void F(add_bias)(ptrdiff_t m, ptrdiff_t n, const void *x_, const void *bi
     const T *x = x_, *bias = bias_;
     T *y = y_;
     ptrdiff_t i;
-#pragma omp parallel for num_threads(nthreads_for(m * n)) schedule(static)
-    for (i = 0; i < m; i++) {
+    FNN_PARALLEL_FOR(m * n, for (i = 0; i < m; i++) {
         const T *xr = x + i * n;
         T *yr = y + i * n;
         for (ptrdiff_t j = 0; j < n; j++) yr[j] = xr[j] + bias[j];
-    }
+    });
 }
 
 static void F(column_sum)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *out_)
@@ -117,15 +112,14 @@ static void F(column_sum)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *out_)
      * disjoint column ranges. */
     const ptrdiff_t chunk = 256;
     ptrdiff_t c0;
-#pragma omp parallel for num_threads(nthreads_for(m * n)) schedule(static)
-    for (c0 = 0; c0 < n; c0 += chunk) {
+    FNN_PARALLEL_FOR(m * n, for (c0 = 0; c0 < n; c0 += chunk) {
         const ptrdiff_t c1 = c0 + chunk < n ? c0 + chunk : n;
         for (ptrdiff_t j = c0; j < c1; j++) out[j] = 0;
         for (ptrdiff_t i = 0; i < m; i++) {
             const T *row = x + i * n;
             for (ptrdiff_t j = c0; j < c1; j++) out[j] += row[j];
         }
-    }
+    });
 }
 
 /* The row's max, and e_j = exp(x_j - max) written to e: one exp per element. Returns the
@@ -156,8 +150,9 @@ static void F(softmax)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *y_)
     T *y = y_;
     ptrdiff_t i;
     if (n == 0) return;
-#pragma omp parallel for num_threads(nthreads_for(m * n / 4)) schedule(static)
-    for (i = 0; i < m; i++) F(softmax_row)(n, x + i * n, y + i * n);
+    FNN_PARALLEL_FOR(m * n / 4, for (i = 0; i < m; i++) {
+        F(softmax_row)(n, x + i * n, y + i * n);
+    });
 }
 
 /* Row blocks for deterministic loss sums: boundaries depend on m only. */
@@ -190,8 +185,7 @@ static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logit
     double part[FNN_MAX_BLOCKS];
     ptrdiff_t b;
     if (m == 0) return 0.0;
-#pragma omp parallel for num_threads(nthreads_for(m * k / 4)) schedule(static)
-    for (b = 0; b < nb; b++) {
+    FNN_PARALLEL_FOR(m * k / 4, for (b = 0; b < nb; b++) {
         double acc = 0.0;
         const ptrdiff_t r1 = (b + 1) * br < m ? (b + 1) * br : m;
         for (ptrdiff_t i = b * br; i < r1; i++) {
@@ -212,7 +206,7 @@ static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logit
             acc += ((double)mx - (double)x[y]) + (double)logsum;
         }
         part[b] = acc;
-    }
+    });
     double total = 0.0;
     for (b = 0; b < nb; b++) total += part[b];
     return total;
@@ -228,8 +222,7 @@ static double F(softmax_xent_probs)(ptrdiff_t m, ptrdiff_t k, const void *logits
     double part[FNN_MAX_BLOCKS];
     ptrdiff_t b;
     if (m == 0) return 0.0;
-#pragma omp parallel for num_threads(nthreads_for(m * k / 4)) schedule(static)
-    for (b = 0; b < nb; b++) {
+    FNN_PARALLEL_FOR(m * k / 4, for (b = 0; b < nb; b++) {
         double acc = 0.0;
         const ptrdiff_t r1 = (b + 1) * br < m ? (b + 1) * br : m;
         for (ptrdiff_t i = b * br; i < r1; i++) {
@@ -256,7 +249,7 @@ static double F(softmax_xent_probs)(ptrdiff_t m, ptrdiff_t k, const void *logits
             }
         }
         part[b] = acc;
-    }
+    });
     double total = 0.0;
     for (b = 0; b < nb; b++) total += part[b];
     return total;
@@ -318,17 +311,15 @@ static void F(sgd_step)(ptrdiff_t n, void *p_, const void *g_, void *buf_, doubl
     /* PyTorch's order: d = g + wd p; buf = mom buf + (1 - dampening) d (buf = d on the
      * first step); d = nesterov ? d + mom buf : buf; p -= lr d. */
     if (momentum_ == 0.0) {
-#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-        for (i = 0; i < n; i++) p[i] -= lr * (g[i] + wd * p[i]);
+        FNN_PARALLEL_FOR(n, for (i = 0; i < n; i++) { p[i] -= lr * (g[i] + wd * p[i]); });
         return;
     }
-#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-    for (i = 0; i < n; i++) {
+    FNN_PARALLEL_FOR(n, for (i = 0; i < n; i++) {
         const T d = g[i] + wd * p[i];
         const T v = first ? d : mom * buf[i] + damp * d;
         buf[i] = v;
         p[i] -= lr * (nesterov ? d + mom * v : v);
-    }
+    });
 }
 
 static void F(softmax_backward)(ptrdiff_t m, ptrdiff_t n, const void *y_, const void *dy_,
@@ -337,14 +328,13 @@ static void F(softmax_backward)(ptrdiff_t m, ptrdiff_t n, const void *y_, const 
     const T *y = y_, *dy = dy_;
     T *dx = dx_;
     ptrdiff_t i;
-#pragma omp parallel for num_threads(nthreads_for(m * n)) schedule(static)
-    for (i = 0; i < m; i++) {
+    FNN_PARALLEL_FOR(m * n, for (i = 0; i < m; i++) {
         const T *yr = y + i * n, *dyr = dy + i * n;
         T *dxr = dx + i * n;
         T dot = 0;
         for (ptrdiff_t j = 0; j < n; j++) dot += yr[j] * dyr[j];
         for (ptrdiff_t j = 0; j < n; j++) dxr[j] = yr[j] * (dyr[j] - dot);
-    }
+    });
 }
 
 static double F(penalty)(ptrdiff_t n, const void *w_, void *g_, double l1_, double l2_)

@@ -23,4 +23,22 @@ static inline int nthreads_for(ptrdiff_t work)
     return work >= FNN_PARALLEL_MIN && nt > 1 ? nt : 1;
 }
 
+/* The loop (a `for` statement, the second argument) on nthreads_for(work) threads, run
+ * directly when that is one: entering an OpenMP region costs a futex system call (about
+ * 0.4 us) even on one thread, more than a small kernel's whole pass. */
+#ifdef _OPENMP
+#define FNN_PARALLEL_FOR(work, ...)                                                         \
+    do {                                                                                    \
+        const int fnn_nt_ = nthreads_for(work);                                             \
+        if (fnn_nt_ > 1) {                                                                  \
+            _Pragma("omp parallel for num_threads(fnn_nt_) schedule(static)")               \
+            __VA_ARGS__                                                                     \
+        } else {                                                                            \
+            __VA_ARGS__                                                                     \
+        }                                                                                   \
+    } while (0)
+#else
+#define FNN_PARALLEL_FOR(work, ...) do { __VA_ARGS__ } while (0)
+#endif
+
 #endif

@@ -11,13 +11,12 @@ static void F(adagrad_step)(ptrdiff_t n, void *p_, const void *g_, void *sum_, d
     const T *g = g_;
     const T clr = (T)clr_, wd = (T)wd_, eps = (T)eps_;
     ptrdiff_t i;
-#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-    for (i = 0; i < n; i++) {
+    FNN_PARALLEL_FOR(n, for (i = 0; i < n; i++) {
         const T d = g[i] + wd * p[i];
         const T s = sum[i] + d * d;
         sum[i] = s;
         p[i] -= clr * (d / (SQRT(s) + eps));
-    }
+    });
 }
 
 static void F(rmsprop_step)(ptrdiff_t n, void *p_, const void *g_, void *sq_, void *gavg_,
@@ -29,8 +28,7 @@ static void F(rmsprop_step)(ptrdiff_t n, void *p_, const void *g_, void *sq_, vo
     const T lr = (T)lr_, alpha = (T)alpha_, one_m_alpha = (T)(1.0 - alpha_), eps = (T)eps_;
     const T wd = (T)wd_, mom = (T)momentum_;
     ptrdiff_t i;
-#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-    for (i = 0; i < n; i++) {
+    FNN_PARALLEL_FOR(n, for (i = 0; i < n; i++) {
         const T d = g[i] + wd * p[i];
         const T s = alpha * sq[i] + one_m_alpha * d * d;
         sq[i] = s;
@@ -50,7 +48,7 @@ static void F(rmsprop_step)(ptrdiff_t n, void *p_, const void *g_, void *sq_, vo
         } else {
             p[i] -= lr * step;
         }
-    }
+    });
 }
 
 /* Sum of squares of x[0..n) in double. Four vectors of four double accumulators (lane j
@@ -103,8 +101,7 @@ static double F(adam_step)(ptrdiff_t n, void *p_, const void *g_, void *m_, void
     const ptrdiff_t br = F(block_len)(n), nb = (n + br - 1) / br;
     double part[FNN_MAX_BLOCKS];
     ptrdiff_t b;
-#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-    for (b = 0; b < nb; b++) {
+    FNN_PARALLEL_FOR(n, for (b = 0; b < nb; b++) {
         const ptrdiff_t i0 = b * br, i1 = i0 + br < n ? i0 + br : n;
         part[b] = want_sum_squares ? F(sum_squares_run)(p + i0, i1 - i0) : 0.0;
         for (ptrdiff_t i = i0; i < i1; i++) {
@@ -116,7 +113,7 @@ static double F(adam_step)(ptrdiff_t n, void *p_, const void *g_, void *m_, void
             v[i] = q;
             p[i] = w - step_size * (a / (SQRT(q) / bc2_sqrt + eps));
         }
-    }
+    });
     double total = 0.0;
     for (b = 0; b < nb; b++) total += part[b];
     return total;
@@ -128,11 +125,10 @@ static double F(sum_squares)(ptrdiff_t n, const void *x_)
     const ptrdiff_t br = F(block_len)(n), nb = (n + br - 1) / br;
     double part[FNN_MAX_BLOCKS];
     ptrdiff_t b;
-#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-    for (b = 0; b < nb; b++) {
+    FNN_PARALLEL_FOR(n, for (b = 0; b < nb; b++) {
         const ptrdiff_t i0 = b * br, i1 = i0 + br < n ? i0 + br : n;
         part[b] = F(sum_squares_run)(x + i0, i1 - i0);
-    }
+    });
     double total = 0.0;
     for (b = 0; b < nb; b++) total += part[b];
     return total;
@@ -143,8 +139,7 @@ static void F(scale)(ptrdiff_t n, void *x_, double alpha_)
     T *x = x_;
     const T alpha = (T)alpha_;
     ptrdiff_t i;
-#pragma omp parallel for num_threads(nthreads_for(n)) schedule(static)
-    for (i = 0; i < n; i++) x[i] *= alpha;
+    FNN_PARALLEL_FOR(n, for (i = 0; i < n; i++) { x[i] *= alpha; });
 }
 
 #undef F
