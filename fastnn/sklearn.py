@@ -236,9 +236,8 @@ class _BaseMLP(BaseEstimator):
         parameters, which scikit-learn does not penalise."""
         weights = [d.weight for d in self._dense]
         others = [p for p in self.model_.parameters() if all(p is not w for w in weights)]
-        weights_opt = self._make_optimizer(weights, self.alpha if self.solver == "adamw" else 0.0)
-        weights_opt._track_sum_squares = self.solver == "adam"
-        return [weights_opt, self._make_optimizer(others, 0.0)]
+        return [self._make_optimizer(weights, self.alpha if self.solver == "adamw" else 0.0),
+                self._make_optimizer(others, 0.0)]
 
     def _make_optimizer(self, params, weight_decay):
         lr = self.learning_rate_init
@@ -313,18 +312,21 @@ class _BaseMLP(BaseEstimator):
             # the tiny L2 term (inputs that are always zero).
             eps = self.epsilon / math.sqrt(1.0 - self.beta_2 ** (weights_opt.steps + 1))
             weights_opt.hyper["eps"] = others_opt.hyper["eps"] = eps
-        penalized = self.alpha and self.solver != "adamw"
+        penalized = bool(self.alpha) and self.solver != "adamw"
+        # The penalty's gradient alpha W / s is the optimizer's weight decay, applied in its
+        # update kernel; its value needs only ||W||^2 before the update, which Adam reads in
+        # its own pass.
+        from_adam = penalized and self.solver == "adam"
+        if self.solver == "adam":
+            weights_opt._track_sum_squares = from_adam
         if penalized:
-            # The penalty's gradient alpha W / s is the optimizer's weight decay, applied in
-            # its update kernel; its value needs only ||W||^2 (before the update), which
-            # Adam reads in its own pass.
             weights_opt.hyper["weight_decay"] = self.alpha / s
-            if self.solver != "adam":
+            if not from_adam:
                 value += 0.5 * self.alpha / s * sum(K.sum_squares(d.weight.data)
                                                     for d in self._dense)
         weights_opt.step()
         others_opt.step()
-        if penalized and self.solver == "adam":
+        if from_adam:
             value += 0.5 * self.alpha / s * weights_opt._sum_squares
         return value
 
