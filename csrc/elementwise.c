@@ -4,6 +4,7 @@
 #include <string.h>
 
 #define FNN_IMPL "elementwise_impl.h"
+#include "exp_taylor.h"
 #include "kernel_instances.h"
 
 void fnn_act_forward(fnn_dtype dt, ptrdiff_t n, int act, double slope, const void *x, void *y)

@@ -1,35 +1,27 @@
-/* Template body of elementwise.c: included once per element type with T, SFX, EXP, LOG,
- * LOG1P and TANH defined. Every function is static and suffixed with SFX. */
+/* Template body of elementwise.c: included once per element type with T, SFX, LOG, LOG1P,
+ * TANH and UINT defined. Every function is static and suffixed with SFX. */
 
 #define F(name) FNN_CAT(name, SFX)
 
-/* e^x for x <= 0 or NaN, to about 1 ulp, in plain arithmetic the compiler vectorises (a
- * libm call per element stays scalar, ~5 ns): e^x = 2^n e^r with |r| <= ln2/2, e^r by its
- * Taylor series (degree 7 for float, 13 for double), and 2^n built in the exponent bits in
- * two halves so that subnormal results are rounded once. The GEMM epilogue's vector exp
- * (gemm_ukr_simd.h) is the same method in intrinsics. */
+/* e^x for x <= 0 or NaN, to about 1 ulp (the method and constants of exp_taylor.h), in
+ * plain arithmetic the compiler vectorises (a libm call per element stays scalar, ~5 ns),
+ * with 2^n built in the exponent bits in two halves so that subnormal results are rounded
+ * once. */
 static inline T F(expneg)(T x)
 {
-    static const double inv_fact[14] = {
-        1.6059043836821613e-10, 2.08767569878681e-09, 2.505210838544172e-08,
-        2.755731922398589e-07, 2.7557319223985893e-06, 2.48015873015873e-05,
-        1.984126984126984e-04, 1.388888888888889e-03, 8.333333333333333e-03,
-        4.1666666666666664e-02, 0.16666666666666666, 0.5, 1.0, 1.0};
     const int single = sizeof(T) == 4;
-    /* Below this e^x rounds to zero; a NaN x fails the test and stays. */
-    const T lo = single ? (T)-104 : (T)-746;
-    x = x < lo ? lo : x;
+    /* A NaN x fails the test and stays. */
+    x = x < FNN_EXP_LOWEST(T) ? FNN_EXP_LOWEST(T) : x;
     /* Adding 1.5 * 2^(mantissa bits) rounds x log2(e) to the integer n held in the low
      * bits of t. */
     const T magic = single ? (T)12582912.0 : (T)6755399441055744.0;
-    const T t = x * (T)1.4426950408889634 + magic;
+    const T t = x * (T)FNN_LOG2E + magic;
     const T n = t - magic;
-    /* ln 2 = hi - lo with hi short enough that n * hi is exact. */
-    T r = x - n * (T)0.693359375;
-    r = r + n * (T)2.12194440054690583e-4;
-    T p = (T)inv_fact[single ? 6 : 0];
+    T r = x - n * (T)FNN_LN2_HI;
+    r = r + n * (T)FNN_LN2_LO;
+    T p = (T)fnn_exp_inv_fact[FNN_EXP_FIRST(T)];
 #pragma GCC unroll 16
-    for (int i = single ? 7 : 1; i < 14; i++) p = p * r + (T)inv_fact[i];
+    for (int i = FNN_EXP_FIRST(T) + 1; i < 14; i++) p = p * r + (T)fnn_exp_inv_fact[i];
     UINT tb, mb;
     memcpy(&tb, &t, sizeof tb);
     memcpy(&mb, &magic, sizeof mb);
@@ -210,7 +202,7 @@ static inline T F(row_max_logsum)(ptrdiff_t k, const T *x, T *mx_out)
     T mx = x[0];
     for (ptrdiff_t j = 1; j < k; j++) mx = x[j] > mx ? x[j] : mx;
     T s = 0;
-    for (ptrdiff_t j = 0; j < k; j++) s += EXP(x[j] - mx);
+    for (ptrdiff_t j = 0; j < k; j++) s += F(expneg)(x[j] - mx);
     *mx_out = mx;
     return LOG(s);
 }
@@ -323,7 +315,7 @@ static double F(bce_logits)(ptrdiff_t n, const void *x_, const void *t_, void *g
     FNN_ELEMENTWISE_LOSS(
         const T v = x[i];
         const T av = v >= 0 ? v : -v;
-        acc += (v > 0 ? (double)v : 0.0) - (double)v * (double)t[i] + (double)LOG1P(EXP(-av));
+        acc += (v > 0 ? (double)v : 0.0) - (double)v * (double)t[i] + (double)LOG1P(F(expneg)(-av));
         if (grad) grad[i] = (F(sigmoid)(v) - t[i]) * gs;
     )
 }

@@ -20,31 +20,27 @@
  * the compiler keeps them in registers: MR * NV + NV + 1 must not exceed the
  * register file (16 ymm / 32 zmm). */
 
+#include "exp_taylor.h"
+
 #define FNN_UNROLL _Pragma("GCC unroll 32")
 #define FNN_UCAT_(a, b) a##b
 #define FNN_UCAT(a, b) FNN_UCAT_(a, b)
 #define FNN_UFN(name) FNN_UCAT(UKR, name)
 
-/* e^x for x <= 0 (or NaN), to about 1 ulp: e^x = 2^n e^r with |r| <= ln2/2, e^r by
- * its Taylor series (degree 7 for float, 13 for double), and 2^n applied in two
- * halves so that results in the subnormal range are rounded only once. */
+/* e^x for x <= 0 (or NaN), to about 1 ulp (the method and constants of exp_taylor.h),
+ * with 2^n applied in two halves so that results in the subnormal range are rounded only
+ * once. */
 __attribute__((target(TARGET)))
 static inline VT FNN_UFN(_expneg)(VT x)
 {
-    static const double inv_fact[14] = {
-        1.6059043836821613e-10, 2.08767569878681e-09, 2.505210838544172e-08,
-        2.755731922398589e-07, 2.7557319223985893e-06, 2.48015873015873e-05,
-        1.984126984126984e-04, 1.388888888888889e-03, 8.333333333333333e-03,
-        4.1666666666666664e-02, 0.16666666666666666, 0.5, 1.0, 1.0};
-    /* Below this e^x rounds to zero; the operand order keeps NaN. */
-    x = VMAX(VSET1(sizeof(T) == 4 ? (T)-104 : (T)-746), x);
-    VT n = VROUND(VMUL(x, VSET1((T)1.4426950408889634)));
-    /* ln 2 = hi + lo with hi short enough that n * hi is exact. */
-    VT r = VFMA(n, VSET1((T)-0.693359375), x);
-    r = VFMA(n, VSET1((T)2.12194440054690583e-4), r);
-    VT p = VSET1((T)inv_fact[sizeof(T) == 4 ? 6 : 0]);
-    FNN_UNROLL for (int i = sizeof(T) == 4 ? 7 : 1; i < 14; i++)
-        p = VFMA(p, r, VSET1((T)inv_fact[i]));
+    /* The operand order keeps NaN. */
+    x = VMAX(VSET1(FNN_EXP_LOWEST(T)), x);
+    VT n = VROUND(VMUL(x, VSET1((T)FNN_LOG2E)));
+    VT r = VFMA(n, VSET1((T)-FNN_LN2_HI), x);
+    r = VFMA(n, VSET1((T)FNN_LN2_LO), r);
+    VT p = VSET1((T)fnn_exp_inv_fact[FNN_EXP_FIRST(T)]);
+    FNN_UNROLL for (int i = FNN_EXP_FIRST(T) + 1; i < 14; i++)
+        p = VFMA(p, r, VSET1((T)fnn_exp_inv_fact[i]));
     VT n1 = VROUND(VMUL(n, VSET1((T)0.5)));
     return VMUL(VMUL(p, VPOW2(n1)), VPOW2(VSUB(n, n1)));
 }

@@ -13,7 +13,6 @@
 #endif
 #undef T
 #undef TSFX
-#undef EXP
 #undef LOG
 #undef LOG1P
 #undef TANH

@@ -13,7 +13,6 @@
 
 #define T float
 #define TSFX f32
-#define EXP expf
 #define LOG logf
 #define LOG1P log1pf
 #define TANH tanhf
@@ -24,7 +23,6 @@
 
 #define T double
 #define TSFX f64
-#define EXP exp
 #define LOG log
 #define LOG1P log1p
 #define TANH tanh

@@ -278,6 +278,11 @@ def all_finite(x):
 
 # ---- GEMM ---------------------------------------------------------------------------
 
+cdef _raise_gemm(int rc, str fn):
+    if rc == FNN_ENOMEM:
+        raise MemoryError(f"{fn}: could not allocate packing buffers")
+
+
 def gemm(a, b, *, trans_a=False, trans_b=False, bias=None, activation="identity",
          negative_slope=0.01, out=None):
     """act(op(a) @ op(b) + bias) for 2-D float32/float64 arrays of any layout."""
@@ -318,8 +323,7 @@ def gemm(a, b, *, trans_a=False, trans_b=False, bias=None, activation="identity"
                       cnp.PyArray_DATA(A), rsa, csa, cnp.PyArray_DATA(B), rsb, csb,
                       cnp.PyArray_DATA(C), C.strides[0] // item, C.strides[1] // item,
                       0, bias_ptr, act, slope)
-    if rc == FNN_ENOMEM:
-        raise MemoryError("gemm: could not allocate packing buffers")
+    _raise_gemm(rc, fn)
     return C
 
 
@@ -328,11 +332,6 @@ def gemm(a, b, *, trans_a=False, trans_b=False, bias=None, activation="identity"
 # their forward and backward through them, so a model pays one Python-to-C crossing per run
 # of layers instead of three or four per layer. Every array read from a layer is validated
 # here like any kernel argument.
-
-cdef _raise_gemm(int rc, str fn):
-    if rc == FNN_ENOMEM:
-        raise MemoryError(f"{fn}: could not allocate packing buffers")
-
 
 cdef tuple _step(object steps, Py_ssize_t i, str fn):
     step = steps[i]
