@@ -55,6 +55,12 @@ static void *pack_space(size_t bytes)
 #define SKINNY_M_NN 32
 #endif
 #define SKINNY_TA_KN 131072
+/* C = A W^T through the transposed tile (W read in place) for up to ROWS_M rows of A, or
+ * ROWS_M_DEEP from ROWS_DEEP_K deep, from ROWS_MIN_K deep. Measured on Zen 3 as above. */
+#define ROWS_MIN_K 128
+#define ROWS_M 32
+#define ROWS_DEEP_K 512
+#define ROWS_M_DEEP 128
 /* Cost of packing one element, in multiply-adds of the kernel. */
 #define PACK_COST 8
 

@@ -59,6 +59,30 @@ static void FN(ukr_generic)(ptrdiff_t k, const T *restrict a, const T *restrict 
     }
 }
 
+static void FN(ukr_rows_generic)(ptrdiff_t k, const T *const *w, const T *restrict b,
+                                 T *restrict d, const T *restrict bias, int loadc, int act,
+                                 T slope)
+{
+    T acc[GMR][GNR] = {{0}};
+    for (ptrdiff_t p = 0; p < k; p++) {
+        for (int i = 0; i < GMR; i++) {
+            T wi = w[i][p];
+            for (int j = 0; j < GNR; j++)
+                acc[i][j] += wi * b[p * GNR + j];
+        }
+    }
+    for (int i = 0; i < GMR; i++) {
+        for (int j = 0; j < GNR; j++) {
+            T x = acc[i][j];
+            if (loadc)
+                x = d[i * GNR + j] + x;
+            if (bias)
+                x = x + bias[i];
+            d[i * GNR + j] = FN(act1)(x, act, slope);
+        }
+    }
+}
+
 /* Portable skinny kernels (see gemm_kernels.h): per element one sum in p order. */
 static void FN(sknn_generic)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t rsa,
                              ptrdiff_t csa, const T *b, ptrdiff_t ldb, T *c, ptrdiff_t rsc,
@@ -106,7 +130,7 @@ static void FN(sknt_generic)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, 
 }
 
 static const CFG FN(cfg_generic) = {GMR, GNR, 32 * GMR, 256, 4096, FN(ukr_generic),
-                                    FN(sknn_generic), FN(sknt_generic), NULL};
+                                    FN(ukr_rows_generic), FN(sknn_generic), FN(sknt_generic), NULL};
 
 static const CFG *FN(pick_cfg)(void)
 {
@@ -264,6 +288,75 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
     return FNN_OK;
 }
 
+/* C = A W^T with few rows of A (b[p + j*ldw] is W's row j): packing W's rows would cost
+ * as much as the multiply, so compute C^T = W A^T tile by tile instead, MR rows of W read
+ * in place against A^T packed once (ap), and write each tile back transposed. This does
+ * W's row groups g0 .. g1-1; threads share ap and take whole groups. */
+static void FN(rows_part)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                          const T *ap, const T *w, ptrdiff_t ldw, T *c, ptrdiff_t rsc,
+                          ptrdiff_t csc, int accumulate, const T *bias, int act, T slope,
+                          ptrdiff_t g0, ptrdiff_t g1)
+{
+    const int MR = cfg->mr, NR = cfg->nr;
+    for (ptrdiff_t g = g0; g < g1; g++) {
+        ptrdiff_t j0 = g * MR;
+        int rows = n - j0 < MR ? (int)(n - j0) : MR;
+        /* Past the last row of W, repeat it: those rows of the tile are not stored. */
+        const T *wr[FNN_MAX_MR];
+        _Alignas(64) T tb[FNN_MAX_MR];
+        for (int i = 0; i < MR; i++) {
+            int r = i < rows ? i : rows - 1;
+            wr[i] = w + (j0 + r) * ldw;
+            tb[i] = bias ? bias[j0 + r] : 0;
+        }
+        for (ptrdiff_t i0 = 0; i0 < m; i0 += NR) {
+            int cols = m - i0 < NR ? (int)(m - i0) : NR;
+            _Alignas(64) T d[FNN_MAX_MR * FNN_MAX_NR];
+            T *ct = c + i0 * rsc + j0 * csc;
+            if (accumulate)
+                for (int i = 0; i < MR; i++)
+                    for (int v = 0; v < NR; v++)
+                        d[i * NR + v] = i < rows && v < cols ? ct[v * rsc + i * csc] : 0;
+            cfg->ukr_rows(k, wr, ap + i0 * k, d, bias ? tb : NULL, accumulate, act, slope);
+            for (int v = 0; v < cols; v++)
+                for (int i = 0; i < rows; i++)
+                    ct[v * rsc + i * csc] = d[i * NR + v];
+        }
+    }
+}
+
+static int FN(gemm_rows)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                         const T *a, ptrdiff_t rsa, ptrdiff_t csa, const T *w, ptrdiff_t ldw,
+                         T *c, ptrdiff_t rsc, ptrdiff_t csc,
+                         int accumulate, const T *bias, int act, T slope)
+{
+    ptrdiff_t groups = (n + cfg->mr - 1) / cfg->mr;
+    T *ap = pack_space((size_t)(FN(round_up)(m, cfg->nr) * k) * sizeof(T));
+    if (!ap)
+        return FNN_ENOMEM;
+    /* A^T's element (p, i) is A's (i, p). */
+    FN(pack_b)(cfg, ap, a, csa, rsa, k, m, cfg->nr);
+
+    int parts = fnn_get_num_threads();
+    double flops = 2.0 * (double)m * (double)n * (double)k;
+    if (parts > flops / MIN_FLOPS_PER_THREAD)
+        parts = (int)(flops / MIN_FLOPS_PER_THREAD);
+    if (parts > groups)
+        parts = (int)groups;
+    if (parts <= 1) {
+        FN(rows_part)(cfg, m, n, k, ap, w, ldw, c, rsc, csc, accumulate, bias, act, slope, 0,
+                      groups);
+        return FNN_OK;
+    }
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(parts) schedule(static, 1)
+#endif
+    for (int p = 0; p < parts; p++)
+        FN(rows_part)(cfg, m, n, k, ap, w, ldw, c, rsc, csc, accumulate, bias, act, slope,
+                      groups * p / parts, groups * (p + 1) / parts);
+    return FNN_OK;
+}
+
 static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                     const T *a, ptrdiff_t rsa, ptrdiff_t csa,
                     const T *b, ptrdiff_t rsb, ptrdiff_t csb,
@@ -347,6 +440,10 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
             return FNN_OK;
         }
     }
+
+    if (rsb == 1 && k >= ROWS_MIN_K && m <= (k >= ROWS_DEEP_K ? ROWS_M_DEEP : ROWS_M))
+        return FN(gemm_rows)(cfg, m, n, k, a, rsa, csa, b, csb, c, rsc, csc, accumulate, bias,
+                             act, slope);
 
     int tm, tn;
     int parts = split_threads(m, n, k, cfg->mr, cfg->nr, &tm, &tn);

@@ -18,6 +18,11 @@
  * c: rows rsc apart, unit column stride; bias: NR values or NULL.
  * The kernel always computes the whole tile; the driver handles edges via scratch.
  *
+ * The transposed tile (ukr_rows) is the same product with W's rows for A, read in
+ * place: w[i] points at row i (unit stride along p), b is packed as above, and
+ *   d = act( (loadc ? d : 0) + W @ b + bias[i] along row i ),
+ * d being MR x NR contiguous. For C = X W^T with few rows of X: C^T = W X^T.
+ *
  * Skinny (no packing) kernels compute the whole m x n product for small m:
  *   sknn: B row-major, b[p*ldb + j]; C with unit column stride (csc == 1).
  *   sknt: B = W^T, b[j*ldb + p], A with unit column stride (csa == 1); any csc.
@@ -29,6 +34,8 @@
     typedef void (*fnn_ukr_##SUF)(ptrdiff_t k, const T *a, const T *b, T *c,            \
                                   ptrdiff_t rsc, const T *bias, int loadc, int act,     \
                                   T slope);                                             \
+    typedef void (*fnn_ukr_rows_##SUF)(ptrdiff_t k, const T *const *w, const T *b, T *d,  \
+                                       const T *bias, int loadc, int act, T slope);     \
     typedef void (*fnn_skinny_##SUF)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,             \
                                      const T *a, ptrdiff_t rsa, ptrdiff_t csa,          \
                                      const T *b, ptrdiff_t ldb,                         \
@@ -40,6 +47,7 @@
         int mr, nr; /* micro-tile */                                                    \
         int mc, kc, nc; /* cache blocks; mc % mr == 0, nc % nr == 0 */                  \
         fnn_ukr_##SUF ukr;                                                              \
+        fnn_ukr_rows_##SUF ukr_rows; /* the transposed tile, see below */                \
         fnn_skinny_##SUF sknn, sknt; /* unpacked small-m kernels, see below */          \
         fnn_pack_tr_##SUF pack_tr;   /* transposing pack, or NULL */                    \
     } fnn_gemm_cfg_##SUF;

@@ -77,6 +77,20 @@ static inline VT FNN_UFN(_tanh)(VT x)
     return VSEL_LT(ax, VSET1((T)0.3), small, big);
 }
 
+/* The fused activation of one vector. max returns its second operand when one is NaN:
+ * a NaN x stays NaN. */
+__attribute__((target(TARGET), always_inline))
+static inline VT FNN_UFN(_act)(VT x, int act, VT s)
+{
+    switch (act) {
+    case FNN_ACT_RELU: return VMAX(VZERO(), x);
+    case FNN_ACT_LEAKY_RELU: return VSEL_LT(VZERO(), x, x, VMUL(x, s));
+    case FNN_ACT_SIGMOID: return FNN_UFN(_sigmoid)(x);
+    case FNN_ACT_TANH: return FNN_UFN(_tanh)(x);
+    default: return x;
+    }
+}
+
 __attribute__((target(TARGET)))
 static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, T *restrict c,
                 ptrdiff_t rsc, const T *restrict bias, int loadc, int act, T slope)
@@ -119,18 +133,49 @@ static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, T *restri
         }
     }
     VT s = VSET1(slope);
+    FNN_UNROLL for (int i = 0; i < MR; i++)
+        FNN_UNROLL for (int v = 0; v < NV; v++)
+            VSTOREU(c + i * rsc + v * VLEN, FNN_UFN(_act)(acc[i][v], act, s));
+}
+
+/* The transposed tile (gemm_kernels.h, ukr_rows): the MR rows of W are read in place,
+ * each contiguous along p, and broadcast as the packed A values would be; one bias
+ * value per row. Same operation order as UKR. */
+__attribute__((target(TARGET)))
+static void FNN_UFN(_rows)(ptrdiff_t k, const T *const *w, const T *restrict b,
+                           T *restrict d, const T *restrict bias, int loadc, int act,
+                           T slope)
+{
+    const T *wr[MR];
+    VT acc[MR][NV];
+    FNN_UNROLL for (int i = 0; i < MR; i++) {
+        wr[i] = w[i];
+        FNN_UNROLL for (int v = 0; v < NV; v++)
+            acc[i][v] = VZERO();
+    }
+
+    _Pragma("GCC unroll 4")
+    for (ptrdiff_t p = 0; p < k; p++) {
+        VT bv[NV];
+        FNN_UNROLL for (int v = 0; v < NV; v++)
+            bv[v] = VLOADU(b + v * VLEN);
+        FNN_UNROLL for (int i = 0; i < MR; i++) {
+            VT ai = VSET1(wr[i][p]);
+            FNN_UNROLL for (int v = 0; v < NV; v++)
+                acc[i][v] = VFMA(ai, bv[v], acc[i][v]);
+        }
+        b += NV * VLEN;
+    }
+
+    VT s = VSET1(slope);
     FNN_UNROLL for (int i = 0; i < MR; i++) {
         FNN_UNROLL for (int v = 0; v < NV; v++) {
             VT x = acc[i][v];
-            switch (act) {
-            /* max returns its second operand when one is NaN: a NaN x stays NaN. */
-            case FNN_ACT_RELU: x = VMAX(VZERO(), x); break;
-            case FNN_ACT_LEAKY_RELU: x = VSEL_LT(VZERO(), x, x, VMUL(x, s)); break;
-            case FNN_ACT_SIGMOID: x = FNN_UFN(_sigmoid)(x); break;
-            case FNN_ACT_TANH: x = FNN_UFN(_tanh)(x); break;
-            default: break;
-            }
-            VSTOREU(c + i * rsc + v * VLEN, x);
+            if (loadc)
+                x = VADD(VLOADU(d + (i * NV + v) * VLEN), x);
+            if (bias)
+                x = VADD(x, VSET1(bias[i]));
+            VSTOREU(d + (i * NV + v) * VLEN, FNN_UFN(_act)(x, act, s));
         }
     }
 }

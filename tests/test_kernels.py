@@ -134,6 +134,26 @@ def test_gemm_every_edge_tile(dtype):
         assert ratio <= 1.0, f"m={m} k={k} n={n} {kw}: error {ratio:.2f}x the tolerance"
 
 
+def test_gemm_transposed_tile(dtype):
+    """x @ W^T with few rows of x and a deep K (W's rows read in place, the tile written
+    back transposed): partial row groups of W and partial column panels of x^T, strided
+    and transposed x, every fused activation with and without bias, the threshold sizes."""
+    rng = np.random.default_rng(11)
+    cases = [(m, k, n) for m in (17, 20, 31, 32) for k in (127, 128, 300) for n in (1, 7, 13, 70)]
+    cases += [(m, k, n) for m in (1, 33, 48, 100, 127, 128, 129) for k in (511, 512, 784)
+              for n in (5, 17, 37)]
+    for i, (m, k, n) in enumerate(cases):
+        x = rng.uniform(-1, 1, (k, m) if i % 4 == 1 else (m, k + 3)).astype(dtype)
+        x = x.T if i % 4 == 1 else x[:, 2:k + 2]
+        w = rng.uniform(-1, 1, (n, k)).astype(dtype)
+        act = ACTS[i % len(ACTS)]
+        bias = rng.uniform(-1, 1, n).astype(dtype) if i % 2 == 0 else None
+        kw = dict(trans_b=True, bias=bias, activation=act, negative_slope=0.07)
+        got, want = K.gemm(x, w, **kw), ops.gemm(x, w, **kw)
+        ratio = _max_error_ratio(got, want, dtype, k)
+        assert ratio <= 1.0, f"m={m} k={k} n={n} {act}: error {ratio:.2f}x the tolerance"
+
+
 ELEM_SHAPES = [(0, 5), (1, 1), (1, 17), (7, 3), (33, 65), (300, 300)]
 
 
