@@ -441,7 +441,11 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
         }
     }
 
-    if (rsb == 1 && k >= ROWS_MIN_K && m <= (k >= ROWS_DEEP_K ? ROWS_M_DEEP : ROWS_M))
+    /* The transposed tile pays where W is deep and A^T fills its panels (at least 7/8:
+     * m = 17 or 24 would multiply padding). */
+    ptrdiff_t mpad = FN(round_up)(m, cfg->nr);
+    if (rsb == 1 && k >= ROWS_MIN_K && m <= (k >= ROWS_DEEP_K ? ROWS_M_DEEP : ROWS_M) &&
+        8 * (mpad - m) <= mpad)
         return FN(gemm_rows)(cfg, m, n, k, a, rsa, csa, b, csb, c, rsc, csc, accumulate, bias,
                              act, slope);
 

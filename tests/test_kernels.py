@@ -137,9 +137,11 @@ def test_gemm_every_edge_tile(dtype):
 def test_gemm_transposed_tile(dtype):
     """x @ W^T with few rows of x and a deep K (W's rows read in place, the tile written
     back transposed): partial row groups of W and partial column panels of x^T, strided
-    and transposed x, every fused activation with and without bias, the threshold sizes."""
+    and transposed x, every fused activation with and without bias, and the sizes on both
+    sides of its thresholds (depth, rows, padding of the last panel)."""
     rng = np.random.default_rng(11)
-    cases = [(m, k, n) for m in (17, 20, 31, 32) for k in (127, 128, 300) for n in (1, 7, 13, 70)]
+    cases = [(m, k, n) for m in (17, 24, 28, 31, 32) for k in (127, 128, 300)
+             for n in (1, 7, 13, 70)]
     cases += [(m, k, n) for m in (1, 33, 48, 100, 127, 128, 129) for k in (511, 512, 784)
               for n in (5, 17, 37)]
     for i, (m, k, n) in enumerate(cases):
