@@ -1,12 +1,12 @@
 """The 784-256-256-10 training step of fastnn against the clean NumPy step (bench/mlp_numpy.py),
-in one run, one thread each:
+in one run, the same thread count for both (fastnn's and NumPy's BLAS), one by default:
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 bench/compare_step.py [--seconds S]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 bench/compare_step.py [--seconds S] [--threads N]
 
 The two alternate in blocks of steps (A A A ... B B B ...), so that clock drift on a shared
 host hits both alike while each block runs with its own weights warm in cache, as training
 does (alternating single steps would make every step start from the other's cache). Prints
-medians per step, the speed ratio and fastnn's GFLOP/s against this core's FMA limit."""
+medians per step, the speed ratio and fastnn's GFLOP/s against the FMA limit of the cores used."""
 import argparse
 import os
 import sys
@@ -29,7 +29,7 @@ def step_flops(batch):
     return 3 * fwd - 2 * batch * pairs[0][0] * pairs[0][1]
 
 
-def compare(opt_name, batch, seconds):
+def compare(opt_name, batch, seconds, threads=1):
     X, y = data(batch)
     model = fastnn_model()
     opt = fastnn_optimizer(model, opt_name)
@@ -41,6 +41,10 @@ def compare(opt_name, batch, seconds):
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         for step, acc in zip(steps, times):
+            if threads > 1:
+                # The other library's idle threads spin for a while (PERFORMANCE.md): let
+                # them stop before timing this one on the same cores.
+                time.sleep(0.2)
             for _ in range(block):
                 t0 = time.perf_counter()
                 step()
@@ -51,16 +55,17 @@ def compare(opt_name, batch, seconds):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="per case (default 6)")
+    parser.add_argument("--threads", type=int, default=1, help="for both (default 1)")
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
 
-    fastnn.set_num_threads(1)
-    peak = K.fma_peak_gflops()
-    print(f"one thread; FMA limit {peak:.0f} GFLOP/s; medians per step")
-    with threadpool_limits(limits=1):
+    fastnn.set_num_threads(args.threads)
+    peak = K.fma_peak_gflops() * args.threads
+    print(f"{args.threads} thread(s); FMA limit {peak:.0f} GFLOP/s; medians per step")
+    with threadpool_limits(limits=args.threads):
         for opt_name in ("sgd", "adam"):
             for batch in (32, 128, 512):
-                tf, tn = compare(opt_name, batch, args.seconds)
+                tf, tn = compare(opt_name, batch, args.seconds, args.threads)
                 gflops = step_flops(batch) / tf / 1e9
                 print(f"{opt_name:>4} batch {batch:>3}: fastnn {tf * 1e6:7.0f} us  NumPy "
                       f"{tn * 1e6:7.0f} us  {tn / tf:.2f}x  ({gflops:.0f} GFLOP/s, "
