@@ -130,7 +130,8 @@ static void FN(sknt_generic)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, 
 }
 
 static const CFG FN(cfg_generic) = {GMR, GNR, 32 * GMR, 256, 4096, FN(ukr_generic),
-                                    FN(ukr_rows_generic), FN(sknn_generic), FN(sknt_generic), NULL};
+                                    FN(ukr_rows_generic), FN(sknn_generic),
+                                    FN(sknt_generic), NULL};
 
 static const CFG *FN(pick_cfg)(void)
 {
