@@ -18,17 +18,19 @@ def _interleaved(fa, fb, seconds, threads):
     """Median seconds per call of fa and fb, timed alternately. With several threads each
     side runs a block of calls and then sleeps, because a thread pool keeps spinning for a
     while after its last call and would steal the cores from the other library's pool."""
-    fa(), fb()
     ta, tb = [], []
     block, pause = (1, 0.0) if threads == 1 else (20, 0.2)
+    fa()
+    time.sleep(pause)
+    fb()
     end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(ta) < 5:
         for f, acc in ((fa, ta), (fb, tb)):
+            time.sleep(pause)
             for _ in range(block):
                 t0 = time.perf_counter()
                 f()
                 acc.append(time.perf_counter() - t0)
-            time.sleep(pause)
     return float(np.median(ta)), float(np.median(tb))
 
 
