@@ -4,6 +4,7 @@ Run as ``pytest bench/ --benchmark-only --benchmark-group-by=group``. Threads co
 ``BENCH_THREADS`` (default 1). NumPy must run unhandicapped: unset OPENBLAS_CORETYPE (a
 pin to an older kernel) before starting, as README.md's benchmark command does."""
 import os
+import time
 
 import numpy as np
 import pytest
@@ -40,3 +41,11 @@ def pinned_threads():
         return
     with threadpool_limits(limits=THREADS):
         yield
+
+
+@pytest.fixture(autouse=True)
+def idle_thread_pools():
+    """With several threads, the previous case's library may still be spinning its thread
+    pool (for about 0.1 s after its last call) on the cores this case needs: wait first."""
+    if THREADS > 1:
+        time.sleep(0.3)
