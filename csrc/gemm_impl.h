@@ -289,6 +289,27 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
     return FNN_OK;
 }
 
+static inline __attribute__((always_inline)) void
+FN(store_tr)(T *restrict c, ptrdiff_t rsc, const T *restrict d, const int MR, const int NR)
+{
+    for (int v = 0; v < NR; v++)
+        for (int i = 0; i < MR; i++)
+            c[v * rsc + i] = d[i * NR + v];
+}
+
+/* A whole tile written back transposed with its shape known to the compiler (unrolled);
+ * 0 for a shape without such a copy. */
+static int FN(store_tr_full)(T *restrict c, ptrdiff_t rsc, const T *restrict d, int MR, int NR)
+{
+    if (MR == 6 && NR == 16)
+        FN(store_tr)(c, rsc, d, 6, 16);
+    else if (MR == 6 && NR == 8)
+        FN(store_tr)(c, rsc, d, 6, 8);
+    else
+        return 0;
+    return 1;
+}
+
 /* C = A W^T with few rows of A (b[p + j*ldw] is W's row j): packing W's rows would cost
  * as much as the multiply, so compute C^T = W A^T tile by tile instead, MR rows of W read
  * in place against A^T packed once (ap), and write each tile back transposed. This does
@@ -319,6 +340,8 @@ static void FN(rows_part)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                     for (int v = 0; v < NR; v++)
                         d[i * NR + v] = i < rows && v < cols ? ct[v * rsc + i * csc] : 0;
             cfg->ukr_rows(k, wr, ap + i0 * k, d, bias ? tb : NULL, accumulate, act, slope);
+            if (rows == MR && cols == NR && csc == 1 && FN(store_tr_full)(ct, rsc, d, MR, NR))
+                continue;
             for (int v = 0; v < cols; v++)
                 for (int i = 0; i < rows; i++)
                     ct[v * rsc + i * csc] = d[i * NR + v];
