@@ -1,12 +1,14 @@
 """The 784-256-256-10 training step of fastnn against the clean NumPy step (bench/mlp_numpy.py),
 in one run, the same thread count for both (fastnn's and NumPy's BLAS), one by default:
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 bench/compare_step.py [--seconds S] [--threads N]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 bench/compare_step.py \
+        [--seconds S] [--threads N]
 
 The two alternate in blocks of steps (A A A ... B B B ...), so that clock drift on a shared
 host hits both alike while each block runs with its own weights warm in cache, as training
 does (alternating single steps would make every step start from the other's cache). Prints
-medians per step, the speed ratio and fastnn's GFLOP/s against the FMA limit of the cores used."""
+medians per step, the speed ratio and fastnn's GFLOP/s against the FMA limit of the cores
+used."""
 import argparse
 import os
 import sys
@@ -76,6 +78,7 @@ def main():
         print(f"{opt_name:>4} batch {batch:>3}: fastnn {tf * 1e6:7.0f} us  NumPy "
               f"{tn * 1e6:7.0f} us  {tn / tf:.2f}x  ({gflops:.0f} GFLOP/s, "
               f"{100 * gflops / peak:.0f}% of the FMA limit)")
+
 
 if __name__ == "__main__":
     main()

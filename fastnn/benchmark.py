@@ -16,7 +16,7 @@ GEMM_SHAPES = [(32, 784, 256), (128, 784, 256), (512, 784, 256), (128, 256, 256)
 
 def _interleaved(fa, fb, seconds, threads):
     """Median seconds per call of fa and fb, timed alternately. With several threads each
-    side runs a block of calls and then sleeps, because a thread pool keeps spinning for a
+    side sleeps and then runs a block of calls, because a thread pool keeps spinning for a
     while after its last call and would steal the cores from the other library's pool."""
     ta, tb = [], []
     block, pause = (1, 0.0) if threads == 1 else (20, 0.2)
