@@ -64,16 +64,23 @@ static void *pack_space(size_t bytes)
 /* Cost of packing one element, in multiply-adds of the kernel. */
 #define PACK_COST 8
 
+/* Threads worth waking for an m x n x k product (at least 1). */
+static int threads_for_flops(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    int nt = fnn_get_num_threads();
+    double flops = 2.0 * (double)m * (double)n * (double)k;
+    if (nt > flops / MIN_FLOPS_PER_THREAD)
+        nt = (int)(flops / MIN_FLOPS_PER_THREAD);
+    return nt > 1 ? nt : 1;
+}
+
 /* Split the m x n output into a tm x tn grid of rectangles of whole micro-tiles,
  * one per thread, minimising the largest part's kernel work plus its packing
  * (every part packs its own rows of A and columns of B). Returns tm * tn. */
 static int split_threads(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, int mr, int nr,
                          int *tm, int *tn)
 {
-    int nt = fnn_get_num_threads();
-    double flops = 2.0 * (double)m * (double)n * (double)k;
-    if (nt > flops / MIN_FLOPS_PER_THREAD)
-        nt = (int)(flops / MIN_FLOPS_PER_THREAD);
+    int nt = threads_for_flops(m, n, k);
     ptrdiff_t mt = (m + mr - 1) / mr, ntl = (n + nr - 1) / nr;
     double best = 0;
     *tm = *tn = 1;

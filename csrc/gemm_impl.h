@@ -32,6 +32,16 @@ static T FN(act1)(T x, int act, T slope)
     }
 }
 
+/* One element of C: act((loadc ? c : 0) + x + bias), the micro-kernels' operation order. */
+static inline T FN(epi1)(T x, const T *c, int loadc, const T *bias, int act, T slope)
+{
+    if (loadc)
+        x = *c + x;
+    if (bias)
+        x = x + *bias;
+    return FN(act1)(x, act, slope);
+}
+
 /* Portable kernel: plain loops over a small tile that compilers auto-vectorise along
  * the contiguous NR axis. Its epilogue follows the same operation order as the SIMD
  * kernels (gemm_ukr_simd.h). */
@@ -49,12 +59,8 @@ static void FN(ukr_generic)(ptrdiff_t k, const T *restrict a, const T *restrict 
     }
     for (int i = 0; i < GMR; i++) {
         for (int j = 0; j < GNR; j++) {
-            T x = acc[i][j];
-            if (loadc)
-                x = c[i * rsc + j] + x;
-            if (bias)
-                x = x + bias[j];
-            c[i * rsc + j] = FN(act1)(x, act, slope);
+            T *cp = c + i * rsc + j;
+            *cp = FN(epi1)(acc[i][j], cp, loadc, bias ? bias + j : NULL, act, slope);
         }
     }
 }
@@ -73,12 +79,8 @@ static void FN(ukr_rows_generic)(ptrdiff_t k, const T *const *w, const T *restri
     }
     for (int i = 0; i < GMR; i++) {
         for (int j = 0; j < GNR; j++) {
-            T x = acc[i][j];
-            if (loadc)
-                x = d[i * GNR + j] + x;
-            if (bias)
-                x = x + bias[i];
-            d[i * GNR + j] = FN(act1)(x, act, slope);
+            T *dp = d + i * GNR + j;
+            *dp = FN(epi1)(acc[i][j], dp, loadc, bias ? bias + i : NULL, act, slope);
         }
     }
 }
@@ -99,13 +101,8 @@ static void FN(sknn_generic)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, 
                     acc[j] += ap * bp[j];
             }
             for (ptrdiff_t j = 0; j < nb; j++) {
-                T x = acc[j];
                 T *cp = c + i * rsc + (j0 + j) * csc;
-                if (loadc)
-                    x = *cp + x;
-                if (bias)
-                    x = x + bias[j0 + j];
-                *cp = FN(act1)(x, act, slope);
+                *cp = FN(epi1)(acc[j], cp, loadc, bias ? bias + j0 + j : NULL, act, slope);
             }
         }
 }
@@ -121,11 +118,7 @@ static void FN(sknt_generic)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, 
             for (ptrdiff_t p = 0; p < k; p++)
                 x += ai[p * csa] * wj[p];
             T *cp = c + i * rsc + j * csc;
-            if (loadc)
-                x = *cp + x;
-            if (bias)
-                x = x + bias[j];
-            *cp = FN(act1)(x, act, slope);
+            *cp = FN(epi1)(x, cp, loadc, bias ? bias + j : NULL, act, slope);
         }
 }
 
@@ -297,17 +290,18 @@ FN(store_tr)(T *restrict c, ptrdiff_t rsc, const T *restrict d, const int MR, co
             c[v * rsc + i] = d[i * NR + v];
 }
 
-/* A whole tile written back transposed with its shape known to the compiler (unrolled);
- * 0 for a shape without such a copy. */
+/* A whole tile written back transposed with its shape known to the compiler (unrolled):
+ * the tiles of every kernel set (gemm_x86.c, cfg_generic); 0 for any other shape. */
 static int FN(store_tr_full)(T *restrict c, ptrdiff_t rsc, const T *restrict d, int MR, int NR)
 {
-    if (MR == 6 && NR == 16)
-        FN(store_tr)(c, rsc, d, 6, 16);
-    else if (MR == 6 && NR == 8)
-        FN(store_tr)(c, rsc, d, 6, 8);
-    else
-        return 0;
-    return 1;
+    switch (MR * 64 + NR) {
+    case 6 * 64 + 16: FN(store_tr)(c, rsc, d, 6, 16); return 1;
+    case 6 * 64 + 8: FN(store_tr)(c, rsc, d, 6, 8); return 1;
+    case 12 * 64 + 32: FN(store_tr)(c, rsc, d, 12, 32); return 1;
+    case 12 * 64 + 16: FN(store_tr)(c, rsc, d, 12, 16); return 1;
+    case GMR * 64 + GNR: FN(store_tr)(c, rsc, d, GMR, GNR); return 1;
+    default: return 0;
+    }
 }
 
 /* C = A W^T with few rows of A (b[p + j*ldw] is W's row j): packing W's rows would cost
@@ -361,10 +355,7 @@ static int FN(gemm_rows)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     /* A^T's element (p, i) is A's (i, p). */
     FN(pack_b)(cfg, ap, a, csa, rsa, k, m, cfg->nr);
 
-    int parts = fnn_get_num_threads();
-    double flops = 2.0 * (double)m * (double)n * (double)k;
-    if (parts > flops / MIN_FLOPS_PER_THREAD)
-        parts = (int)(flops / MIN_FLOPS_PER_THREAD);
+    int parts = threads_for_flops(m, n, k);
     if (parts > groups)
         parts = (int)groups;
     if (parts <= 1) {
@@ -425,10 +416,7 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
         }
         if (sk) {
             ptrdiff_t chunks = (n + 63) / 64;
-            double flops = 2.0 * (double)m * (double)n * (double)k;
-            int parts = fnn_get_num_threads();
-            if (parts > flops / MIN_FLOPS_PER_THREAD)
-                parts = (int)(flops / MIN_FLOPS_PER_THREAD);
+            int parts = threads_for_flops(m, n, k);
             /* Few columns: split rows instead, in whole groups of 4 (neither kernel's
              * per-element arithmetic depends on the rows either). */
             ptrdiff_t rgroups = chunks < parts ? m / 4 : 0;

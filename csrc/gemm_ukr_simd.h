@@ -91,6 +91,20 @@ static inline VT FNN_UFN(_act)(VT x, int act, VT s)
     }
 }
 
+/* One step along K of either tile kernel: acc[i] += A_I * (the NV vectors at b), A_I the
+ * expression for row i's value (in terms of i). */
+#define FNN_K_STEP(A_I)                                                                    \
+    do {                                                                                   \
+        VT bv[NV];                                                                         \
+        FNN_UNROLL for (int v = 0; v < NV; v++)                                            \
+            bv[v] = VLOADU(b + v * VLEN);                                                  \
+        FNN_UNROLL for (int i = 0; i < MR; i++) {                                          \
+            VT ai = VSET1(A_I);                                                            \
+            FNN_UNROLL for (int v = 0; v < NV; v++)                                        \
+                acc[i][v] = VFMA(ai, bv[v], acc[i][v]);                                    \
+        }                                                                                  \
+    } while (0)
+
 __attribute__((target(TARGET)))
 static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, T *restrict c,
                 ptrdiff_t rsc, const T *restrict bias, int loadc, int act, T slope)
@@ -108,14 +122,7 @@ static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, T *restri
 
     _Pragma("GCC unroll 4")
     for (ptrdiff_t p = 0; p < k; p++) {
-        VT bv[NV];
-        FNN_UNROLL for (int v = 0; v < NV; v++)
-            bv[v] = VLOADU(b + v * VLEN);
-        FNN_UNROLL for (int i = 0; i < MR; i++) {
-            VT ai = VSET1(a[i]);
-            FNN_UNROLL for (int v = 0; v < NV; v++)
-                acc[i][v] = VFMA(ai, bv[v], acc[i][v]);
-        }
+        FNN_K_STEP(a[i]);
         a += MR;
         b += NV * VLEN;
     }
@@ -156,14 +163,7 @@ static void FNN_UFN(_rows)(ptrdiff_t k, const T *const *w, const T *restrict b,
 
     _Pragma("GCC unroll 4")
     for (ptrdiff_t p = 0; p < k; p++) {
-        VT bv[NV];
-        FNN_UNROLL for (int v = 0; v < NV; v++)
-            bv[v] = VLOADU(b + v * VLEN);
-        FNN_UNROLL for (int i = 0; i < MR; i++) {
-            VT ai = VSET1(wr[i][p]);
-            FNN_UNROLL for (int v = 0; v < NV; v++)
-                acc[i][v] = VFMA(ai, bv[v], acc[i][v]);
-        }
+        FNN_K_STEP(wr[i][p]);
         b += NV * VLEN;
     }
 
@@ -403,6 +403,7 @@ static void FNN_UFN(_sknt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a0, p
 #undef NTB
 #undef FNN_NT_COLS
 
+#undef FNN_K_STEP
 #undef FNN_UNROLL
 #undef FNN_UCAT_
 #undef FNN_UCAT
