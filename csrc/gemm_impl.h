@@ -122,7 +122,7 @@ static void FN(sknt_generic)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, 
         }
 }
 
-static const CFG FN(cfg_generic) = {GMR, GNR, 32 * GMR, 256, 4096, FN(ukr_generic),
+static const CFG FN(cfg_generic) = {GMR, GNR, 0, 32 * GMR, 256, 4096, FN(ukr_generic), NULL,
                                     FN(ukr_rows_generic), FN(sknn_generic),
                                     FN(sknt_generic), NULL};
 
@@ -185,14 +185,38 @@ static void FN(pack_runs)(const CFG *cfg, T *restrict dst, const T *src, ptrdiff
     }
 }
 
-/* Pack the mc x kc block at `a` (element (i, p) at a[i*rsa + p*csa]) into
- * ceil(mc/mr) panels of kc steps of mr values, rows past mc zero. */
-static void FN(pack_a)(const CFG *cfg, T *restrict dst, const T *a, ptrdiff_t rsa,
-                       ptrdiff_t csa, ptrdiff_t mc, ptrdiff_t kc, int mr)
+/* How an mc-row block is cut into row tiles: `big` tiles of MR rows, then `small` of the
+ * shorter tile's rows (gemm_kernels.h), the last tile possibly partial: the fewest rows
+ * computed, padding included. */
+static void FN(row_tiles)(const CFG *cfg, ptrdiff_t mc, ptrdiff_t *big, ptrdiff_t *small)
 {
-    for (ptrdiff_t i0 = 0; i0 < mc; i0 += mr, dst += mr * kc) {
-        int rows = mc - i0 < mr ? (int)(mc - i0) : mr;
-        FN(pack_runs)(cfg, dst, a + i0 * rsa, csa, rsa, kc, rows, mr);
+    const int MR = cfg->mr, MRS = cfg->mrs;
+    *big = (mc + MR - 1) / MR;
+    *small = 0;
+    ptrdiff_t best = *big * MR;
+    for (int s = 1; MRS && s <= 2; s++) {
+        ptrdiff_t rest = mc > s * MRS ? mc - s * MRS : 0, b = (rest + MR - 1) / MR;
+        if (b * MR + s * MRS < best) {
+            best = b * MR + s * MRS;
+            *big = b;
+            *small = s;
+        }
+    }
+}
+
+/* Pack the mc x kc block at `a` (element (i, p) at a[i*rsa + p*csa]) tile by tile as
+ * row_tiles cuts it, each tile kc steps of its height in values, rows past mc zero: the
+ * tile starting at row i is at dst + i*kc. */
+static void FN(pack_a)(const CFG *cfg, T *restrict dst, const T *a, ptrdiff_t rsa,
+                       ptrdiff_t csa, ptrdiff_t mc, ptrdiff_t kc, ptrdiff_t big,
+                       ptrdiff_t small)
+{
+    ptrdiff_t i0 = 0;
+    for (ptrdiff_t t = 0; t < big + small; t++) {
+        int h = t < big ? cfg->mr : cfg->mrs;
+        int rows = mc - i0 < h ? (int)(mc - i0) : h;
+        FN(pack_runs)(cfg, dst + i0 * kc, a + i0 * rsa, csa, rsa, kc, rows, h);
+        i0 += h;
     }
 }
 
@@ -243,19 +267,24 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
             FN(pack_b)(cfg, bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
 
             for (ptrdiff_t ic = 0; ic < m; ic += mcap) {
-                ptrdiff_t mc = m - ic < mcap ? m - ic : mcap;
-                FN(pack_a)(cfg, ap, a + ic * rsa + pc * csa, rsa, csa, mc, kc, MR);
+                ptrdiff_t mc = m - ic < mcap ? m - ic : mcap, big, small;
+                FN(row_tiles)(cfg, mc, &big, &small);
+                FN(pack_a)(cfg, ap, a + ic * rsa + pc * csa, rsa, csa, mc, kc, big, small);
 
                 for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
                     ptrdiff_t nr = nc - jr < NR ? nc - jr : NR;
                     const T *pb = bp + jr * kc;
                     const T *tbias = kbias ? kbias + jr : NULL;
-                    for (ptrdiff_t ir = 0; ir < mc; ir += MR) {
-                        ptrdiff_t mr = mc - ir < MR ? mc - ir : MR;
+                    ptrdiff_t ir = 0;
+                    for (ptrdiff_t t = 0; t < big + small; t++) {
+                        const int H = t < big ? MR : cfg->mrs;
+                        FNN_CAT(fnn_ukr_, SUF) ukr = t < big ? cfg->ukr : cfg->ukr_small;
+                        ptrdiff_t mr = mc - ir < H ? mc - ir : H;
                         const T *pa = ap + ir * kc;
                         T *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
-                        if (mr == MR && nr == NR && csc == 1) {
-                            cfg->ukr(kc, pa, pb, ct, rsc, tbias, loadc, kact, slope);
+                        ir += H;
+                        if (mr == H && nr == NR && csc == 1) {
+                            ukr(kc, pa, pb, ct, rsc, tbias, loadc, kact, slope);
                             continue;
                         }
                         /* Edge or strided tile: run the same kernel on a full-size
@@ -263,14 +292,14 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
                         _Alignas(64) T tile[FNN_MAX_MR * FNN_MAX_NR];
                         _Alignas(64) T tb[FNN_MAX_NR];
                         if (loadc)
-                            for (ptrdiff_t i = 0; i < MR; i++)
+                            for (ptrdiff_t i = 0; i < H; i++)
                                 for (ptrdiff_t j = 0; j < NR; j++)
                                     tile[i * NR + j] = i < mr && j < nr ? ct[i * rsc + j * csc] : 0;
                         if (tbias) {
                             for (ptrdiff_t j = 0; j < NR; j++)
                                 tb[j] = j < nr ? tbias[j] : 0;
                         }
-                        cfg->ukr(kc, pa, pb, tile, NR, tbias ? tb : NULL, loadc, kact, slope);
+                        ukr(kc, pa, pb, tile, NR, tbias ? tb : NULL, loadc, kact, slope);
                         for (ptrdiff_t i = 0; i < mr; i++)
                             for (ptrdiff_t j = 0; j < nr; j++)
                                 ct[i * rsc + j * csc] = tile[i * NR + j];
@@ -407,7 +436,8 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
         ptrdiff_t ldb = 0;
         if (csb == 1 && csc == 1 &&
             (m <= SKINNY_M || n <= SKINNY_N ||
-             ((csa == 1 || k * n < SKINNY_TA_KN) && (rsb * (ptrdiff_t)sizeof(T)) % 4096 != 0))) {
+             ((csa == 1 || k * n < SKINNY_TA_KN) &&
+              (rsb * (ptrdiff_t)sizeof(T)) % SKINNY_ALIAS_BYTES != 0))) {
             sk = cfg->sknn;
             ldb = rsb;
         } else if (rsb == 1 && csa == 1 && (m <= SKINNY_M || n <= SKINNY_N)) {

@@ -17,6 +17,10 @@
  * a, b: packed, k steps of MR (NR) values;
  * c: rows rsc apart, unit column stride; bias: NR values or NULL.
  * The kernel always computes the whole tile; the driver handles edges via scratch.
+ * ukr_small is the same kernel for an mrs x NR tile (a packed mrs values a step): a row
+ * count that MR divides badly is tiled with a few of those instead (m = 32 with MR = 6 is
+ * 6+6+6+6+4+4, not six tiles of which the last is two thirds padding). Every element's
+ * arithmetic is the same in both, so the tiling never changes a result.
  *
  * The transposed tile (ukr_rows) is the same product with W's rows for A, read in
  * place: w[i] points at row i (unit stride along p), b is packed as above, and
@@ -45,8 +49,9 @@
                                       int w);                                           \
     typedef struct {                                                                    \
         int mr, nr; /* micro-tile */                                                    \
+        int mrs;    /* rows of the shorter tile ukr_small (0: none), see below */        \
         int mc, kc, nc; /* cache blocks; mc % mr == 0, nc % nr == 0 */                  \
-        fnn_ukr_##SUF ukr;                                                              \
+        fnn_ukr_##SUF ukr, ukr_small;                                                   \
         fnn_ukr_rows_##SUF ukr_rows; /* the transposed tile, see below */                \
         fnn_skinny_##SUF sknn, sknt; /* unpacked small-m kernels, see below */          \
         fnn_pack_tr_##SUF pack_tr;   /* transposing pack, or NULL */                    \

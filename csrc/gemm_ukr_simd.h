@@ -3,6 +3,7 @@
  * The includer defines:
  *   T, VT, VLEN        element type, vector type, lanes per vector
  *   MR, NV             tile is MR rows x NV vectors (NR = NV * VLEN)
+ *   MRS                the shorter tile's rows (UKR_small), for row counts MR divides badly
  *   UKR, TARGET        function name, target attribute string
  *   VZERO() VSET1(x) VLOADU(p) VSTOREU(p, v)
  *   VADD VSUB VMUL VDIV VMAX(a, b)   (VMAX returns b when either is NaN, as x86 does)
@@ -91,58 +92,76 @@ static inline VT FNN_UFN(_act)(VT x, int act, VT s)
     }
 }
 
-/* One step along K of either tile kernel: acc[i] += A_I * (the NV vectors at b), A_I the
- * expression for row i's value (in terms of i). */
-#define FNN_K_STEP(A_I)                                                                    \
+/* One step along K of either tile kernel: acc[i] += A_I * (the NV vectors at b) for the
+ * TM rows i, A_I the expression for row i's value (in terms of i). */
+#define FNN_K_STEP(TM, A_I)                                                                \
     do {                                                                                   \
         VT bv[NV];                                                                         \
         FNN_UNROLL for (int v = 0; v < NV; v++)                                            \
             bv[v] = VLOADU(b + v * VLEN);                                                  \
-        FNN_UNROLL for (int i = 0; i < MR; i++) {                                          \
+        FNN_UNROLL for (int i = 0; i < TM; i++) {                                          \
             VT ai = VSET1(A_I);                                                            \
             FNN_UNROLL for (int v = 0; v < NV; v++)                                        \
                 acc[i][v] = VFMA(ai, bv[v], acc[i][v]);                                    \
         }                                                                                  \
     } while (0)
 
-__attribute__((target(TARGET)))
-static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, T *restrict c,
-                ptrdiff_t rsc, const T *restrict bias, int loadc, int act, T slope)
+/* A TM-row tile (TM is MR or MRS, constant after inlining). Each element's arithmetic
+ * does not depend on TM, so the two tile heights give the same bits. */
+__attribute__((target(TARGET), always_inline))
+static inline void FNN_UFN(_tile)(const int TM, ptrdiff_t k, const T *restrict a,
+                                  const T *restrict b, T *restrict c, ptrdiff_t rsc,
+                                  const T *restrict bias, int loadc, int act, T slope)
 {
     VT acc[MR][NV];
-    FNN_UNROLL for (int i = 0; i < MR; i++)
+    FNN_UNROLL for (int i = 0; i < TM; i++)
         FNN_UNROLL for (int v = 0; v < NV; v++)
             acc[i][v] = VZERO();
 
     /* The tile of C is needed at the end: start fetching it now. */
-    FNN_UNROLL for (int i = 0; i < MR; i++) {
+    FNN_UNROLL for (int i = 0; i < TM; i++) {
         __builtin_prefetch(c + i * rsc);
         __builtin_prefetch(c + i * rsc + NV * VLEN - 1);
     }
 
     _Pragma("GCC unroll 4")
     for (ptrdiff_t p = 0; p < k; p++) {
-        FNN_K_STEP(a[i]);
-        a += MR;
+        FNN_K_STEP(TM, a[i]);
+        a += TM;
         b += NV * VLEN;
     }
 
     /* Same operation order as the portable kernel: (c + ab) + bias. */
     if (loadc)
-        FNN_UNROLL for (int i = 0; i < MR; i++)
+        FNN_UNROLL for (int i = 0; i < TM; i++)
             FNN_UNROLL for (int v = 0; v < NV; v++)
                 acc[i][v] = VADD(VLOADU(c + i * rsc + v * VLEN), acc[i][v]);
     if (bias) {
         FNN_UNROLL for (int v = 0; v < NV; v++) {
             VT bb = VLOADU(bias + v * VLEN);
-            FNN_UNROLL for (int i = 0; i < MR; i++)
+            FNN_UNROLL for (int i = 0; i < TM; i++)
                 acc[i][v] = VADD(acc[i][v], bb);
         }
     }
     VT s = VSET1(slope);
-    FNN_UNROLL for (int i = 0; i < MR; i++)
+    FNN_UNROLL for (int i = 0; i < TM; i++)
         FNN_UNROLL for (int v = 0; v < NV; v++)
             VSTOREU(c + i * rsc + v * VLEN, FNN_UFN(_act)(acc[i][v], act, s));
+}
+
+__attribute__((target(TARGET)))
+static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, T *restrict c,
+                ptrdiff_t rsc, const T *restrict bias, int loadc, int act, T slope)
+{
+    FNN_UFN(_tile)(MR, k, a, b, c, rsc, bias, loadc, act, slope);
+}
+
+__attribute__((target(TARGET)))
+static void FNN_UFN(_small)(ptrdiff_t k, const T *restrict a, const T *restrict b,
+                            T *restrict c, ptrdiff_t rsc, const T *restrict bias, int loadc,
+                            int act, T slope)
+{
+    FNN_UFN(_tile)(MRS, k, a, b, c, rsc, bias, loadc, act, slope);
 }
 
 /* The transposed tile (gemm_kernels.h, ukr_rows): the MR rows of W are read in place,
@@ -163,7 +182,7 @@ static void FNN_UFN(_rows)(ptrdiff_t k, const T *const *w, const T *restrict b,
 
     _Pragma("GCC unroll 4")
     for (ptrdiff_t p = 0; p < k; p++) {
-        FNN_K_STEP(wr[i][p]);
+        FNN_K_STEP(MR, wr[i][p]);
         b += NV * VLEN;
     }
 
@@ -412,6 +431,7 @@ static void FNN_UFN(_sknt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a0, p
 #undef VT
 #undef VLEN
 #undef MR
+#undef MRS
 #undef NV
 #undef UKR
 #undef TARGET

@@ -127,11 +127,12 @@ FNN_PACK_TR(f64, double, 4, tr4_f64, case 2: tr4_f64(d, s, es, W, 2); break;)
  * 110-150 KiB) in L2; the packed B panel (kc x nc) in L3. On Zen 3, mc 72-192 and
  * kc 256-512 measured within noise of each other. */
 
-/* ---- AVX2 + FMA: 6 x 16 float (12 accumulators + 2 B vectors + 1 broadcast) ---- */
+/* ---- AVX2 + FMA: 6 x 16 float (12 accumulators + 2 B vectors + 1 broadcast), 4 x 16 ---- */
 #define T float
 #define VT __m256
 #define VLEN 8
 #define MR 6
+#define MRS 4
 #define NV 2
 #define UKR ukr_avx2_f32
 #define TARGET "avx2,fma"
@@ -156,15 +157,17 @@ FNN_PACK_TR(f64, double, 4, tr4_f64, case 2: tr4_f64(d, s, es, W, 2); break;)
 #define VMSTORE(p, m, v) _mm256_maskstore_ps(p, m, v)
 #define VHSUM(v) hsum_avx2_f32(v)
 #include "gemm_ukr_simd.h"
-const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 144, 256, 4096, ukr_avx2_f32,
-                                            ukr_avx2_f32_rows, ukr_avx2_f32_sknn,
-                                            ukr_avx2_f32_sknt, pack_tr_avx2_f32};
+const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 4, 144, 256, 4096, ukr_avx2_f32,
+                                            ukr_avx2_f32_small, ukr_avx2_f32_rows,
+                                            ukr_avx2_f32_sknn, ukr_avx2_f32_sknt,
+                                            pack_tr_avx2_f32};
 
-/* ---- AVX2 + FMA: 6 x 8 double ---- */
+/* ---- AVX2 + FMA: 6 x 8 double, 4 x 8 ---- */
 #define T double
 #define VT __m256d
 #define VLEN 4
 #define MR 6
+#define MRS 4
 #define NV 2
 #define UKR ukr_avx2_f64
 #define TARGET "avx2,fma"
@@ -190,15 +193,17 @@ const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 144, 256, 4096, ukr_avx2_f32,
 #define VMSTORE(p, m, v) _mm256_maskstore_pd(p, m, v)
 #define VHSUM(v) hsum_avx2_f64(v)
 #include "gemm_ukr_simd.h"
-const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 72, 256, 4096, ukr_avx2_f64,
-                                            ukr_avx2_f64_rows, ukr_avx2_f64_sknn,
-                                            ukr_avx2_f64_sknt, pack_tr_avx2_f64};
+const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 4, 72, 256, 4096, ukr_avx2_f64,
+                                            ukr_avx2_f64_small, ukr_avx2_f64_rows,
+                                            ukr_avx2_f64_sknn, ukr_avx2_f64_sknt,
+                                            pack_tr_avx2_f64};
 
-/* ---- AVX-512F: 12 x 32 float (24 accumulators + 2 B vectors + 1 broadcast of 32) ---- */
+/* ---- AVX-512F: 12 x 32 float (24 accumulators + 2 B vectors + 1 broadcast of 32), 8 x 32 ---- */
 #define T float
 #define VT __m512
 #define VLEN 16
 #define MR 12
+#define MRS 8
 #define NV 2
 #define UKR ukr_avx512_f32
 #define TARGET "avx512f"
@@ -221,15 +226,17 @@ const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 72, 256, 4096, ukr_avx2_f64,
 #define VMSTORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define VHSUM(v) hsum_avx512_f32(v)
 #include "gemm_ukr_simd.h"
-const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 144, 192, 4096, ukr_avx512_f32,
-                                              ukr_avx512_f32_rows, ukr_avx512_f32_sknn,
-                                              ukr_avx512_f32_sknt, pack_tr_avx2_f32};
+const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 8, 144, 192, 4096, ukr_avx512_f32,
+                                              ukr_avx512_f32_small, ukr_avx512_f32_rows,
+                                              ukr_avx512_f32_sknn, ukr_avx512_f32_sknt,
+                                              pack_tr_avx2_f32};
 
-/* ---- AVX-512F: 12 x 16 double ---- */
+/* ---- AVX-512F: 12 x 16 double, 8 x 16 ---- */
 #define T double
 #define VT __m512d
 #define VLEN 8
 #define MR 12
+#define MRS 8
 #define NV 2
 #define UKR ukr_avx512_f64
 #define TARGET "avx512f"
@@ -252,8 +259,9 @@ const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 144, 192, 4096, ukr_avx512
 #define VMSTORE(p, m, v) _mm512_mask_storeu_pd(p, m, v)
 #define VHSUM(v) hsum_avx512_f64(v)
 #include "gemm_ukr_simd.h"
-const fnn_gemm_cfg_f64 fnn_gemm_avx512_f64 = {12, 16, 72, 192, 4096, ukr_avx512_f64,
-                                              ukr_avx512_f64_rows, ukr_avx512_f64_sknn,
-                                              ukr_avx512_f64_sknt, pack_tr_avx2_f64};
+const fnn_gemm_cfg_f64 fnn_gemm_avx512_f64 = {12, 16, 8, 72, 192, 4096, ukr_avx512_f64,
+                                              ukr_avx512_f64_small, ukr_avx512_f64_rows,
+                                              ukr_avx512_f64_sknn, ukr_avx512_f64_sknt,
+                                              pack_tr_avx2_f64};
 
 #endif

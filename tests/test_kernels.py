@@ -156,6 +156,25 @@ def test_gemm_transposed_tile(dtype):
         assert ratio <= 1.0, f"m={m} k={k} n={n} {act}: error {ratio:.2f}x the tolerance"
 
 
+def test_gemm_row_tiling_never_changes_bits(dtype):
+    """Row counts that the tall micro-tile divides badly are cut partly into the kernel
+    set's shorter tiles (m = 32 is 6+6+6+6+4+4 on AVX2, 12+12+8 on AVX-512), so a row's
+    tile depends on m: each prefix of A's rows, multiplied on its own, must give the bits
+    of the same rows of the whole product. Both operands transposed and k < 128 keep
+    every m on the packed path (no skinny kernel, no transposed tile)."""
+    rng = np.random.default_rng(5)
+    k, n, m_all = 100, 40, 50
+    at = rng.uniform(-1, 1, (k, m_all)).astype(dtype)
+    bt = rng.uniform(-1, 1, (n, k)).astype(dtype)
+    kw = dict(trans_a=True, trans_b=True, bias=rng.uniform(-1, 1, n).astype(dtype),
+              activation="tanh")
+    whole = K.gemm(at, bt, **kw)
+    close(whole, ops.gemm(at, bt, **kw), dtype, k=k)
+    for m in range(1, m_all):
+        np.testing.assert_array_equal(K.gemm(at[:, :m], bt, **kw), whole[:m],
+                                      err_msg=f"first {m} rows")
+
+
 ELEM_SHAPES = [(0, 5), (1, 1), (1, 17), (7, 3), (33, 65), (300, 300)]
 
 

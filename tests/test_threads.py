@@ -137,13 +137,15 @@ def test_training_is_bit_identical_across_thread_counts_and_runs(threads):
     assert not np.array_equal(w3["0.weight"], w1_one["0.weight"])
 
 
-@pytest.mark.parametrize("m,trans_b", [(512, False), (32, True), (100, True)],
-                         ids=["packed", "transposed-tile", "transposed-tile-deep"])
-def test_gemm_large_enough_to_thread_is_bit_identical(threads, m, trans_b):
+@pytest.mark.parametrize("m,n,trans_b", [(512, 300, False), (32, 256, False), (32, 300, True),
+                                         (100, 300, True)],
+                         ids=["packed", "packed-short-tiles", "transposed-tile",
+                              "transposed-tile-deep"])
+def test_gemm_large_enough_to_thread_is_bit_identical(threads, m, n, trans_b):
     # The training test above relies on this: output tiles are split, never the sum.
     rng = np.random.default_rng(2)
     a = rng.standard_normal((m, 700)).astype(np.float32)
-    b = rng.standard_normal((300, 700) if trans_b else (700, 300)).astype(np.float32)
+    b = rng.standard_normal((n, 700) if trans_b else (700, n)).astype(np.float32)
     threads(1)
     one = K.gemm(a, b, trans_b=trans_b)
     threads(2)
