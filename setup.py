@@ -16,17 +16,14 @@ from setuptools import Extension, setup
 debug = os.environ.get("FASTNN_DEBUG") == "1"
 native = os.environ.get("FASTNN_NATIVE") == "1"
 
-if sys.platform == "win32":
-    compile_args, link_args = ["/O2", "/openmp"], []
+if sys.platform == "win32":  # no pthreads: the kernels run on the calling thread (pool.c)
+    compile_args, link_args = ["/O2"], []
 else:
     # No errno and no trapping floating-point exceptions (the kernels never read either):
     # lets the compiler vectorise libm-free math and selects; every result stays IEEE's.
-    compile_args = ["-std=c11", "-fno-math-errno", "-fno-trapping-math", "-Wall",
+    compile_args = ["-std=c11", "-pthread", "-fno-math-errno", "-fno-trapping-math", "-Wall",
                     "-Wno-unused-function"]
-    link_args = []
-    if sys.platform != "darwin":  # Apple's clang ships no OpenMP; the kernels then run single-threaded.
-        compile_args.append("-fopenmp")
-        link_args.append("-fopenmp")
+    link_args = ["-pthread"]
     if debug:
         sanitize = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]
         compile_args += ["-O1", "-g"] + sanitize

@@ -57,13 +57,6 @@ double fnn_mse(fnn_dtype dt, ptrdiff_t n, const void *x, const void *t, void *gr
     return FNN_DISPATCH(mse, n, x, t, grad, grad_scale);
 }
 
-void fnn_sgd_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *buf, double lr,
-                  double momentum, double dampening, int nesterov, double weight_decay,
-                  int first)
-{
-    FNN_DISPATCH(sgd_step, n, p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first);
-}
-
 void fnn_softmax_backward(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *y, const void *dy,
                           void *dx)
 {

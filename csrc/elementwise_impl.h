@@ -54,22 +54,22 @@ static void F(act_forward)(ptrdiff_t n, int act, double slope_, const void *x_, 
     switch (act) {
     case FNN_ACT_RELU:
         /* "x <= 0", not "x > 0": NaN must propagate, or a NaN weight would vanish. */
-        FNN_PARALLEL_FOR(n, for (i = 0; i < n; i++) { y[i] = x[i] <= 0 ? (T)0 : x[i]; });
+        for (i = 0; i < n; i++) y[i] = x[i] <= 0 ? (T)0 : x[i];
         break;
     case FNN_ACT_LEAKY_RELU:
-        FNN_PARALLEL_FOR(n, for (i = 0; i < n; i++) {
+        for (i = 0; i < n; i++) {
             /* Two selects against zero, which gcc turns into blends (a select between x and
              * slope * x stays a branch); a NaN x lands in `neg` and propagates. */
             const T v = x[i];
             const T pos = v > 0 ? v : (T)0, neg = v > 0 ? (T)0 : v;
             y[i] = pos + slope * neg;
-        });
+        }
         break;
     case FNN_ACT_SIGMOID:
-        FNN_PARALLEL_FOR(n / 8, for (i = 0; i < n; i++) { y[i] = F(sigmoid)(x[i]); });
+        for (i = 0; i < n; i++) y[i] = F(sigmoid)(x[i]);
         break;
     case FNN_ACT_TANH:
-        FNN_PARALLEL_FOR(n / 8, for (i = 0; i < n; i++) { y[i] = TANH(x[i]); });
+        for (i = 0; i < n; i++) y[i] = TANH(x[i]);
         break;
     default:
         if (y != x)
@@ -89,27 +89,27 @@ static void F(act_backward)(ptrdiff_t m, ptrdiff_t n, int act, double slope_, co
     /* Written as selects against zero with dy loaded first, so that gcc vectorises blends:
      * the plain `src > 0 ? dy : slope * dy` stays a branch, 10x slower on random signs. */
     case FNN_ACT_RELU:
-        FNN_PARALLEL_FOR(total, for (i = 0; i < total; i++) {
+        for (i = 0; i < total; i++) {
             const T d = dy[i];
             dx[i] = src[i] > 0 ? d : (T)0;
-        });
+        }
         break;
     case FNN_ACT_LEAKY_RELU:
-        FNN_PARALLEL_FOR(total, for (i = 0; i < total; i++) {
+        for (i = 0; i < total; i++) {
             const T d = dy[i];
             const T pos = src[i] > 0 ? d : (T)0, neg = src[i] > 0 ? (T)0 : d;
             dx[i] = pos + slope * neg;
-        });
+        }
         break;
     case FNN_ACT_SIGMOID:
-        FNN_PARALLEL_FOR(total, for (i = 0; i < total; i++) {
+        for (i = 0; i < total; i++) {
             dx[i] = dy[i] * src[i] * ((T)1 - src[i]);
-        });
+        }
         break;
     case FNN_ACT_TANH:
-        FNN_PARALLEL_FOR(total, for (i = 0; i < total; i++) {
+        for (i = 0; i < total; i++) {
             dx[i] = dy[i] * ((T)1 - src[i] * src[i]);
-        });
+        }
         break;
     default:
         if (dx != dy)
@@ -129,30 +129,29 @@ static void F(add_bias)(ptrdiff_t m, ptrdiff_t n, const void *x_, const void *bi
     const T *x = x_, *bias = bias_;
     T *y = y_;
     ptrdiff_t i;
-    FNN_PARALLEL_FOR(m * n, for (i = 0; i < m; i++) {
+    for (i = 0; i < m; i++) {
         const T *xr = x + i * n;
         T *yr = y + i * n;
         for (ptrdiff_t j = 0; j < n; j++) yr[j] = xr[j] + bias[j];
-    });
+    }
 }
 
 static void F(column_sum)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *out_)
 {
     const T *x = x_;
     T *out = out_;
-    /* Rows outer, columns inner: each column is summed in row order (so the result does
-     * not depend on threads) while the inner loop vectorises across columns. Threads take
-     * disjoint column ranges. */
+    /* Rows outer, columns inner: each column is summed in row order while the inner loop
+     * vectorises across columns; column chunks keep the running sums in cache. */
     const ptrdiff_t chunk = 256;
     ptrdiff_t c0;
-    FNN_PARALLEL_FOR(m * n, for (c0 = 0; c0 < n; c0 += chunk) {
+    for (c0 = 0; c0 < n; c0 += chunk) {
         const ptrdiff_t c1 = c0 + chunk < n ? c0 + chunk : n;
         for (ptrdiff_t j = c0; j < c1; j++) out[j] = 0;
         for (ptrdiff_t i = 0; i < m; i++) {
             const T *row = x + i * n;
             for (ptrdiff_t j = c0; j < c1; j++) out[j] += row[j];
         }
-    });
+    }
 }
 
 /* The row's max, and e_j = exp(x_j - max) written to e: one exp per element. Returns the
@@ -182,12 +181,12 @@ static void F(softmax)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *y_)
     T *y = y_;
     ptrdiff_t i;
     if (n == 0) return;
-    FNN_PARALLEL_FOR(m * n / 4, for (i = 0; i < m; i++) {
+    for (i = 0; i < m; i++) {
         F(softmax_row)(n, x + i * n, y + i * n);
-    });
+    }
 }
 
-/* Row blocks for deterministic loss sums: boundaries depend on m only. */
+/* Row blocks of the loss sums (double partials, summed in block order). */
 static inline ptrdiff_t F(block_rows)(ptrdiff_t m)
 {
     ptrdiff_t b = (m + FNN_MAX_BLOCKS - 1) / FNN_MAX_BLOCKS;
@@ -217,7 +216,7 @@ static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logit
     double part[FNN_MAX_BLOCKS];
     ptrdiff_t b;
     if (m == 0) return 0.0;
-    FNN_PARALLEL_FOR(m * k / 4, for (b = 0; b < nb; b++) {
+    for (b = 0; b < nb; b++) {
         double acc = 0.0;
         const ptrdiff_t r1 = (b + 1) * br < m ? (b + 1) * br : m;
         for (ptrdiff_t i = b * br; i < r1; i++) {
@@ -238,7 +237,7 @@ static double F(softmax_xent_labels)(ptrdiff_t m, ptrdiff_t k, const void *logit
             acc += ((double)mx - (double)x[y]) + (double)logsum;
         }
         part[b] = acc;
-    });
+    }
     double total = 0.0;
     for (b = 0; b < nb; b++) total += part[b];
     return total;
@@ -254,7 +253,7 @@ static double F(softmax_xent_probs)(ptrdiff_t m, ptrdiff_t k, const void *logits
     double part[FNN_MAX_BLOCKS];
     ptrdiff_t b;
     if (m == 0) return 0.0;
-    FNN_PARALLEL_FOR(m * k / 4, for (b = 0; b < nb; b++) {
+    for (b = 0; b < nb; b++) {
         double acc = 0.0;
         const ptrdiff_t r1 = (b + 1) * br < m ? (b + 1) * br : m;
         for (ptrdiff_t i = b * br; i < r1; i++) {
@@ -281,7 +280,7 @@ static double F(softmax_xent_probs)(ptrdiff_t m, ptrdiff_t k, const void *logits
             }
         }
         part[b] = acc;
-    });
+    }
     double total = 0.0;
     for (b = 0; b < nb; b++) total += part[b];
     return total;
@@ -293,7 +292,6 @@ static double F(softmax_xent_probs)(ptrdiff_t m, ptrdiff_t k, const void *logits
     double part[FNN_MAX_BLOCKS];                                                          \
     ptrdiff_t b;                                                                          \
     if (n == 0) return 0.0;                                                               \
-    _Pragma("omp parallel for num_threads(nthreads_for(n)) schedule(static)")            \
     for (b = 0; b < nb; b++) {                                                            \
         double acc = 0.0;                                                                 \
         const ptrdiff_t e1 = (b + 1) * br < n ? (b + 1) * br : n;                         \
@@ -333,40 +331,19 @@ static double F(mse)(ptrdiff_t n, const void *x_, const void *t_, void *grad_, d
     )
 }
 
-static void F(sgd_step)(ptrdiff_t n, void *p_, const void *g_, void *buf_, double lr_,
-                        double momentum_, double dampening_, int nesterov, double wd_, int first)
-{
-    T *p = p_, *buf = buf_;
-    const T *g = g_;
-    const T lr = (T)lr_, mom = (T)momentum_, damp = (T)1 - (T)dampening_, wd = (T)wd_;
-    ptrdiff_t i;
-    /* PyTorch's order: d = g + wd p; buf = mom buf + (1 - dampening) d (buf = d on the
-     * first step); d = nesterov ? d + mom buf : buf; p -= lr d. */
-    if (momentum_ == 0.0) {
-        FNN_PARALLEL_FOR(n, for (i = 0; i < n; i++) { p[i] -= lr * (g[i] + wd * p[i]); });
-        return;
-    }
-    FNN_PARALLEL_FOR(n, for (i = 0; i < n; i++) {
-        const T d = g[i] + wd * p[i];
-        const T v = first ? d : mom * buf[i] + damp * d;
-        buf[i] = v;
-        p[i] -= lr * (nesterov ? d + mom * v : v);
-    });
-}
-
 static void F(softmax_backward)(ptrdiff_t m, ptrdiff_t n, const void *y_, const void *dy_,
                                 void *dx_)
 {
     const T *y = y_, *dy = dy_;
     T *dx = dx_;
     ptrdiff_t i;
-    FNN_PARALLEL_FOR(m * n, for (i = 0; i < m; i++) {
+    for (i = 0; i < m; i++) {
         const T *yr = y + i * n, *dyr = dy + i * n;
         T *dxr = dx + i * n;
         T dot = 0;
         for (ptrdiff_t j = 0; j < n; j++) dot += yr[j] * dyr[j];
         for (ptrdiff_t j = 0; j < n; j++) dxr[j] = yr[j] * (dyr[j] - dot);
-    });
+    }
 }
 
 static double F(penalty)(ptrdiff_t n, const void *w_, void *g_, double l1_, double l2_)
@@ -375,8 +352,6 @@ static double F(penalty)(ptrdiff_t n, const void *w_, void *g_, double l1_, doub
     T *g = g_;
     const T l1 = (T)l1_, l2x2 = (T)(2.0 * l2_);
     double s1 = 0.0, s2 = 0.0;
-    /* One thread: the sums must not depend on the thread count, and this is a small
-     * fraction of a step next to the GEMMs over the same weights. */
     for (ptrdiff_t i = 0; i < n; i++) {
         const T v = w[i];
         const T sgn = (T)((v > 0) - (v < 0));

@@ -30,7 +30,13 @@ int fnn_set_isa(int isa);          /* FNN_EINVAL if the CPU lacks it; 0 otherwis
 const char *fnn_isa_name(int isa); /* "generic", "avx2", "avx512" */
 int fnn_get_num_threads(void);
 void fnn_set_num_threads(int n);   /* n >= 1 */
-int fnn_has_openmp(void);
+
+/* The thread pool (pool.c): runs task(ctx, i) for every i in [0, items) on up to `threads`
+ * threads, the caller included, and returns when all have run. Items are claimed one at a
+ * time, so a thread the OS has not scheduled yet holds up nobody; an item may therefore
+ * run on any thread, and must give the same result wherever it runs. */
+typedef void (*fnn_task)(void *ctx, ptrdiff_t item);
+void fnn_parallel(int threads, ptrdiff_t items, fnn_task task, void *ctx);
 
 /* Single-core float32 FMA throughput limit of `isa` in GFLOP/s, measured (csrc/peak.c);
  * 0 if the CPU lacks it or it is the generic path. Takes about 0.1 s. */

@@ -3,6 +3,7 @@
  * micro-kernels live in gemm_x86.c. */
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 

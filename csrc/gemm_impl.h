@@ -372,33 +372,98 @@ static void FN(rows_part)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     }
 }
 
-static int FN(gemm_rows)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                         const T *a, ptrdiff_t rsa, ptrdiff_t csa, const T *w, ptrdiff_t ldw,
-                         T *c, ptrdiff_t rsc, ptrdiff_t csc,
-                         int accumulate, const T *bias, int act, T slope)
+/* One product split into `parts` for the thread pool (fnn_parallel): the arguments of
+ * FN(gemm) and what each kind of split needs. */
+typedef struct {
+    const CFG *cfg;
+    ptrdiff_t m, n, k;
+    const T *a;
+    ptrdiff_t rsa, csa;
+    const T *b;
+    ptrdiff_t rsb, csb;
+    T *c;
+    ptrdiff_t rsc, csc;
+    int accumulate;
+    const T *bias;
+    int act;
+    T slope;
+    int parts;
+    ptrdiff_t units;                /* W row groups, A row groups or B column chunks */
+    int tm, tn;                     /* the tiles' grid */
+    const T *ap;                    /* the transposed tile's packed A^T, shared */
+    FNN_CAT(fnn_skinny_, SUF) sk;
+    ptrdiff_t ldb;
+    _Atomic int err;
+} FN(job);
+
+static void FN(rows_task)(void *ctx, ptrdiff_t p)
 {
-    ptrdiff_t groups = (n + cfg->mr - 1) / cfg->mr;
-    T *ap = pack_space((size_t)(FN(round_up)(m, cfg->nr) * k) * sizeof(T));
+    const FN(job) *J = ctx;
+    FN(rows_part)(J->cfg, J->m, J->n, J->k, J->ap, J->b, J->csb, J->c, J->rsc, J->csc,
+                  J->accumulate, J->bias, J->act, J->slope, J->units * p / J->parts,
+                  J->units * (p + 1) / J->parts);
+}
+
+static int FN(gemm_rows)(FN(job) *J)
+{
+    const CFG *cfg = J->cfg;
+    J->units = (J->n + cfg->mr - 1) / cfg->mr;
+    T *ap = pack_space((size_t)(FN(round_up)(J->m, cfg->nr) * J->k) * sizeof(T));
     if (!ap)
         return FNN_ENOMEM;
     /* A^T's element (p, i) is A's (i, p). */
-    FN(pack_b)(cfg, ap, a, csa, rsa, k, m, cfg->nr);
-
-    int parts = threads_for_flops(m, n, k);
-    if (parts > groups)
-        parts = (int)groups;
-    if (parts <= 1) {
-        FN(rows_part)(cfg, m, n, k, ap, w, ldw, c, rsc, csc, accumulate, bias, act, slope, 0,
-                      groups);
-        return FNN_OK;
-    }
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(parts) schedule(static, 1)
-#endif
-    for (int p = 0; p < parts; p++)
-        FN(rows_part)(cfg, m, n, k, ap, w, ldw, c, rsc, csc, accumulate, bias, act, slope,
-                      groups * p / parts, groups * (p + 1) / parts);
+    FN(pack_b)(cfg, ap, J->a, J->csa, J->rsa, J->k, J->m, cfg->nr);
+    J->ap = ap;
+    int parts = threads_for_flops(J->m, J->n, J->k);
+    J->parts = parts < J->units ? parts : (int)J->units;
+    fnn_parallel(J->parts, J->parts, FN(rows_task), J);
     return FNN_OK;
+}
+
+/* Skinny products split by rows, in whole groups of 4 (neither kernel's per-element
+ * arithmetic depends on the rows), or by 64-column chunks (nor on the columns). */
+static void FN(skinny_rows_task)(void *ctx, ptrdiff_t p)
+{
+    const FN(job) *J = ctx;
+    ptrdiff_t i0 = J->units * p / J->parts * 4;
+    ptrdiff_t i1 = p == J->parts - 1 ? J->m : J->units * (p + 1) / J->parts * 4;
+    J->sk(i1 - i0, J->n, J->k, J->a + i0 * J->rsa, J->rsa, J->csa, J->b, J->ldb,
+          J->c + i0 * J->rsc, J->rsc, J->csc, J->bias, J->accumulate, J->act, J->slope);
+}
+
+static void FN(skinny_cols_task)(void *ctx, ptrdiff_t p)
+{
+    const FN(job) *J = ctx;
+    ptrdiff_t j0 = J->units * p / J->parts * 64, j1 = J->units * (p + 1) / J->parts * 64;
+    if (j1 > J->n)
+        j1 = J->n;
+    /* B's column j is at b + j * csb in both layouts. */
+    J->sk(J->m, j1 - j0, J->k, J->a, J->rsa, J->csa, J->b + j0 * J->csb, J->ldb,
+          J->c + j0 * J->csc, J->rsc, J->csc, J->bias ? J->bias + j0 : NULL, J->accumulate,
+          J->act, J->slope);
+}
+
+/* Part p of the tm x tn grid of rectangles of whole micro-tiles, with its own packing.
+ * Every element is reduced over K in the same order as on one thread, so the result does
+ * not depend on the number of threads. */
+static void FN(tiles_task)(void *ctx, ptrdiff_t p)
+{
+    FN(job) *J = ctx;
+    const CFG *cfg = J->cfg;
+    ptrdiff_t mtiles = (J->m + cfg->mr - 1) / cfg->mr, ntiles = (J->n + cfg->nr - 1) / cfg->nr;
+    ptrdiff_t pi = p / J->tn, pj = p % J->tn;
+    ptrdiff_t i0 = mtiles * pi / J->tm * cfg->mr, i1 = mtiles * (pi + 1) / J->tm * cfg->mr;
+    ptrdiff_t j0 = ntiles * pj / J->tn * cfg->nr, j1 = ntiles * (pj + 1) / J->tn * cfg->nr;
+    if (i1 > J->m)
+        i1 = J->m;
+    if (j1 > J->n)
+        j1 = J->n;
+    int r = FN(gemm_serial)(cfg, i1 - i0, j1 - j0, J->k, J->a + i0 * J->rsa, J->rsa, J->csa,
+                            J->b + j0 * J->csb, J->rsb, J->csb, J->c + i0 * J->rsc + j0 * J->csc,
+                            J->rsc, J->csc, J->accumulate, J->bias ? J->bias + j0 : NULL,
+                            J->act, J->slope);
+    if (r != FNN_OK)
+        atomic_store(&J->err, r);
 }
 
 static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
@@ -425,60 +490,39 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     }
 
     const CFG *cfg = FN(pick_cfg)();
+    FN(job) J = {cfg, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, accumulate, bias, act,
+                 slope};
+    atomic_init(&J.err, FNN_OK);
 
     /* Small m or n: no packing. The B panel would be packed for a handful of rows; reading
      * B in place (row-major B: C rows are sums of scaled B rows; B = W^T: dot products
      * of A rows with W rows) streams it once. A few columns (a classifier's last layer)
-     * would fill a fraction of a micro-tile. Columns may be split across threads: the
-     * kernels' arithmetic per element does not depend on the split. */
+     * would fill a fraction of a micro-tile. */
     if (m <= SKINNY_M_NN || n <= SKINNY_N) {
-        FNN_CAT(fnn_skinny_, SUF) sk = NULL;
-        ptrdiff_t ldb = 0;
         if (csb == 1 && csc == 1 &&
             (m <= SKINNY_M || n <= SKINNY_N ||
              ((csa == 1 || k * n < SKINNY_TA_KN) &&
               (rsb * (ptrdiff_t)sizeof(T)) % SKINNY_ALIAS_BYTES != 0))) {
-            sk = cfg->sknn;
-            ldb = rsb;
+            J.sk = cfg->sknn;
+            J.ldb = rsb;
         } else if (rsb == 1 && csa == 1 && (m <= SKINNY_M || n <= SKINNY_N)) {
-            sk = cfg->sknt;
-            ldb = csb;
+            J.sk = cfg->sknt;
+            J.ldb = csb;
         }
-        if (sk) {
+        if (J.sk) {
             ptrdiff_t chunks = (n + 63) / 64;
             int parts = threads_for_flops(m, n, k);
-            /* Few columns: split rows instead, in whole groups of 4 (neither kernel's
-             * per-element arithmetic depends on the rows either). */
+            /* Few columns: split rows instead. */
             ptrdiff_t rgroups = chunks < parts ? m / 4 : 0;
             if (parts > 1 && rgroups >= parts) {
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(parts) schedule(static, 1)
-#endif
-                for (int p = 0; p < parts; p++) {
-                    ptrdiff_t i0 = rgroups * p / parts * 4;
-                    ptrdiff_t i1 = p == parts - 1 ? m : rgroups * (p + 1) / parts * 4;
-                    sk(i1 - i0, n, k, a + i0 * rsa, rsa, csa, b, ldb, c + i0 * rsc, rsc, csc,
-                       bias, accumulate, act, slope);
-                }
+                J.parts = parts;
+                J.units = rgroups;
+                fnn_parallel(parts, parts, FN(skinny_rows_task), &J);
                 return FNN_OK;
             }
-            if (parts > chunks)
-                parts = (int)chunks;
-            if (parts <= 1) {
-                sk(m, n, k, a, rsa, csa, b, ldb, c, rsc, csc, bias, accumulate, act, slope);
-                return FNN_OK;
-            }
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(parts) schedule(static, 1)
-#endif
-            for (int p = 0; p < parts; p++) {
-                ptrdiff_t j0 = chunks * p / parts * 64, j1 = chunks * (p + 1) / parts * 64;
-                if (j1 > n)
-                    j1 = n;
-                /* B's column j is at b + j * csb in both layouts. */
-                sk(m, j1 - j0, k, a, rsa, csa, b + j0 * csb, ldb, c + j0 * csc, rsc, csc,
-                   bias ? bias + j0 : NULL, accumulate, act, slope);
-            }
+            J.parts = parts < chunks ? parts : (int)chunks;
+            J.units = chunks;
+            fnn_parallel(J.parts, J.parts, FN(skinny_cols_task), &J);
             return FNN_OK;
         }
     }
@@ -488,38 +532,11 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     ptrdiff_t mpad = FN(round_up)(m, cfg->nr);
     if (rsb == 1 && k >= ROWS_MIN_K && m <= (k >= ROWS_DEEP_K ? ROWS_M_DEEP : ROWS_M) &&
         8 * (mpad - m) <= mpad)
-        return FN(gemm_rows)(cfg, m, n, k, a, rsa, csa, b, csb, c, rsc, csc, accumulate, bias,
-                             act, slope);
+        return FN(gemm_rows)(&J);
 
-    int tm, tn;
-    int parts = split_threads(m, n, k, cfg->mr, cfg->nr, &tm, &tn);
-    if (parts == 1)
-        return FN(gemm_serial)(cfg, m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc,
-                               accumulate, bias, act, slope);
-
-    /* Each part is a rectangle of whole micro-tiles with its own packing. Every
-     * element is reduced over K in the same order as on one thread, so the result
-     * does not depend on the number of threads. */
-    ptrdiff_t mtiles = (m + cfg->mr - 1) / cfg->mr, ntiles = (n + cfg->nr - 1) / cfg->nr;
-    int err = FNN_OK;
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(parts) schedule(static, 1) reduction(min : err)
-#endif
-    for (int p = 0; p < parts; p++) {
-        ptrdiff_t pi = p / tn, pj = p % tn;
-        ptrdiff_t i0 = mtiles * pi / tm * cfg->mr, i1 = mtiles * (pi + 1) / tm * cfg->mr;
-        ptrdiff_t j0 = ntiles * pj / tn * cfg->nr, j1 = ntiles * (pj + 1) / tn * cfg->nr;
-        if (i1 > m)
-            i1 = m;
-        if (j1 > n)
-            j1 = n;
-        int r = FN(gemm_serial)(cfg, i1 - i0, j1 - j0, k, a + i0 * rsa, rsa, csa,
-                                b + j0 * csb, rsb, csb, c + i0 * rsc + j0 * csc, rsc, csc,
-                                accumulate, bias ? bias + j0 : NULL, act, slope);
-        if (r < err)
-            err = r;
-    }
-    return err;
+    J.parts = split_threads(m, n, k, cfg->mr, cfg->nr, &J.tm, &J.tn);
+    fnn_parallel(J.parts, J.parts, FN(tiles_task), &J);
+    return atomic_load(&J.err);
 }
 
 #undef CFG

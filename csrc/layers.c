@@ -3,8 +3,7 @@
 #include <math.h>
 
 /* Per-feature statistics are computed over chunks of this many columns: wide enough for the
- * inner loop to vectorise, narrow enough to give threads work and keep the per-chunk
- * accumulators on the stack. */
+ * inner loop to vectorise, narrow enough to keep the per-chunk accumulators on the stack. */
 #define FNN_COL_CHUNK 64
 
 #define FNN_IMPL "layers_impl.h"

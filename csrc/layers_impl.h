@@ -1,7 +1,6 @@
 /* Template body of layers.c: included once per element type with T and SFX defined.
  * Every function is static and suffixed with SFX. Per-feature statistics are summed in
- * double, each column in row order, with threads over disjoint column chunks: results do
- * not depend on the thread count. */
+ * double, each column in row order. */
 
 #define F(name) FNN_CAT(name, SFX)
 
@@ -12,10 +11,10 @@ static void F(mask_scale)(ptrdiff_t n, const void *x_, const uint8_t *mask, doub
     T *y = y_;
     const T scale = (T)scale_;
     ptrdiff_t i;
-    FNN_PARALLEL_FOR(n, for (i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) {
         const T v = x[i] * scale; /* loaded unconditionally so that the select vectorises */
         y[i] = mask[i] ? v : (T)0;
-    });
+    }
 }
 
 /* Mean and biased variance of columns c0..c1 (two passes: the variance is a sum of
@@ -45,7 +44,7 @@ static void F(column_moments)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *me
     const T *x = x_;
     T *mean = mean_, *var = var_;
     ptrdiff_t c0;
-    FNN_PARALLEL_FOR(m * n, for (c0 = 0; c0 < n; c0 += FNN_COL_CHUNK) {
+    for (c0 = 0; c0 < n; c0 += FNN_COL_CHUNK) {
         const ptrdiff_t c1 = c0 + FNN_COL_CHUNK < n ? c0 + FNN_COL_CHUNK : n;
         double mu[FNN_COL_CHUNK], v[FNN_COL_CHUNK];
         F(chunk_moments)(m, n, x, c0, c1, mu, v);
@@ -53,7 +52,7 @@ static void F(column_moments)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *me
             mean[j] = (T)mu[j - c0];
             var[j] = (T)v[j - c0];
         }
-    });
+    }
 }
 
 /* y = x * a[j] + b[j] over columns c0..c1: PyTorch's folded batch-norm transform with
@@ -79,7 +78,7 @@ static void F(batchnorm_train)(ptrdiff_t m, ptrdiff_t n, const void *x_, const v
     T *save_mean = save_mean_, *save_invstd = save_invstd_;
     const double unbias = m > 1 ? (double)m / (double)(m - 1) : 1.0;
     ptrdiff_t c0;
-    FNN_PARALLEL_FOR(m * n, for (c0 = 0; c0 < n; c0 += FNN_COL_CHUNK) {
+    for (c0 = 0; c0 < n; c0 += FNN_COL_CHUNK) {
         const ptrdiff_t c1 = c0 + FNN_COL_CHUNK < n ? c0 + FNN_COL_CHUNK : n;
         double mu[FNN_COL_CHUNK], v[FNN_COL_CHUNK];
         T a[FNN_COL_CHUNK], b[FNN_COL_CHUNK];
@@ -99,7 +98,7 @@ static void F(batchnorm_train)(ptrdiff_t m, ptrdiff_t n, const void *x_, const v
             b[k] = (beta ? beta[j] : (T)0) - mean * a[k];
         }
         F(chunk_affine)(m, n, x, c0, c1, a, b, y);
-    });
+    }
 }
 
 static void F(batchnorm_eval)(ptrdiff_t m, ptrdiff_t n, const void *x_, const void *gamma_,
@@ -110,7 +109,7 @@ static void F(batchnorm_eval)(ptrdiff_t m, ptrdiff_t n, const void *x_, const vo
     const T *rmean = running_mean_, *rvar = running_var_;
     T *y = y_;
     ptrdiff_t c0;
-    FNN_PARALLEL_FOR(m * n, for (c0 = 0; c0 < n; c0 += FNN_COL_CHUNK) {
+    for (c0 = 0; c0 < n; c0 += FNN_COL_CHUNK) {
         const ptrdiff_t c1 = c0 + FNN_COL_CHUNK < n ? c0 + FNN_COL_CHUNK : n;
         T a[FNN_COL_CHUNK], b[FNN_COL_CHUNK];
         for (ptrdiff_t j = c0; j < c1; j++) {
@@ -120,7 +119,7 @@ static void F(batchnorm_eval)(ptrdiff_t m, ptrdiff_t n, const void *x_, const vo
             b[k] = (beta ? beta[j] : (T)0) - rmean[j] * a[k];
         }
         F(chunk_affine)(m, n, x, c0, c1, a, b, y);
-    });
+    }
 }
 
 static void F(batchnorm_backward)(ptrdiff_t m, ptrdiff_t n, const void *x_, const void *mean_,
@@ -132,7 +131,7 @@ static void F(batchnorm_backward)(ptrdiff_t m, ptrdiff_t n, const void *x_, cons
     ptrdiff_t c0;
     /* With xhat = (x - mean) invstd and batch statistics depending on x:
      * dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)). */
-    FNN_PARALLEL_FOR(m * n, for (c0 = 0; c0 < n; c0 += FNN_COL_CHUNK) {
+    for (c0 = 0; c0 < n; c0 += FNN_COL_CHUNK) {
         const ptrdiff_t c1 = c0 + FNN_COL_CHUNK < n ? c0 + FNN_COL_CHUNK : n, w = c1 - c0;
         double sdy[FNN_COL_CHUNK], sdyx[FNN_COL_CHUNK];
         T mdy[FNN_COL_CHUNK], mdyx[FNN_COL_CHUNK], k1[FNN_COL_CHUNK];
@@ -160,7 +159,7 @@ static void F(batchnorm_backward)(ptrdiff_t m, ptrdiff_t n, const void *x_, cons
                 dxr[j] = k1[j] * (dyr[j] - mdy[j] - xhat * mdyx[j]);
             }
         }
-    });
+    }
 }
 
 static void F(maxout_forward)(ptrdiff_t m, ptrdiff_t units, ptrdiff_t pieces, const void *z_,
@@ -169,7 +168,7 @@ static void F(maxout_forward)(ptrdiff_t m, ptrdiff_t units, ptrdiff_t pieces, co
     const T *z = z_;
     T *y = y_;
     ptrdiff_t i;
-    FNN_PARALLEL_FOR(m * units * pieces, for (i = 0; i < m; i++) {
+    for (i = 0; i < m; i++) {
         for (ptrdiff_t u = 0; u < units; u++) {
             /* Unit-major: unit u owns columns u*pieces .. u*pieces + pieces - 1; ties go to
              * the first piece. */
@@ -180,7 +179,7 @@ static void F(maxout_forward)(ptrdiff_t m, ptrdiff_t units, ptrdiff_t pieces, co
             y[i * units + u] = zr[best];
             argmax[i * units + u] = best;
         }
-    });
+    }
 }
 
 static void F(maxout_backward)(ptrdiff_t m, ptrdiff_t units, ptrdiff_t pieces, const void *dy_,
@@ -189,12 +188,12 @@ static void F(maxout_backward)(ptrdiff_t m, ptrdiff_t units, ptrdiff_t pieces, c
     const T *dy = dy_;
     T *dz = dz_;
     ptrdiff_t i;
-    FNN_PARALLEL_FOR(m * units * pieces, for (i = 0; i < m; i++) {
+    for (i = 0; i < m; i++) {
         T *dzr = dz + i * units * pieces;
         for (ptrdiff_t k = 0; k < units * pieces; k++) dzr[k] = 0;
         for (ptrdiff_t u = 0; u < units; u++)
             dzr[u * pieces + argmax[i * units + u]] = dy[i * units + u];
-    });
+    }
 }
 
 static void F(standardize)(ptrdiff_t m, ptrdiff_t n, const void *x_, const void *mean_,
@@ -203,7 +202,7 @@ static void F(standardize)(ptrdiff_t m, ptrdiff_t n, const void *x_, const void 
     const T *x = x_, *mean = mean_, *std = std_;
     T *y = y_;
     ptrdiff_t i;
-    FNN_PARALLEL_FOR(m * n, for (i = 0; i < m; i++) {
+    for (i = 0; i < m; i++) {
         const T *xr = x + i * n;
         T *yr = y + i * n;
         for (ptrdiff_t j = 0; j < n; j++) {
@@ -211,7 +210,7 @@ static void F(standardize)(ptrdiff_t m, ptrdiff_t n, const void *x_, const void 
             const T s = std[j] != 0 ? std[j] : (T)1;
             yr[j] = (xr[j] - (mean ? mean[j] : (T)0)) / s;
         }
-    });
+    }
 }
 
 #undef F

@@ -6,6 +6,13 @@
 #define FNN_IMPL "optim_impl.h"
 #include "kernel_instances.h"
 
+void fnn_sgd_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *buf, double lr,
+                  double momentum, double dampening, int nesterov, double weight_decay,
+                  int first)
+{
+    FNN_DISPATCH(sgd_step, n, p, g, buf, lr, momentum, dampening, nesterov, weight_decay, first);
+}
+
 void fnn_adagrad_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *sum, double clr,
                       double weight_decay, double eps)
 {

@@ -4,10 +4,6 @@
 
 #include "fastnn.h"
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 
@@ -86,13 +82,4 @@ int fnn_get_num_threads(void)
 void fnn_set_num_threads(int n)
 {
     atomic_store_explicit(&num_threads, n < 1 ? 1 : n, memory_order_relaxed);
-}
-
-int fnn_has_openmp(void)
-{
-#ifdef _OPENMP
-    return 1;
-#else
-    return 0;
-#endif
 }

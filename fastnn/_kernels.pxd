@@ -16,7 +16,6 @@ cdef extern from "fastnn.h" nogil:
     const char *fnn_isa_name(int isa)
     int fnn_get_num_threads()
     void fnn_set_num_threads(int n)
-    int fnn_has_openmp()
     double fnn_fma_peak_gflops(int isa)
 
     int fnn_gemm(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,

@@ -232,7 +232,6 @@ def info():
         "isa": fnn_isa_name(fnn_get_isa()).decode(),
         "cpu_isa": fnn_isa_name(fnn_cpu_isa()).decode(),
         "threads": fnn_get_num_threads(),
-        "openmp": bool(fnn_has_openmp()),
     }
 
 

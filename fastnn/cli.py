@@ -32,7 +32,7 @@ def _cmd_info(args):
     print(f"fastnn {fastnn.__version__}")
     print(f"numpy {np.__version__}")
     print(f"isa {info['isa']} (cpu best: {info['cpu_isa']})")
-    print(f"threads {info['threads']} (openmp: {'yes' if info['openmp'] else 'no'})")
+    print(f"threads {info['threads']}")
     return 0
 
 

@@ -1,0 +1,210 @@
+/* fastnn's thread pool: fnn_parallel (fastnn.h).
+ *
+ * Why not OpenMP: an OpenMP region ends in a barrier that waits for every thread of the
+ * team, including one the OS has not run yet. Right after a threaded NumPy call, OpenBLAS's
+ * threads keep spinning on the cores for a while, a woken OpenMP thread waits milliseconds
+ * for a time slice, and a 0.35 ms two-thread GEMM took 4.4 ms. Here the items of a call are
+ * claimed one at a time from a shared ticket, by the caller too: a worker that has not
+ * started claims nothing and nobody waits for it. The caller waits only for items that
+ * a running worker has claimed.
+ *
+ * The ticket is one 64-bit word: the call's epoch in the high half, the next unclaimed item
+ * in the low half (CLOSED while a call is being set up or is over). A worker claims with a
+ * compare-and-swap that also checks the epoch, so a worker that wakes late, after its call
+ * has ended or while the next one is being set up, can never run an item of the wrong call.
+ * Only one call uses the workers at a time; a call made meanwhile from another thread (the
+ * kernels release the GIL) runs on its own thread. Items must give the same results
+ * whichever thread runs them, which is what keeps fastnn's results independent of the
+ * thread count. */
+#include <stdint.h>
+#include <time.h>
+
+#include "fastnn.h"
+
+#if defined(_WIN32) || !defined(__GNUC__)
+
+void fnn_parallel(int threads, ptrdiff_t items, fnn_task task, void *ctx)
+{
+    (void)threads;
+    for (ptrdiff_t i = 0; i < items; i++)
+        task(ctx, i);
+}
+
+#else
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+#define CLOSED UINT32_C(0xffffffff)
+#define MAX_WORKERS 1023
+/* After its last item a worker polls for the next call this long before it sleeps: the
+ * kernels of one training step follow each other within microseconds, while a longer spin
+ * would take cycles from other programs (and from NumPy's own threads). */
+#define SPIN_NS 100000
+
+#if defined(__x86_64__) || defined(__i386__)
+#define CPU_RELAX() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define CPU_RELAX() __asm__ volatile("yield")
+#else
+#define CPU_RELAX() ((void)0)
+#endif
+
+static pthread_mutex_t owner = PTHREAD_MUTEX_INITIALIZER; /* held by the call using the workers */
+static pthread_mutex_t sleep_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+static _Atomic uint64_t ticket = CLOSED; /* epoch 0, closed */
+static _Atomic int sleepers;
+static int workers;                 /* started; changed only by the owner */
+static _Atomic(fnn_task) job_task;
+static _Atomic(void *) job_ctx;
+static _Atomic ptrdiff_t job_items, job_done;
+static _Atomic int job_helpers;     /* workers 0 .. job_helpers-1 take part */
+
+static uint32_t epoch_of(uint64_t t) { return (uint32_t)(t >> 32); }
+
+/* The next item of the call of epoch e, or -1 when it has none left (or is over). */
+static ptrdiff_t claim(uint32_t e, ptrdiff_t items)
+{
+    uint64_t t = atomic_load_explicit(&ticket, memory_order_acquire);
+    for (;;) {
+        uint32_t next = (uint32_t)t;
+        if (epoch_of(t) != e || next == CLOSED || (ptrdiff_t)next >= items)
+            return -1;
+        if (atomic_compare_exchange_weak_explicit(&ticket, &t, t + 1, memory_order_acq_rel,
+                                                  memory_order_acquire))
+            return (ptrdiff_t)next;
+    }
+}
+
+static void run_items(uint32_t e, ptrdiff_t items, fnn_task task, void *ctx)
+{
+    ptrdiff_t i;
+    while ((i = claim(e, items)) >= 0) {
+        task(ctx, i);
+        atomic_fetch_add_explicit(&job_done, 1, memory_order_release);
+    }
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A call the worker has not seen yet: its epoch, or 0 when there is none (epochs start
+ * at 1). */
+static uint32_t open_call(uint32_t seen)
+{
+    uint64_t t = atomic_load_explicit(&ticket, memory_order_acquire);
+    return epoch_of(t) != seen && (uint32_t)t != CLOSED ? epoch_of(t) : 0;
+}
+
+static void *worker_main(void *arg)
+{
+    const int id = (int)(intptr_t)arg;
+    uint32_t seen = epoch_of(atomic_load_explicit(&ticket, memory_order_acquire)), e;
+    for (;;) {
+        int64_t until = now_ns() + SPIN_NS;
+        int polls = 0;
+        while (!(e = open_call(seen))) {
+            CPU_RELAX();
+            if (++polls % 64 == 0 && now_ns() > until)
+                break;
+        }
+        if (!e) {
+            /* Dekker with fnn_parallel: it publishes the ticket, then reads `sleepers`;
+             * this counts itself in, then reads the ticket (all sequentially consistent),
+             * so either it sees the call or the caller sees it and signals. */
+            pthread_mutex_lock(&sleep_lock);
+            atomic_fetch_add(&sleepers, 1);
+            while (!(e = open_call(seen)))
+                pthread_cond_wait(&wake, &sleep_lock);
+            atomic_fetch_sub(&sleepers, 1);
+            pthread_mutex_unlock(&sleep_lock);
+        }
+        seen = e;
+        /* These may already belong to a later call: claim() then fails on the epoch. */
+        if (id >= atomic_load_explicit(&job_helpers, memory_order_relaxed))
+            continue;
+        run_items(e, atomic_load_explicit(&job_items, memory_order_relaxed),
+                  atomic_load_explicit(&job_task, memory_order_relaxed),
+                  atomic_load_explicit(&job_ctx, memory_order_relaxed));
+    }
+    return NULL;
+}
+
+/* In a child after fork() only the forking thread exists: forget the parent's workers
+ * (OpenMP's runtime hangs there instead). */
+static void after_fork_child(void)
+{
+    pthread_mutex_init(&owner, NULL);
+    pthread_mutex_init(&sleep_lock, NULL);
+    pthread_cond_init(&wake, NULL);
+    atomic_store(&ticket, CLOSED);
+    atomic_store(&sleepers, 0);
+    workers = 0;
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(NULL, NULL, after_fork_child); }
+
+static void start_workers(int wanted)
+{
+    pthread_once(&atfork_once, register_atfork);
+    if (wanted > MAX_WORKERS)
+        wanted = MAX_WORKERS;
+    while (workers < wanted) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&th, &attr, worker_main, (void *)(intptr_t)workers);
+        pthread_attr_destroy(&attr);
+        if (rc != 0)
+            break; /* fewer workers: the calls still complete, on fewer threads */
+        workers++;
+    }
+}
+
+void fnn_parallel(int threads, ptrdiff_t items, fnn_task task, void *ctx)
+{
+    if (threads < 2 || items < 2 || pthread_mutex_trylock(&owner) != 0) {
+        for (ptrdiff_t i = 0; i < items; i++)
+            task(ctx, i);
+        return;
+    }
+    start_workers(threads - 1);
+    int helpers = threads - 1 < workers ? threads - 1 : workers;
+    /* The ticket is closed between calls (the exchange at the end, whose acquire keeps
+     * these writes after it), so no worker claims while the fields change. */
+    uint32_t e = epoch_of(atomic_load(&ticket)) + 1;
+    if (e == 0)
+        e = 1;
+    atomic_store_explicit(&job_task, task, memory_order_relaxed);
+    atomic_store_explicit(&job_ctx, ctx, memory_order_relaxed);
+    atomic_store_explicit(&job_items, items, memory_order_relaxed);
+    atomic_store_explicit(&job_helpers, helpers, memory_order_relaxed);
+    atomic_store_explicit(&job_done, 0, memory_order_relaxed);
+    atomic_store(&ticket, (uint64_t)e << 32);
+    if (atomic_load(&sleepers) > 0) {
+        pthread_mutex_lock(&sleep_lock);
+        pthread_cond_broadcast(&wake);
+        pthread_mutex_unlock(&sleep_lock);
+    }
+    run_items(e, items, task, ctx);
+    /* Items still running were claimed by workers that are running (or were preempted
+     * while running one): wait for those alone. */
+    for (int polls = 0; atomic_load_explicit(&job_done, memory_order_acquire) < items;) {
+        if (++polls < 4096)
+            CPU_RELAX();
+        else
+            sched_yield();
+    }
+    atomic_exchange(&ticket, (uint64_t)e << 32 | CLOSED);
+    pthread_mutex_unlock(&owner);
+}
+
+#endif
