@@ -106,8 +106,95 @@ def test_concurrent_forward_equals_serial():
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.skipif(_cpus() < 2, reason="needs two CPUs")
+@pytest.mark.skipif(os.environ.get("FASTNN_SANITIZED") == "1",
+                    reason="timings mean nothing under sanitizers or valgrind")
+def test_threaded_call_right_after_threaded_numpy_is_not_held_up(threads):
+    """NumPy's OpenBLAS threads keep spinning on the cores for a while after a threaded
+    call. A pool that waited for all of its threads (OpenMP's barrier) then waited for a time
+    slice: a two-thread GEMM took 8x its one-thread time. fastnn's caller never waits for a
+    worker that has not started, so it can lose the second core but not the first."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    w = rng.standard_normal((256, 784)).astype(np.float32)
+    sq = rng.standard_normal((384, 384)).astype(np.float32)
+    one, after = [], []
+    for _ in range(15):
+        threads(1)
+        t = time.perf_counter()
+        K.gemm(x, w, trans_b=True)
+        one.append(time.perf_counter() - t)
+        threads(2)
+        sq @ sq  # threaded in NumPy's BLAS (unless it is pinned to one thread)
+        t = time.perf_counter()
+        K.gemm(x, w, trans_b=True)
+        after.append(time.perf_counter() - t)
+    ratio = statistics.median(after) / statistics.median(one)
+    assert ratio < 2.0, (ratio, sorted(after), sorted(one))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_threaded_kernels_work_in_a_forked_child(threads):
+    """The child of a fork has none of its parent's threads: its pool starts afresh (an
+    OpenMP runtime used before the fork hangs there instead)."""
+    threads(2)
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((256, 700)).astype(np.float32)
+    b = rng.standard_normal((700, 300)).astype(np.float32)
+    want = K.gemm(a, b)  # the parent's workers exist now
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit status
+        code = 1
+        try:
+            code = 0 if all(np.array_equal(K.gemm(a, b), want) for _ in range(20)) else 2
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.01)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("the forked child hung in a threaded kernel")
+
+
+def test_concurrent_threaded_calls_equal_serial(threads):
+    """Python threads calling threaded kernels at once (the kernels release the GIL): one of
+    them has the pool's workers at a time, the others run on their own thread, and every
+    result has the bits of a serial run."""
+    threads(2)
+    rng = np.random.default_rng(5)
+    jobs = [(rng.standard_normal((int(rng.integers(40, 200)), 500)).astype(np.float32),
+             rng.standard_normal((300, 500)).astype(np.float32)) for _ in range(24)]
+    params = [rng.standard_normal(150_000).astype(np.float32) for _ in range(24)]
+    grads = [rng.standard_normal(150_000).astype(np.float32) for _ in range(24)]
+
+    def run(i, p):
+        buf = np.zeros_like(p)
+        for _ in range(3):
+            K.sgd_step(p, grads[i], buf, lr=0.01, momentum=0.9, first_step=False)
+        return K.gemm(*jobs[i], trans_b=True), p
+
+    serial = [run(i, params[i].copy()) for i in range(24)]
+    start = threading.Barrier(6)
+
+    def concurrent(i):
+        if i < 6:
+            start.wait()
+        return run(i, params[i].copy())
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        results = list(pool.map(concurrent, range(24)))
+    for (got_c, got_p), (want_c, want_p) in zip(results, serial):
+        np.testing.assert_array_equal(got_c, want_c)
+        np.testing.assert_array_equal(got_p, want_p)
+
+
 def _train(seed, n_threads, epochs=2):
-    """A problem large enough that GEMMs and elementwise kernels split across threads."""
+    """A problem large enough that GEMMs and optimizer updates split across threads."""
     fastnn.set_num_threads(n_threads)
     rng = np.random.default_rng(123)
     X = rng.standard_normal((1024, 96)).astype(np.float32)

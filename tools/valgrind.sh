@@ -7,7 +7,7 @@
 #
 # PYTHONMALLOC=malloc routes every Python allocation through malloc, so memcheck sees
 # them; valgrind's python3.supp (shipped by the valgrind package) silences the
-# interpreter's own known reports. Threads: OpenMP's pool is real under valgrind (which
+# interpreter's own known reports. Threads: fastnn's pool is real under valgrind (which
 # serialises it), so FASTNN_NUM_THREADS=2 still exercises the threaded paths.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -27,16 +27,6 @@ for f in /usr/lib/valgrind/python3.supp /usr/lib/x86_64-linux-gnu/valgrind/pytho
          /usr/libexec/valgrind/python3.supp; do
     [ -f "$f" ] && supp+=("--suppressions=$f")
 done
-# libgomp keeps its thread stacks and pool for the life of the process: not a leak.
-cat >"$work/fastnn.supp" <<'SUPP'
-{
-   libgomp-thread-pool
-   Memcheck:Leak
-   ...
-   obj:*libgomp.so*
-}
-SUPP
-supp+=("--suppressions=$work/fastnn.supp")
 
 # The real interpreter, not a launcher script (pyenv shims are shell scripts).
 python=$(python3 -c "import sys; print(sys.executable)")
@@ -58,8 +48,8 @@ elapsed=$(( $(date +%s) - start ))
 python3 - "$work" <<'PY' || status=1
 import glob, os, re, sys
 ours, foreign = [], 0
-# valgrind names source files by basename, and a frame of an OpenMP worker thread has only
-# the kernel's own file and libgomp on its stack: match csrc's files by name.
+# valgrind names source files by basename, and a frame of a pool worker thread has only
+# csrc's files and libc on its stack: match csrc's files by name.
 names = [re.escape(f) for f in os.listdir("csrc")] + [r"_kernels\.(c|pyx)", r"_kernels\.cpython"]
 ours_re = re.compile(r"[ (/](" + "|".join(names) + r")\b")
 for log in glob.glob(sys.argv[1] + "/memcheck.*.log"):
