@@ -38,10 +38,13 @@ void fnn_parallel(int threads, ptrdiff_t items, fnn_task task, void *ctx)
 
 #define CLOSED UINT32_C(0xffffffff)
 #define MAX_WORKERS 1023
-/* After its last item a worker polls for the next call this long before it sleeps: the
- * kernels of one training step follow each other within microseconds, while a longer spin
- * would take cycles from other programs (and from NumPy's own threads). */
-#define SPIN_NS 100000
+/* After its last item a worker polls for the next call, for SPIN_NS with pause between
+ * polls and then until YIELD_NS with sched_yield between them (any other thread ready on
+ * its core, NumPy's BLAS threads included, runs first), and then sleeps. Waking a sleeping
+ * thread took 60-250 us on this project's VMs, longer than many GEMMs of a training step,
+ * whose kernels follow each other within a millisecond. */
+#define SPIN_NS 50000
+#define YIELD_NS 3000000
 
 #if defined(__x86_64__) || defined(__i386__)
 #define CPU_RELAX() __builtin_ia32_pause()
@@ -107,12 +110,19 @@ static void *worker_main(void *arg)
     const int id = (int)(intptr_t)arg;
     uint32_t seen = epoch_of(atomic_load_explicit(&ticket, memory_order_acquire)), e;
     for (;;) {
-        int64_t until = now_ns() + SPIN_NS;
-        int polls = 0;
+        const int64_t start = now_ns();
+        int polls = 0, yielding = 0;
         while (!(e = open_call(seen))) {
-            CPU_RELAX();
-            if (++polls % 64 == 0 && now_ns() > until)
-                break;
+            if (yielding)
+                sched_yield();
+            else
+                CPU_RELAX();
+            if (++polls % 64 == 0 || yielding) {
+                int64_t spent = now_ns() - start;
+                if (spent > YIELD_NS)
+                    break;
+                yielding = spent > SPIN_NS;
+            }
         }
         if (!e) {
             /* Dekker with fnn_parallel: it publishes the ticket, then reads `sleepers`;
