@@ -16,6 +16,7 @@
  * kernels release the GIL) runs on its own thread. Items must give the same results
  * whichever thread runs them, which is what keeps fastnn's results independent of the
  * thread count. */
+#define _GNU_SOURCE /* pthread_attr_setaffinity_np, sched_getcpu */
 #include <stdint.h>
 #include <time.h>
 
@@ -60,10 +61,12 @@ static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static _Atomic uint64_t ticket = CLOSED; /* epoch 0, closed */
 static _Atomic int sleepers;
 static int workers;                 /* started; changed only by the owner */
+static pthread_t worker_thread[MAX_WORKERS];
 static _Atomic(fnn_task) job_task;
 static _Atomic(void *) job_ctx;
 static _Atomic ptrdiff_t job_items, job_done;
 static _Atomic int job_helpers;     /* workers 0 .. job_helpers-1 take part */
+static _Atomic int job_cpu;         /* the caller's CPU when the call started */
 
 static uint32_t epoch_of(uint64_t t) { return (uint32_t)(t >> 32); }
 
@@ -105,9 +108,32 @@ static uint32_t open_call(uint32_t seen)
     return epoch_of(t) != seen && (uint32_t)t != CLOSED ? epoch_of(t) : 0;
 }
 
+#ifdef __linux__
+/* The CPUs the process may use, for the workers' first-run placement (start_workers). */
+static cpu_set_t allowed;
+static int allowed_ok;
+#endif
+
+/* A worker that finds itself on the caller's CPU moves to another allowed one, and then
+ * lets the OS move it again: see start_workers. */
+static void leave_cpu(int caller_cpu)
+{
+    if (!allowed_ok || sched_getcpu() != caller_cpu)
+        return;
+    cpu_set_t others = allowed;
+    CPU_CLR(caller_cpu, &others);
+    if (CPU_COUNT(&others) && pthread_setaffinity_np(pthread_self(), sizeof others, &others) == 0)
+        pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
+}
+
 static void *worker_main(void *arg)
 {
     const int id = (int)(intptr_t)arg;
+#ifdef __linux__
+    /* Started on a CPU of its own (start_workers): from now on the OS may move it. */
+    if (allowed_ok)
+        pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
+#endif
     uint32_t seen = epoch_of(atomic_load_explicit(&ticket, memory_order_acquire)), e;
     for (;;) {
         const int64_t start = now_ns();
@@ -134,11 +160,19 @@ static void *worker_main(void *arg)
                 pthread_cond_wait(&wake, &sleep_lock);
             atomic_fetch_sub(&sleepers, 1);
             pthread_mutex_unlock(&sleep_lock);
+#ifdef __linux__
+            /* fnn_parallel kept it off the caller's CPU for the wake-up. */
+            if (allowed_ok)
+                pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
+#endif
         }
         seen = e;
         /* These may already belong to a later call: claim() then fails on the epoch. */
         if (id >= atomic_load_explicit(&job_helpers, memory_order_relaxed))
             continue;
+#ifdef __linux__
+        leave_cpu(atomic_load_explicit(&job_cpu, memory_order_relaxed));
+#endif
         run_items(e, atomic_load_explicit(&job_items, memory_order_relaxed),
                   atomic_load_explicit(&job_task, memory_order_relaxed),
                   atomic_load_explicit(&job_ctx, memory_order_relaxed));
@@ -156,6 +190,9 @@ static void after_fork_child(void)
     atomic_store(&ticket, CLOSED);
     atomic_store(&sleepers, 0);
     workers = 0;
+#ifdef __linux__
+    allowed_ok = 0;
+#endif
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -166,16 +203,40 @@ static void start_workers(int wanted)
     pthread_once(&atfork_once, register_atfork);
     if (wanted > MAX_WORKERS)
         wanted = MAX_WORKERS;
+#ifdef __linux__
+    if (!workers)
+        allowed_ok = pthread_getaffinity_np(pthread_self(), sizeof allowed, &allowed) == 0 &&
+                     CPU_COUNT(&allowed) > 1;
+    const int here = sched_getcpu();
+#endif
     while (workers < wanted) {
         pthread_t th;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+#ifdef __linux__
+        /* A new thread starts on its creator's CPU, and some schedulers (those of VMs that
+         * pack threads onto few virtual CPUs, this project's among them) keep it there,
+         * beside a busy caller, while another CPU idles; later wake-ups then go to the CPU
+         * it last ran on. So each worker first runs on another allowed CPU, taken in turn
+         * after the caller's. */
+        if (allowed_ok) {
+            int skip = workers % (CPU_COUNT(&allowed) - 1), cpu = here;
+            for (int step = 0; step <= skip;) {
+                cpu = (cpu + 1) % CPU_SETSIZE;
+                step += CPU_ISSET(cpu, &allowed) && cpu != here;
+            }
+            cpu_set_t one;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            pthread_attr_setaffinity_np(&attr, sizeof one, &one);
+        }
+#endif
         int rc = pthread_create(&th, &attr, worker_main, (void *)(intptr_t)workers);
         pthread_attr_destroy(&attr);
         if (rc != 0)
             break; /* fewer workers: the calls still complete, on fewer threads */
-        workers++;
+        worker_thread[workers++] = th;
     }
 }
 
@@ -197,9 +258,22 @@ void fnn_parallel(int threads, ptrdiff_t items, fnn_task task, void *ctx)
     atomic_store_explicit(&job_ctx, ctx, memory_order_relaxed);
     atomic_store_explicit(&job_items, items, memory_order_relaxed);
     atomic_store_explicit(&job_helpers, helpers, memory_order_relaxed);
+#ifdef __linux__
+    atomic_store_explicit(&job_cpu, sched_getcpu(), memory_order_relaxed);
+#endif
     atomic_store_explicit(&job_done, 0, memory_order_relaxed);
     atomic_store(&ticket, (uint64_t)e << 32);
     if (atomic_load(&sleepers) > 0) {
+#ifdef __linux__
+        /* A woken thread goes to the CPU it last ran on or to its waker's, where a packing
+         * scheduler may keep it (start_workers): wake the helpers elsewhere. */
+        if (allowed_ok) {
+            cpu_set_t others = allowed;
+            CPU_CLR(atomic_load_explicit(&job_cpu, memory_order_relaxed), &others);
+            for (int i = 0; i < helpers && CPU_COUNT(&others); i++)
+                pthread_setaffinity_np(worker_thread[i], sizeof others, &others);
+        }
+#endif
         pthread_mutex_lock(&sleep_lock);
         pthread_cond_broadcast(&wake);
         pthread_mutex_unlock(&sleep_lock);
