@@ -15,7 +15,15 @@
  * Only one call uses the workers at a time; a call made meanwhile from another thread (the
  * kernels release the GIL) runs on its own thread. Items must give the same results
  * whichever thread runs them, which is what keeps fastnn's results independent of the
- * thread count. */
+ * thread count.
+ *
+ * Placement (Linux): some schedulers, those of VMs that pack threads onto few virtual CPUs
+ * among them (this project's machines), leave a new or woken thread on its waker's CPU,
+ * beside the busy caller, while another CPU idles; the worker then claims nothing and the
+ * call runs at one thread's speed (OpenMP's spinning barrier hid this by forcing the
+ * scheduler's hand after a few milliseconds). So a worker starts, and is woken, with its
+ * affinity limited to the other CPUs, moves off the caller's CPU when it finds itself
+ * there, and otherwise keeps the process's whole CPU set. */
 #define _GNU_SOURCE /* pthread_attr_setaffinity_np, sched_getcpu */
 #include <stdint.h>
 #include <time.h>
@@ -66,7 +74,9 @@ static _Atomic(fnn_task) job_task;
 static _Atomic(void *) job_ctx;
 static _Atomic ptrdiff_t job_items, job_done;
 static _Atomic int job_helpers;     /* workers 0 .. job_helpers-1 take part */
+#ifdef __linux__
 static _Atomic int job_cpu;         /* the caller's CPU when the call started */
+#endif
 
 static uint32_t epoch_of(uint64_t t) { return (uint32_t)(t >> 32); }
 
@@ -109,28 +119,36 @@ static uint32_t open_call(uint32_t seen)
 }
 
 #ifdef __linux__
-/* The CPUs the process may use, for the workers' first-run placement (start_workers). */
+/* The CPUs the process may use (set before the first worker starts), for placement. */
 static cpu_set_t allowed;
 static int allowed_ok;
-#endif
 
-/* A worker that finds itself on the caller's CPU moves to another allowed one, and then
- * lets the OS move it again: see start_workers. */
+/* The allowed CPUs but `cpu`; false when that leaves none (or cpu is unknown). */
+static int others_than(int cpu, cpu_set_t *others)
+{
+    if (!allowed_ok || cpu < 0 || cpu >= CPU_SETSIZE)
+        return 0;
+    *others = allowed;
+    CPU_CLR(cpu, others);
+    return CPU_COUNT(others) > 0;
+}
+
+/* A worker that finds itself on the caller's CPU moves to another allowed one (the
+ * affinity call migrates it at once) and then lets the OS move it again. */
 static void leave_cpu(int caller_cpu)
 {
-    if (!allowed_ok || sched_getcpu() != caller_cpu)
-        return;
-    cpu_set_t others = allowed;
-    CPU_CLR(caller_cpu, &others);
-    if (CPU_COUNT(&others) && pthread_setaffinity_np(pthread_self(), sizeof others, &others) == 0)
+    cpu_set_t others;
+    if (sched_getcpu() == caller_cpu && others_than(caller_cpu, &others) &&
+        pthread_setaffinity_np(pthread_self(), sizeof others, &others) == 0)
         pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
 }
+#endif
 
 static void *worker_main(void *arg)
 {
     const int id = (int)(intptr_t)arg;
 #ifdef __linux__
-    /* Started on a CPU of its own (start_workers): from now on the OS may move it. */
+    /* Started away from the caller (start_workers): from now on the OS may move it. */
     if (allowed_ok)
         pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
 #endif
@@ -161,7 +179,7 @@ static void *worker_main(void *arg)
             atomic_fetch_sub(&sleepers, 1);
             pthread_mutex_unlock(&sleep_lock);
 #ifdef __linux__
-            /* fnn_parallel kept it off the caller's CPU for the wake-up. */
+            /* Woken away from the caller (fnn_parallel). */
             if (allowed_ok)
                 pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
 #endif
@@ -207,7 +225,8 @@ static void start_workers(int wanted)
     if (!workers)
         allowed_ok = pthread_getaffinity_np(pthread_self(), sizeof allowed, &allowed) == 0 &&
                      CPU_COUNT(&allowed) > 1;
-    const int here = sched_getcpu();
+    cpu_set_t others;
+    const int away = others_than(sched_getcpu(), &others);
 #endif
     while (workers < wanted) {
         pthread_t th;
@@ -215,22 +234,8 @@ static void start_workers(int wanted)
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 #ifdef __linux__
-        /* A new thread starts on its creator's CPU, and some schedulers (those of VMs that
-         * pack threads onto few virtual CPUs, this project's among them) keep it there,
-         * beside a busy caller, while another CPU idles; later wake-ups then go to the CPU
-         * it last ran on. So each worker first runs on another allowed CPU, taken in turn
-         * after the caller's. */
-        if (allowed_ok) {
-            int skip = workers % (CPU_COUNT(&allowed) - 1), cpu = here;
-            for (int step = 0; step <= skip;) {
-                cpu = (cpu + 1) % CPU_SETSIZE;
-                step += CPU_ISSET(cpu, &allowed) && cpu != here;
-            }
-            cpu_set_t one;
-            CPU_ZERO(&one);
-            CPU_SET(cpu, &one);
-            pthread_attr_setaffinity_np(&attr, sizeof one, &one);
-        }
+        if (away)
+            pthread_attr_setaffinity_np(&attr, sizeof others, &others);
 #endif
         int rc = pthread_create(&th, &attr, worker_main, (void *)(intptr_t)workers);
         pthread_attr_destroy(&attr);
@@ -265,14 +270,10 @@ void fnn_parallel(int threads, ptrdiff_t items, fnn_task task, void *ctx)
     atomic_store(&ticket, (uint64_t)e << 32);
     if (atomic_load(&sleepers) > 0) {
 #ifdef __linux__
-        /* A woken thread goes to the CPU it last ran on or to its waker's, where a packing
-         * scheduler may keep it (start_workers): wake the helpers elsewhere. */
-        if (allowed_ok) {
-            cpu_set_t others = allowed;
-            CPU_CLR(atomic_load_explicit(&job_cpu, memory_order_relaxed), &others);
-            for (int i = 0; i < helpers && CPU_COUNT(&others); i++)
+        cpu_set_t others;
+        if (others_than(atomic_load_explicit(&job_cpu, memory_order_relaxed), &others))
+            for (int i = 0; i < helpers; i++)
                 pthread_setaffinity_np(worker_thread[i], sizeof others, &others);
-        }
 #endif
         pthread_mutex_lock(&sleep_lock);
         pthread_cond_broadcast(&wake);
