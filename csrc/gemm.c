@@ -64,6 +64,8 @@ static void *pack_space(size_t bytes)
 #define ROWS_M 32
 #define ROWS_DEEP_K 512
 #define ROWS_M_DEEP 128
+/* Parts per thread of the splits that share their packed data (gemm_impl.h). */
+#define SHARED_PARTS_PER_THREAD 4
 /* Cost of packing one element, in multiply-adds of the kernel. */
 #define PACK_COST 8
 

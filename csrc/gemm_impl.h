@@ -396,6 +396,16 @@ typedef struct {
     _Atomic int err;
 } FN(job);
 
+/* How many parts a split whose parts share their packed data (the transposed tile's A^T,
+ * the skinny kernels' unpacked operands) is cut into: SHARED_PARTS_PER_THREAD per thread,
+ * so that a thread that starts late or runs on a busy core leaves more of the parts to the
+ * others, at no packing cost; one part on one thread. */
+static int FN(shared_parts)(int threads, ptrdiff_t units)
+{
+    ptrdiff_t parts = threads > 1 ? (ptrdiff_t)threads * SHARED_PARTS_PER_THREAD : 1;
+    return (int)(parts < units ? parts : units);
+}
+
 static void FN(rows_task)(void *ctx, ptrdiff_t p)
 {
     const FN(job) *J = ctx;
@@ -414,9 +424,9 @@ static int FN(gemm_rows)(FN(job) *J)
     /* A^T's element (p, i) is A's (i, p). */
     FN(pack_b)(cfg, ap, J->a, J->csa, J->rsa, J->k, J->m, cfg->nr);
     J->ap = ap;
-    int parts = threads_for_flops(J->m, J->n, J->k);
-    J->parts = parts < J->units ? parts : (int)J->units;
-    fnn_parallel(J->parts, J->parts, FN(rows_task), J);
+    int threads = threads_for_flops(J->m, J->n, J->k);
+    J->parts = FN(shared_parts)(threads, J->units);
+    fnn_parallel(threads, J->parts, FN(rows_task), J);
     return FNN_OK;
 }
 
@@ -515,14 +525,14 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
             /* Few columns: split rows instead. */
             ptrdiff_t rgroups = chunks < parts ? m / 4 : 0;
             if (parts > 1 && rgroups >= parts) {
-                J.parts = parts;
+                J.parts = FN(shared_parts)(parts, rgroups);
                 J.units = rgroups;
-                fnn_parallel(parts, parts, FN(skinny_rows_task), &J);
+                fnn_parallel(parts, J.parts, FN(skinny_rows_task), &J);
                 return FNN_OK;
             }
-            J.parts = parts < chunks ? parts : (int)chunks;
+            J.parts = FN(shared_parts)(parts, chunks);
             J.units = chunks;
-            fnn_parallel(J.parts, J.parts, FN(skinny_cols_task), &J);
+            fnn_parallel(parts, J.parts, FN(skinny_cols_task), &J);
             return FNN_OK;
         }
     }

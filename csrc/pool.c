@@ -134,12 +134,17 @@ static int others_than(int cpu, cpu_set_t *others)
 }
 
 /* A worker that finds itself on the caller's CPU moves to another allowed one (the
- * affinity call migrates it at once) and then lets the OS move it again. */
-static void leave_cpu(int caller_cpu)
+ * affinity call migrates it at once) and then lets the OS move it again; at most once per
+ * LEAVE_NS, so that it never fights the scheduler call after call. */
+#define LEAVE_NS 10000000
+static void leave_cpu(int caller_cpu, int64_t *last)
 {
     cpu_set_t others;
-    if (sched_getcpu() == caller_cpu && others_than(caller_cpu, &others) &&
-        pthread_setaffinity_np(pthread_self(), sizeof others, &others) == 0)
+    if (sched_getcpu() != caller_cpu || now_ns() - *last < LEAVE_NS ||
+        !others_than(caller_cpu, &others))
+        return;
+    *last = now_ns();
+    if (pthread_setaffinity_np(pthread_self(), sizeof others, &others) == 0)
         pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
 }
 #endif
@@ -151,6 +156,9 @@ static void *worker_main(void *arg)
     /* Started away from the caller (start_workers): from now on the OS may move it. */
     if (allowed_ok)
         pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
+#endif
+#ifdef __linux__
+    int64_t left = 0; /* when it last left the caller's CPU */
 #endif
     uint32_t seen = epoch_of(atomic_load_explicit(&ticket, memory_order_acquire)), e;
     for (;;) {
@@ -189,7 +197,7 @@ static void *worker_main(void *arg)
         if (id >= atomic_load_explicit(&job_helpers, memory_order_relaxed))
             continue;
 #ifdef __linux__
-        leave_cpu(atomic_load_explicit(&job_cpu, memory_order_relaxed));
+        leave_cpu(atomic_load_explicit(&job_cpu, memory_order_relaxed), &left);
 #endif
         run_items(e, atomic_load_explicit(&job_items, memory_order_relaxed),
                   atomic_load_explicit(&job_task, memory_order_relaxed),
