@@ -22,8 +22,8 @@
  * beside the busy caller, while another CPU idles; the worker then claims nothing and the
  * call runs at one thread's speed (OpenMP's spinning barrier hid this by forcing the
  * scheduler's hand after a few milliseconds). So a worker starts, and is woken, with its
- * affinity limited to the other CPUs, moves off the caller's CPU when it finds itself
- * there, and otherwise keeps the process's whole CPU set. */
+ * affinity limited to the CPUs other than the caller's (widened to the process's CPUs again
+ * once it runs), and moves off the caller's CPU when it finds itself there. */
 #define _GNU_SOURCE /* pthread_attr_setaffinity_np, sched_getcpu */
 #include <stdint.h>
 #include <time.h>
@@ -76,6 +76,7 @@ static _Atomic ptrdiff_t job_items, job_done;
 static _Atomic int job_helpers;     /* workers 0 .. job_helpers-1 take part */
 #ifdef __linux__
 static _Atomic int job_cpu;         /* the caller's CPU when the call started */
+static _Atomic char narrowed[MAX_WORKERS]; /* affinity kept off the caller's CPU for now */
 #endif
 
 static uint32_t epoch_of(uint64_t t) { return (uint32_t)(t >> 32); }
@@ -153,11 +154,6 @@ static void *worker_main(void *arg)
 {
     const int id = (int)(intptr_t)arg;
 #ifdef __linux__
-    /* Started away from the caller (start_workers): from now on the OS may move it. */
-    if (allowed_ok)
-        pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
-#endif
-#ifdef __linux__
     int64_t left = 0; /* when it last left the caller's CPU */
 #endif
     uint32_t seen = epoch_of(atomic_load_explicit(&ticket, memory_order_acquire)), e;
@@ -186,13 +182,13 @@ static void *worker_main(void *arg)
                 pthread_cond_wait(&wake, &sleep_lock);
             atomic_fetch_sub(&sleepers, 1);
             pthread_mutex_unlock(&sleep_lock);
-#ifdef __linux__
-            /* Woken away from the caller (fnn_parallel). */
-            if (allowed_ok)
-                pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
-#endif
         }
         seen = e;
+#ifdef __linux__
+        /* Started or woken away from the caller: from now on the OS may move it. */
+        if (atomic_exchange(&narrowed[id], 0))
+            pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
+#endif
         /* These may already belong to a later call: claim() then fails on the epoch. */
         if (id >= atomic_load_explicit(&job_helpers, memory_order_relaxed))
             continue;
@@ -218,6 +214,8 @@ static void after_fork_child(void)
     workers = 0;
 #ifdef __linux__
     allowed_ok = 0;
+    for (int i = 0; i < MAX_WORKERS; i++)
+        atomic_store(&narrowed[i], 0);
 #endif
 }
 
@@ -242,8 +240,8 @@ static void start_workers(int wanted)
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 #ifdef __linux__
-        if (away)
-            pthread_attr_setaffinity_np(&attr, sizeof others, &others);
+        if (away && pthread_attr_setaffinity_np(&attr, sizeof others, &others) == 0)
+            atomic_store(&narrowed[workers], 1);
 #endif
         int rc = pthread_create(&th, &attr, worker_main, (void *)(intptr_t)workers);
         pthread_attr_destroy(&attr);
@@ -281,7 +279,8 @@ void fnn_parallel(int threads, ptrdiff_t items, fnn_task task, void *ctx)
         cpu_set_t others;
         if (others_than(atomic_load_explicit(&job_cpu, memory_order_relaxed), &others))
             for (int i = 0; i < helpers; i++)
-                pthread_setaffinity_np(worker_thread[i], sizeof others, &others);
+                if (pthread_setaffinity_np(worker_thread[i], sizeof others, &others) == 0)
+                    atomic_store(&narrowed[i], 1);
 #endif
         pthread_mutex_lock(&sleep_lock);
         pthread_cond_broadcast(&wake);
