@@ -49,7 +49,7 @@
                                       int w);                                           \
     typedef struct {                                                                    \
         int mr, nr; /* micro-tile */                                                    \
-        int mrs;    /* rows of the shorter tile ukr_small (0: none), see below */        \
+        int mrs;    /* rows of the shorter tile ukr_small (0: none), see above */        \
         int mc, kc, nc; /* cache blocks; mc % mr == 0, nc % nr == 0 */                  \
         fnn_ukr_##SUF ukr, ukr_small;                                                   \
         fnn_ukr_rows_##SUF ukr_rows; /* the transposed tile, see below */                \
