@@ -99,12 +99,6 @@ double fnn_bce_logits(fnn_dtype dt, ptrdiff_t n, const void *x, const void *t, v
 double fnn_mse(fnn_dtype dt, ptrdiff_t n, const void *x, const void *t, void *grad,
                double grad_scale);
 
-/* One PyTorch SGD step on a parameter, in place on p and buf (buf unused if momentum == 0).
- * first: buf holds no history yet (PyTorch's "buf is None"). */
-void fnn_sgd_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *buf, double lr,
-                  double momentum, double dampening, int nesterov, double weight_decay,
-                  int first);
-
 /* Softmax's own backward from its output y: dx = y * (dy - sum_j dy_j y_j), row-wise. */
 void fnn_softmax_backward(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *y, const void *dy,
                           void *dx);
@@ -115,6 +109,12 @@ double fnn_penalty(fnn_dtype dt, ptrdiff_t n, const void *w, void *g, double l1,
 /* ---- optimizer updates and gradient norms (csrc/optim.c) ---------------------------
  * One PyTorch update of a C-contiguous parameter p with gradient g, in place on p and
  * its state arrays (same size n). d = g + weight_decay p unless stated otherwise. */
+
+/* SGD: in place on p and buf (buf unused if momentum == 0).
+ * first: buf holds no history yet (PyTorch's "buf is None"). */
+void fnn_sgd_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *buf, double lr,
+                  double momentum, double dampening, int nesterov, double weight_decay,
+                  int first);
 
 /* Adagrad: sum += d^2; p -= clr d / (sqrt(sum) + eps), clr = lr / (1 + (step-1) lr_decay). */
 void fnn_adagrad_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *sum, double clr,
@@ -136,7 +136,7 @@ double fnn_adam_step(fnn_dtype dt, ptrdiff_t n, void *p, const void *g, void *ex
                      void *exp_avg_sq, double lr, double beta1, double beta2, double eps,
                      double weight_decay, int decoupled, double step, int want_sum_squares);
 
-/* sum_i x_i^2 in double over fixed blocks (independent of the thread count). */
+/* sum_i x_i^2 in double, in a fixed order (the same bits on every ISA). */
 double fnn_sum_squares(fnn_dtype dt, ptrdiff_t n, const void *x);
 
 /* x *= alpha in place. */

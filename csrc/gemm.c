@@ -12,8 +12,7 @@
 
 /* Each thread owns one packing buffer (A block + B panel), kept for the life of the
  * thread and only grown, so steady-state calls never allocate. A thread-specific key
- * frees it when the thread exits (OpenMP may retire pool threads when the thread
- * count changes; Python threads come and go). */
+ * frees it when the thread exits (Python threads that call the kernels come and go). */
 static _Thread_local struct {
     void *raw;
     void *aligned;

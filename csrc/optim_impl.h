@@ -8,8 +8,7 @@
 
 #define F(name) FNN_CAT(name, SFX)
 
-/* Reductions run over fixed blocks whose boundaries depend only on n, summed in block order,
- * so a total is the same whatever the thread count. */
+/* The blocks' length: at most FNN_MAX_BLOCKS blocks, of at least 4096 elements. */
 static ptrdiff_t F(block_len)(ptrdiff_t n)
 {
     const ptrdiff_t bmin = 4096, br = (n + FNN_MAX_BLOCKS - 1) / FNN_MAX_BLOCKS;

@@ -224,9 +224,11 @@ static void register_atfork(void) { pthread_atfork(NULL, NULL, after_fork_child)
 
 static void start_workers(int wanted)
 {
-    pthread_once(&atfork_once, register_atfork);
     if (wanted > MAX_WORKERS)
         wanted = MAX_WORKERS;
+    if (workers >= wanted)
+        return;
+    pthread_once(&atfork_once, register_atfork);
 #ifdef __linux__
     if (!workers)
         allowed_ok = pthread_getaffinity_np(pthread_self(), sizeof allowed, &allowed) == 0 &&
