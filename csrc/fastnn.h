@@ -57,6 +57,7 @@ int fnn_gemm(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
              const void *b, ptrdiff_t rsb, ptrdiff_t csb,
              void *c, ptrdiff_t rsc, ptrdiff_t csc,
              int accumulate, const void *bias, int act, double act_param);
+uint64_t fnn_gemm_flop_count(void); /* sum of 2*m*n*k over every fnn_gemm call so far */
 
 
 /* ---- elementwise, loss and update kernels (csrc/elementwise.c) ---------------------

@@ -1,5 +1,5 @@
 # Declarations of csrc/fastnn.h, nothing else.
-from libc.stdint cimport int64_t, uint8_t
+from libc.stdint cimport int64_t, uint8_t, uint64_t
 
 cdef extern from "fastnn.h" nogil:
     ctypedef enum fnn_dtype:
@@ -23,6 +23,7 @@ cdef extern from "fastnn.h" nogil:
                  const void *b, Py_ssize_t rsb, Py_ssize_t csb,
                  void *c, Py_ssize_t rsc, Py_ssize_t csc,
                  int accumulate, const void *bias, int act, double act_param)
+    uint64_t fnn_gemm_flop_count()
 
     void fnn_act_forward(fnn_dtype dt, Py_ssize_t n, int act, double slope, const void *x, void *y)
     void fnn_act_backward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, int act, double slope,

@@ -245,6 +245,12 @@ def fma_peak_gflops():
     return g or None
 
 
+def gemm_flop_count():
+    """2*m*n*k summed over every GEMM the kernels have run in this process (all threads):
+    the difference across a piece of code is the multiply-add work it did."""
+    return fnn_gemm_flop_count()
+
+
 def set_isa(name):
     """Use a lower instruction-set path than the CPU's best ("generic", "avx2", "avx512")."""
     if name not in _ISA_CODE:

@@ -23,6 +23,7 @@ from fastnn._kernels import (
     column_sum,
     fma_peak_gflops,
     gemm,
+    gemm_flop_count,
     get_num_threads,
     info,
     mask_scale,
@@ -46,10 +47,10 @@ __all__ = [
     "ACTIVATIONS", "activation_backward", "activation_forward", "adagrad_step", "adam_step",
     "add_bias", "all_finite", "batchnorm_backward", "batchnorm_eval", "batchnorm_train",
     "bce_with_logits", "column_moments", "column_sum", "fma_peak_gflops", "gemm",
-    "get_num_threads", "info", "mask_scale", "maxout_backward", "maxout_forward", "mse",
-    "penalty", "rmsprop_step", "scale_inplace", "set_isa", "set_num_threads", "sgd_step",
-    "softmax", "softmax_backward",
-    "softmax_cross_entropy", "standardize", "sum_squares",
+    "gemm_flop_count", "get_num_threads", "info", "mask_scale", "maxout_backward",
+    "maxout_forward", "mse", "penalty", "rmsprop_step", "scale_inplace", "set_isa",
+    "set_num_threads", "sgd_step", "softmax", "softmax_backward", "softmax_cross_entropy",
+    "standardize", "sum_squares",
 ]
 
 

@@ -51,6 +51,11 @@ class Sequential:
                 p.name = f"{i}.{name}"
         self.in_features = self._check_widths()
         self._plan = self._fusion_plan()
+        # Backward without an input gradient stops at the first item with parameters: the
+        # gradients of the inputs of the items before it would be thrown away.
+        self._first_trained = next(
+            (r for r, item in enumerate(self._plan)
+             if type(item) is tuple or item.parameters()), len(self._plan))
         self._workspace = {}
         self.stop_training = False
         self._out_shape = None
@@ -109,39 +114,51 @@ class Sequential:
         infinite weights raise :class:`NonFiniteError` rather than return outputs from a
         diverged model. The check costs O(output) per call, O(parameters) only when an
         output is not finite; NaN in ``X`` itself propagates to the output."""
-        x = self._forward(self._prepare(X), training, reuse=False)
+        x = self._forward(self._prepare(X), training, keep_output=True)
         if training:
             self._out_shape = x.shape
         elif not K.all_finite(x):
             self._check_finite()
         return x
 
-    def _forward(self, x, training, reuse):
-        """With `reuse`, Dense outputs go to buffers kept per batch size (train_on_batch:
-        nothing outside the model sees them, so the next step may overwrite them)."""
+    def _forward(self, x, training, keep_output):
+        """In training mode the hidden Dense outputs go to buffers kept per batch size (only
+        the backward reads them, and it follows the latest forward); with `keep_output` the
+        output of each run of Dense layers is a new array, since it may be what the caller
+        gets back, otherwise it is a buffer too (valid until the next step)."""
         for r, item in enumerate(self._plan):
             if type(item) is tuple:
-                outs = self._step_buffers("forward", r, item, x.shape[0]) if reuse else None
+                outs = None
+                if training:
+                    outs = self._step_buffers("forward", r, item, x.shape[0])
+                    if keep_output:
+                        outs = outs[:-1] + (None,)
                 x = _K.dense_chain_forward(x, item, outs, training)
             else:
                 x = item.forward(x, training=training)
         return x
 
     def _buffers(self, key, shapes):
-        """Arrays of `shapes` kept for reuse under `key` (which includes the batch size)."""
+        """Arrays of `shapes` (None: no array) kept for reuse under `key` (which includes the
+        batch size)."""
         bufs = self._workspace.get(key)
         if bufs is None:
             if len(self._workspace) > 64:  # many batch sizes: keep memory bounded
                 self._workspace.clear()
-            bufs = self._workspace[key] = tuple(np.empty(s, self.dtype) for s in shapes)
+            bufs = self._workspace[key] = tuple(
+                None if s is None else np.empty(s, self.dtype) for s in shapes)
         return bufs
 
     def _step_buffers(self, kind, r, steps, m):
-        """Run `r`'s Dense outputs ("forward") or input gradients ("backward") for m rows."""
+        """Run `r`'s Dense outputs ("forward") or input gradients ("backward") for m rows;
+        the gradient of a run's input is never a buffer (see _backward)."""
         bufs = self._workspace.get((kind, r, m))
         if bufs is None:
-            width = "out_features" if kind == "forward" else "in_features"
-            bufs = self._buffers((kind, r, m), [(m, getattr(layer, width)) for layer, _ in steps])
+            if kind == "forward":
+                shapes = [(m, layer.out_features) for layer, _ in steps]
+            else:
+                shapes = [None] + [(m, layer.in_features) for layer, _ in steps[1:]]
+            bufs = self._buffers((kind, r, m), shapes)
         return bufs
 
     def nonfinite_state(self):
@@ -173,29 +190,35 @@ class Sequential:
         from fastnn.training import predict
         return predict(self, X, batch_size=batch_size)
 
-    def backward(self, dY: ArrayLike) -> np.ndarray:
-        """Backpropagate ``dY`` (d loss / d output) after ``forward(..., training=True)``;
-        overwrites every parameter's ``.grad`` and returns d loss / d X."""
+    def backward(self, dY: ArrayLike, input_grad: bool = False) -> np.ndarray | None:
+        """Backpropagate ``dY`` (d loss / d output) after ``forward(..., training=True)``:
+        overwrites every parameter's ``.grad``. With ``input_grad=True`` it also computes and
+        returns d loss / d X (saliency maps, adversarial inputs); otherwise it returns None
+        and skips that work, as PyTorch does for inputs that do not require a gradient.
+        ``dY`` is never modified."""
         dy = as_float_array(dY, self.dtype, "dY")
         if self._out_shape is not None and dy.shape != self._out_shape:
             raise ValueError(
                 f"dY must have the shape of the last training output {self._out_shape}, "
                 f"got {dy.shape}")
-        return self._backward(dy, input_grad=True, reuse=False)
+        return self._backward(dy, input_grad=bool(input_grad), dy_owned=False)
 
-    def _backward(self, dy, input_grad, reuse):
-        """With `reuse`, dy belongs to the model (it may be overwritten) and input gradients
-        go to per-batch-size buffers; without `input_grad` the first layer skips its dx."""
-        owned = reuse
-        for r in range(len(self._plan) - 1, -1, -1):
+    def _backward(self, dy, input_grad, dy_owned):
+        """The one backward of every training path. `dy_owned`: dy belongs to the model, so
+        a kernel may write over it. Input gradients go to buffers kept per batch size, but
+        for the first Dense of each run: that one is handed to a layer that may return it
+        as it is, up to the caller when `input_grad`."""
+        given = dy
+        stop = 0 if input_grad else self._first_trained
+        for r in range(len(self._plan) - 1, stop - 1, -1):
             item = self._plan[r]
+            owned = dy_owned or dy is not given
             if type(item) is tuple:
-                dx_outs = self._step_buffers("backward", r, item, dy.shape[0]) if reuse else None
-                dy = _K.dense_chain_backward(dy, item, dx_outs, input_grad or r > 0, owned)
+                dx_outs = self._step_buffers("backward", r, item, dy.shape[0])
+                dy = _K.dense_chain_backward(dy, item, dx_outs, r > stop or input_grad, owned)
             else:
                 dy = item.backward(dy)
-            owned = True
-        return dy
+        return dy if input_grad else None
 
     def train_on_batch(self, X: ArrayLike, y: ArrayLike, *, loss, optimizer) -> tuple:
         """One optimisation step: forward in training mode, loss, backward, optimizer.step().
@@ -204,7 +227,7 @@ class Sequential:
 
         A non-finite loss or gradient skips the update (the weights stay finite) and the
         returned loss is NaN; ``fit`` turns that into an error or a TerminateOnNaN stop."""
-        out = self._forward(self._prepare(X), True, reuse=True)
+        out = self._forward(self._prepare(X), True, keep_output=False)
         kernel = getattr(type(loss), "kernel", None)
         if kernel is not None:
             grad = self._buffers(("loss", out.shape), [out.shape])[0]
@@ -214,7 +237,7 @@ class Sequential:
             grad = as_float_array(grad, self.dtype, "loss gradient")
         if not math.isfinite(value):
             return math.nan, out
-        self._backward(grad, input_grad=False, reuse=kernel is not None)
+        self._backward(grad, input_grad=False, dy_owned=kernel is not None)
         # A ReLU can hide a NaN from the loss but not from the gradients; one pass over them
         # (O(parameters)) keeps the weights finite whatever happens.
         if not all(K.all_finite(p.grad) for p in self.parameters()):

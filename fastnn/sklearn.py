@@ -295,9 +295,9 @@ class _BaseMLP(BaseEstimator):
         model = self.model_
         # The training path of Sequential.train_on_batch: buffers reused per batch shape and
         # no input gradient for the first layer.
-        out = model._forward(model._prepare(xb), True, reuse=True)
+        out = model._forward(model._prepare(xb), True, keep_output=False)
         value, grad = self._loss_and_grad(out, yb, swb)
-        model._backward(grad, input_grad=False, reuse=True)
+        model._backward(grad, input_grad=False, dy_owned=True)
         return value, float(len(xb) if swb is None else swb.sum())
 
     def _stochastic_step(self, xb, yb, swb):

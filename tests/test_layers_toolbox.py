@@ -233,7 +233,7 @@ def test_batchnorm_matches_torch():
         dy = rng.standard_normal(tout.shape)
         tout.backward(torch.tensor(dy))
         out = model.forward(x, training=True)
-        dx = model.backward(dy)
+        dx = model.backward(dy, input_grad=True)
         np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(dx, tx.grad.numpy(), rtol=1e-9, atol=1e-12)
         for p in model.parameters():

@@ -28,7 +28,7 @@ def test_fused_equals_unfused(dtype, rng):
     model = mlp(dtype)
     X = rng.standard_normal((11, 8))
     fused = model.forward(X, training=True)
-    dfused = model.backward(np.ones_like(fused))
+    dfused = model.backward(np.ones_like(fused), input_grad=True)
     grads = [p.grad.copy() for p in model.parameters()]
     x = X.astype(dtype)
     for layer in model.layers:
@@ -252,3 +252,84 @@ def test_train_on_batch_with_a_user_loss(rng):
     for _ in range(20):
         model.train_on_batch(X, t, loss=half_sq, optimizer=optim.SGD(model, lr=0.01))
     assert model.evaluate(X, t, loss=fastnn.MSELoss())["loss"] < before
+
+
+def _gemm_flops(fn):
+    from fastnn import kernels as K
+    before = K.gemm_flop_count()
+    result = fn()
+    return K.gemm_flop_count() - before, result
+
+
+@pytest.mark.parametrize("front", [(), (fastnn.Standardize(np.zeros(8), np.ones(8)),),
+                                   (fastnn.Dropout(0.2, rng=0), fastnn.Identity())])
+def test_backward_runs_no_input_gradient_product_unless_asked(front, rng):
+    """The manual loop's backward does exactly the products of the FLOP floor: forward, every
+    weight gradient, the input gradients of all Dense layers but the first. Layers without
+    parameters in front of the first Dense are not backpropagated at all."""
+    m, widths = 16, [8, 16, 16, 3]
+    model = fastnn.Sequential(*front, *mlp().layers)
+    X = rng.standard_normal((m, 8))
+    fwd, out = _gemm_flops(lambda: model.forward(X, training=True))
+    dY = rng.standard_normal(out.shape)
+    products = list(zip(widths, widths[1:]))
+    assert fwd == sum(2 * m * k * n for k, n in products)
+    bwd, dx = _gemm_flops(lambda: model.backward(dY))
+    assert dx is None
+    weight_grads = sum(2 * m * k * n for k, n in products)
+    hidden_input_grads = sum(2 * m * k * n for k, n in products[1:])
+    assert bwd == weight_grads + hidden_input_grads
+    bwd, dx = _gemm_flops(lambda: model.backward(dY, input_grad=True))
+    assert bwd == weight_grads + hidden_input_grads + 2 * m * 8 * 16
+    assert dx.shape == X.shape
+
+
+def test_input_gradient_matches_finite_differences():
+    model = fastnn.Sequential(fastnn.Standardize(np.full(4, 0.5), np.full(4, 2.0)),
+                              fastnn.Dense(4, 5, rng=0), fastnn.Tanh(), fastnn.Dense(5, 2, rng=1),
+                              dtype=np.float64)
+    X = np.random.default_rng(3).standard_normal((3, 4))
+    W = np.random.default_rng(4).standard_normal((3, 2))
+
+    def f(x):
+        return float((model.forward(x, training=True) * W).sum())
+
+    model.forward(X, training=True)
+    dx = model.backward(W, input_grad=True)
+    numeric = np.zeros_like(X)
+    for idx in np.ndindex(*X.shape):
+        e = np.zeros_like(X)
+        e[idx] = 1e-6
+        numeric[idx] = (f(X + e) - f(X - e)) / 2e-6
+    np.testing.assert_allclose(dx, numeric, rtol=1e-7, atol=1e-9)
+
+
+def test_manual_loop_results_survive_the_next_step(rng):
+    """forward's output and backward's input gradient are the caller's: the buffers the
+    model reuses between steps never hold them."""
+    model = fastnn.Sequential(*mlp().layers, fastnn.Dropout(0.0))
+    X1, X2 = rng.standard_normal((2, 6, 8))
+    out1 = model.forward(X1, training=True)
+    dY = np.ones_like(out1)
+    keep_out, keep_dY = out1.copy(), dY.copy()
+    dx1 = model.backward(dY, input_grad=True)
+    keep_dx = dx1.copy()
+    model.forward(X2, training=True)
+    model.backward(np.full_like(out1, 2.0), input_grad=True)
+    model.train_on_batch(X2, [0, 1, 2, 0, 1, 2], loss=fastnn.SoftmaxCrossEntropy(),
+                         optimizer=optim.SGD(model, lr=0.0))
+    np.testing.assert_array_equal(out1, keep_out)
+    np.testing.assert_array_equal(dx1, keep_dx)
+    np.testing.assert_array_equal(dY, keep_dY)
+
+
+def test_backward_never_writes_over_the_callers_gradient(rng):
+    """A layer that passes the gradient through unchanged (Dropout(0), Identity) hands the
+    caller's dY to the Dense below it, which must not use it as scratch space."""
+    for tail in ((fastnn.Dropout(0.0),), (fastnn.Dropout(0.0), fastnn.Identity())):
+        model = fastnn.Sequential(fastnn.Dense(8, 4, rng=0), fastnn.ReLU(), *tail)
+        out = model.forward(rng.standard_normal((5, 8)), training=True)
+        dY = rng.standard_normal(out.shape).astype(np.float32)
+        keep = dY.copy()
+        model.backward(dY)
+        np.testing.assert_array_equal(dY, keep)
