@@ -599,13 +599,18 @@ cdef cnp.ndarray _checked_int64_labels(cnp.ndarray t, Py_ssize_t k, str fn):
             elif p[i] > hi:
                 hi = p[i]
         if lo < 0 or hi >= k:
-            raise ValueError(f"{fn}: target labels must be in [0, {k}), got {lo if lo < 0 else hi}")
+            for i in range(n):  # only on the error path: name the first bad label
+                if p[i] < 0 or p[i] >= k:
+                    raise ValueError(f"{fn}: target labels must be in [0, {k}), got {p[i]} at index {i}")
     return t
 
 
 cdef cnp.ndarray _labels(object target, Py_ssize_t m, Py_ssize_t k, str fn):
     """Class labels as contiguous int64 in [0, k); integral floats are accepted."""
     cdef cnp.ndarray t
+    if target is None:
+        raise TypeError(f"{fn}: target must be class labels of shape {(m,)} or probabilities "
+                        f"of shape {(m, k)}, got None")
     try:
         t = np.asarray(target)
     except Exception as exc:
@@ -617,14 +622,17 @@ cdef cnp.ndarray _labels(object target, Py_ssize_t m, Py_ssize_t k, str fn):
         return _checked_int64_labels(_int64_array(t), k, fn)
     if t.dtype.kind == "f":
         if not np.all(np.isfinite(t)) or np.any(t != np.floor(t)):
-            raise ValueError(f"{fn}: target labels must be whole numbers")
+            bad = ~np.isfinite(t)
+            bad[~bad] = t[~bad] != np.floor(t[~bad])
+            i = int(np.argmax(bad))
+            raise ValueError(f"{fn}: target labels must be whole numbers, got {t[i]} at index {i}")
     elif t.dtype.kind not in "iu":
         raise TypeError(f"{fn}: target labels must be integers, got dtype {_dtype_name(t.dtype)}")
     if m:
         lo, hi = t.min(), t.max()
         if lo < 0 or hi >= k:
-            bad = lo if lo < 0 else hi
-            raise ValueError(f"{fn}: target labels must be in [0, {k}), got {bad}")
+            i = int(np.argmax((t < 0) | (t >= k)))
+            raise ValueError(f"{fn}: target labels must be in [0, {k}), got {t[i]} at index {i}")
     return _int64_array(t)
 
 
@@ -643,7 +651,12 @@ def softmax_cross_entropy(logits, target, *, reduction="mean", out=None):
         raise ValueError(f"{fn}: logits must have at least one column, got shape {(m, k)}")
     if reduction == "mean" and m == 0:
         raise ValueError(f"{fn}: reduction 'mean' needs at least one row of logits")
-    if np.ndim(target) == 2:
+    try:
+        ndim = np.ndim(target)
+    except ValueError:  # a ragged nested list
+        raise TypeError(f"{fn}: target must be class labels {(m,)} or probabilities {(m, k)}, "
+                        f"got a ragged (inhomogeneous) {type(target).__name__}") from None
+    if ndim == 2:
         P = _contiguous(target, fn, "target", 2, X.dtype)
         if P.shape[0] != m or P.shape[1] != k:
             raise ValueError(f"{fn}: target probabilities must have shape {(m, k)}, got {_shape(P)}")

@@ -22,17 +22,98 @@ def float_dtype(dtype, name="dtype"):
     return dt
 
 
-def as_float_array(x, dtype, name, ndim=None):
+class RaggedInputError(ValueError, TypeError):
+    """A nested sequence whose rows differ in length (NumPy's "inhomogeneous shape"): a
+    ValueError, as NumPy raises for it, and a TypeError (not an array-like), so that either
+    ``except`` clause catches it."""
+
+
+def _nested_shape(x, path, depth=0):
+    """``(shape, None)`` for a rectangular nest of lists, tuples and arrays, else
+    ``(None, where)`` describing the first place, in reading order, where it is ragged."""
+    shape = getattr(x, "shape", None)
+    if isinstance(x, np.ndarray) or (shape is not None and hasattr(x, "__array__")):
+        return tuple(shape), None  # an array (or a tensor) is rectangular
+    if not isinstance(x, (list, tuple)) or depth >= 64:
+        return (), None
+    first = None
+    for i, item in enumerate(x):
+        item_shape, where = _nested_shape(item, f"{path}[{i}]", depth + 1)
+        if where is not None:
+            return None, where
+        if first is None:
+            first = item_shape
+        elif item_shape != first:
+            return None, f"{path}[0] {_shape_words(first)} but {path}[{i}] {_shape_words(item_shape)}"
+    return (len(x),) + (first or ()), None
+
+
+def _shape_words(shape):
+    if shape == ():
+        return "is a scalar"
+    if len(shape) == 1:
+        return f"has {shape[0]} element{'' if shape[0] == 1 else 's'}"
+    return f"has shape {shape}"
+
+
+def _first_non_number(arr):
+    """" (value at index i)" naming the first element of an object or string array that is
+    not a number (for strings: that does not even read as one; else the first string), or ""."""
+    if arr.dtype.kind not in "OUS" or arr.size == 0:
+        return ""
+    found = None
+    for index, value in np.ndenumerate(arr):
+        if arr.dtype.kind == "O":
+            if not isinstance(value, numbers.Real):
+                found = index, value
+                break
+            continue
+        value = value.item()  # 'a', not np.str_('a')
+        if found is None:
+            found = index, value
+        try:
+            float(value)
+        except ValueError:
+            found = index, value
+            break
+    if found is None:
+        return ""
+    index, value = found
+    return f" ({value!r} at index {index[0] if len(index) == 1 else index})"
+
+
+def as_array(x, name, expected="an array-like of numbers", prefix=""):
+    """``np.asarray(x)`` whose failures name the argument as the caller knows it (`name`,
+    after `prefix`): None, ragged nested lists (which cell differs) and non-array-likes."""
+    if isinstance(x, np.ndarray):
+        return x
+    if x is None:
+        raise TypeError(f"{prefix}{name} must be {expected}, got None")
+    try:
+        return np.asarray(x)
+    except Exception as exc:
+        where = _nested_shape(x, name)[1] if isinstance(x, (list, tuple)) else None
+        if where is not None:
+            raise RaggedInputError(
+                f"{prefix}{name} is ragged (inhomogeneous): {where}; every row must have "
+                "the same length") from None
+        raise TypeError(f"{prefix}{name} must be {expected}, got {type(x).__name__}") from exc
+
+
+def check_numeric(arr, name, prefix=""):
+    """Refuse arrays that are not bool, int or float, naming the first bad element."""
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{prefix}{name} must be numeric (bool, int or float), got dtype "
+                        f"{arr.dtype}{_first_non_number(arr)}")
+    return arr
+
+
+def as_float_array(x, dtype, name, ndim=None, prefix=""):
     """x (any array-like) as an array of `dtype`; never a view the caller could see modified
     (kernels only read their inputs), copied only when the dtype differs."""
-    try:
-        arr = np.asarray(x)
-    except Exception as exc:
-        raise TypeError(f"{name} must be array-like, got {type(x).__name__}") from exc
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be numeric (bool, int or float), got dtype {arr.dtype}")
+    arr = check_numeric(as_array(x, name, prefix=prefix), name, prefix)
     if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"{name} must be {ndim}-D, got shape {arr.shape}")
+        raise ValueError(f"{prefix}{name} must be {ndim}-D, got shape {arr.shape}")
     return arr.astype(dtype, copy=False)
 
 

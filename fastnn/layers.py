@@ -6,7 +6,15 @@ import numpy as np
 from fastnn import _kernels as _K
 from fastnn import init as _init
 from fastnn import kernels as K
-from fastnn._validation import as_float_array, float_dtype, positive_int, real, rng_from
+from fastnn._validation import (
+    as_array,
+    as_float_array,
+    check_numeric,
+    float_dtype,
+    positive_int,
+    real,
+    rng_from,
+)
 
 __all__ = ["Parameter", "Layer", "Dense", "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
            "Softmax", "Maxout", "Dropout", "BatchNorm1d", "Standardize"]
@@ -71,18 +79,22 @@ class Layer:
         return state
 
     def load_state_dict(self, state):
-        for name, p in self._params.items():
-            p.data[...] = self._checked(state, name, p.data)
-        for name in self._buffers:
-            getattr(self, name)[...] = self._checked(state, name, getattr(self, name))
+        """Every entry is checked before any is loaded: a bad one leaves the layer unchanged."""
+        targets = [p.data for p in self._params.values()] + [getattr(self, n) for n in self._buffers]
+        names = [*self._params, *self._buffers]
+        values = [self._checked(state, name, current) for name, current in zip(names, targets)]
+        for current, value in zip(targets, values):
+            current[...] = value
 
     def _checked(self, state, name, current):
-        value = np.asarray(state[name])
+        label = f"{type(self).__name__}.{name}"
+        if name not in state:
+            raise ValueError(f"{type(self).__name__}.load_state_dict: state has no {name!r} "
+                             f"(expected {[*self._params, *self._buffers]})")
+        value = check_numeric(as_array(state[name], label, f"an array of shape {current.shape}"),
+                              label)
         if value.shape != current.shape:
-            raise ValueError(
-                f"{type(self).__name__}.{name}: expected shape {current.shape}, got {value.shape}")
-        if value.dtype.kind not in "biuf":
-            raise TypeError(f"{type(self).__name__}.{name}: expected numbers, got dtype {value.dtype}")
+            raise ValueError(f"{label}: expected shape {current.shape}, got {value.shape}")
         return value
 
     def _set_dtype(self, dtype):
@@ -518,7 +530,14 @@ class Standardize(Layer):
 
     def load_state_dict(self, state):
         if self.mean is None and "mean" in state:
-            self._store(np.asarray(state["mean"], np.float64), np.asarray(state["std"], np.float64))
+            mean = as_float_array(state["mean"], np.float64, "Standardize.mean", ndim=1)
+            if "std" not in state:
+                raise ValueError("Standardize.load_state_dict: state has 'mean' but no 'std'")
+            std = as_float_array(state["std"], np.float64, "Standardize.std")
+            if std.shape != mean.shape:
+                raise ValueError(f"Standardize.std: expected shape {mean.shape} (that of mean), "
+                                 f"got {std.shape}")
+            self._store(mean, std)
             return
         super().load_state_dict(state)
 

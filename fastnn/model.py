@@ -10,7 +10,8 @@ import numpy as np
 from fastnn import _kernels as _K
 from fastnn import kernels as K
 from fastnn import layers as L
-from fastnn._validation import NonFiniteError, as_float_array, float_dtype
+from fastnn._validation import (NonFiniteError, as_array, as_float_array, check_numeric,
+                                float_dtype)
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -264,7 +265,11 @@ class Sequential:
     def load_state_dict(self, mapping: Mapping[str, Any], strict: bool = True) -> None:
         """Load values (anything ``np.asarray`` accepts, PyTorch CPU tensors included).
         BatchNorm's ``num_batches_tracked`` is optional: loaded when present, kept when not,
-        and ignored where this model has no such buffer."""
+        and ignored where this model has no such buffer.
+
+        Every value is checked (numbers, the shape of what it replaces; other numeric dtypes
+        are converted) before any is loaded, so a bad one leaves the model unchanged; errors
+        name the key as given ("0.weight")."""
         expected = self.state_dict()
         try:
             given = dict(mapping)
@@ -280,12 +285,16 @@ class Sequential:
         missing = sorted(k for k in set(expected) - set(given) if not k.endswith(optional))
         unexpected = sorted(set(given) - set(expected))
         if strict and (missing or unexpected):
-            raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+            problems = [f"{what} keys {keys}" for what, keys in
+                        (("missing", missing), ("unexpected", unexpected)) if keys]
+            raise ValueError(f"load_state_dict: {', '.join(problems)}")
         per_layer: list[dict[str, np.ndarray]] = [{} for _ in self.layers]
-        for key in expected:
+        for key, current in expected.items():
             if key in given:
                 i, name = key.split(".", 1)
-                per_layer[int(i)][name] = _to_numpy(given[key])
+                layer = self.layers[int(i)]
+                per_layer[int(i)][name] = _state_value(
+                    given[key], key, current, f"{type(layer).__name__}.{name}")
         for layer, state in zip(self.layers, per_layer):
             if state:
                 full = layer.state_dict()
@@ -329,8 +338,16 @@ class Sequential:
         return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
 
 
-def _to_numpy(value):
-    """np.asarray of a value, including PyTorch tensors, without importing torch."""
+def _state_value(value, key, current, owner):
+    """A load_state_dict value (PyTorch tensors included, without importing torch) as an
+    array, checked against the `current` array it replaces (owner: "Dense.weight"); the
+    errors name the user's key."""
+    prefix = "load_state_dict: "
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         value = value.detach().cpu()
-    return np.asarray(value)
+    arr = check_numeric(as_array(value, repr(key), f"an array of shape {current.shape}", prefix),
+                        repr(key), prefix)
+    if arr.shape != current.shape:
+        raise ValueError(f"{prefix}{key!r} ({owner}): expected shape {current.shape}, "
+                         f"got {arr.shape}")
+    return arr

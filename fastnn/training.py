@@ -14,7 +14,7 @@ import numpy as np
 
 from fastnn import metrics as M
 from fastnn._progress import ProgressBar
-from fastnn._validation import NonFiniteError, positive_int, real
+from fastnn._validation import NonFiniteError, as_array, positive_int, real
 from fastnn.callbacks import Callback, History
 from fastnn.losses import SoftmaxCrossEntropy
 
@@ -35,10 +35,7 @@ def _as_rows(data, name):
             and not hasattr(data, "iloc")):
         arr = data
     else:
-        try:
-            arr = np.asarray(data)
-        except Exception as exc:
-            raise TypeError(f"{name} must be array-like, got {type(data).__name__}") from exc
+        arr = as_array(data, name)  # names None and ragged lists
     if arr.ndim == 0:
         raise ValueError(f"{name} must have a samples axis, got a scalar")
     return arr
@@ -155,7 +152,7 @@ def _target(yb, loss, dtype, width):
     one-column output become a column."""
     if isinstance(loss, SoftmaxCrossEntropy) and yb.ndim == 1:
         return yb
-    if yb.dtype.kind == "f" and yb.dtype != dtype:
+    if yb.dtype.kind in "biuf" and yb.dtype != dtype:  # one-hot ints too
         yb = yb.astype(dtype)
     return yb.reshape(-1, 1) if yb.ndim == 1 and width == 1 else yb
 

@@ -339,8 +339,9 @@ for name, X, exc, match in [
     ("complex", np.ones((2, 4), complex), TypeError, "X must be numeric.*complex128"),
     ("object", np.ones((2, 4), object), TypeError, "X must be numeric.*object"),
     ("datetime", np.zeros((2, 4), "datetime64[s]"), TypeError, "X must be numeric"),
-    ("ragged", [[1, 2, 3, 4], [1]], TypeError, "X must be array-like"),
-    ("none", None, TypeError, "X must be numeric"),
+    ("ragged", [[1, 2, 3, 4], [1]], TypeError,
+     r"X is ragged \(inhomogeneous\): X\[0\] has 4 elements but X\[1\] has 1 element"),
+    ("none", None, TypeError, "X must be an array-like of numbers, got None"),
 ]:
     probe(f"forward-{name}", lambda X=X: _model().forward(X), exc, match)
     probe(f"predict-{name}", lambda X=X: _model().predict(X), (ValueError, TypeError), "X")
@@ -421,15 +422,24 @@ probe("evaluate-batch_size", lambda: _model().evaluate(np.ones((3, 4)), [0, 1, 2
       ValueError, "batch_size")
 
 for name, mapping, exc, match in [
-    ("shape", {"0.weight": np.ones((4, 5))}, ValueError, r"expected shape \(5, 4\), got \(4, 5\)"),
+    ("shape", {"0.weight": np.ones((4, 5))}, ValueError,
+     r"load_state_dict: '0\.weight' \(Dense\.weight\): expected shape \(5, 4\), got \(4, 5\)"),
+    ("shape-later-layer", {"2.bias": np.ones(4)}, ValueError,
+     r"'2\.bias' \(Dense\.bias\): expected shape \(3,\), got \(4,\)"),
+    ("none-value", {"0.bias": None}, TypeError,
+     r"load_state_dict: '0\.bias' must be an array of shape \(5,\), got None"),
     ("missing", {}, ValueError, r"missing keys \['0.bias', '0.weight'"),
     ("unexpected", {"9.weight": 1}, ValueError, r"unexpected keys \['9.weight'\]"),
-    ("strings", {"0.bias": np.array(["a"] * 5)}, TypeError, "expected numbers, got dtype <U1"),
-    ("complex", {"0.bias": np.ones(5, complex)}, TypeError, "expected numbers"),
+    ("strings", {"0.bias": np.array(["a"] * 5)}, TypeError,
+     r"'0\.bias' must be numeric \(bool, int or float\), got dtype <U1 \('a' at index 0\)"),
+    ("object", {"0.bias": [1.0, 2.0, None, 4.0, 5.0]}, TypeError,
+     r"'0\.bias' must be numeric .*got dtype object \(None at index 2\)"),
+    ("complex", {"0.bias": np.ones(5, complex)}, TypeError, r"'0\.bias' must be numeric"),
     ("not-mapping", 5, TypeError, "mapping must be a dict of name -> array, got int"),
     ("pairs-junk", [1, 2], TypeError, "mapping must be a dict"),
     ("int-key", {0: np.ones(3)}, TypeError, "keys must be strings"),
-    ("ragged", {"0.bias": [[1], [1, 2]]}, (TypeError, ValueError), ""),
+    ("ragged", {"0.bias": [[1], [1, 2]]}, (TypeError, ValueError),
+     r"'0\.bias' is ragged \(inhomogeneous\): '0\.bias'\[0\] has 1 element but '0\.bias'\[1\] has 2"),
 ]:
     def _load(mapping=mapping):
         model = _model()
@@ -457,6 +467,89 @@ probe("sequential-mixed-dtypes", lambda: fastnn.Sequential(fastnn.Dense(2, 3), f
 # losses at the Python floor
 probe("loss-strings", lambda: fastnn.MSELoss()([["a"]], [[1.0]]), TypeError, "output must be numeric")
 probe("loss-complex", lambda: fastnn.BCEWithLogits()(np.ones(2, complex), [0, 1]), TypeError, "output must be numeric")
+
+# ---- messages that name the bad value, its position, the key, the argument (issue #14) ---------
+_SCE = fastnn.SoftmaxCrossEntropy
+for name, labels, exc, match in [
+    ("fraction", [0, 1, 1.5], ValueError, r"target labels must be whole numbers, got 1\.5 at index 2"),
+    ("nan", np.array([0.0, np.nan, 1.0]), ValueError, r"whole numbers, got nan at index 1"),
+    ("inf-f32", np.array([0, 1, -np.inf], f32), ValueError, r"whole numbers, got -inf at index 2"),
+    ("range-list", [0, 7, 1], ValueError, r"target labels must be in \[0, 4\), got 7 at index 1"),
+    ("range-int32", np.array([0, 1, -2], np.int32), ValueError, r"in \[0, 4\), got -2 at index 2"),
+    ("range-float", [0.0, 1.0, 4.0], ValueError, r"in \[0, 4\), got 4\.0 at index 2"),
+    ("bool", [True, False, True], TypeError, "target labels must be integers, got dtype bool"),
+    ("object", [0, None, 1], TypeError, r"must be integers.*got dtype object \(None at index 1\)"),
+    ("none", None, TypeError, (r"SoftmaxCrossEntropy: target must be class labels of shape \(3,\) "
+                               r"or probabilities of shape \(3, 4\), got None")),
+    ("scalar", 2, ValueError, r"target must be class labels of shape \(3,\) .*got shape \(\)"),
+    ("ragged", [[1, 0, 0, 0], [1]], TypeError,
+     r"target is ragged \(inhomogeneous\): target\[0\] has 4 elements but target\[1\] has 1"),
+    ("column", np.array([[0], [1], [2]]), ValueError,
+     r"probabilities must have shape \(3, 4\), got \(3, 1\) \(class labels are 1-D"),
+]:
+    probe(f"SoftmaxCrossEntropy-target-{name}", lambda t=labels: _SCE()(_m(3, 4), t), exc, match)
+probe("SoftmaxCrossEntropy-output-none", lambda: _SCE()(None, [0, 1]), TypeError,
+      "SoftmaxCrossEntropy: output must be an array-like of numbers, got None")
+probe("SoftmaxCrossEntropy-output-1d", lambda: _SCE()(_m(3), [0, 1, 2]), ValueError,
+      r"SoftmaxCrossEntropy: output must be 2-D logits \(n_samples, n_classes\), got shape \(3,\)")
+for cls in (fastnn.BCEWithLogits, fastnn.MSELoss):
+    n = cls.__name__
+    probe(f"{n}-target-none", lambda cls=cls: cls()(_m(2, 3), None), TypeError,
+          rf"{n}: target must be an array-like of numbers with the output's shape \(2, 3\), got None")
+    probe(f"{n}-output-none", lambda cls=cls: cls()(None, _m(2, 3)), TypeError,
+          rf"{n}: output must be an array-like of numbers, got None")
+    probe(f"{n}-target-ragged", lambda cls=cls: cls()(_m(2, 2), [[1, 0], [1]]), TypeError,
+          rf"{n}: target is ragged \(inhomogeneous\): target\[0\] has 2 elements but target\[1\] has 1")
+    probe(f"{n}-output-ragged", lambda cls=cls: cls()([[1.0], [1.0, 2.0]], _m(2, 2)), TypeError,
+          rf"{n}: output is ragged \(inhomogeneous\): output\[0\] has 1 element but output\[1\] has 2")
+    probe(f"{n}-target-object", lambda cls=cls: cls()(_m(1, 3), [[0.5, "a", 1]]), TypeError,
+          rf"{n}: target must be numeric .*\('a' at index \(0, 1\)\)")
+# ragged and None inputs, named as the caller knows them, at every entry point
+_RAGGED = [[1, 2, 3, 4], [1, 2, 3]]
+_RAGGED_MSG = r"{} is ragged \(inhomogeneous\): {}\[0\] has 4 elements but {}\[1\] has 3"
+probe("predict-ragged-named", lambda: _model().predict(_RAGGED), TypeError, _RAGGED_MSG.format("X", "X", "X"))
+probe("fit-X-ragged", _fit(X=_RAGGED, y=[0, 1]), TypeError, _RAGGED_MSG.format("X", "X", "X"))
+probe("fit-y-ragged", _fit(X=np.ones((2, 4)), y=[[0, 1, 0, 0], [1, 0, 0]]), TypeError,
+      r"y is ragged \(inhomogeneous\): y\[0\] has 4 elements but y\[1\] has 3")
+probe("fit-validation-ragged", _fit(validation_data=(_RAGGED, [0, 1])), TypeError,
+      _RAGGED_MSG.format(*[r"validation_data\[0\]"] * 3))
+probe("evaluate-y-ragged", lambda: _model().evaluate(np.ones((2, 4)), [[0.0, 1.0], [1.0]],
+                                                     loss=fastnn.MSELoss()), TypeError,
+      r"y is ragged \(inhomogeneous\): y\[0\] has 2 elements but y\[1\] has 1")
+probe("train_on_batch-ragged", lambda: _model().train_on_batch(
+    _RAGGED, [0, 1], loss=_SCE(), optimizer=optim.SGD(_model(), lr=0.1)), TypeError,
+      _RAGGED_MSG.format("X", "X", "X"))
+probe("backward-ragged", lambda: (lambda m: (m.forward(np.ones((2, 4)), training=True),
+                                             m.backward([[1.0, 2.0, 3.0], [1.0]])))(_model()),
+      TypeError, r"dY is ragged \(inhomogeneous\): dY\[0\] has 3 elements but dY\[1\] has 1")
+probe("dense-forward-ragged", lambda: fastnn.Dense(4, 2).forward(_RAGGED), TypeError,
+      _RAGGED_MSG.format("x", "x", "x"))
+probe("ragged-deeper", lambda: _model().forward([[1, 2, 3, [4, 5]], [1, 2, 3, 4]]), TypeError,
+      r"X is ragged \(inhomogeneous\): X\[0\]\[0\] is a scalar but X\[0\]\[3\] has 2 elements")
+probe("ragged-scalar-row", lambda: _model().forward([[1, 2, 3, 4], 5]), TypeError,
+      r"X\[0\] has 4 elements but X\[1\] is a scalar")
+probe("ragged-is-also-a-ValueError", lambda: _model().forward(_RAGGED), ValueError, "ragged")
+probe("forward-object-none", lambda: _model().forward([[1, 2, 3, 4], [1, None, 3, 4]]), TypeError,
+      r"X must be numeric \(bool, int or float\), got dtype object \(None at index \(1, 1\)\)")
+probe("forward-strings-value", lambda: _model().forward([["1", "2", "3", "x"]]), TypeError,
+      r"X must be numeric .*got dtype <U1 \('x' at index \(0, 3\)\)")
+probe("forward-strings-that-parse", lambda: _model().forward([["1", "2", "3", "4"]]), TypeError,
+      r"X must be numeric .*got dtype <U1 \('1' at index \(0, 0\)\)")
+probe("predict-none-named", lambda: _model().predict(None), TypeError,
+      "X must be an array-like of numbers, got None")
+probe("fit-y-none", _fit(y=None), TypeError, "y must be an array-like of numbers, got None")
+probe("fit-X-none", _fit(X=None), TypeError, "X must be an array-like of numbers, got None")
+probe("backward-none", lambda: (lambda m: (m.forward(np.ones((2, 4)), training=True),
+                                           m.backward(None)))(_model()),
+      TypeError, "dY must be an array-like of numbers, got None")
+# load_state_dict on a layer: a missing entry is named (it was a bare KeyError)
+probe("dense-load-missing", lambda: fastnn.Dense(4, 2).load_state_dict({"weight": np.ones((2, 4))}),
+      ValueError, r"Dense\.load_state_dict: state has no 'bias'")
+probe("standardize-load-mismatch", lambda: fastnn.Standardize().load_state_dict(
+    {"mean": np.zeros(3), "std": np.ones(4)}), ValueError,
+      r"Standardize\.std: expected shape \(3,\) \(that of mean\), got \(4,\)")
+probe("standardize-load-none", lambda: fastnn.Standardize().load_state_dict({"mean": None, "std": [1]}),
+      TypeError, "Standardize.mean must be an array-like of numbers, got None")
 
 # optimizers
 _params = lambda: _model().parameters()  # noqa: E731
