@@ -25,7 +25,7 @@ def test_gemm(benchmark, lib, m, k, n, ta, tb):
     a, b = operands(m, k, n, ta, tb)
     out = np.empty((m, n), np.float32)
     benchmark.group = f"gemm {m}x{k}x{n} {'T' if ta else 'N'}{'T' if tb else 'N'}"
-    benchmark.extra_info["gflop"] = 2 * m * n * k / 1e9
+    benchmark.extra_info.update(kind="gemm", lib=lib, gflop=2 * m * n * k / 1e9)
     if lib == "fastnn":
         benchmark(K.gemm, a, b, trans_a=ta, trans_b=tb, out=out)
     else:

@@ -20,7 +20,7 @@ from fastnn.callbacks import (
 )
 from fastnn.closed_form import gaussian_classifier, linear_regression
 from fastnn._validation import NonFiniteError
-from fastnn.datasets import load_digits
+from fastnn.datasets import load_digits, load_mnist
 from fastnn.gradcheck import gradcheck
 from fastnn.kernels import get_num_threads, set_num_threads
 from fastnn.layers import (

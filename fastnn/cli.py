@@ -448,10 +448,15 @@ def build_parser():
     p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("bench", help="kernel speed against NumPy on this machine",
-                       description="GEMM GFLOP/s of fastnn and NumPy, timed alternately with "
-                                   "both pinned to the same thread count, as ratios of medians "
-                                   "and as a fraction of this core's measured FMA limit. "
-                                   "Unset OPENBLAS_CORETYPE first: it handicaps NumPy.")
+                       description="The host (CPU model, family/model, ISA flags, fastnn's "
+                                   "instruction set, the measured FMA limit, NumPy's BLAS "
+                                   "kernel, thread counts), then GEMM GFLOP/s of fastnn and "
+                                   "NumPy timed alternately with both pinned to the same "
+                                   "thread count: medians, the median of the paired speed "
+                                   "ratios, each as a fraction of the FMA limit, and "
+                                   "PERFORMANCE.md's GEMM targets (met or not; the exit "
+                                   "status does not depend on them). Unset OPENBLAS_CORETYPE "
+                                   "and OPENBLAS_L2_SIZE first: they handicap NumPy.")
     p.add_argument("--threads", type=_positive_int, default=1,
                    help="threads for both fastnn and NumPy (default 1)")
     p.add_argument("--seconds", type=float, default=0.3, help="time per case (default 0.3)")
