@@ -4,7 +4,7 @@
 #define F(name) FNN_CAT(name, SFX)
 
 /* e^x for x <= 0 or NaN, to about 1 ulp (the method and constants of exp_taylor.h), in
- * plain arithmetic the compiler vectorises (a libm call per element stays scalar, ~5 ns),
+ * plain arithmetic the compiler vectorises (a libm call per element stays scalar),
  * with 2^n built in the exponent bits in two halves so that subnormal results are rounded
  * once. */
 static inline T F(expneg)(T x)
@@ -87,7 +87,7 @@ static void F(act_backward)(ptrdiff_t m, ptrdiff_t n, int act, double slope_, co
     ptrdiff_t i, j;
     switch (act) {
     /* Written as selects against zero with dy loaded first, so that gcc vectorises blends:
-     * the plain `src > 0 ? dy : slope * dy` stays a branch, 10x slower on random signs. */
+     * the plain `src > 0 ? dy : slope * dy` stays a branch, mispredicted on random signs. */
     case FNN_ACT_RELU:
         for (i = 0; i < total; i++) {
             const T d = dy[i];

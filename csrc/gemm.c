@@ -43,9 +43,10 @@ static void *pack_space(size_t bytes)
 #define MIN_FLOPS_PER_THREAD 1e6
 /* Up to this many rows of C, skip packing (the skinny kernels); with row-major B up
  * to SKINNY_M_NN unless B's rows are a multiple of SKINNY_ALIAS_BYTES apart (they then
- * fall into a fraction of L1's sets, a quarter at 1 KiB, and packing wins: 32x784x256
- * 52 -> 64 GFLOP/s), or A is transposed (dY^T, read a column at a time) and B has at
- * least SKINNY_TA_KN elements. Measured on Zen 3 with k, n in 64..1024. */
+ * fall into a fraction of L1's sets, a quarter at 1 KiB, and packing wins), or A is
+ * transposed (dY^T, read a column at a time) and B has at least SKINNY_TA_KN elements.
+ * The limits are where packing starts to pay for k, n in 64..1024 (the timings are in
+ * docs/benchmarks.md); they are not correctness limits. */
 #ifndef SKINNY_M
 #define SKINNY_M 16
 #endif
@@ -58,7 +59,7 @@ static void *pack_space(size_t bytes)
 #define SKINNY_TA_KN 131072
 #define SKINNY_ALIAS_BYTES 512
 /* C = A W^T through the transposed tile (W read in place) for up to ROWS_M rows of A, or
- * ROWS_M_DEEP from ROWS_DEEP_K deep, from ROWS_MIN_K deep. Measured on Zen 3 as above. */
+ * ROWS_M_DEEP from ROWS_DEEP_K deep, from ROWS_MIN_K deep: crossover points, as above. */
 #define ROWS_MIN_K 128
 #define ROWS_M 32
 #define ROWS_DEEP_K 512

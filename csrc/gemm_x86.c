@@ -124,8 +124,8 @@ FNN_PACK_TR(f64, double, 4, tr4_f64, case 2: tr4_f64(d, s, es, W, 2); break;)
 
 /* Block sizes: the B micro-panel (kc x nr: 16 KiB for AVX2, 24 KiB for AVX-512) stays
  * in a 32 KiB L1d next to the streamed A micro-panel; the packed A block (mc x kc,
- * 110-150 KiB) in L2; the packed B panel (kc x nc) in L3. On Zen 3, mc 72-192 and
- * kc 256-512 measured within noise of each other. */
+ * 110-150 KiB) in L2; the packed B panel (kc x nc) in L3. Within those cache bounds the
+ * exact mc and kc matter little (docs/benchmarks.md), so they are not tuned per CPU. */
 
 /* ---- AVX2 + FMA: 6 x 16 float (12 accumulators + 2 B vectors + 1 broadcast), 4 x 16 ---- */
 #define T float

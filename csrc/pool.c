@@ -3,7 +3,7 @@
  * Why not OpenMP: an OpenMP region ends in a barrier that waits for every thread of the
  * team, including one the OS has not run yet. Right after a threaded NumPy call, OpenBLAS's
  * threads keep spinning on the cores for a while, a woken OpenMP thread waits milliseconds
- * for a time slice, and a 0.35 ms two-thread GEMM took 4.4 ms. Here the items of a call are
+ * for a time slice, longer than the whole of a small GEMM. Here the items of a call are
  * claimed one at a time from a shared ticket, by the caller too: a worker that has not
  * started claims nothing and nobody waits for it. The caller waits only for items that
  * a running worker has claimed.
@@ -17,10 +17,10 @@
  * whichever thread runs them, which is what keeps fastnn's results independent of the
  * thread count.
  *
- * Placement (Linux): some schedulers, those of VMs that pack threads onto few virtual CPUs
- * among them (this project's machines), leave a new or woken thread on its waker's CPU,
- * beside the busy caller, while another CPU idles; the worker then claims nothing and the
- * call runs at one thread's speed (OpenMP's spinning barrier hid this by forcing the
+ * Placement (Linux): some schedulers, those of virtual machines that pack threads onto few
+ * virtual CPUs among them, leave a new or woken thread on its waker's CPU, beside the busy
+ * caller, while another CPU idles; the worker then claims nothing and the call runs at one
+ * thread's speed (a spinning barrier such as OpenMP's hides this only by forcing the
  * scheduler's hand after a few milliseconds). So a worker starts, and is woken, with its
  * affinity limited to the CPUs other than the caller's (widened to the process's CPUs again
  * once it runs), and moves off the caller's CPU when it finds itself there. */
@@ -50,8 +50,8 @@ void fnn_parallel(int threads, ptrdiff_t items, fnn_task task, void *ctx)
 /* After its last item a worker polls for the next call, for SPIN_NS with pause between
  * polls and then until YIELD_NS with sched_yield between them (any other thread ready on
  * its core, NumPy's BLAS threads included, runs first), and then sleeps. Waking a sleeping
- * thread took 60-250 us on this project's VMs, longer than many GEMMs of a training step,
- * whose kernels follow each other within a millisecond. */
+ * thread can take longer than many GEMMs of a training step, whose kernels follow each
+ * other within a millisecond, so a worker keeps polling for a while before it sleeps. */
 #define SPIN_NS 50000
 #define YIELD_NS 3000000
 

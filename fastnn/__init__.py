@@ -42,11 +42,10 @@ from fastnn.losses import BCEWithLogits, MSELoss, SoftmaxCrossEntropy
 from fastnn.model import Sequential
 from fastnn.optim import clip_grad_norm
 from fastnn.persistence import Checkpoint, load, load_checkpoint, save
-from fastnn.plotting import lr_sweep
+from fastnn.training import lr_sweep
+from fastnn._version import __version__ as __version__
 
 logging.getLogger("fastnn").addHandler(logging.NullHandler())
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BCEWithLogits", "BatchNorm1d", "CSVLogger", "Callback", "Checkpoint", "Dense", "Dropout",
@@ -55,6 +54,6 @@ __all__ = [
     "ReduceLROnPlateau", "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Standardize", "Tanh",
     "TerminateOnNaN", "callbacks", "clip_grad_norm", "closed_form", "gaussian_classifier",
     "get_num_threads", "gradcheck", "init", "kernels", "linear_regression", "load",
-    "load_checkpoint", "load_digits", "lr_sweep", "ops", "optim", "save", "schedules",
+    "load_checkpoint", "load_digits", "load_mnist", "lr_sweep", "ops", "optim", "save", "schedules",
     "set_num_threads",
 ]

@@ -1,5 +1,8 @@
 """Classes looked up by name (command line options, saved files), only among fastnn's own
 registered classes: nothing is imported or evaluated from a name."""
+from fastnn import optim
+from fastnn.layers import Layer, _Activation
+
 __all__ = ["optimizer_class", "activation_class"]
 
 
@@ -10,7 +13,6 @@ def _key(name):
 def optimizer_class(name):
     """The ``fastnn.optim`` Optimizer subclass called `name`, case-insensitively ("adam",
     "AdamW", "sgd"...)."""
-    from fastnn import optim
     available = {_key(cls_name): cls for cls_name, cls in vars(optim).items()
                  if isinstance(cls, type) and issubclass(cls, optim.Optimizer)
                  and cls is not optim.Optimizer}
@@ -23,7 +25,6 @@ def optimizer_class(name):
 def activation_class(name):
     """The elementwise activation layer called `name`, case-insensitively ("relu", "tanh",
     "leaky_relu"...)."""
-    from fastnn.layers import Layer, _Activation
     available = {_key(cls_name): cls for cls_name, cls in Layer.registry.items()
                  if issubclass(cls, _Activation)}
     if not isinstance(name, str) or _key(name) not in available:

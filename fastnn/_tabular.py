@@ -1,5 +1,6 @@
 """Tabular data for the command line: reading CSV / .npy / .npz files, picking the target,
-streaming statistics and on-the-fly feature scaling.
+and per-column statistics streamed over row chunks (the model's Standardize layer scales
+the features with them).
 
 How ``--target`` names the target:
 
@@ -15,7 +16,7 @@ import os
 
 import numpy as np
 
-from fastnn.training import _PageReleaser
+from fastnn.training import PageReleaser
 
 #: rows per chunk when streaming statistics over a (memory-mapped) array
 _CHUNK = 8192
@@ -121,7 +122,7 @@ def _drop_column(arr, j):
 def _column(arr, j):
     """Column j as an in-memory array, read in chunks so a memmap's pages are released."""
     out = np.empty(len(arr), dtype=arr.dtype)
-    pages = _PageReleaser(arr)
+    pages = PageReleaser(arr)
     for start in range(0, len(arr), _CHUNK):
         out[start:start + _CHUNK] = arr[start:start + _CHUNK, j]
         pages.read(min(_CHUNK, len(arr) - start), contiguous=True)
@@ -231,7 +232,7 @@ def mean_std(X):
     n = len(X)
     total = np.zeros(X.shape[1])
     squares = np.zeros(X.shape[1])
-    pages = _PageReleaser(X)
+    pages = PageReleaser(X)
     shift = np.asarray(X[0], dtype=np.float64)  # shifted sums keep the variance accurate
     for start in range(0, n, _CHUNK):
         chunk = np.asarray(X[start:start + _CHUNK], dtype=np.float64) - shift
@@ -243,23 +244,3 @@ def mean_std(X):
     std = np.sqrt(np.maximum(squares / n - mean * mean, 0.0))
     std[std == 0] = 1.0
     return mean + shift, std
-
-
-class Standardized:
-    """A read-only duck array over X whose rows come out as ``(x - mean) / std`` in `dtype`,
-    computed per batch, so a memory-mapped dataset is never copied. ``base`` is X (training
-    uses it to release the memmap's pages)."""
-
-    def __init__(self, X, mean, std, dtype):
-        self.base = X
-        self.mean, self.std = mean, std
-        self.dtype = np.dtype(dtype)
-        self.shape = X.shape
-        self.ndim = 2
-
-    def __len__(self):
-        return self.shape[0]
-
-    def __getitem__(self, rows):
-        block = np.asarray(self.base[rows], dtype=np.float64)
-        return ((block - self.mean) / self.std).astype(self.dtype)

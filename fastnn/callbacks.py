@@ -19,6 +19,9 @@ import math
 import sys
 import warnings
 
+from fastnn.persistence import save
+from fastnn.plotting import plot_history
+
 __all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
            "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger"]
 
@@ -80,8 +83,8 @@ class History(Callback):
 
     def plot(self, path, *, title=None):
         """Write a PNG of the loss and metric curves, training and validation (needs
-        matplotlib: ``pip install 'fastnn[plot]'``). Returns ``path``."""
-        from fastnn.plotting import plot_history
+        matplotlib: ``pip install 'fastnn[plot]'``), with :func:`fastnn.plotting.plot_history`.
+        Returns ``path``."""
         return plot_history(self, path, title=title)
 
     def __repr__(self):
@@ -216,7 +219,6 @@ class ModelCheckpoint(_Monitor):
             if not self._improved(current):
                 return
             self.best = current
-        from fastnn.persistence import save
         try:
             path = self.path.format(epoch=epoch + 1, **logs)
         except (KeyError, IndexError, ValueError) as exc:

@@ -14,6 +14,7 @@ import numpy as np
 
 import fastnn
 from fastnn import _tabular
+from fastnn._names import activation_class, optimizer_class
 
 
 class CLIError(Exception):
@@ -85,7 +86,6 @@ def _optimizer(args, model, lr=None):
     """The optimizer named by --optimizer, looked up in fastnn.optim (so every optimizer
     this build has is available), with --lr (default: the optimizer's own default, or 0.01
     where it has none, as SGD) and --momentum where the optimizer takes one."""
-    from fastnn._names import optimizer_class
     try:
         cls = optimizer_class(args.optimizer)
     except ValueError as exc:
@@ -105,13 +105,12 @@ def _optimizer(args, model, lr=None):
 
 
 def _build_model(n_in, n_out, args, front):
-    from fastnn._names import activation_class
     try:
         act = activation_class(args.activation)
     except ValueError as exc:
         raise CLIError(f"--activation: {exc}") from None
     init = "he_uniform" if act in (fastnn.ReLU, fastnn.LeakyReLU) else "xavier_uniform"
-    layers = [front] if front is not None else []
+    layers = [front]  # the input scaling (Standardize)
     width = n_in
     for i, h in enumerate(args.hidden):
         layers += [fastnn.Dense(width, h, init=init, dtype=args.dtype, rng=args.seed + i), act()]
@@ -122,8 +121,9 @@ def _build_model(n_in, n_out, args, front):
 
 
 def _prepare(args):
-    """Training data, loss and metadata shared by train and lr-sweep: read DATA, choose the task, encode the target, split off validation rows (the last
-    --val-split fraction, Keras's rule) and set up feature scaling from the training rows."""
+    """Training data, loss and metadata shared by train and lr-sweep: read DATA, choose the
+    task, encode the target, split off validation rows (the last --val-split fraction,
+    Keras's rule) and set up feature scaling from the training rows."""
     data = _tabular.read(args.data, target=args.target)
     X, y_raw = data.X, data.y
     n = len(X)
@@ -158,17 +158,10 @@ def _prepare(args):
             raise CLIError(f"--val-split: {args.val_split} leaves no training or no "
                            f"validation rows out of {n}")
     mean, std = _tabular.mean_std(X[:split])
-    standardize = fastnn.Layer.registry.get("Standardize")
-    if standardize is not None:
-        # The scaling travels with the model as its first layer.
-        p.front = standardize(mean=mean, std=std)
-        wrap = lambda rows: rows  # noqa: E731
-    else:
-        p.front = None
-        p.meta["input_scaling"] = {"mean": mean, "std": std}
-        wrap = lambda rows: _tabular.Standardized(rows, mean, std, args.dtype)  # noqa: E731
-    p.X_train, p.y_train = wrap(X[:split]), y[:split]
-    p.validation = (wrap(X[split:]), y[split:]) if split < n else None
+    # The scaling travels with the model as its first layer.
+    p.front = fastnn.Standardize(mean=mean, std=std)
+    p.X_train, p.y_train = X[:split], y[:split]
+    p.validation = (X[split:], y[split:]) if split < n else None
     p.n_in = int(X.shape[1])
     return p
 
@@ -257,9 +250,6 @@ def _model_inputs(model, meta, path, target=None):
     if n_features is not None and X.shape[1] != n_features:
         raise CLIError(f"DATA: the model expects {n_features} feature columns, "
                        f"{path} has {X.shape[1]}")
-    scaling = meta.get("input_scaling")
-    if scaling is not None:
-        X = _tabular.Standardized(X, scaling["mean"], scaling["std"], model.dtype)
     return X, data.y
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from fastnn.layers import Dropout
 from fastnn.model import Sequential
-from fastnn.training import _check_pair, _target
+from fastnn.training import check_pair, loss_target
 
 __all__ = ["gradcheck"]
 
@@ -26,7 +26,7 @@ def _objective(model, X, y, loss, dropouts):
     for layer, state in dropouts:
         layer.rng.bit_generator.state = state
     out = model.forward(X, training=True)
-    value, grad = loss(out, _target(y, loss, out.dtype, out.shape[1]))
+    value, grad = loss(out, loss_target(y, loss, out.dtype, out.shape[1]))
     return value + model.regularization_loss(), grad
 
 
@@ -46,10 +46,9 @@ def gradcheck(model, X, y, loss, eps=1e-6):
     eps = float(eps)
     if not (np.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
-    X, y = _check_pair(X, y)
-    y = np.asarray(y)
+    X, y = check_pair(X, y)
+    X, y = np.ascontiguousarray(X, dtype=np.float64), np.asarray(y)
     work = Sequential(*copy.deepcopy(model.layers), dtype=np.float64)
-    X = work._prepare(np.asarray(X, dtype=np.float64))
     if y.dtype.kind == "f":
         y = y.astype(np.float64)
     dropouts = [(layer, copy.deepcopy(layer.rng.bit_generator.state))

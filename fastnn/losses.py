@@ -21,7 +21,7 @@ __all__ = ["Loss", "SoftmaxCrossEntropy", "BCEWithLogits", "MSELoss"]
 class Loss:
     """Base class: ``loss(output, target) -> (float, grad)``, ``grad`` of the output's shape
     and float dtype. Converts its inputs as the module's docstring says, then runs ``kernel``
-    (which ``Sequential.train_on_batch`` calls directly with arrays already converted)."""
+    (which ``Sequential.forward_backward`` calls directly, into the model's buffer)."""
 
     reductions: tuple[str, ...] = ("mean", "sum")
     kernel: Callable[..., tuple[float, Any]] | None = None
@@ -36,13 +36,7 @@ class Loss:
 
     def __call__(self, output, target):
         output = self._output(output)
-        return type(self).kernel(output, self._target(target, output), reduction=self.reduction)
-
-    def _convert(self, output, target):
-        """(output, target) in the form the kernel takes (see the module's docstring);
-        arrays already in that form come back as they are, without a copy."""
-        output = self._output(output)
-        return output, self._target(target, output)
+        return type(self).kernel(output, self.target_for(target, output), reduction=self.reduction)
 
     def _output(self, output):
         # The kernels take float32/float64 only; at this floor other numbers are converted
@@ -52,8 +46,9 @@ class Loss:
             return output  # any byte order: the kernel copies a byte-swapped array
         return as_float_array(output, np.float64, "output", prefix=self._prefix)
 
-    def _target(self, target, output):
-        """A target of the (converted) output's shape: numbers, in the output's float dtype."""
+    def target_for(self, target, output):
+        """``target`` in the form the kernel takes beside the float array ``output``: numbers
+        in the output's dtype (class labels: int64), the same object when it already is."""
         if isinstance(target, np.ndarray) and target.dtype == output.dtype:
             return target
         dtype = np.dtype(f"f{output.dtype.itemsize}")
@@ -77,7 +72,7 @@ class SoftmaxCrossEntropy(Loss):
     kernel = staticmethod(K.softmax_cross_entropy)
     logits = True
 
-    def _target(self, target, output):
+    def target_for(self, target, output):
         """Probabilities (2-D) in the output's dtype, or class labels checked here (first
         bad label and its index) unless they are int64 already (the kernel checks those)."""
         if output.ndim != 2:

@@ -188,6 +188,7 @@ class Sequential:
     def predict(self, X: ArrayLike, batch_size: int = 4096) -> np.ndarray:
         """Inference outputs, computed in batches so memory stays bounded for large X
         (``np.memmap`` included)."""
+        # The training module sits above this one; see "training" below.
         from fastnn.training import predict
         return predict(self, X, batch_size=batch_size)
 
@@ -221,27 +222,49 @@ class Sequential:
                 dy = item.backward(dy)
         return dy if input_grad else None
 
+    def forward_backward(self, X: ArrayLike, y: Any, *, loss) -> tuple[float, np.ndarray]:
+        """The gradient of one batch, without an update: a training-mode forward of ``X``,
+        ``loss(output, y)`` and the backward pass, which overwrites every parameter's
+        ``.grad`` (l1/l2 penalties included). Returns ``(loss_value, output)``.
+
+        This is the step that :meth:`train_on_batch` (and so ``fit``) runs before its
+        ``optimizer.step()``; call it directly to update the weights some other way (several
+        optimizers, a penalty that changes per batch, L-BFGS over the whole set). It reuses
+        the model's buffers per batch shape and computes no input gradient, so the output
+        and the gradient are only valid until the next step.
+
+        ``loss`` is a fastnn loss, whose kernel writes the gradient straight into a buffer
+        of the model (``y`` converted as the loss converts it), or any callable ``loss(output, y) -> (value,
+        grad)`` with ``grad`` of the output's shape, which is never written to. The backward
+        runs whatever the value; check it (and the gradients) before stepping, as
+        ``train_on_batch`` does."""
+        out = self._forward(self._prepare(X), True, keep_output=False)
+        kernel = getattr(type(loss), "kernel", None)
+        if kernel is not None:
+            grad = self._buffers(("loss", out.shape), [out.shape])[0]
+            value, grad = kernel(out, loss.target_for(y, out), reduction=loss.reduction,
+                                 out=grad)
+        else:
+            value, grad = loss(out, y)
+            value = float(value)
+            grad = as_float_array(grad, self.dtype, "loss gradient")
+            if grad.shape != out.shape:
+                raise ValueError(f"loss gradient must have the output's shape {out.shape}, "
+                                 f"got {grad.shape}")
+        self._backward(grad, input_grad=False, dy_owned=kernel is not None)
+        return value, out
+
     def train_on_batch(self, X: ArrayLike, y: ArrayLike, *, loss, optimizer) -> tuple:
-        """One optimisation step: forward in training mode, loss, backward, optimizer.step().
+        """One optimisation step: :meth:`forward_backward`, then ``optimizer.step()``.
         Returns ``(loss_value, output)``; the output is only valid until the next step. This
         is what ``fit`` runs: it reuses buffers per batch shape and skips the input gradient.
 
         A non-finite loss or gradient skips the update (the weights stay finite) and the
         returned loss is NaN; ``fit`` turns that into an error or a TerminateOnNaN stop."""
-        out = self._forward(self._prepare(X), True, keep_output=False)
-        kernel = getattr(type(loss), "kernel", None)
-        if kernel is not None:
-            grad = self._buffers(("loss", out.shape), [out.shape])[0]
-            value, grad = kernel(out, y, reduction=loss.reduction, out=grad)
-        else:
-            value, grad = loss(out, y)
-            grad = as_float_array(grad, self.dtype, "loss gradient")
-        if not math.isfinite(value):
-            return math.nan, out
-        self._backward(grad, input_grad=False, dy_owned=kernel is not None)
+        value, out = self.forward_backward(X, y, loss=loss)
         # A ReLU can hide a NaN from the loss but not from the gradients; one pass over them
         # (O(parameters)) keeps the weights finite whatever happens.
-        if not all(K.all_finite(p.grad) for p in self.parameters()):
+        if not math.isfinite(value) or not all(K.all_finite(p.grad) for p in self.parameters()):
             return math.nan, out
         optimizer.step()
         return value, out
@@ -302,6 +325,9 @@ class Sequential:
                 layer.load_state_dict(full)
 
     # ---- training --------------------------------------------------------------------------
+    # fit, evaluate and predict hand over to fastnn.training, which sits a floor above the
+    # model (it drives callbacks, checkpoints and progress). Their imports, made when called,
+    # are the one upward edge of the import graph (ALLOWED_UPWARD in tests/test_imports.py).
 
     def fit(self, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
             validation_data=None, validation_split=0.0, shuffle=True, callbacks=(), seed=None,

@@ -259,20 +259,22 @@ class Adam(Optimizer):
         super().__init__(params, lr, betas=_betas(betas), eps=real(eps, "eps", minimum=0.0),
                          weight_decay=real(weight_decay, "weight_decay", minimum=0.0))
 
-    #: set by callers that report an L2 penalty (fastnn.sklearn): step() then leaves
-    #: sum p^2 over the parameters before the update in ``_sum_squares``, read in the
-    #: update's own pass
-    _track_sum_squares = False
-
-    def step(self):
+    def step(self, sum_squares=False):
+        """Update every parameter. With ``sum_squares=True``, returns the sum of ``p**2``
+        over all the parameters before this update, read in the update's own pass over
+        them: the value of an L2 penalty (``weight_decay / 2`` times it) whose gradient
+        ``weight_decay`` applies, for a caller that reports the penalised loss
+        (:mod:`fastnn.sklearn` does) without a second pass over the weights. Otherwise
+        returns None."""
         # One call for every parameter: the per-parameter Python dispatch is a visible part
         # of a small network's step.
         self._count_step()
         h = self.hyper
         beta1, beta2 = h["betas"]
-        self._sum_squares = _K.adam_step_params(
+        total = _K.adam_step_params(
             self.params, self.state, self._lr, beta1, beta2, h["eps"], h["weight_decay"],
-            self._decoupled, self._track_sum_squares)
+            self._decoupled, bool(sum_squares))
+        return total if sum_squares else None
 
 
 class AdamW(Adam):

@@ -26,6 +26,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fastnn._names import optimizer_class
+from fastnn._validation import float_dtype
+from fastnn._version import __version__
+from fastnn.layers import Layer
+from fastnn.model import Sequential
+
 __all__ = ["save", "load", "load_checkpoint", "Checkpoint", "FORMAT_VERSION"]
 
 FORMAT = "fastnn"
@@ -100,7 +106,6 @@ def save(model, path, optimizer=None, metadata=None):
 
     The write is atomic: the data go to a temporary file in the same directory, which is
     flushed to disk and then renamed over `path`; if anything fails, `path` is untouched."""
-    from fastnn.model import Sequential
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a fastnn.Sequential, got {type(model).__name__}")
     path = os.fspath(path)
@@ -108,7 +113,7 @@ def save(model, path, optimizer=None, metadata=None):
     architecture = []
     for i, layer in enumerate(model.layers):
         name = type(layer).__name__
-        if name not in _registry() or _registry()[name] is not type(layer):
+        if Layer.registry.get(name) is not type(layer):
             raise TypeError(f"save: layer {i} is a {name}, which is not a registered "
                             "fastnn Layer (its class name must not start with '_')")
         architecture.append({"class": name, "config": _encode(
@@ -118,7 +123,7 @@ def save(model, path, optimizer=None, metadata=None):
     meta = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
-        "fastnn_version": _version(),
+        "fastnn_version": __version__,
         "dtype": model.dtype.name,
         "architecture": json.dumps(architecture),
     }
@@ -132,16 +137,6 @@ def save(model, path, optimizer=None, metadata=None):
             raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
         meta["metadata"] = json.dumps(_encode(metadata, "metadata", tensors, "metadata"))
     _write_atomic(path, _serialize(tensors, meta))
-
-
-def _version():
-    from fastnn import __version__
-    return __version__
-
-
-def _registry():
-    from fastnn.layers import Layer
-    return Layer.registry
 
 
 def _serialize(tensors, meta):
@@ -225,7 +220,6 @@ class Checkpoint:
     def make_optimizer(self):
         """A new optimizer of the saved type over ``self.model``'s parameters, carrying the
         saved state (momentum buffers, step count, lr), ready to resume training."""
-        from fastnn._names import optimizer_class
         if self.optimizer_state is None:
             raise ValueError("make_optimizer: the file holds no optimizer state")
         state = self.optimizer_state
@@ -300,7 +294,7 @@ def _read_header(data):
         _fail(f"bad header: format_version {meta.get('format_version')!r} is not an integer")
     if version > FORMAT_VERSION:
         _fail(f"written in format version {version} by fastnn {meta.get('fastnn_version', '?')}; "
-              f"this fastnn ({_version()}) reads up to version {FORMAT_VERSION}: upgrade fastnn")
+              f"this fastnn ({__version__}) reads up to version {FORMAT_VERSION}: upgrade fastnn")
     if version < 1:
         _fail(f"bad header: format_version {version}")
     return header, meta, version, data[8 + n:]
@@ -354,12 +348,10 @@ def _json_field(meta, key, what):
 
 
 def _build_model(meta, tensors, used):
-    from fastnn._validation import float_dtype
-    from fastnn.model import Sequential
     architecture = _json_field(meta, "architecture", "architecture")
     if not isinstance(architecture, list):
         _fail("bad header: architecture must be a list of layers")
-    registry = _registry()
+    registry = Layer.registry
     layers = []
     for i, spec in enumerate(architecture):
         if not isinstance(spec, dict) or set(spec) != {"class", "config"} \

@@ -1,13 +1,15 @@
-"""Training curves and the learning-rate sweep. Drawing needs matplotlib (the ``plot``
-extra), imported only when a figure is drawn; it draws on a private Agg canvas, so the
-caller's pyplot backend and state are left alone."""
+"""Figures of training curves, drawn from the numbers alone: the per-epoch logs of a
+:class:`fastnn.callbacks.History` (``History.plot`` draws with :func:`plot_history`) and the
+per-update losses of :func:`fastnn.training.lr_sweep`. This module knows no model and
+imports no other part of fastnn, so the training floor can draw through it.
+
+Drawing needs matplotlib (the ``plot`` extra), imported only when a figure is drawn; it
+draws on a private Agg canvas, so the caller's pyplot backend and state are left alone."""
 import math
 
 import numpy as np
 
-from fastnn._validation import positive_int
-
-__all__ = ["plot_history", "lr_sweep"]
+__all__ = ["plot_history", "plot_lr_sweep"]
 
 
 def _figure(nrows, ncols, width, height):
@@ -23,7 +25,8 @@ def _figure(nrows, ncols, width, height):
 
 def plot_history(history, path, *, title=None):
     """One panel for the loss and one per metric, training and validation curves against
-    the epoch, written to `path` as PNG."""
+    the epoch, written to `path` as PNG; returns `path`. `history` is a History, or any
+    object with its ``history`` (name -> per-epoch values) and ``epoch`` (indices)."""
     curves = history.history
     names = [k for k in curves if not k.startswith("val_") and k != "lr"]
     names += [k[4:] for k in curves if k.startswith("val_") and k[4:] not in curves]
@@ -54,62 +57,9 @@ def _positive(curves, name):
     return bool(values) and all(math.isfinite(v) and v > 0 for v in values)
 
 
-def lr_sweep(build_model, X, y, *, loss, lrs, optimizer_factory=None, epochs=1, steps=None,
-             batch_size=32, seed=0, path=None):
-    """Train the same architecture from the same initial weights once per learning rate and
-    record the training loss after every update: the curves to look at when choosing a
-    learning rate (too low crawls, too high is noisy or diverges).
-
-    ``build_model()`` returns a fresh model (it is called once per rate; every run starts
-    from the first call's weights). ``optimizer_factory(model, lr)`` makes the optimizer
-    (default SGD). Each run lasts ``epochs`` epochs or ``steps`` updates, whichever ends
-    first, and stops early if the loss stops being finite. Returns ``{lr: array of per-update
-    losses}``; with ``path``, also writes a PNG of loss against update count, all rates on
-    one figure (needs matplotlib)."""
-    from fastnn import optim
-    from fastnn.callbacks import Callback
-
-    if not callable(build_model):
-        raise TypeError(f"build_model must be a callable returning a model, got {build_model!r}")
-    try:
-        lrs = [float(lr) for lr in lrs]
-    except (TypeError, ValueError):
-        raise TypeError(f"lrs must be a sequence of numbers, got {lrs!r}") from None
-    if not lrs or not all(math.isfinite(lr) and lr > 0 for lr in lrs):
-        raise ValueError(f"lrs must be a non-empty sequence of numbers > 0, got {lrs!r}")
-    if steps is not None:
-        steps = positive_int(steps, "steps")
-    if optimizer_factory is None:
-        def optimizer_factory(model, lr):
-            return optim.SGD(model, lr=lr)
-
-    class _Recorder(Callback):
-        def __init__(self):
-            self.losses = []
-
-        def on_batch_end(self, batch, logs=None):
-            self.losses.append(logs["loss"])
-            # A diverged run is an expected outcome of a sweep, not an error to warn about.
-            if (steps is not None and len(self.losses) >= steps) or not math.isfinite(logs["loss"]):
-                self.model.stop_training = True
-
-    initial = build_model().state_dict()
-    curves = {}
-    for lr in lrs:
-        model = build_model()
-        model.load_state_dict(initial)
-        recorder = _Recorder()
-        model.fit(X, y, loss=loss, optimizer=optimizer_factory(model, lr), epochs=epochs,
-                  batch_size=batch_size, seed=seed, callbacks=[recorder],
-                  verbose=0)
-        curves[lr] = np.asarray(recorder.losses, dtype=np.float64)
-    if path is not None:
-        plot_lr_sweep(curves, path)
-    return curves
-
-
 def plot_lr_sweep(curves, path, *, smooth=0.9):
-    """Loss against update count for each learning rate of :func:`lr_sweep`, on one figure:
+    """Loss against update count for each learning rate of :func:`fastnn.training.lr_sweep`
+    (``{lr: losses}``), on one figure, written to `path` as PNG; returns `path`:
     the raw losses faint, an exponential moving average (``smooth``) on top. The y axis
     stops at 1.5 times the largest initial loss, so a diverging rate does not flatten the
     others."""

@@ -15,6 +15,7 @@ The objective is scikit-learn's, batch by batch: with ``s`` the batch's sample-w
 binary cross-entropy, identity + squared error)."""
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import warnings
@@ -62,6 +63,8 @@ _ACTIVATIONS = {"identity": L.Identity, "logistic": L.Sigmoid, "tanh": L.Tanh, "
 _STOCHASTIC = ("adam", "sgd", "adamw", "rmsprop", "adagrad")
 _SOLVERS = _STOCHASTIC + ("lbfgs",)
 _SCHEDULES = ("constant", "invscaling", "adaptive")
+#: the unweighted multiclass batch loss (class indices in, mean over the batch)
+_CROSS_ENTROPY = SoftmaxCrossEntropy()
 
 #: scikit-learn's estimator checks that cannot hold for these estimators, with the reason;
 #: passed as ``expected_failed_checks`` (scikit-learn >= 1.6) and as the ``_xfail_checks``
@@ -257,14 +260,22 @@ class _BaseMLP(BaseEstimator):
 
     # ---- the objective -------------------------------------------------------------------
 
+    def _batch_loss(self, sw):
+        """The loss ``model_.forward_backward`` runs on a batch with sample weights `sw`
+        (None: unweighted): scikit-learn's batch loss without the penalty, and its gradient
+        with respect to the logits."""
+        if self._loss_name == "softmax" and sw is None:
+            # The mean cross-entropy of class indices is fastnn's own loss, whose kernel
+            # writes the gradient into the model's buffer.
+            return _CROSS_ENTROPY
+        return functools.partial(self._loss_and_grad, sw=sw)
+
     def _loss_and_grad(self, out, y, sw):
-        """scikit-learn's batch loss (without the penalty) and d loss / d logits."""
+        """scikit-learn's batch loss (without the penalty) and d loss / d logits, where it is
+        not one of fastnn's losses as it is: weighted samples, the logistic loss summed
+        over the outputs, the squared error's gradient not divided by the outputs."""
         n = out.shape[0]
         if self._loss_name == "softmax":
-            if sw is None:
-                # Into a buffer the model keeps per batch shape, as train_on_batch does.
-                grad = self.model_._buffers(("loss", out.shape), [out.shape])[0]
-                return K.softmax_cross_entropy(out, y, out=grad)
             # Weighted one-hot rows: the kernel's loss is then sum_i w_i l_i / s and its
             # gradient (softmax * rowsum(t) - t) is w_i (p_i - y_i) / s.
             t = np.zeros(out.shape, out.dtype)
@@ -290,14 +301,9 @@ class _BaseMLP(BaseEstimator):
         return float(per_row @ scale) / k, grad
 
     def _forward_backward(self, xb, yb, swb):
-        """Forward and backward of one batch; scikit-learn's batch loss without the penalty,
-        and the batch's weight sum s."""
-        model = self.model_
-        # The training path of Sequential.train_on_batch: buffers reused per batch shape and
-        # no input gradient for the first layer.
-        out = model._forward(model._prepare(xb), True, keep_output=False)
-        value, grad = self._loss_and_grad(out, yb, swb)
-        model._backward(grad, input_grad=False, dy_owned=True)
+        """The gradients of one batch (the model's own step, as in fit, without the update);
+        returns scikit-learn's batch loss without the penalty, and the batch's weight sum s."""
+        value, _ = self.model_.forward_backward(xb, yb, loss=self._batch_loss(swb))
         return value, float(len(xb) if swb is None else swb.sum())
 
     def _stochastic_step(self, xb, yb, swb):
@@ -312,22 +318,20 @@ class _BaseMLP(BaseEstimator):
             # the tiny L2 term (inputs that are always zero).
             eps = self.epsilon / math.sqrt(1.0 - self.beta_2 ** (weights_opt.steps + 1))
             weights_opt.hyper["eps"] = others_opt.hyper["eps"] = eps
-        penalized = bool(self.alpha) and self.solver != "adamw"
-        # The penalty's gradient alpha W / s is the optimizer's weight decay, applied in its
-        # update kernel; its value needs only ||W||^2 before the update, which Adam reads in
-        # its own pass.
-        from_adam = penalized and self.solver == "adam"
-        if self.solver == "adam":
-            weights_opt._track_sum_squares = from_adam
-        if penalized:
+        if self.alpha and self.solver != "adamw":
+            # The penalty's gradient alpha W / s is the optimizer's weight decay, applied in
+            # its update kernel; its value needs ||W||^2 before the update, which Adam reads
+            # in that same pass and the other optimizers in a pass of their own.
             weights_opt.hyper["weight_decay"] = self.alpha / s
-            if not from_adam:
-                value += 0.5 * self.alpha / s * sum(K.sum_squares(d.weight.data)
-                                                    for d in self._dense)
-        weights_opt.step()
+            if self.solver == "adam":
+                squares = weights_opt.step(sum_squares=True)
+            else:
+                squares = sum(K.sum_squares(d.weight.data) for d in self._dense)
+                weights_opt.step()
+            value += 0.5 * self.alpha / s * squares
+        else:
+            weights_opt.step()
         others_opt.step()
-        if from_adam:
-            value += 0.5 * self.alpha / s * weights_opt._sum_squares
         return value
 
     # ---- fitting -------------------------------------------------------------------------
@@ -412,8 +416,8 @@ class _BaseMLP(BaseEstimator):
             for _ in range(self.max_iter):
                 if self.shuffle:
                     # sklearn.utils.shuffle's permutation (same draws from the same
-                    # RandomState) without its per-call parameter validation, which cost
-                    # about 10% of a small network's fit.
+                    # RandomState) without its per-call parameter validation, a visible
+                    # share of a small network's epoch.
                     perm = np.arange(n)
                     self._random_state.shuffle(perm)
                     sample_idx = sample_idx[perm]
@@ -421,7 +425,7 @@ class _BaseMLP(BaseEstimator):
                 for start in range(0, n, batch_size):
                     stop = min(start + batch_size, n)
                     if self.shuffle:
-                        # take() gathers rows 4x faster than fancy indexing at this size.
+                        # take() gathers rows faster than fancy indexing does.
                         idx = sample_idx[start:stop]
                         xb, yb = X_train.take(idx, axis=0), y_train.take(idx, axis=0)
                         swb = None if sw_train is None else sw_train.take(idx)

@@ -4,7 +4,12 @@ Mini-batches are gathered from any array-like (``np.memmap`` and duck arrays suc
 datasets included), so the dataset is never copied whole, and resident memory stays flat
 however large a memory-mapped X is: shuffled batches of a file-backed memmap are read from
 the file with ``pread`` (through the page cache, which is not this process's memory), and
-pages that sequential passes touched are handed back to the kernel as they go."""
+pages that sequential passes touched are handed back to the kernel as they go.
+
+Public helpers for other modules that feed data to a model: :func:`check_pair` (the
+``(X, y)`` checks of ``fit``), :func:`loss_target` (a target batch in the form the loss
+takes) and :class:`PageReleaser` (bounded resident memory over a memory-mapped array).
+:func:`lr_sweep` runs ``fit`` once per learning rate."""
 import math
 import mmap
 import os
@@ -13,12 +18,14 @@ import time
 import numpy as np
 
 from fastnn import metrics as M
+from fastnn import optim
 from fastnn._progress import ProgressBar
 from fastnn._validation import NonFiniteError, as_array, positive_int, real
 from fastnn.callbacks import Callback, History
 from fastnn.losses import SoftmaxCrossEntropy
+from fastnn.plotting import plot_lr_sweep
 
-__all__ = ["fit", "evaluate", "predict"]
+__all__ = ["fit", "evaluate", "predict", "lr_sweep", "check_pair", "loss_target", "PageReleaser"]
 
 #: read volume after which a memmap's pages are dropped from the resident set
 _RELEASE_BYTES = 64 << 20
@@ -41,12 +48,13 @@ def _as_rows(data, name):
     return arr
 
 
-class _PageReleaser:
+class PageReleaser:
     """Tells the kernel to drop the pages of a memory-mapped array from this process once
-    about _RELEASE_BYTES have been read through it. Without this, every page a pass touches
-    stays mapped and counts as resident, so one epoch over a 2 GB memmap would grow the
-    process by 2 GB. Only shared mappings qualify: MADV_DONTNEED would discard the private
-    changes of a copy-on-write (mode "c") map."""
+    about _RELEASE_BYTES have been read through it: call :meth:`read` after each chunk of
+    rows and :meth:`release` at the end of a pass (for any other array both do nothing).
+    Without this, every page a pass touches stays mapped and counts as resident, so one
+    epoch over a 2 GB memmap would grow the process by 2 GB. Only shared mappings qualify:
+    MADV_DONTNEED would discard the private changes of a copy-on-write (mode "c") map."""
 
     def __init__(self, arr):
         self.mm = None
@@ -63,7 +71,8 @@ class _PageReleaser:
         self.pending = 0
 
     def read(self, n_rows, contiguous):
-        """Account for `n_rows` rows just read; a scattered row maps a fault-around window."""
+        """Account for `n_rows` rows just read, consecutive ones when `contiguous` (a
+        scattered row maps a whole fault-around window)."""
         if self.mm is None:
             return
         self.pending += n_rows * (self.row_bytes if contiguous
@@ -72,6 +81,7 @@ class _PageReleaser:
             self.release()
 
     def release(self):
+        """Drop the pages read so far from this process's resident set."""
         if self.mm is not None and not self.mm.closed:
             self.mm.madvise(mmap.MADV_DONTNEED)
         self.pending = 0
@@ -81,8 +91,8 @@ class _FileRows:
     """Rows of a file-backed np.memmap (or a view of one whose rows are contiguous) read
     with pread into a fresh array. Touching a 2 GB memmap at random rows through the
     mapping maps a 64 KiB window per row, so either resident memory grows by the file size
-    or, dropping pages often, every row costs a page fault (about 20 us; measured 12x slower
-    than this)."""
+    or, dropping pages often, every row costs a page fault, which is far slower than one
+    read per run of adjacent rows."""
 
     def __init__(self, arr, fd, position, row_bytes):
         self.arr, self.fd, self.position, self.row_bytes = arr, fd, position, row_bytes
@@ -137,7 +147,10 @@ class _FileRows:
         os.close(self.fd)
 
 
-def _check_pair(X, y, xname="X", yname="y"):
+def check_pair(X, y, xname="X", yname="y"):
+    """``(X, y)`` as row-indexable arrays, checked as ``fit`` checks them: arrays, memmaps
+    and duck arrays (h5py datasets) as they are, without a copy, lists and pandas objects
+    converted; X 2-D; as many samples in y as in X. Errors name `xname` and `yname`."""
     X, y = _as_rows(X, xname), _as_rows(y, yname)
     if X.ndim != 2:
         raise ValueError(f"{xname} must be 2-D (n_samples, n_features), got shape {X.shape}")
@@ -146,10 +159,11 @@ def _check_pair(X, y, xname="X", yname="y"):
     return X, y
 
 
-def _target(yb, loss, dtype, width):
-    """A target batch in the loss's form for outputs of `dtype` with `width` columns: labels
-    stay 1-D, float targets take the model's dtype (as X does), and regression targets of a
-    one-column output become a column."""
+def loss_target(yb, loss, dtype, width):
+    """The target batch `yb` (an array) in the form `loss` takes for outputs of `dtype` with
+    `width` columns, as ``fit`` hands it over: class labels stay 1-D, numeric targets take
+    the model's dtype (as X does), and regression targets of a one-column output become a
+    column."""
     if isinstance(loss, SoftmaxCrossEntropy) and yb.ndim == 1:
         return yb
     if yb.dtype.kind in "biuf" and yb.dtype != dtype:  # one-hot ints too
@@ -184,7 +198,7 @@ def _slices(n, batch_size, releasers):
 
 def evaluate(model, X, y, *, loss, metrics=(), batch_size=1024):
     """Loss (plus l1/l2 penalties, as in training) and metrics over (X, y), in batches."""
-    X, y = _check_pair(X, y)
+    X, y = check_pair(X, y)
     batch_size = positive_int(batch_size, "batch_size")
     n = len(X)
     if n == 0:
@@ -192,10 +206,10 @@ def evaluate(model, X, y, *, loss, metrics=(), batch_size=1024):
     mets = _metric_objects(metrics, loss)
     weighted = getattr(loss, "reduction", "mean") == "mean"
     total = 0.0
-    for start, stop in _slices(n, batch_size, (_PageReleaser(X), _PageReleaser(y))):
+    for start, stop in _slices(n, batch_size, (PageReleaser(X), PageReleaser(y))):
         xb, yb = X[start:stop], y[start:stop]
         out = model.forward(xb)
-        tb = _target(np.asarray(yb), loss, out.dtype, out.shape[1])
+        tb = loss_target(np.asarray(yb), loss, out.dtype, out.shape[1])
         value, _ = loss(out, tb)
         total += value * (stop - start) / n if weighted else value
         for m in mets.values():
@@ -213,7 +227,7 @@ def predict(model, X, batch_size=4096):
     if n <= batch_size:
         return model.forward(X[:n])
     out = None
-    for start, stop in _slices(n, batch_size, (_PageReleaser(X),)):
+    for start, stop in _slices(n, batch_size, (PageReleaser(X),)):
         yb = model.forward(X[start:stop])
         if out is None:
             out = np.empty((n,) + yb.shape[1:], dtype=yb.dtype)
@@ -224,7 +238,7 @@ def predict(model, X, batch_size=4096):
 def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
         validation_data=None, validation_split=0.0, shuffle=True, callbacks=(), seed=None,
         verbose=0):
-    X, y = _check_pair(X, y)
+    X, y = check_pair(X, y)
     epochs = positive_int(epochs, "epochs", minimum=0)
     batch_size = positive_int(batch_size, "batch_size")
     validation_split = real(validation_split, "validation_split", minimum=0.0, maximum=1.0)
@@ -245,7 +259,7 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
     if validation_data is not None:
         if len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (X_val, y_val)")
-        X_val, y_val = _check_pair(*validation_data, "validation_data[0]", "validation_data[1]")
+        X_val, y_val = check_pair(*validation_data, "validation_data[0]", "validation_data[1]")
     elif validation_split > 0:
         # Keras's rule: the last fraction of the samples, taken before any shuffling.
         split = int(len(X) * (1 - validation_split))
@@ -276,7 +290,7 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
     model.stop_training = False
     mets = _metric_objects(metrics, loss)
     files = (_FileRows.open(X), _FileRows.open(y)) if shuffle else (None, None)
-    releasers = tuple(_PageReleaser(a if f is None else None) for a, f in zip((X, y), files))
+    releasers = tuple(PageReleaser(a if f is None else None) for a, f in zip((X, y), files))
     try:
         _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuffle, rng,
                callbacks, mets, releasers, files)
@@ -317,7 +331,7 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
                 r.read(stop - start, contiguous=order is None)
             for cb in callbacks:
                 cb.on_batch_begin(b, {"batch": b, "size": stop - start})
-            tb = _target(np.asarray(yb), loss, model.dtype, out_width)
+            tb = loss_target(np.asarray(yb), loss, model.dtype, out_width)
             value, out = model.train_on_batch(xb, tb, loss=loss, optimizer=optimizer)
             finite = math.isfinite(value)
             loss_sum += value * (stop - start)
@@ -373,3 +387,53 @@ def _divergence_message(model, epoch, batch, n_batches, xb, yb):
 def _has_nonfinite(batch):
     batch = np.asarray(batch)
     return batch.dtype.kind in "fc" and not np.isfinite(batch).all()
+
+
+def lr_sweep(build_model, X, y, *, loss, lrs, optimizer_factory=None, epochs=1, steps=None,
+             batch_size=32, seed=0, path=None):
+    """Train the same architecture from the same initial weights once per learning rate and
+    record the training loss after every update: the curves to look at when choosing a
+    learning rate (too low crawls, too high is noisy or diverges).
+
+    ``build_model()`` returns a fresh model (it is called once per rate; every run starts
+    from the first call's weights). ``optimizer_factory(model, lr)`` makes the optimizer
+    (default SGD). Each run lasts ``epochs`` epochs or ``steps`` updates, whichever ends
+    first, and stops early if the loss stops being finite. Returns ``{lr: array of per-update
+    losses}``; with ``path``, also writes a PNG of loss against update count, all rates on
+    one figure (:func:`fastnn.plotting.plot_lr_sweep`, needs matplotlib)."""
+    if not callable(build_model):
+        raise TypeError(f"build_model must be a callable returning a model, got {build_model!r}")
+    try:
+        lrs = [float(lr) for lr in lrs]
+    except (TypeError, ValueError):
+        raise TypeError(f"lrs must be a sequence of numbers, got {lrs!r}") from None
+    if not lrs or not all(math.isfinite(lr) and lr > 0 for lr in lrs):
+        raise ValueError(f"lrs must be a non-empty sequence of numbers > 0, got {lrs!r}")
+    if steps is not None:
+        steps = positive_int(steps, "steps")
+    if optimizer_factory is None:
+        def optimizer_factory(model, lr):
+            return optim.SGD(model, lr=lr)
+
+    class _Recorder(Callback):
+        def __init__(self):
+            self.losses = []
+
+        def on_batch_end(self, batch, logs=None):
+            self.losses.append(logs["loss"])
+            # A diverged run is an expected outcome of a sweep, not an error to warn about.
+            if (steps is not None and len(self.losses) >= steps) or not math.isfinite(logs["loss"]):
+                self.model.stop_training = True
+
+    initial = build_model().state_dict()
+    curves = {}
+    for lr in lrs:
+        model = build_model()
+        model.load_state_dict(initial)
+        recorder = _Recorder()
+        fit(model, X, y, loss=loss, optimizer=optimizer_factory(model, lr), epochs=epochs,
+            batch_size=batch_size, seed=seed, callbacks=[recorder], verbose=0)
+        curves[lr] = np.asarray(recorder.losses, dtype=np.float64)
+    if path is not None:
+        plot_lr_sweep(curves, path)
+    return curves

@@ -277,8 +277,8 @@ probe("softmax-bwd-out-is-y", lambda: (lambda y: K.softmax_backward(_m(2, 2), y,
       ValueError, "out overlaps an input")
 probe("bce-out-is-target", lambda: (lambda t: K.bce_with_logits(_m(2, 2), t, out=t))(_m(2, 2)),
       ValueError, "out overlaps an input")
-# The kernel reads label i after writing gradient rows < i: an out over the labels used to
-# turn gradient bits into an index and write out of bounds (segfault).
+# The kernel reads label i after writing gradient rows < i: an out over the labels would turn
+# gradient bits into an index and write out of bounds, so the overlap must be refused.
 probe("sce-out-overlaps-labels-view",
       lambda: (lambda buf: (buf.__setitem__(slice(4, 68), 0.0),
                             K.softmax_cross_entropy(np.random.rand(64, 4), buf[4:68].view(np.int64),
@@ -542,7 +542,7 @@ probe("fit-X-none", _fit(X=None), TypeError, "X must be an array-like of numbers
 probe("backward-none", lambda: (lambda m: (m.forward(np.ones((2, 4)), training=True),
                                            m.backward(None)))(_model()),
       TypeError, "dY must be an array-like of numbers, got None")
-# load_state_dict on a layer: a missing entry is named (it was a bare KeyError)
+# load_state_dict on a layer: a missing entry is named (not a bare KeyError)
 probe("dense-load-missing", lambda: fastnn.Dense(4, 2).load_state_dict({"weight": np.ones((2, 4))}),
       ValueError, r"Dense\.load_state_dict: state has no 'bias'")
 probe("standardize-load-mismatch", lambda: fastnn.Standardize().load_state_dict(

@@ -254,6 +254,47 @@ def test_train_on_batch_with_a_user_loss(rng):
     assert model.evaluate(X, t, loss=fastnn.MSELoss())["loss"] < before
 
 
+@pytest.mark.parametrize("user_loss", [False, True], ids=["fastnn-loss", "callable"])
+def test_forward_backward_is_train_on_batch_without_the_step(user_loss, rng):
+    """forward_backward leaves the gradients of backward after a training forward and
+    returns the loss; train_on_batch is it followed by optimizer.step()."""
+    X = rng.standard_normal((10, 8))
+    y = rng.integers(0, 3, 10)
+    sce = fastnn.SoftmaxCrossEntropy()
+    loss = (lambda out, t: sce(out.copy(), t)) if user_loss else sce
+    a, b, c = mlp(np.float64), mlp(np.float64), mlp(np.float64)
+    weights = [p.data.copy() for p in a.parameters()]
+    value, out = a.forward_backward(X, y, loss=loss)
+    ref, grad = sce(b.forward(X, training=True), y)
+    b.backward(grad)
+    assert value == ref and isinstance(value, float)
+    np.testing.assert_array_equal(out, b.forward(X, training=False))
+    for pa, pb, w in zip(a.parameters(), b.parameters(), weights):
+        np.testing.assert_array_equal(pa.grad, pb.grad)
+        np.testing.assert_array_equal(pa.data, w)  # no update
+    opt_a, opt_c = optim.SGD(a, lr=0.1), optim.SGD(c, lr=0.1)
+    opt_a.step()
+    assert c.train_on_batch(X, y, loss=loss, optimizer=opt_c)[0] == value
+    for pa, pc in zip(a.parameters(), c.parameters()):
+        np.testing.assert_array_equal(pa.data, pc.data)
+
+
+def test_forward_backward_leaves_a_user_gradient_alone_and_checks_its_shape(rng):
+    X = rng.standard_normal((4, 8))
+    # The last Dense runs with its activation fused: the derivative could go over dy.
+    model = fastnn.Sequential(fastnn.Dense(8, 3, rng=0, dtype=np.float64), fastnn.Tanh())
+    given = []
+
+    def loss(out, t):
+        given.append(np.ones_like(out))
+        return 1.0, given[-1]
+
+    model.forward_backward(X, None, loss=loss)
+    np.testing.assert_array_equal(given[0], 1.0)
+    with pytest.raises(ValueError, match=r"loss gradient must have the output's shape \(4, 3\)"):
+        model.forward_backward(X, None, loss=lambda out, t: (1.0, np.ones((4, 2))))
+
+
 def _gemm_flops(fn):
     from fastnn import kernels as K
     before = K.gemm_flop_count()

@@ -281,7 +281,7 @@ def test_against_torch(cls, ref, kw):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_adam_one_call_equals_the_per_parameter_kernel(cls, dtype):
     """Adam.step updates every parameter in one call; it must give the single-tensor
-    kernel's bits, and its optional sum of squares the pre-update sum_squares."""
+    kernel's bits, and step(sum_squares=True) the pre-update sum_squares (None without)."""
     from fastnn import kernels as K
 
     rng = np.random.default_rng(7)
@@ -290,8 +290,7 @@ def test_adam_one_call_equals_the_per_parameter_kernel(cls, dtype):
     twins = [p.data.copy() for p in params]
     states = [{"exp_avg": np.zeros_like(t), "exp_avg_sq": np.zeros_like(t)} for t in twins]
     opt = cls(params, lr=0.01, weight_decay=0.03)
-    opt._track_sum_squares = True
-    for t in range(1, 4):
+    for t in range(1, 5):
         for p in params:
             p.grad[...] = rng.standard_normal(p.data.shape)
         expected = sum(K.sum_squares(w) for w in twins)
@@ -299,8 +298,10 @@ def test_adam_one_call_equals_the_per_parameter_kernel(cls, dtype):
             K.adam_step(w, p.grad, st["exp_avg"], st["exp_avg_sq"], lr=0.01, beta1=0.9,
                         beta2=0.999, eps=1e-8, weight_decay=0.03,
                         decoupled=cls is optim.AdamW, step=t)
-        opt.step()
-        assert opt._sum_squares == expected
+        if t < 4:
+            assert opt.step(sum_squares=True) == expected
+        else:
+            assert opt.step() is None
         for p, w in zip(params, twins):
             np.testing.assert_array_equal(p.data, w)
 
@@ -319,9 +320,7 @@ def test_adam_sum_of_squares_and_update_independent_of_threads():
             p = Parameter("w", start.copy())
             p.grad[...] = grad
             opt = optim.Adam([p], lr=0.01)
-            opt._track_sum_squares = True
-            opt.step()
-            results.append((opt._sum_squares, p.data))
+            results.append((opt.step(sum_squares=True), p.data))
     finally:
         K.set_num_threads(n)
     assert results[0][0] == results[1][0] == K.sum_squares(start)
