@@ -1,5 +1,6 @@
 /* Elementwise, loss and update kernels: one templated source (elementwise_impl.h)
  * instantiated per type and ISA by kernel_instances.h, dispatched here. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 

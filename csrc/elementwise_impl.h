@@ -1,5 +1,5 @@
-/* Template body of elementwise.c: included once per element type with T, SFX, LOG, LOG1P,
- * TANH and UINT defined. Every function is static and suffixed with SFX. */
+/* Template body of elementwise.c: included once per element type with T, SFX, LOG, LOG1P
+ * and UINT defined. Every function is static and suffixed with SFX. */
 
 #define F(name) FNN_CAT(name, SFX)
 
@@ -44,6 +44,23 @@ static inline T F(sigmoid)(T x)
     return x < 0 ? e * s : s;
 }
 
+static inline T F(tanh)(T x)
+{
+    /* The method of the GEMM epilogue's tanh (gemm_ukr_simd.h), in selects that vectorise. */
+    const T ax = x < 0 ? -x : x;
+    const T e = F(expneg)((T)-2 * ax);
+    T big = ((T)1 - e) / ((T)1 + e);
+    big = x < 0 ? -big : big;
+    const T x2 = x * x;
+    T p = (T)fnn_tanh_coef[FNN_TANH_FIRST(T)];
+#pragma GCC unroll 16
+    for (int i = FNN_TANH_FIRST(T) + 1; i < 11; i++) p = p * x2 + (T)fnn_tanh_coef[i];
+    const T small = x * x2 * p + x;
+    /* tanh x rounds to x below the smallest normal; this also keeps the sign of -0. */
+    const T tiny = sizeof(T) == 4 ? (T)FLT_MIN : (T)DBL_MIN;
+    return ax < tiny ? x : ax < (T)FNN_TANH_SMALL ? small : big;
+}
+
 static void F(act_forward)(ptrdiff_t n, int act, double slope_, const void *x_, void *y_)
 {
     const T *x = x_;
@@ -69,7 +86,7 @@ static void F(act_forward)(ptrdiff_t n, int act, double slope_, const void *x_, 
         for (i = 0; i < n; i++) y[i] = F(sigmoid)(x[i]);
         break;
     case FNN_ACT_TANH:
-        for (i = 0; i < n; i++) y[i] = TANH(x[i]);
+        for (i = 0; i < n; i++) y[i] = F(tanh)(x[i]);
         break;
     default:
         if (y != x)

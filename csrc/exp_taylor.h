@@ -19,4 +19,15 @@ static const double fnn_exp_inv_fact[14] = {
 #define FNN_LN2_HI 0.693359375
 #define FNN_LN2_LO 2.12194440054690583e-4 /* ln 2 = HI - LO */
 
+/* tanh's odd Taylor series tanh x = x + x^3 (c[10] + x^2 (c[9] + ...)), used below |x| = 0.3
+ * where (1 - e) / (1 + e) with e = e^-2|x| loses digits to cancellation: from c[6] for float
+ * (through x^11), from c[0] for double (through x^23). */
+static const double fnn_tanh_coef[11] = {
+    -3.927832388331683e-05, 9.691537956929451e-05, -2.3912911424355248e-04,
+    5.90027440945586e-04, -1.4558343870513183e-03, 3.592128036572481e-03,
+    -8.863235529902197e-03, 2.1869488536155203e-02, -5.396825396825397e-02,
+    0.13333333333333333, -0.3333333333333333};
+#define FNN_TANH_FIRST(T) (sizeof(T) == 4 ? 6 : 0)
+#define FNN_TANH_SMALL 0.3
+
 #endif

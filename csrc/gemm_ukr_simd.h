@@ -21,6 +21,8 @@
  * the compiler keeps them in registers: MR * NV + NV + 1 must not exceed the
  * register file (16 ymm / 32 zmm). */
 
+#include <float.h>
+
 #include "exp_taylor.h"
 
 #define FNN_UNROLL _Pragma("GCC unroll 32")
@@ -56,26 +58,22 @@ static inline VT FNN_UFN(_sigmoid)(VT x)
     return VSEL_LT(x, VZERO(), VMUL(e, s), s);
 }
 
-/* Odd Taylor polynomial below |x| = 0.3 (through x^11 for float, x^23 for double),
- * where (1 - e) / (1 + e) with e = e^-2|x| would lose digits to cancellation. */
+/* (1 - e) / (1 + e) with e = e^-2|x|, the odd series of exp_taylor.h near zero. */
 __attribute__((target(TARGET)))
 static inline VT FNN_UFN(_tanh)(VT x)
 {
-    static const double coef[11] = {
-        -3.927832388331683e-05, 9.691537956929451e-05, -2.3912911424355248e-04,
-        5.90027440945586e-04, -1.4558343870513183e-03, 3.592128036572481e-03,
-        -8.863235529902197e-03, 2.1869488536155203e-02, -5.396825396825397e-02,
-        0.13333333333333333, -0.3333333333333333};
     VT ax = VMAX(VSUB(VZERO(), x), x);
     VT e = FNN_UFN(_expneg)(VMUL(ax, VSET1((T)-2)));
     VT big = VDIV(VSUB(VSET1((T)1), e), VADD(VSET1((T)1), e));
     big = VSEL_LT(x, VZERO(), VSUB(VZERO(), big), big);
     VT x2 = VMUL(x, x);
-    VT p = VSET1((T)coef[sizeof(T) == 4 ? 6 : 0]);
-    FNN_UNROLL for (int i = sizeof(T) == 4 ? 7 : 1; i < 11; i++)
-        p = VFMA(p, x2, VSET1((T)coef[i]));
+    VT p = VSET1((T)fnn_tanh_coef[FNN_TANH_FIRST(T)]);
+    FNN_UNROLL for (int i = FNN_TANH_FIRST(T) + 1; i < 11; i++)
+        p = VFMA(p, x2, VSET1((T)fnn_tanh_coef[i]));
     VT small = VFMA(VMUL(x, x2), p, x);
-    return VSEL_LT(ax, VSET1((T)0.3), small, big);
+    /* tanh x rounds to x below the smallest normal; this also keeps the sign of -0. */
+    small = VSEL_LT(ax, VSET1(sizeof(T) == 4 ? (T)FLT_MIN : (T)DBL_MIN), x, small);
+    return VSEL_LT(ax, VSET1((T)FNN_TANH_SMALL), small, big);
 }
 
 /* The fused activation of one vector. max returns its second operand when one is NaN:

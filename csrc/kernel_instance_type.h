@@ -15,7 +15,6 @@
 #undef TSFX
 #undef LOG
 #undef LOG1P
-#undef TANH
 #undef SQRT
 #undef UINT
 #undef EXP_MASK

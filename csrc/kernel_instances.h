@@ -15,7 +15,6 @@
 #define TSFX f32
 #define LOG logf
 #define LOG1P log1pf
-#define TANH tanhf
 #define SQRT sqrtf
 #define UINT uint32_t
 #define EXP_MASK UINT32_C(0x7f800000)
@@ -25,7 +24,6 @@
 #define TSFX f64
 #define LOG log
 #define LOG1P log1p
-#define TANH tanh
 #define SQRT sqrt
 #define UINT uint64_t
 #define EXP_MASK UINT64_C(0x7ff0000000000000)
