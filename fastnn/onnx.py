@@ -2,11 +2,26 @@
 as an ONNX graph (default opset 17) with input ``"input"`` of shape ``(batch, features)``,
 the batch dimension dynamic, and output ``"output"``. Needs the ``onnx`` extra.
 
-Each layer becomes standard operators, with weights stored in the model's dtype (float32 or
-float64): Dense -> Gemm (``transB=1``, PyTorch's weight layout), activations -> Relu /
-LeakyRelu / Sigmoid / Tanh / Identity, Softmax -> Softmax (``axis=-1``), BatchNorm1d ->
-BatchNormalization with the running statistics, Dropout -> nothing (inference is the
-identity), Maxout -> Gemm + Reshape + ReduceMax, Standardize -> Sub + Div."""
+The graph computes what fastnn computes, special cases included. Each layer becomes standard
+operators, with every constant stored in the model's dtype (float32 or float64; ONNX's float
+attributes are float32, so no float64 value travels in an attribute):
+
+- Dense -> Gemm (``transB=1``, PyTorch's weight layout).
+- ReLU / Sigmoid / Tanh / Identity -> the operators of those names; Softmax -> Softmax
+  (``axis=-1``).
+- LeakyReLU -> LeakyRelu, or, when the slope is not a float32 number and the model is
+  float64, ``Where(Greater(x, 0), x, Mul(x, slope))`` with the slope as a float64 constant.
+- BatchNorm1d -> Mul + Add with the scale ``weight / sqrt(running_var + eps)`` and the shift
+  ``bias - running_mean * scale`` that fastnn's inference kernel applies, computed the same
+  way (so the results are fastnn's to the bit; a BatchNormalization node would hold eps as
+  float32 and normalise in another order).
+- Dropout -> nothing (inference is the identity, whatever ``p``).
+- Maxout -> Gemm, Reshape to ``(batch, units, pieces)`` (weight rows are unit-major), then
+  fastnn's selection: the first piece, replaced by each later piece that is strictly greater
+  (Gather, Greater, Where), so a NaN piece wins only in first place, as in fastnn (ReduceMax
+  leaves NaN to the runtime).
+- Standardize -> Sub + Div, dividing a feature whose std is 0 by 1 (fastnn only centres it).
+"""
 from __future__ import annotations
 
 import os
@@ -22,8 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["export", "to_onnx", "DEFAULT_OPSET"]
 
-#: ONNX opset written by default: 17 keeps ReduceMax's ``axes`` an attribute and is run by
-#: onnxruntime >= 1.12.
+#: ONNX opset written by default: 17, which onnxruntime >= 1.12 runs.
 DEFAULT_OPSET = 17
 _MIN_OPSET = 13  # Softmax over one axis (not a flattened 2-D view) needs 13
 
@@ -63,43 +77,73 @@ class _Graph:
         return out
 
 
+def _bias_inputs(g: _Graph, layer: L.Dense | L.Maxout, x: str, i: int) -> list[str]:
+    inputs = [x, g.const(f"{i}.weight", layer.weight.data)]
+    if layer.bias is not None:
+        inputs.append(g.const(f"{i}.bias", layer.bias.data))
+    return inputs
+
+
+def _batchnorm_affine(layer: L.BatchNorm1d, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The scale and shift of BatchNorm1d's inference form, rounded as fastnn's kernel
+    rounds them: 1/sqrt(running_var + eps) in double, then scale = weight * invstd and
+    shift = bias - running_mean * scale in the model's dtype."""
+    n = layer.num_features
+    invstd = (1.0 / np.sqrt(layer.running_var.astype(np.float64) + layer.eps)).astype(dtype)
+    weight, bias = ((layer.weight.data.astype(dtype), layer.bias.data.astype(dtype))
+                    if layer.affine else (None, np.zeros(n, dtype)))
+    scale = invstd if weight is None else weight * invstd
+    shift = bias - layer.running_mean.astype(dtype) * scale
+    return scale, shift
+
+
 def _layer(g: _Graph, layer: L.Layer, x: str, i: int) -> str:
     hint = f"{i}_{type(layer).__name__.lower()}"
     if isinstance(layer, L.Dense):
-        inputs = [x, g.const(f"{i}.weight", layer.weight.data)]
-        if layer.bias is not None:
-            inputs.append(g.const(f"{i}.bias", layer.bias.data))
-        return g.node("Gemm", inputs, hint, transB=1)
+        return g.node("Gemm", _bias_inputs(g, layer, x, i), hint, transB=1)
     if isinstance(layer, L.Maxout):
+        z = g.node("Gemm", _bias_inputs(g, layer, x, i), f"{hint}_affine", transB=1)
+        if layer.pieces == 1:
+            return z
         # Unit-major weight rows: unit j's pieces are rows j*pieces .. j*pieces+pieces-1, so
         # the Gemm output reshaped to (batch, units, pieces) holds each unit's pieces together.
-        inputs = [x, g.const(f"{i}.weight", layer.weight.data)]
-        if layer.bias is not None:
-            inputs.append(g.const(f"{i}.bias", layer.bias.data))
-        z = g.node("Gemm", inputs, f"{hint}_affine", transB=1)
         shape = g.const(f"{i}.shape", [0, layer.out_features, layer.pieces], dtype=np.int64)
         z = g.node("Reshape", [z, shape], f"{hint}_pieces")
-        return g.node("ReduceMax", [z], hint, axes=[2], keepdims=0)
+        best = g.node("Gather", [z, g.const(f"{i}.piece0", 0, dtype=np.int64)],
+                      f"{hint}_piece0", axis=2)
+        for k in range(1, layer.pieces):
+            piece = g.node("Gather", [z, g.const(f"{i}.piece{k}", k, dtype=np.int64)],
+                           f"{hint}_piece{k}", axis=2)
+            greater = g.node("Greater", [piece, best], f"{hint}_greater{k}")
+            best = g.node("Where", [greater, piece, best],
+                          hint if k == layer.pieces - 1 else f"{hint}_best{k}")
+        return best
     if isinstance(layer, L.BatchNorm1d):
-        n = layer.num_features
-        weight, bias = ((layer.weight.data, layer.bias.data) if layer.affine
-                        else (np.ones(n), np.zeros(n)))
-        inputs = [x, g.const(f"{i}.weight", weight), g.const(f"{i}.bias", bias),
-                  g.const(f"{i}.running_mean", layer.running_mean),
-                  g.const(f"{i}.running_var", layer.running_var)]
-        return g.node("BatchNormalization", inputs, hint, epsilon=float(layer.eps))
+        scale, shift = _batchnorm_affine(layer, g.dtype)
+        x = g.node("Mul", [x, g.const(f"{i}.scale", scale)], f"{hint}_scaled")
+        return g.node("Add", [x, g.const(f"{i}.shift", shift)], hint)
     if isinstance(layer, L.Standardize):
         if layer.mean is None:
             raise ValueError(f"model: layer {i} (Standardize) has no statistics; call adapt(X) "
                              "before exporting")
+        std = layer.std.astype(g.dtype)
+        std = np.where(std != 0, std, np.ones_like(std))  # a constant feature is only centred
         x = g.node("Sub", [x, g.const(f"{i}.mean", layer.mean)], f"{hint}_centered")
-        return g.node("Div", [x, g.const(f"{i}.std", layer.std)], hint)
+        return g.node("Div", [x, g.const(f"{i}.std", std)], hint)
     if isinstance(layer, L.Dropout):
         return x
     if isinstance(layer, L.Softmax):
         return g.node("Softmax", [x], hint, axis=-1)
     if isinstance(layer, L.LeakyReLU):
-        return g.node("LeakyRelu", [x], hint, alpha=float(layer.negative_slope))
+        # fastnn applies the slope in the model's dtype; the LeakyRelu attribute is float32.
+        slope = g.dtype.type(layer.negative_slope)
+        with np.errstate(over="ignore"):  # a slope beyond float32's range is not one
+            exact_in_float32 = float(np.float32(slope)) == float(slope)
+        if exact_in_float32:
+            return g.node("LeakyRelu", [x], hint, alpha=float(slope))
+        positive = g.node("Greater", [x, g.const(f"{i}.zero", 0)], f"{hint}_positive")
+        scaled = g.node("Mul", [x, g.const(f"{i}.negative_slope", slope)], f"{hint}_scaled")
+        return g.node("Where", [positive, x, scaled], hint)
     simple: dict[type[L.Layer], str] = {L.ReLU: "Relu", L.Sigmoid: "Sigmoid", L.Tanh: "Tanh",
                                         L.Identity: "Identity"}
     if type(layer) in simple:

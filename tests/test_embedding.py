@@ -1,5 +1,6 @@
 """Embedding: importing fastnn only defines things (quiet, fast, no optional dependency, a
 NullHandler logger), the type information ships, and the wheel and sdist are complete."""
+import importlib.util
 import os
 import shutil
 import statistics
@@ -83,34 +84,47 @@ def test_wheel_installs_into_a_clean_venv(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
+    # The fresh venv must see only what it installed, not the tested fastnn that the session
+    # puts on PYTHONPATH (conftest.py).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([str(py), "-m", "pip", "install", "-q", "numpy", str(wheel)], check=True,
-                   capture_output=True)
+                   capture_output=True, env=env)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     out = subprocess.run([str(py), "-c", textwrap.dedent("""
         import sys, numpy as np, fastnn
-        assert "site-packages" in fastnn.__file__, fastnn.__file__
+        assert fastnn.__file__.startswith(sys.prefix), (fastnn.__file__, sys.prefix)
         X, y = fastnn.load_digits()
         m = fastnn.Sequential(fastnn.Dense(64, 16, rng=0), fastnn.ReLU(), fastnn.Dense(16, 10))
         print(m.predict(X[:5]).shape, fastnn.kernels.info()["isa"])
-    """)], cwd=elsewhere, capture_output=True, text=True, check=True)
+    """)], cwd=elsewhere, capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("(5, 10)")
+
+
+def _pypa_build_installed():
+    """Whether PyPA's ``build`` is importable: a source tree's build/ directory, left by
+    setup.py, also imports as a namespace package called build, but has no __main__."""
+    try:
+        return importlib.util.find_spec("build.__main__") is not None
+    except ImportError:
+        return False
 
 
 @pytest.mark.slow
 def test_sdist_is_complete_and_builds(tmp_path):
     # Building from the unpacked sdist needs the build requirements in this environment
-    # (pip's isolated builds bring their own; the test extra does not).
+    # (pip's isolated builds bring their own; here the test extra brings them).
     pytest.importorskip("Cython")
     pytest.importorskip("setuptools")
     dist = tmp_path / "dist"
-    try:
-        import build  # noqa: F401
+    if _pypa_build_installed():
         cmd = [sys.executable, "-m", "build", "--sdist", "--no-isolation", "-o", str(dist),
                str(ROOT)]
-    except ImportError:
+    else:
         cmd = [sys.executable, "setup.py", "-q", "sdist", "-d", str(dist)]
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    made = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert made.returncode == 0, made.stderr
     (sdist,) = dist.glob("fastnn-*.tar.gz")
     with tarfile.open(sdist) as tar:
         names = {Path(n).relative_to(Path(n).parts[0]).as_posix() for n in tar.getnames()
@@ -122,8 +136,10 @@ def test_sdist_is_complete_and_builds(tmp_path):
         for path in PKG.glob(pattern):
             assert f"fastnn/{path.name}" in names, path.name
     (src,) = (tmp_path / "src").iterdir()
-    subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=src,
-                   check=True, capture_output=True)
+    built = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+                           cwd=src, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
     out = subprocess.run([sys.executable, "-c", "import fastnn; print(fastnn.__file__)"],
-                         cwd=src, capture_output=True, text=True, check=True)
+                         cwd=src, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
     assert Path(out.stdout.strip()).resolve().is_relative_to(src.resolve())
