@@ -171,11 +171,11 @@ static void F(maxout_forward)(ptrdiff_t m, ptrdiff_t units, ptrdiff_t pieces, co
     for (i = 0; i < m; i++) {
         for (ptrdiff_t u = 0; u < units; u++) {
             /* Unit-major: unit u owns columns u*pieces .. u*pieces + pieces - 1; ties go to
-             * the first piece. */
+             * the first piece, and the first NaN piece wins (NaN propagates, as in argmax). */
             const T *zr = z + (i * units + u) * pieces;
             ptrdiff_t best = 0;
             for (ptrdiff_t k = 1; k < pieces; k++)
-                if (zr[k] > zr[best]) best = k;
+                if (zr[k] > zr[best] || (zr[k] != zr[k] && zr[best] == zr[best])) best = k;
             y[i * units + u] = zr[best];
             argmax[i * units + u] = best;
         }

@@ -18,8 +18,8 @@ attributes are float32, so no float64 value travels in an attribute):
 - Dropout -> nothing (inference is the identity, whatever ``p``).
 - Maxout -> Gemm, Reshape to ``(batch, units, pieces)`` (weight rows are unit-major), then
   fastnn's selection: the first piece, replaced by each later piece that is strictly greater
-  (Gather, Greater, Where), so a NaN piece wins only in first place, as in fastnn (ReduceMax
-  leaves NaN to the runtime).
+  or the first NaN (Gather, Greater, IsNaN, Where), as in fastnn (ReduceMax leaves NaN to
+  the runtime).
 - Standardize -> Sub + Div, dividing a feature whose std is 0 by 1 (fastnn only centres it).
 """
 from __future__ import annotations
@@ -115,6 +115,12 @@ def _layer(g: _Graph, layer: L.Layer, x: str, i: int) -> str:
             piece = g.node("Gather", [z, g.const(f"{i}.piece{k}", k, dtype=np.int64)],
                            f"{hint}_piece{k}", axis=2)
             greater = g.node("Greater", [piece, best], f"{hint}_greater{k}")
+            # A NaN piece replaces a number (and the first NaN stays): Greater is false there.
+            best_is_number = g.node("Not", [g.node("IsNaN", [best], f"{hint}_bestnan{k}")],
+                                    f"{hint}_bestnum{k}")
+            first_nan = g.node("And", [g.node("IsNaN", [piece], f"{hint}_nan{k}"),
+                                       best_is_number], f"{hint}_firstnan{k}")
+            greater = g.node("Or", [greater, first_nan], f"{hint}_takes{k}")
             best = g.node("Where", [greater, piece, best],
                           hint if k == layer.pieces - 1 else f"{hint}_best{k}")
         return best

@@ -240,3 +240,16 @@ def test_state_overlap_rejected():
     p = np.zeros(6)
     with pytest.raises(ValueError, match="overlaps"):
         K.adam_step(p, np.zeros(6), p, np.zeros(6), lr=0.1)
+
+
+@pytest.mark.usefixtures("isa")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maxout_nan_propagates_like_argmax(dtype):
+    """A NaN piece anywhere wins its unit (the first NaN, as NumPy's argmax picks it), so
+    a NaN never vanishes behind a larger number; ties go to the first piece."""
+    z = np.array([[1, np.nan, 5, 2, 2, 0], [np.nan, 9, np.nan, -1, 3, 3]], dtype)
+    y, idx = K.maxout_forward(z, 3)
+    yo, io = ops.maxout_forward(z, 3)
+    np.testing.assert_array_equal(idx, [[1, 0], [0, 1]])
+    np.testing.assert_array_equal(idx, io)
+    np.testing.assert_array_equal(y, yo)
