@@ -1,7 +1,7 @@
 """The extension list and compiler flags; all metadata lives in pyproject.toml.
 
 Environment switches for local builds:
-  FASTNN_DEBUG=1   Cython bounds checks, -O1 -g and AddressSanitizer/UBSan (see README).
+  FASTNN_DEBUG=1   Cython bounds checks, -O1 -g and AddressSanitizer/UBSan (see docs/guide/install.md).
   FASTNN_NATIVE=1  add -march=native (the default build runs on any x86-64 or ARM CPU;
                    the SIMD kernels are chosen at run time either way).
 """

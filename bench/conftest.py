@@ -3,7 +3,7 @@
 Run as ``pytest bench/ --benchmark-only --benchmark-group-by=group``. Threads come from
 ``BENCH_THREADS`` (default 1): fastnn, NumPy's BLAS (threadpoolctl) and PyTorch are pinned to
 it for the whole session. NumPy must run unhandicapped: unset OPENBLAS_CORETYPE and
-OPENBLAS_L2_SIZE (pins to a lesser kernel) before starting, as README.md's command does.
+OPENBLAS_L2_SIZE (pins to a lesser kernel) before starting, as the commands in docs/benchmarks.md do.
 
 The header is fastnn.benchmark's host description (CPU, ISA flags, fastnn's ISA, the
 measured FMA limit, NumPy's BLAS kernel, threads), also written into the JSON's

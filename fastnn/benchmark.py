@@ -13,7 +13,7 @@ hit all of them alike.
 
 ``fastnn bench`` itself (:func:`run`) times GEMMs of fastnn against NumPy. For the full
 suites use ``pytest bench/ --benchmark-only`` and the ``bench/compare_*.py`` scripts (see
-README.md)."""
+docs/benchmarks.md)."""
 import math
 import os
 import platform
@@ -33,7 +33,7 @@ GEMM_SHAPES = [(32, 784, 256), (128, 784, 256), (512, 784, 256), (128, 256, 256)
 TARGETS = {
     # GEMM float32: geometric mean of fastnn's speed over NumPy's, and the slowest shape.
     "gemm": {1: {"geomean": 1.05, "worst": 0.95}, 2: {"geomean": 1.0}},
-    # MLP 784-256-256-10 step as the README's manual loop writes it, speed-up per batch.
+    # MLP 784-256-256-10 step as the Quick start's manual loop writes it, speed-up per batch.
     "step": {1: {"numpy": {32: 1.3, 128: 1.1, 512: 1.05},
                  "torch": {32: 1.8, 128: 1.3, 512: 1.1},
                  "floor": {128: 0.80, 512: 0.80}},

@@ -2,7 +2,7 @@
 :mod:`sklearn.neural_network`'s classes that train through fastnn's kernels.
 
 The constructor parameters, their defaults, the objective and the fitted attributes are
-scikit-learn's; see the README section on scikit-learn for the (small) documented differences. Extras:
+scikit-learn's; see docs/guide/sklearn.md for the (small) documented differences. Extras:
 ``activation="leaky_relu"``, ``solver="adamw" | "rmsprop" | "adagrad"``, ``dropout``,
 ``batch_norm``, ``dtype``, and the fitted ``model_``: the :class:`fastnn.Sequential` itself
 (logits out), for ``fastnn.save``, ``fastnn.onnx.export`` or PyTorch.

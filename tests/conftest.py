@@ -4,7 +4,7 @@ Skips in CI. With ``FASTNN_STRICT_SKIPS=1`` (.ci/run sets it) a skipped test, or
 test module, counts as a failure unless its reason is on the short list ``ALLOWED_SKIPS``
 below: reasons the machine imposes (an instruction set the CPU lacks, too few or busy CPUs,
 the operating system, disk space, a sanitizer build), plus two that no machine changes (a
-README example that needs a cluster; a scikit-learn check that does not apply to the
+documentation example that needs a cluster; a scikit-learn check that does not apply to the
 estimator). A missing optional package is never allowed: the ``test`` extra brings them all,
 the ``torch`` extra PyTorch. Expected failures (xfail) are not skips. Without the variable a
 skip stays a skip, so a partial environment still runs what it can."""
@@ -36,7 +36,7 @@ ALLOWED_SKIPS = {
     # which makes timings and resident memory meaningless.
     r"under sanitizers or valgrind$": "instrumented build",
     r"^ASan's shadow memory": "instrumented build",
-    # README examples that need a cluster, which one machine is not (tests/test_readme.py).
+    # documentation examples that need a cluster, which one machine is not (tests/test_docs.py).
     r"^README illustration: needs a .+ cluster$": "cluster",
     # A scikit-learn estimator check that does not apply: scikit-learn's own MLPClassifier
     # has no decision_function either.

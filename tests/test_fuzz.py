@@ -227,7 +227,7 @@ def test_float32_loss_near_the_largest_float_is_finite():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_non_finite_inputs_propagate(dtype):
-    # Documented behaviour (README.md, Reliability): kernels never raise on NaN or infinity;
+    # Documented behaviour (docs/reliability.md): kernels never raise on NaN or infinity;
     # NaN propagates through every activation (as in PyTorch) and into the losses;
     # infinite logits give NaN losses, which fit turns into an error.
     nan, inf = np.nan, np.inf
