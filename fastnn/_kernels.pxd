@@ -18,6 +18,13 @@ cdef extern from "fastnn.h" nogil:
     void fnn_set_num_threads(int n)
     double fnn_fma_peak_gflops(int isa)
 
+    ctypedef enum fnn_act:
+        FNN_ACT_IDENTITY
+        FNN_ACT_RELU
+        FNN_ACT_LEAKY_RELU
+        FNN_ACT_SIGMOID
+        FNN_ACT_TANH
+
     int fnn_gemm(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, Py_ssize_t k,
                  const void *a, Py_ssize_t rsa, Py_ssize_t csa,
                  const void *b, Py_ssize_t rsb, Py_ssize_t csb,

@@ -5,9 +5,12 @@
 import numbers
 
 import numpy as np
+cimport cython
 cimport numpy as cnp
 from libc.math cimport isfinite
 from libc.stdint cimport int64_t
+from libc.stdlib cimport qsort
+from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from fastnn._kernels cimport *
 
 cnp.import_array()
@@ -80,7 +83,7 @@ cdef cnp.ndarray _float_array(object x, str fn, str name, int ndim, object dtype
     passes use C-level flags: this runs on every kernel call, batch-1 inference included."""
     cdef cnp.ndarray arr
     cdef int tnum
-    if isinstance(x, np.ndarray):
+    if isinstance(x, cnp.ndarray):
         arr = <cnp.ndarray>x
     else:
         try:
@@ -148,44 +151,55 @@ cdef bint _same_view(cnp.ndarray a, cnp.ndarray b):
             and _strides(a) == _strides(b))
 
 
+cdef str _label(str name, Py_ssize_t index):
+    return name if index < 0 else f"{name}[{index}]"
+
+
 cdef cnp.ndarray _output(object out, tuple shape, object dtype, str fn, bint contiguous,
-                         tuple inputs=(), tuple alias_ok=()):
+                         tuple inputs=(), tuple alias_ok=(), str name="out",
+                         Py_ssize_t index=-1):
     """A fresh output array, or the caller's `out` after checking it fits.
 
     `out` may be exactly one of `alias_ok` (an in-place call) but must not otherwise
-    overlap any input, or the kernel would read what it has already written."""
+    overlap any input, or the kernel would read what it has already written. Messages call
+    it `name` (`name[index]` for an entry of a list of outputs)."""
     cdef cnp.ndarray o
     if out is None:
         return np.empty(shape, dtype=dtype)
-    if not isinstance(out, np.ndarray):
-        raise TypeError(f"{fn}: out must be a numpy.ndarray, got {type(out).__name__}")
+    if not isinstance(out, cnp.ndarray):
+        raise TypeError(
+            f"{fn}: {_label(name, index)} must be a numpy.ndarray, got {type(out).__name__}")
     o = <cnp.ndarray>out
     if o.dtype is not dtype and o.dtype != dtype:
-        raise TypeError(f"{fn}: out has dtype {_dtype_name(o.dtype)}, expected {_dtype_name(dtype)}")
+        raise TypeError(f"{fn}: {_label(name, index)} has dtype {_dtype_name(o.dtype)}, "
+                        f"expected {_dtype_name(dtype)}")
     if not _has_shape(o, shape):
-        raise ValueError(f"{fn}: out has shape {_shape(o)}, expected {shape}")
+        raise ValueError(f"{fn}: {_label(name, index)} has shape {_shape(o)}, expected {shape}")
     if not cnp.PyArray_ISWRITEABLE(o):
-        raise ValueError(f"{fn}: out is read-only")
+        raise ValueError(f"{fn}: {_label(name, index)} is read-only")
     if not cnp.PyArray_ISNOTSWAPPED(o):
-        raise ValueError(f"{fn}: out must be in native byte order")
+        raise ValueError(f"{fn}: {_label(name, index)} must be in native byte order")
     if not cnp.PyArray_ISALIGNED(o):
-        raise ValueError(f"{fn}: out must be aligned to its {o.itemsize}-byte elements")
+        raise ValueError(
+            f"{fn}: {_label(name, index)} must be aligned to its {o.itemsize}-byte elements")
     if contiguous and not cnp.PyArray_IS_C_CONTIGUOUS(o):
-        raise ValueError(f"{fn}: out must be C-contiguous, got strides {_strides(o)}")
+        raise ValueError(
+            f"{fn}: {_label(name, index)} must be C-contiguous, got strides {_strides(o)}")
     if not contiguous:
         for d in range(o.ndim):
             if o.strides[d] % o.itemsize != 0:
-                raise ValueError(f"{fn}: out has strides {_strides(o)} that are not whole elements")
+                raise ValueError(f"{fn}: {_label(name, index)} has strides {_strides(o)} that are "
+                                 "not whole elements")
         if not _non_overlapping(o):
-            raise ValueError(
-                f"{fn}: out has strides {_strides(o)} for shape {_shape(o)}: its elements overlap")
+            raise ValueError(f"{fn}: {_label(name, index)} has strides {_strides(o)} for shape "
+                             f"{_shape(o)}: its elements overlap")
     for x in inputs:
         if x is None:
             continue
         if _in(x, alias_ok) and _same_view(o, x):
             continue
         if _overlaps(o, <cnp.ndarray?>x):
-            raise ValueError(f"{fn}: out overlaps an input array")
+            raise ValueError(f"{fn}: {_label(name, index)} overlaps an input array")
     return o
 
 
@@ -332,151 +346,399 @@ def gemm(a, b, *, trans_a=False, trans_b=False, bias=None, activation="identity"
     return C
 
 
-# ---- Dense chains: Sequential's fused plan, one call per run of Dense layers ----------------
-# Not part of fastnn.kernels (they take layer objects, not arrays): Dense and Sequential run
-# their forward and backward through them, so a model pays one Python-to-C crossing per run
-# of layers instead of three or four per layer. Every array read from a layer is validated
-# here like any kernel argument.
+# ---- Dense chains: one call per run of Dense layers ------------------------------------------
+# Sequential runs each run of consecutive Dense layers (each with the elementwise activation
+# after it fused in, or none) as one call, so a model pays one Python-to-C crossing per run
+# instead of three or four per layer. The caller hands every array: a step is the eight
+# fields of fastnn.kernels.DenseStep, (weight, bias, weight_grad, bias_grad, activation,
+# negative_slope, l1, l2), and the backward is handed back the input and the outputs of its
+# forward. Every argument of a call is checked before anything is written.
 
-cdef tuple _step(object steps, Py_ssize_t i, str fn):
-    step = steps[i]
-    if not (isinstance(step, tuple) and len(<tuple>step) == 2):
-        raise TypeError(f"{fn}: steps[{i}] must be a (Dense, activation or None) pair")
-    return <tuple>step
+cdef struct _Item:
+    # a chain step's scalars
+    int act
+    double slope, penalty_l1, penalty_l2
+    # a parameter of adam_step_many: its arrays, size and update count
+    fnn_dtype dt
+    Py_ssize_t size
+    void *param_ptr
+    const void *grad_ptr
+    void *exp_avg_ptr
+    void *exp_avg_sq_ptr
+    double count
 
 
-cdef cnp.ndarray _weight(object layer, object dtype, str fn):
-    return _strided(_float_array(layer.weight.data, fn, "weight", 2, dtype))
+cdef object _sequence(object seq, str fn, str name, str what):
+    """A list or tuple argument, checked (indexed as it is: no copy)."""
+    if type(seq) is tuple or type(seq) is list or isinstance(seq, (list, tuple)):
+        return seq
+    raise TypeError(f"{fn}: {name} must be a list or tuple of {what}, got {type(seq).__name__}")
 
 
-cdef cnp.ndarray _bias(object layer, Py_ssize_t n, object dtype, str fn):
-    """The layer's bias (n,) or None."""
-    cdef object p = layer.bias
-    if p is None:
+cdef object _steps_arg(object steps, str fn):
+    cdef object S = _sequence(steps, fn, "steps", "DenseStep")
+    cdef Py_ssize_t i
+    if len(S) == 0:
+        raise ValueError(f"{fn}: steps is empty")
+    for i in range(len(S)):
+        step = S[i]
+        if not (isinstance(step, tuple) and len(<tuple>step) == 8):
+            raise TypeError(
+                f"{fn}: steps[{i}] must be a DenseStep (weight, bias, weight_grad, bias_grad, "
+                f"activation, negative_slope, l1, l2), got {type(step).__name__}")
+    return S
+
+
+cdef object _per_step(object seq, Py_ssize_t nsteps, str fn, str name):
+    """`outs`, `outputs` or `dx_outs`: one entry per step."""
+    cdef object T = _sequence(seq, fn, name, "arrays")
+    if len(T) != nsteps:
+        raise ValueError(f"{fn}: {name} must have one entry per step ({nsteps}), got {len(T)}")
+    return T
+
+
+cdef cnp.ndarray _step_bias(object b, Py_ssize_t n, object dtype, str fn, Py_ssize_t i):
+    """steps[i].bias: None or (n,), contiguous."""
+    if b is None:
         return None
-    cdef cnp.ndarray B = _contiguous(p.data, fn, "bias", 1, dtype)
+    cdef cnp.ndarray B = _float_at(b, fn, "steps[{}].bias", i, 1, dtype)
+    if not cnp.PyArray_IS_C_CONTIGUOUS(B):
+        B = np.ascontiguousarray(B)
     if B.shape[0] != n:
-        raise ValueError(f"{fn}: bias has shape {_shape(B)}, expected {(n,)}")
+        raise ValueError(f"{fn}: steps[{i}].bias has shape {_shape(B)}, expected {(n,)} "
+                         "(the weight's rows)")
     return B
 
 
-def dense_chain_forward(x, steps, outs=None, bint training=False):
-    """act(x @ weight.T + bias) through each (Dense, activation or None) step in turn, the
-    bias and activation applied in the GEMM's store phase. `outs`: None, or one C-contiguous
-    output array per step (buffers the caller reuses). In training mode each Dense keeps
-    its input and each activation its output for dense_chain_backward. Returns the last
-    step's output."""
+cdef int _step_act(object name, str fn, Py_ssize_t i) except -1:
+    try:
+        return _ACT_CODE[name]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"{fn}: steps[{i}].activation must be one of {ACTIVATIONS}, got {name!r}") from None
+
+
+cdef double _step_real(object value, str fn, Py_ssize_t i, str field) except? -1.0:
+    if type(value) is float:
+        return <double>value
+    return _real(value, fn, f"steps[{i}].{field}")
+
+
+cdef cnp.ndarray _saved_output(object a, Py_ssize_t m, Py_ssize_t n, object dtype,
+                               bint contiguous, str fn, Py_ssize_t i):
+    """outputs[i] of the forward, (m, n): the next step's input, and what the step's
+    activation backward reads (then contiguous)."""
+    if a is None:
+        raise TypeError(f"{fn}: outputs[{i}] is None, but the backward reads it")
+    cdef cnp.ndarray O = _float_at(a, fn, "outputs[{}]", i, 2, dtype)
+    if O.shape[0] != m or O.shape[1] != n:
+        raise ValueError(f"{fn}: outputs[{i}] has shape {_shape(O)}, expected {(m, n)} "
+                         f"(step {i}'s output)")
+    if not contiguous:
+        return _strided(O)
+    return O if cnp.PyArray_IS_C_CONTIGUOUS(O) else np.ascontiguousarray(O)
+
+
+# Which argument a memory span belongs to, for the message of an overlap.
+cdef enum:
+    ARG_X, ARG_DY, ARG_OUTS, ARG_OUTPUTS, ARG_DX_OUTS, ARG_WEIGHT, ARG_BIAS, ARG_WEIGHT_GRAD, \
+        ARG_BIAS_GRAD, ARG_PARAMS, ARG_GRADS, ARG_EXP_AVGS, ARG_EXP_AVG_SQS
+
+_SPAN_NAMES = ("x", "dy", "outs[{}]", "outputs[{}]", "dx_outs[{}]", "steps[{}].weight",
+               "steps[{}].bias", "steps[{}].weight_grad", "steps[{}].bias_grad", "params[{}]",
+               "grads[{}]", "exp_avgs[{}]", "exp_avg_sqs[{}]")
+
+
+cdef enum:
+    WRITTEN, SAVED, READ  # what a call does with an array (see _Scratch.check)
+
+
+cdef struct _Span:
+    char *lo
+    char *hi
+    int kind, role
+    Py_ssize_t index, order
+
+
+cdef inline bint _before(const _Span *x, const _Span *y) noexcept nogil:
+    return x.lo < y.lo or (x.lo == y.lo and x.order < y.order)
+
+
+cdef void _sort_spans(_Span *s, Py_ssize_t n) noexcept nogil:
+    """By start, then in the order the spans were added (for stable messages): insertion
+    sort for the few spans of a usual call, qsort for many."""
+    cdef Py_ssize_t i, j
+    cdef _Span t
+    if n > 32:
+        qsort(s, n, sizeof(_Span), _by_start)
+        return
+    for i in range(1, n):
+        t = s[i]
+        j = i - 1
+        while j >= 0 and _before(&t, &s[j]):
+            s[j + 1] = s[j]
+            j -= 1
+        s[j + 1] = t
+
+
+cdef int _by_start(const void *a, const void *b) noexcept nogil:
+    if _before(<const _Span *>a, <const _Span *>b):
+        return -1
+    return 1 if _before(<const _Span *>b, <const _Span *>a) else 0
+
+
+@cython.freelist(4)
+cdef class _Scratch:
+    """A multi-array call's scratch: one _Item per step or parameter, and the memory spans
+    of the call's arrays, to check that nothing the call writes overlaps anything else it
+    touches. Small calls use the arrays inside the object (kept on a free list)."""
+    cdef _Span *spans
+    cdef _Item *items
+    cdef Py_ssize_t n, cap
+    cdef _Span small_spans[32]
+    cdef _Item small_items[8]
+
+    def __cinit__(self, Py_ssize_t cap, Py_ssize_t nitems):
+        self.spans, self.items = &self.small_spans[0], &self.small_items[0]
+        if cap > 32:
+            self.spans = <_Span *>PyMem_Malloc(cap * sizeof(_Span))
+        if nitems > 8:
+            self.items = <_Item *>PyMem_Malloc(nitems * sizeof(_Item))
+        if self.spans == NULL or self.items == NULL:
+            raise MemoryError()
+        self.n, self.cap = 0, cap
+
+    def __dealloc__(self):
+        if self.spans != &self.small_spans[0]:
+            PyMem_Free(self.spans)
+        if self.items != &self.small_items[0]:
+            PyMem_Free(self.items)
+
+    cdef int add(self, object a, int kind, int role, Py_ssize_t index) except -1:
+        """Records the extent of ndarray a (nothing for None or an empty array): what the
+        call does with it (`kind`), and which argument it is, for messages."""
+        cdef _Span *s
+        if a is None or cnp.PyArray_SIZE(<cnp.ndarray>a) == 0:
+            return 0
+        if self.n == self.cap:
+            raise AssertionError("_Scratch: more spans than allocated")
+        s = &self.spans[self.n]
+        _extent(<cnp.ndarray>a, &s.lo, &s.hi)
+        s.kind, s.role, s.index, s.order = kind, role, index, self.n
+        self.n += 1
+        return 0
+
+    cdef int check(self, str fn) except -1:
+        """Raises if a WRITTEN span overlaps any other span, or two SAVED spans (arrays an
+        earlier call wrote for this one to read) overlap each other. One sort and one sweep:
+        in order of start, a span overlaps an earlier one exactly when the furthest end of
+        the earlier ones passes its start."""
+        cdef _Span *s = self.spans
+        cdef Py_ssize_t i, far_all = -1, far_written = -1, far_saved = -1, other
+        _sort_spans(s, self.n)
+        for i in range(self.n):
+            other = -1
+            if s[i].kind == WRITTEN:
+                if far_all >= 0 and s[far_all].hi > s[i].lo:
+                    other = far_all
+            elif far_written >= 0 and s[far_written].hi > s[i].lo:
+                other = far_written
+            elif s[i].kind == SAVED and far_saved >= 0 and s[far_saved].hi > s[i].lo:
+                other = far_saved
+            if other >= 0:
+                _raise_overlap(fn, &s[other], &s[i])
+            if far_all < 0 or s[i].hi > s[far_all].hi:
+                far_all = i
+            if s[i].kind == WRITTEN and (far_written < 0 or s[i].hi > s[far_written].hi):
+                far_written = i
+            if s[i].kind == SAVED and (far_saved < 0 or s[i].hi > s[far_saved].hi):
+                far_saved = i
+        return 0
+
+
+cdef int _raise_overlap(str fn, _Span *a, _Span *b) except -1:
+    if b.kind == WRITTEN and a.kind != WRITTEN:
+        a, b = b, a  # name what is written first
+    first = _SPAN_NAMES[a.role].format(a.index)
+    second = _SPAN_NAMES[b.role].format(b.index)
+    if a.kind == SAVED and b.kind == SAVED:
+        raise ValueError(f"{fn}: {first} overlaps {second}: the forward wrote one over the "
+                         "other (give each step its own output)")
+    raise ValueError(f"{fn}: {first} overlaps {second}")
+
+
+cdef object _caller_array(object given, cnp.ndarray used):
+    """The memory to guard: the caller's array when it is one (`used` may be a copy)."""
+    return given if isinstance(given, cnp.ndarray) else used
+
+
+def dense_chain_forward(x, steps, outs=None):
+    """act(x @ weight.T + bias) through each step in turn (a list or tuple of DenseStep), the
+    bias and activation applied in the GEMM's store phase; of each step only weight, bias,
+    activation and negative_slope are read. `outs`: None, or one C-contiguous array per step
+    for its output (a None entry: a new array), each disjoint from the others, from x and
+    from the weights and biases. Returns the last step's output. x and every step's output
+    are what dense_chain_backward reads."""
     fn = "dense_chain_forward"
-    cdef Py_ssize_t i, nsteps = len(steps), m, n, k, item
     cdef cnp.ndarray X = _strided(_float_array(x, fn, "x", 2))
+    cdef object dtype = X.dtype
+    cdef object S = _steps_arg(steps, fn)
+    cdef tuple step
+    cdef Py_ssize_t i, nsteps = len(S), m = X.shape[0], n, k = X.shape[1], item = X.itemsize
+    cdef object Outs = None if outs is None else _per_step(outs, nsteps, fn, "outs")
+    cdef list Ws = [None] * nsteps, Bs = [None] * nsteps, Cs = [None] * nsteps
     cdef cnp.ndarray W, Bias, C
-    cdef object dtype = X.dtype, layer, act_layer
-    cdef int act, rc
-    cdef double slope
+    cdef _Scratch scratch = _Scratch(3 * nsteps + 1, nsteps)
+    cdef _Item *items = scratch.items
     cdef const void *bias_ptr
-    if outs is not None and len(outs) != nsteps:
-        raise ValueError(f"{fn}: outs must have one array per step ({nsteps}), got {len(outs)}")
-    item = X.itemsize
-    m = X.shape[0]
+    cdef int rc
     for i in range(nsteps):
-        layer, act_layer = _step(steps, i, fn)
-        W = _weight(layer, dtype, fn)
+        step = <tuple>S[i]
+        W = _strided(_float_at(step[0], fn, "steps[{}].weight", i, 2, dtype))
+        if W.shape[1] != k:
+            raise ValueError(f"{fn}: steps[{i}].weight has shape {_shape(W)}, but the step's "
+                             f"input has {k} columns")
+        n = W.shape[0]
+        Bias = _step_bias(step[1], n, dtype, fn, i)
+        items[i].act = _step_act(step[4], fn, i)
+        items[i].slope = _step_real(step[5], fn, i, "negative_slope")
+        C = _output(None if Outs is None else Outs[i], (m, n), dtype, fn, True, (), (),
+                    "outs", i)
+        if Outs is not None:
+            scratch.add(Outs[i], WRITTEN, ARG_OUTS, i)
+        Ws[i], Bs[i], Cs[i] = W, Bias, C
+        k = n
+    if scratch.n:  # the caller's outs: check them against each other and what is read
+        scratch.add(_caller_array(x, X), READ, ARG_X, 0)
+        for i in range(nsteps):
+            step = <tuple>S[i]
+            scratch.add(_caller_array(step[0], Ws[i]), READ, ARG_WEIGHT, i)
+            scratch.add(_caller_array(step[1], Bs[i]), READ, ARG_BIAS, i)
+        scratch.check(fn)
+
+    for i in range(nsteps):
+        W, Bias, C = Ws[i], Bs[i], Cs[i]
         n, k = W.shape[0], W.shape[1]
-        if k != X.shape[1]:
-            raise ValueError(f"{fn}: step {i} has weight shape {_shape(W)}, its input has "
-                             f"shape {_shape(X)}")
-        Bias = _bias(layer, n, dtype, fn)
-        bias_ptr = NULL if Bias is None else cnp.PyArray_DATA(Bias)
-        if act_layer is None:
-            act, slope = 0, 0.0
-        else:
-            act = _act(act_layer.kernel_name, fn)
-            slope = _real(act_layer.negative_slope, fn, "negative_slope")
-        C = _output(None if outs is None else outs[i], (m, n), dtype, fn, True, (X, W, Bias))
+        bias_ptr = _ptr_or_null(Bias)
         with nogil:
             rc = fnn_gemm(_dt(X), m, n, k,
                           cnp.PyArray_DATA(X), X.strides[0] // item, X.strides[1] // item,
                           cnp.PyArray_DATA(W), W.strides[1] // item, W.strides[0] // item,
-                          cnp.PyArray_DATA(C), n, 1, 0, bias_ptr, act, slope)
+                          cnp.PyArray_DATA(C), n, 1, 0, bias_ptr, items[i].act, items[i].slope)
         _raise_gemm(rc, fn)
-        if training:
-            layer._x = X
-            if act_layer is not None:
-                act_layer._y = C
         X = C
     return X
 
 
-def dense_chain_backward(dy, steps, dx_outs=None, bint input_grad=True, bint overwrite_dy=False):
-    """The backward of dense_chain_forward(training=True), from dy = d loss / d (last step's
-    output). Overwrites each Dense's weight.grad and bias.grad (an activation's derivative
-    and the bias gradient come out of one pass; a Dense's l1/l2 penalty gradient is added)
-    and returns d loss / d x, or None without `input_grad`. `dx_outs`: None, or one
-    C-contiguous array per step for the gradient of its input. With `overwrite_dy` the
-    first activation's derivative may be written over dy."""
+def dense_chain_backward(dy, steps, x, outputs, dx_outs=None, input_grad=True,
+                         overwrite_dy=False):
+    """The backward of dense_chain_forward(x, steps, outs), from dy = d loss / d (the last
+    step's output). `outputs`: each step's output in that forward (its outs, the last one
+    what it returned; the last may be None when the last step's activation is "identity").
+    Overwrites each step's weight_grad (the l1/l2 penalty's gradient added) and bias_grad (an
+    activation's derivative and the bias gradient come out of one pass) and returns
+    d loss / d x, or None without `input_grad`. `dx_outs`: None, or one C-contiguous array per
+    step for the gradient of its input (a None entry: a new array; the first step's is unused
+    without `input_grad`). Nothing the call writes may overlap anything else it is given.
+    With `overwrite_dy` the last step's activation derivative may be written over dy."""
     fn = "dense_chain_backward"
-    cdef Py_ssize_t i, nsteps = len(steps), m, n, k, item
     cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", 2)
-    cdef cnp.ndarray X, W, WG, Bias, BG, Y, D
-    cdef object dtype = DY.dtype, layer, act_layer
-    cdef int act, rc
-    cdef double slope, l1, l2
+    cdef object dtype = DY.dtype
+    cdef object S = _steps_arg(steps, fn)
+    cdef tuple step
+    cdef Py_ssize_t i, nsteps = len(S), m = DY.shape[0], n, k, item = DY.itemsize
+    cdef object Outputs = _per_step(outputs, nsteps, fn, "outputs")
+    cdef object DXouts = None if dx_outs is None else _per_step(dx_outs, nsteps, fn, "dx_outs")
+    cdef bint want_dx = input_grad
+    # dy may be written over when the caller allows it, or when it is a copy made here.
+    cdef bint owned = DY is not dy or bool(overwrite_dy)
+    cdef cnp.ndarray X = _strided(_float_array(x, fn, "x", 2, dtype))
+    cdef list Ws = [None] * nsteps, WGs = [None] * nsteps, BGs = [None] * nsteps
+    cdef list Os = [None] * nsteps, DXs = [None] * nsteps
+    cdef cnp.ndarray W, Bias, WG, BG, Xi, Y, D
+    cdef _Scratch scratch = _Scratch(5 * nsteps + 3, nsteps)
+    cdef _Item *items = scratch.items
+    cdef bint dy_written
     cdef void *bg_ptr
-    cdef bint owned = overwrite_dy and DY is dy
-    if dx_outs is not None and len(dx_outs) != nsteps:
-        raise ValueError(f"{fn}: dx_outs must have one array per step ({nsteps}), got {len(dx_outs)}")
-    item = DY.itemsize
-    m = DY.shape[0]
+    cdef int rc
+    if X.shape[0] != m:
+        raise ValueError(f"{fn}: x has shape {_shape(X)}, but dy has {m} rows")
+    k = X.shape[1]
+    for i in range(nsteps):
+        step = <tuple>S[i]
+        W = _strided(_float_at(step[0], fn, "steps[{}].weight", i, 2, dtype))
+        if W.shape[1] != k:
+            raise ValueError(f"{fn}: steps[{i}].weight has shape {_shape(W)}, but the step's "
+                             f"input has {k} columns")
+        n = W.shape[0]
+        Bias = _step_bias(step[1], n, dtype, fn, i)
+        WGs[i] = _state_at(step[2], W, fn, "steps[{}].weight_grad", i)
+        if Bias is not None:
+            BGs[i] = _state_at(step[3], Bias, fn, "steps[{}].bias_grad", i)
+        elif step[3] is not None:
+            raise ValueError(f"{fn}: steps[{i}].bias_grad must be None for a step without bias")
+        items[i].act = _step_act(step[4], fn, i)
+        items[i].slope = _step_real(step[5], fn, i, "negative_slope")
+        if items[i].act == FNN_ACT_LEAKY_RELU and items[i].slope < 0:
+            raise ValueError(
+                f"{fn}: steps[{i}].negative_slope is {items[i].slope}: with a negative slope "
+                "leaky_relu's derivative cannot be read from its output")
+        items[i].penalty_l1 = _step_real(step[6], fn, i, "l1")
+        items[i].penalty_l2 = _step_real(step[7], fn, i, "l2")
+        if i < nsteps - 1 or items[i].act != FNN_ACT_IDENTITY:
+            Os[i] = _saved_output(Outputs[i], m, n, dtype, items[i].act != FNN_ACT_IDENTITY,
+                                  fn, i)
+        if DXouts is not None and (i > 0 or want_dx):
+            DXs[i] = _output(DXouts[i], (m, k), dtype, fn, True, (), (), "dx_outs", i)
+        Ws[i] = W
+        k = n
+    if DY.shape[1] != k:
+        raise ValueError(f"{fn}: dy has shape {_shape(DY)}, expected {(m, k)} (the last "
+                         "step's output)")
+    dy_written = owned and items[nsteps - 1].act != FNN_ACT_IDENTITY
+    scratch.add(_caller_array(x, X), SAVED, ARG_X, 0)
+    if dy_written:
+        scratch.add(DY, WRITTEN, ARG_DY, 0)
+    if not (dy_written and DY is dy):
+        scratch.add(_caller_array(dy, DY), READ, ARG_DY, 0)
+    for i in range(nsteps):
+        scratch.add(WGs[i], WRITTEN, ARG_WEIGHT_GRAD, i)
+        scratch.add(BGs[i], WRITTEN, ARG_BIAS_GRAD, i)
+        if DXs[i] is not None:
+            scratch.add(DXouts[i], WRITTEN, ARG_DX_OUTS, i)
+        if Os[i] is not None:
+            scratch.add(_caller_array(Outputs[i], Os[i]), SAVED, ARG_OUTPUTS, i)
+        scratch.add(_caller_array((<tuple>S[i])[0], Ws[i]), READ, ARG_WEIGHT, i)
+    scratch.check(fn)
+
     for i in range(nsteps - 1, -1, -1):
-        layer, act_layer = _step(steps, i, fn)
-        if layer._x is None:
-            raise RuntimeError("Dense.backward called before a forward with training=True")
-        W = _weight(layer, dtype, fn)
+        W, WG, BG = Ws[i], WGs[i], BGs[i]
+        Xi = X if i == 0 else Os[i - 1]
         n, k = W.shape[0], W.shape[1]
-        X = _strided(_float_array(layer._x, fn, "the saved input", 2, dtype))
-        if DY.shape[1] != n or X.shape[0] != m or X.shape[1] != k:
-            raise ValueError(f"{fn}: step {i} (weight {_shape(W)}, saved input {_shape(X)}) "
-                             f"cannot take a gradient of shape {_shape(DY)}")
-        Bias = _bias(layer, n, dtype, fn)
-        BG = None if Bias is None else _state(layer.bias.grad, Bias, fn, "bias.grad")
-        if act_layer is not None:
-            if act_layer._y is None:
-                raise RuntimeError(f"{type(act_layer).__name__}.backward called before a "
-                                   "forward with training=True")
-            Y = _contiguous(act_layer._y, fn, "the saved activation output", 2, dtype)
-            if not _same_shape(Y, DY):
-                raise ValueError(f"{fn}: step {i}'s saved activation output has shape "
-                                 f"{_shape(Y)}, the gradient {_shape(DY)}")
-            act = _act(act_layer.kernel_name, fn)
-            slope = _real(act_layer.negative_slope, fn, "negative_slope")
-            D = _output(DY if owned else None, (m, n), dtype, fn, True, (DY, Y), (DY,))
-            if BG is not None:
-                _output(BG, (n,), dtype, fn, True, (DY, Y, D))
-            bg_ptr = _ptr_or_null(BG)
+        bg_ptr = _ptr_or_null(BG)
+        if items[i].act != FNN_ACT_IDENTITY:
+            Y = Os[i]
+            D = DY if owned else np.empty((m, n), dtype)
             with nogil:
-                fnn_act_backward(_dt(DY), m, n, act, slope, cnp.PyArray_DATA(Y),
+                fnn_act_backward(_dt(DY), m, n, items[i].act, items[i].slope, cnp.PyArray_DATA(Y),
                                  cnp.PyArray_DATA(DY), cnp.PyArray_DATA(D), bg_ptr)
             DY = D
         elif BG is not None:
-            _output(BG, (n,), dtype, fn, True, (DY,))
             with nogil:
-                fnn_column_sum(_dt(DY), m, n, cnp.PyArray_DATA(DY), cnp.PyArray_DATA(BG))
-        WG = _state(layer.weight.grad, W, fn, "weight.grad")
-        _output(WG, (n, k), dtype, fn, True, (DY, X, W))
+                fnn_column_sum(_dt(DY), m, n, cnp.PyArray_DATA(DY), bg_ptr)
         with nogil:
             rc = fnn_gemm(_dt(DY), n, k, m, cnp.PyArray_DATA(DY), 1, n,
-                          cnp.PyArray_DATA(X), X.strides[0] // item, X.strides[1] // item,
+                          cnp.PyArray_DATA(Xi), Xi.strides[0] // item, Xi.strides[1] // item,
                           cnp.PyArray_DATA(WG), k, 1, 0, NULL, 0, 0.0)
         _raise_gemm(rc, fn)
-        l1 = _real(layer.l1, fn, "l1")
-        l2 = _real(layer.l2, fn, "l2")
-        if l1 != 0.0 or l2 != 0.0:
+        if items[i].penalty_l1 != 0.0 or items[i].penalty_l2 != 0.0:
             W = _contiguous(W, fn, "weight", 2)
             with nogil:
-                fnn_penalty(_dt(W), W.size, cnp.PyArray_DATA(W), cnp.PyArray_DATA(WG), l1, l2)
-        if i == 0 and not input_grad:
+                fnn_penalty(_dt(W), W.size, cnp.PyArray_DATA(W), cnp.PyArray_DATA(WG),
+                            items[i].penalty_l1, items[i].penalty_l2)
+        if i == 0 and not want_dx:
             return None
-        D = _output(None if dx_outs is None else dx_outs[i], (m, k), dtype, fn, True, (DY, W))
+        D = DXs[i] if DXs[i] is not None else np.empty((m, k), dtype)
         with nogil:
             rc = fnn_gemm(_dt(DY), m, k, n, cnp.PyArray_DATA(DY), n, 1,
                           cnp.PyArray_DATA(W), W.strides[0] // item, W.strides[1] // item,
@@ -731,7 +993,7 @@ def mse(output, target, *, reduction="mean", out=None):
 
 cdef cnp.ndarray _state(object arr, cnp.ndarray like, str fn, str name):
     """An optimizer's in-place array: exactly like the parameter, contiguous, writable."""
-    if not isinstance(arr, np.ndarray):
+    if not isinstance(arr, cnp.ndarray):
         raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {type(arr).__name__}")
     cdef cnp.ndarray a = <cnp.ndarray>arr
     if cnp.PyArray_TYPE(a) != cnp.PyArray_TYPE(like) or not _same_shape(a, like):
@@ -739,8 +1001,9 @@ cdef cnp.ndarray _state(object arr, cnp.ndarray like, str fn, str name):
             f"{fn}: {name} must be {_dtype_name(like.dtype)} with shape {_shape(like)}, "
             f"got {_dtype_name(a.dtype)} {_shape(a)}")
     if not (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISWRITEABLE(a)
-            and cnp.PyArray_ISNOTSWAPPED(a)):
-        raise ValueError(f"{fn}: {name} must be C-contiguous, writable and native-endian")
+            and cnp.PyArray_ISNOTSWAPPED(a) and cnp.PyArray_ISALIGNED(a)):
+        raise ValueError(f"{fn}: {name} must be C-contiguous, writable, aligned and "
+                         "native-endian")
     return a
 
 
@@ -786,19 +1049,70 @@ def penalty(weight, grad, *, l1=0.0, l2=0.0):
     return total
 
 
-cdef cnp.ndarray _param(object param, str fn):
-    """A parameter updated in place: a C-contiguous, writable float ndarray."""
-    if not isinstance(param, np.ndarray):
-        raise TypeError(f"{fn}: param must be a numpy.ndarray, got {type(param).__name__}")
-    cdef cnp.ndarray P = _float_array(param, fn, "param", -1)
-    return _state(P, P, fn, "param")
+cdef cnp.ndarray _param(object param, str fn, str name="param"):
+    """A parameter updated in place: the caller's own float32/float64 ndarray, C-contiguous,
+    aligned, native-endian and writable (the update of a converted copy would be lost)."""
+    if not isinstance(param, cnp.ndarray):
+        raise TypeError(f"{fn}: {name} must be a numpy.ndarray, got {type(param).__name__}")
+    cdef cnp.ndarray P = <cnp.ndarray>param
+    cdef int tnum = cnp.PyArray_TYPE(P)
+    if tnum != cnp.NPY_FLOAT32 and tnum != cnp.NPY_FLOAT64:
+        raise TypeError(
+            f"{fn}: {name} must have dtype float32 or float64, got {_dtype_name(P.dtype)}")
+    return _state(P, P, fn, name)
 
 
-cdef cnp.ndarray _grad(object grad, cnp.ndarray P, str fn):
-    cdef cnp.ndarray G = _contiguous(grad, fn, "grad", -1, P.dtype)
+cdef cnp.ndarray _grad(object grad, cnp.ndarray P, str fn, str name="grad"):
+    cdef cnp.ndarray G = _contiguous(grad, fn, name, -1, P.dtype)
     if not _same_shape(G, P):
-        raise ValueError(f"{fn}: grad has shape {_shape(G)}, expected the param's {_shape(P)}")
+        raise ValueError(f"{fn}: {name} has shape {_shape(G)}, expected the param's {_shape(P)}")
     return G
+
+
+cdef inline bint _writable(cnp.ndarray a):
+    return (cnp.PyArray_IS_C_CONTIGUOUS(a) and cnp.PyArray_ISWRITEABLE(a)
+            and cnp.PyArray_ISNOTSWAPPED(a) and cnp.PyArray_ISALIGNED(a))
+
+
+# Entries of list arguments: the common case passes without building the entry's name
+# (`template` with its index), which the full check builds only when it will raise.
+
+cdef cnp.ndarray _param_at(object p, str fn, str template, Py_ssize_t i):
+    cdef int tnum
+    if isinstance(p, cnp.ndarray):
+        tnum = cnp.PyArray_TYPE(<cnp.ndarray>p)
+        if (tnum == cnp.NPY_FLOAT32 or tnum == cnp.NPY_FLOAT64) and _writable(<cnp.ndarray>p):
+            return <cnp.ndarray>p
+    return _param(p, fn, template.format(i))
+
+
+cdef cnp.ndarray _state_at(object a, cnp.ndarray like, str fn, str template, Py_ssize_t i):
+    if (isinstance(a, cnp.ndarray) and cnp.PyArray_TYPE(<cnp.ndarray>a) == cnp.PyArray_TYPE(like)
+            and _same_shape(<cnp.ndarray>a, like) and _writable(<cnp.ndarray>a)):
+        return <cnp.ndarray>a
+    return _state(a, like, fn, template.format(i))
+
+
+cdef cnp.ndarray _grad_at(object g, cnp.ndarray P, str fn, str template, Py_ssize_t i):
+    cdef cnp.ndarray G
+    if isinstance(g, cnp.ndarray):
+        G = <cnp.ndarray>g
+        if (cnp.PyArray_TYPE(G) == cnp.PyArray_TYPE(P) and _same_shape(G, P)
+                and cnp.PyArray_IS_C_CONTIGUOUS(G) and cnp.PyArray_ISNOTSWAPPED(G)
+                and cnp.PyArray_ISALIGNED(G)):
+            return G
+    return _grad(g, P, fn, template.format(i))
+
+
+cdef cnp.ndarray _float_at(object a, str fn, str template, Py_ssize_t i, int ndim, object dtype):
+    cdef cnp.ndarray arr
+    if isinstance(a, cnp.ndarray):
+        arr = <cnp.ndarray>a
+        if (cnp.PyArray_TYPE(arr) == (<cnp.dtype>dtype).type_num
+                and cnp.PyArray_NDIM(arr) == ndim and cnp.PyArray_ISNOTSWAPPED(arr)
+                and cnp.PyArray_ISALIGNED(arr)):
+            return arr
+    return _float_array(a, fn, template.format(i), ndim, dtype)
 
 
 cdef _disjoint(str fn, tuple names, tuple arrays):
@@ -817,6 +1131,8 @@ cdef void *_ptr_or_null(cnp.ndarray a):
 
 cdef double _finite(object value, str fn, str name) except? -1:
     cdef double v
+    if type(value) is float and isfinite(<double>value):
+        return <double>value
     try:
         v = float(value)
     except (TypeError, ValueError):
@@ -826,9 +1142,11 @@ cdef double _finite(object value, str fn, str name) except? -1:
     return v
 
 
-cdef double _step_count(object step, str fn) except -1:
+cdef double _step_count(object step, str fn, str template="step", Py_ssize_t i=-1) except -1:
+    if type(step) is int and step >= 1:
+        return <double>step
     if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1:
-        raise ValueError(f"{fn}: step must be an integer >= 1, got {step!r}")
+        raise ValueError(f"{fn}: {template.format(i)} must be an integer >= 1, got {step!r}")
     return float(step)
 
 
@@ -899,23 +1217,57 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, beta1=0.9, beta2=0.999, e
           _finite(weight_decay, fn, "weight_decay"), bool(decoupled), c_step, 0)
 
 
-def adam_step_params(params, states, lr, beta1, beta2, eps, weight_decay, bint decoupled,
-                     bint sum_squares=False):
-    """optim.Adam's step in one call: adam_step for each Parameter (`.data`, `.grad`) with
-    its state dict ("exp_avg", "exp_avg_sq", "step" already counted for this update). With
-    `sum_squares`, returns sum p^2 over the parameters before the update (an L2 penalty's
-    value, read in the same pass), else 0.0."""
-    fn = "adam_step"
+def adam_step_many(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1=0.9, beta2=0.999,
+                   eps=1e-8, weight_decay=0.0, decoupled=False, sum_squares=False):
+    """adam_step on every parameter in one call (lists or tuples, one entry per parameter):
+    params[i] with grads[i], exp_avgs[i], exp_avg_sqs[i] and steps[i], the count of its
+    updates including this one. Every argument is checked before any array is updated; what
+    the call writes (params, exp_avgs, exp_avg_sqs) may overlap nothing else it is given.
+    With `sum_squares`, returns sum p^2 over the parameters before the update (an L2
+    penalty's value, read in the same pass), else 0.0."""
+    fn = "adam_step_many"
+    cdef object Ps = _sequence(params, fn, "params", "arrays")
+    cdef object Gs = _sequence(grads, fn, "grads", "arrays")
+    cdef object Ms = _sequence(exp_avgs, fn, "exp_avgs", "arrays")
+    cdef object Vs = _sequence(exp_avg_sqs, fn, "exp_avg_sqs", "arrays")
+    cdef object Ts = _sequence(steps, fn, "steps", "integers")
+    cdef Py_ssize_t i, n = len(Ps)
+    if len(Gs) != n or len(Ms) != n or len(Vs) != n or len(Ts) != n:
+        for name, seq in (("grads", Gs), ("exp_avgs", Ms), ("exp_avg_sqs", Vs), ("steps", Ts)):
+            if len(seq) != n:
+                raise ValueError(f"{fn}: {len(seq)} {name} for {n} params")
     cdef double c_lr = _finite(lr, fn, "lr"), c_b1 = _finite(beta1, fn, "beta1")
     cdef double c_b2 = _finite(beta2, fn, "beta2"), c_eps = _finite(eps, fn, "eps")
     cdef double c_wd = _finite(weight_decay, fn, "weight_decay"), total = 0.0
-    cdef cnp.ndarray P
-    if len(params) != len(states):
-        raise ValueError(f"{fn}: {len(params)} parameters but {len(states)} states")
-    for p, st in zip(params, states):
-        P = _param(p.data, fn)
-        total += _adam(P, p.grad, st["exp_avg"], st["exp_avg_sq"], fn, c_lr, c_b1, c_b2,
-                       c_eps, c_wd, decoupled, _step_count(st["step"], fn), sum_squares)
+    cdef int c_decoupled = bool(decoupled), want = bool(sum_squares)
+    cdef list copies = None  # gradients converted here, alive until the updates are done
+    cdef cnp.ndarray P, G, M, V
+    cdef _Scratch scratch = _Scratch(4 * n, n)
+    cdef _Item *items = scratch.items
+    for i in range(n):
+        P = _param_at(Ps[i], fn, "params[{}]", i)
+        G = _grad_at(Gs[i], P, fn, "grads[{}]", i)
+        M = _state_at(Ms[i], P, fn, "exp_avgs[{}]", i)
+        V = _state_at(Vs[i], P, fn, "exp_avg_sqs[{}]", i)
+        items[i].count = _step_count(Ts[i], fn, "steps[{}]", i)
+        items[i].dt, items[i].size = _dt(P), cnp.PyArray_SIZE(P)
+        items[i].param_ptr, items[i].grad_ptr = cnp.PyArray_DATA(P), cnp.PyArray_DATA(G)
+        items[i].exp_avg_ptr, items[i].exp_avg_sq_ptr = cnp.PyArray_DATA(M), cnp.PyArray_DATA(V)
+        if G is not Gs[i]:
+            if copies is None:
+                copies = []
+            copies.append(G)
+        scratch.add(P, WRITTEN, ARG_PARAMS, i)
+        scratch.add(M, WRITTEN, ARG_EXP_AVGS, i)
+        scratch.add(V, WRITTEN, ARG_EXP_AVG_SQS, i)
+        scratch.add(_caller_array(Gs[i], G), READ, ARG_GRADS, i)
+    scratch.check(fn)
+    with nogil:
+        for i in range(n):
+            total += fnn_adam_step(items[i].dt, items[i].size, items[i].param_ptr,
+                                   items[i].grad_ptr, items[i].exp_avg_ptr,
+                                   items[i].exp_avg_sq_ptr, c_lr, c_b1, c_b2,
+                                   c_eps, c_wd, c_decoupled, items[i].count, want)
     return total
 
 

@@ -6,6 +6,9 @@ Threads and the instruction set are configured once, at import, from the environ
 (``generic``, ``avx2`` or ``avx512``: force a lower path than the CPU's best).
 """
 import os
+from typing import NamedTuple
+
+import numpy as np
 
 from fastnn._kernels import (
     ACTIVATIONS,
@@ -13,6 +16,7 @@ from fastnn._kernels import (
     activation_forward,
     adagrad_step,
     adam_step,
+    adam_step_many,
     add_bias,
     all_finite,
     batchnorm_backward,
@@ -21,6 +25,8 @@ from fastnn._kernels import (
     bce_with_logits,
     column_moments,
     column_sum,
+    dense_chain_backward,
+    dense_chain_forward,
     fma_peak_gflops,
     gemm,
     gemm_flop_count,
@@ -44,14 +50,33 @@ from fastnn._kernels import (
 )
 
 __all__ = [
-    "ACTIVATIONS", "activation_backward", "activation_forward", "adagrad_step", "adam_step",
-    "add_bias", "all_finite", "batchnorm_backward", "batchnorm_eval", "batchnorm_train",
-    "bce_with_logits", "column_moments", "column_sum", "fma_peak_gflops", "gemm",
+    "ACTIVATIONS", "DenseStep", "activation_backward", "activation_forward", "adagrad_step",
+    "adam_step", "adam_step_many", "add_bias", "all_finite", "batchnorm_backward",
+    "batchnorm_eval", "batchnorm_train", "bce_with_logits", "column_moments", "column_sum",
+    "dense_chain_backward", "dense_chain_forward", "fma_peak_gflops", "gemm",
     "gemm_flop_count", "get_num_threads", "info", "mask_scale", "maxout_backward",
     "maxout_forward", "mse", "penalty", "rmsprop_step", "scale_inplace", "set_isa",
     "set_num_threads", "sgd_step", "softmax", "softmax_backward", "softmax_cross_entropy",
     "standardize", "sum_squares",
 ]
+
+
+
+class DenseStep(NamedTuple):
+    """One step of :func:`dense_chain_forward` / :func:`dense_chain_backward`:
+    ``y = activation(x @ weight.T + bias)``, the arrays themselves (the chain reads them and
+    writes the gradients into them). The forward reads weight, bias, activation and
+    negative_slope; the backward also writes ``weight_grad`` (adding the gradient of
+    ``l1 sum|weight| + l2 sum weight^2``) and ``bias_grad`` (None when ``bias`` is None)."""
+
+    weight: np.ndarray
+    bias: np.ndarray | None = None
+    weight_grad: np.ndarray | None = None
+    bias_grad: np.ndarray | None = None
+    activation: str = "identity"
+    negative_slope: float = 0.0
+    l1: float = 0.0
+    l2: float = 0.0
 
 
 def _default_threads():

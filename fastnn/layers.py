@@ -3,7 +3,6 @@
 parameters' ``.grad``. Every numeric step is a kernel call (:mod:`fastnn.kernels`)."""
 import numpy as np
 
-from fastnn import _kernels as _K
 from fastnn import init as _init
 from fastnn import kernels as K
 from fastnn._validation import (
@@ -20,10 +19,34 @@ __all__ = ["Parameter", "Layer", "Dense", "Identity", "ReLU", "LeakyReLU", "Sigm
            "Softmax", "Maxout", "Dropout", "BatchNorm1d", "Standardize"]
 
 
+# Plans of arrays (Sequential's steps for the compiled Dense chain) hold the arrays and
+# scalars of layers. Assigning one of those (a Parameter's data or grad, a Dense's l1 or
+# l2, a LeakyReLU's negative_slope) replaces this token, so that a plan built under an
+# older one is known to be stale; writes into the arrays (optimizers, load_state_dict)
+# keep both the arrays and the token.
+_token = object()
+
+
+def plan_token():
+    """The current token: a plan of arrays built while ``plan_token()`` returned ``t`` is
+    current as long as ``plan_token() is t``."""
+    return _token
+
+
+def _replaced():
+    global _token
+    _token = object()
+
+
 class Parameter:
     """A trainable array: ``data`` and the gradient ``grad`` of the last backward."""
 
     __slots__ = ("name", "data", "grad")
+
+    def __setattr__(self, name, value):
+        object.__setattr__(self, name, value)
+        if name != "name":
+            _replaced()
 
     def __init__(self, name, data):
         self.name = name
@@ -148,8 +171,7 @@ class Dense(Layer):
         super().__init__()
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
-        self.l1 = real(l1, "l1", minimum=0.0)
-        self.l2 = real(l2, "l2", minimum=0.0)
+        self.l1, self.l2 = l1, l2
         self.dtype = float_dtype(dtype)
         self.init = init
         w = _init_weight(init, (self.out_features, self.in_features), rng, self.dtype, init_kwargs)
@@ -170,14 +192,48 @@ class Dense(Layer):
             raise ValueError(f"Dense expects {self.in_features} input features, got {in_features}")
         return self.out_features
 
+    @property
+    def l1(self):
+        return self._l1
+
+    @l1.setter
+    def l1(self, value):
+        self._l1 = real(value, "l1", minimum=0.0)
+        _replaced()
+
+    @property
+    def l2(self):
+        return self._l2
+
+    @l2.setter
+    def l2(self, value):
+        self._l2 = real(value, "l2", minimum=0.0)
+        _replaced()
+
+    def chain_step(self, activation=None):
+        """This layer, with the elementwise `activation` layer after it fused in (or None),
+        as one step of the compiled Dense chain: a :class:`fastnn.kernels.DenseStep` of
+        its own arrays (not copies), which the chain's backward writes the gradients into."""
+        bias = self.bias
+        return K.DenseStep(self.weight.data, None if bias is None else bias.data,
+                           self.weight.grad, None if bias is None else bias.grad,
+                           "identity" if activation is None else activation.kernel_name,
+                           0.0 if activation is None else activation.negative_slope,
+                           self._l1, self._l2)
+
     def forward(self, x, training=False):
-        return _K.dense_chain_forward(self._input(x, self.in_features), ((self, None),),
-                                      training=training)
+        x = self._input(x, self.in_features)
+        y = K.dense_chain_forward(x, (self.chain_step(),))
+        if training:
+            self._x = x
+        return y
 
     def backward(self, dy):
         """dW = dy^T x and db = column sums of dy (overwriting the gradients; the l1/l2
         terms added), and returns dx = dy W."""
-        return _K.dense_chain_backward(dy, ((self, None),))
+        if self._x is None:
+            raise RuntimeError("Dense.backward called before a forward with training=True")
+        return K.dense_chain_backward(dy, (self.chain_step(),), self._x, (None,))
 
     def regularization_loss(self):
         if not (self.l1 or self.l2):
@@ -242,7 +298,16 @@ class LeakyReLU(_Activation):
 
     def __init__(self, negative_slope=0.01):
         super().__init__()
-        self.negative_slope = real(negative_slope, "negative_slope")
+        self.negative_slope = negative_slope
+
+    @property
+    def negative_slope(self):
+        return self._negative_slope
+
+    @negative_slope.setter
+    def negative_slope(self, value):
+        self._negative_slope = real(value, "negative_slope")
+        _replaced()
 
     def get_config(self):
         return {"negative_slope": self.negative_slope}

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fastnn import _kernels as _K
 from fastnn import kernels as K
 from fastnn import layers as L
 from fastnn._validation import (NonFiniteError, as_array, as_float_array, check_numeric,
@@ -51,13 +50,9 @@ class Sequential:
             for name, p in layer._params.items():
                 p.name = f"{i}.{name}"
         self.in_features = self._check_widths()
-        self._plan = self._fusion_plan()
-        # Backward without an input gradient stops at the first item with parameters: the
-        # gradients of the inputs of the items before it would be thrown away.
-        self._first_trained = next(
-            (r for r, item in enumerate(self._plan)
-             if type(item) is tuple or item.parameters()), len(self._plan))
         self._workspace = {}
+        self._steps_token = None  # see _chain_steps
+        self._use_plan(self._fusion_plan())
         self.stop_training = False
         self._out_shape = None
         #: set by ``fit``: the optimizer (so callbacks reach it) and the History
@@ -100,6 +95,35 @@ class Sequential:
             i += 2 if fused else 1
         return plan
 
+    def _use_plan(self, plan):
+        self._plan = plan
+        # Backward without an input gradient stops at the first item with parameters: the
+        # gradients of the inputs of the items before it would be thrown away.
+        self._first_trained = next(
+            (r for r, item in enumerate(plan) if type(item) is tuple or item.parameters()),
+            len(plan))
+        self._workspace.clear()
+        #: run index -> (x, outputs) of the last training forward: what its backward reads
+        self._saved = {}
+
+    def _chain_steps(self):
+        """For each item of the plan, the steps of the compiled Dense chain (a tuple of
+        fastnn.kernels.DenseStep) for a run of Dense layers, None for another layer. They
+        hold the layers' arrays themselves, so writes into those (optimizers,
+        load_state_dict) keep them current; they are built again when an array or scalar
+        they hold was replaced (layers.plan_token), with the plan itself if a LeakyReLU's
+        slope changed sign."""
+        token = L.plan_token()
+        if token is not self._steps_token:
+            plan = self._fusion_plan()
+            if plan != self._plan:
+                self._use_plan(plan)
+            self._steps = tuple(
+                tuple(dense.chain_step(act) for dense, act in item) if type(item) is tuple
+                else None for item in self._plan)
+            self._steps_token = token
+        return self._steps
+
     # ---- computation -------------------------------------------------------------------
 
     def _prepare(self, X):
@@ -127,16 +151,20 @@ class Sequential:
         the backward reads them, and it follows the latest forward); with `keep_output` the
         output of each run of Dense layers is a new array, since it may be what the caller
         gets back, otherwise it is a buffer too (valid until the next step)."""
+        chains = self._chain_steps()
         for r, item in enumerate(self._plan):
-            if type(item) is tuple:
-                outs = None
-                if training:
-                    outs = self._step_buffers("forward", r, item, x.shape[0])
-                    if keep_output:
-                        outs = outs[:-1] + (None,)
-                x = _K.dense_chain_forward(x, item, outs, training)
-            else:
+            steps = chains[r]
+            if steps is None:
                 x = item.forward(x, training=training)
+            elif not training:
+                x = K.dense_chain_forward(x, steps)
+            else:
+                outs = self._step_buffers("forward", r, item, x.shape[0])
+                if keep_output:
+                    outs = outs[:-1] + (np.empty_like(outs[-1]),)
+                y = K.dense_chain_forward(x, steps, outs)
+                self._saved[r] = (x, outs)
+                x = y
         return x
 
     def _buffers(self, key, shapes):
@@ -210,16 +238,21 @@ class Sequential:
         a kernel may write over it. Input gradients go to buffers kept per batch size, but
         for the first Dense of each run: that one is handed to a layer that may return it
         as it is, up to the caller when `input_grad`."""
+        chains = self._chain_steps()
         given = dy
         stop = 0 if input_grad else self._first_trained
         for r in range(len(self._plan) - 1, stop - 1, -1):
-            item = self._plan[r]
+            item, steps = self._plan[r], chains[r]
             owned = dy_owned or dy is not given
-            if type(item) is tuple:
-                dx_outs = self._step_buffers("backward", r, item, dy.shape[0])
-                dy = _K.dense_chain_backward(dy, item, dx_outs, r > stop or input_grad, owned)
-            else:
+            if steps is None:
                 dy = item.backward(dy)
+                continue
+            saved = self._saved.get(r)
+            if saved is None:
+                raise RuntimeError("backward called before a forward with training=True")
+            dx_outs = self._step_buffers("backward", r, item, dy.shape[0])
+            dy = K.dense_chain_backward(dy, steps, saved[0], saved[1], dx_outs,
+                                        r > stop or input_grad, owned)
         return dy if input_grad else None
 
     def forward_backward(self, X: ArrayLike, y: Any, *, loss) -> tuple[float, np.ndarray]:

@@ -78,6 +78,40 @@ def activation_backward(dy, y, activation, *, negative_slope=0.01, out=None, bia
     return _into(dx.astype(dy.dtype), out)
 
 
+def dense_chain_forward(x, steps, outs=None):
+    """Each step (fastnn.kernels.DenseStep) in turn: x = activation(x @ weight.T + bias),
+    into outs[i] when given; returns the last x."""
+    x = np.asarray(x)
+    for i, (weight, bias, _, _, activation, negative_slope, _, _) in enumerate(steps):
+        x = gemm(x, weight, trans_b=True, bias=bias, activation=activation,
+                 negative_slope=negative_slope, out=None if outs is None else outs[i])
+    return x
+
+
+def dense_chain_backward(dy, steps, x, outputs, dx_outs=None, input_grad=True,
+                         overwrite_dy=False):
+    """From the last step down, with y its output (outputs[i]) and x_i its input (x, then
+    outputs[i - 1]): dz = activation_backward(dy, y) (dy for "identity");
+    bias_grad = column sums of dz; weight_grad = dz^T x_i, plus penalty(weight) for l1/l2;
+    dy = dz weight, into dx_outs[i] when given. Returns the last dy, d loss / d x, or None
+    without input_grad. (overwrite_dy only lets the kernel write over dy.)"""
+    dy = np.asarray(dy)
+    inputs = [np.asarray(x)] + [np.asarray(o) for o in outputs[:-1]]
+    for i in range(len(steps) - 1, -1, -1):
+        weight, bias, weight_grad, bias_grad, activation, negative_slope, l1, l2 = steps[i]
+        dz = dy if activation == "identity" else activation_backward(
+            dy, outputs[i], activation, negative_slope=negative_slope)
+        if bias is not None:
+            column_sum(dz, out=bias_grad)
+        gemm(dz, inputs[i], trans_a=True, out=weight_grad)
+        if l1 or l2:
+            penalty(weight, weight_grad, l1=l1, l2=l2)
+        if i == 0 and not input_grad:
+            return None
+        dy = gemm(dz, weight, out=None if dx_outs is None else dx_outs[i])
+    return dy
+
+
 def add_bias(x, bias, *, out=None):
     return _into(np.asarray(x) + bias, out)
 
@@ -215,6 +249,20 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, beta1=0.9, beta2=0.999, e
     step_size = lr / (1 - beta1 ** step)
     denom = np.sqrt(exp_avg_sq) / t(np.sqrt(1 - beta2 ** step)) + t(eps)
     param -= t(step_size) * (exp_avg / denom)
+
+
+def adam_step_many(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1=0.9, beta2=0.999,
+                   eps=1e-8, weight_decay=0.0, decoupled=False, sum_squares=False):
+    """adam_step on each parameter, with its own step count; with sum_squares, returns
+    sum p^2 over all parameters before the update (float64), else 0.0."""
+    total = 0.0
+    for param, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs,
+                                                      steps):
+        if sum_squares:
+            total += float((param.astype(np.float64) ** 2).sum())
+        adam_step(param, grad, exp_avg, exp_avg_sq, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
+                  weight_decay=weight_decay, decoupled=decoupled, step=step)
+    return total
 
 
 def sum_squares(x):

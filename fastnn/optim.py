@@ -3,7 +3,6 @@ each update is one fused kernel pass over a parameter. Invalid hyperparameters a
 at construction with a message that names them."""
 import numpy as np
 
-from fastnn import _kernels as _K
 from fastnn import kernels as K
 from fastnn._validation import real
 
@@ -271,9 +270,12 @@ class Adam(Optimizer):
         self._count_step()
         h = self.hyper
         beta1, beta2 = h["betas"]
-        total = _K.adam_step_params(
-            self.params, self.state, self._lr, beta1, beta2, h["eps"], h["weight_decay"],
-            self._decoupled, bool(sum_squares))
+        params, state = self.params, self.state
+        total = K.adam_step_many(
+            [p.data for p in params], [p.grad for p in params], [s["exp_avg"] for s in state],
+            [s["exp_avg_sq"] for s in state], [s["step"] for s in state], lr=self._lr,
+            beta1=beta1, beta2=beta2, eps=h["eps"], weight_decay=h["weight_decay"],
+            decoupled=self._decoupled, sum_squares=bool(sum_squares))
         return total if sum_squares else None
 
 

@@ -1,115 +1,192 @@
-"""The compiled Dense chain (Sequential's execution of runs of Dense layers and Dense.forward /
-backward): forward and backward against a layer-by-layer NumPy reference, and its argument
-checks."""
+"""The compiled Dense chain (kernels.dense_chain_forward / dense_chain_backward, what
+Sequential runs for each run of Dense layers) against its NumPy twin in fastnn.ops and a
+layer-by-layer float64 reference: random chains, input layouts, reused and fresh output
+arrays, both dtypes, every instruction-set path. Bad arguments are probed in
+test_hostile_inputs.py."""
 import numpy as np
 import pytest
 
 import fastnn
-from fastnn import _kernels as _K
+from fastnn import kernels as K
 from fastnn import ops
 
 from conftest import DTYPES, close
 
-ACTS = [None, fastnn.ReLU, lambda: fastnn.LeakyReLU(0.2), fastnn.Sigmoid, fastnn.Tanh,
-        fastnn.Identity]
+pytestmark = pytest.mark.usefixtures("isa")
+
+ACTS = [("identity", 0.0), ("relu", 0.0), ("leaky_relu", 0.2), ("leaky_relu", 0.0),
+        ("sigmoid", 0.0), ("tanh", 0.0)]
 
 
 def random_chain(rng, dtype, widths):
+    """DenseSteps of fresh arrays; gradients start as NaN so that every element is written."""
     steps = []
-    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
-        dense = fastnn.Dense(n_in, n_out, bias=bool(rng.integers(0, 4)), dtype=dtype,
-                             rng=int(rng.integers(1 << 30)),
-                             l1=float(rng.choice([0.0, 0.01])), l2=float(rng.choice([0.0, 0.02])))
-        if dense.bias is not None:
-            dense.bias.data[...] = rng.standard_normal(n_out)
-        make = ACTS[rng.integers(len(ACTS))]
-        steps.append((dense, None if make is None else make()))
+    for n_in, n_out in zip(widths[:-1], widths[1:]):
+        bias = rng.standard_normal(n_out).astype(dtype) if rng.integers(0, 4) else None
+        act, slope = ACTS[rng.integers(len(ACTS))]
+        steps.append(K.DenseStep(
+            rng.uniform(-1, 1, (n_out, n_in)).astype(dtype), bias,
+            np.full((n_out, n_in), np.nan, dtype),
+            None if bias is None else np.full(n_out, np.nan, dtype), act, slope,
+            float(rng.choice([0.0, 0.01])), float(rng.choice([0.0, 0.02]))))
     return tuple(steps)
 
 
+def copy_grads(steps):
+    """The same steps with gradient arrays of their own (for the twin)."""
+    return tuple(s._replace(weight_grad=np.full_like(s.weight_grad, np.nan),
+                            bias_grad=None if s.bias is None else np.full_like(s.bias, np.nan))
+                 for s in steps)
+
+
 def reference(x, dy, steps):
-    """Forward outputs, input gradient and (weight, bias) gradients, one layer at a time."""
+    """Output, input gradient and (weight, bias) gradients in float64, one layer at a time."""
     xs, ys = [], []
-    for dense, act in steps:
+    for s in steps:
         xs.append(x)
-        z = x @ dense.weight.data.T
-        if dense.bias is not None:
-            z = z + dense.bias.data
-        name = "identity" if act is None else act.kernel_name
-        x = ops.activation_forward(z, name, negative_slope=getattr(act, "negative_slope", 0.0))
+        z = x @ s.weight.astype(np.float64).T
+        if s.bias is not None:
+            z = z + s.bias
+        x = ops.activation_forward(z, s.activation, negative_slope=s.negative_slope)
         ys.append(x)
     grads = []
-    for (dense, act), x_in, y in zip(reversed(steps), reversed(xs), reversed(ys)):
-        name = "identity" if act is None else act.kernel_name
-        dz = ops.activation_backward(dy, y, name, negative_slope=getattr(act, "negative_slope", 0.0))
+    for s, x_in, y in zip(reversed(steps), reversed(xs), reversed(ys)):
+        dz = ops.activation_backward(dy, y, s.activation, negative_slope=s.negative_slope)
         dw = dz.T @ x_in
-        ops.penalty(dense.weight.data, dw, l1=dense.l1, l2=dense.l2)
-        grads.append((dw, dz.sum(axis=0) if dense.bias is not None else None))
-        dy = dz @ dense.weight.data
+        ops.penalty(s.weight.astype(np.float64), dw, l1=s.l1, l2=s.l2)
+        grads.append((dw, None if s.bias is None else dz.sum(axis=0)))
+        dy = dz @ s.weight.astype(np.float64)
     return ys[-1], dy, grads[::-1]
 
 
+def layout(rng, a, kind):
+    if kind == "c":
+        return a
+    if kind == "fortran":
+        return np.asfortranarray(a)
+    if kind == "negative":
+        return a[::-1, ::-1].copy()[::-1, ::-1]
+    big = rng.standard_normal((2 * a.shape[0] + 1, 3 * a.shape[1] + 1)).astype(a.dtype)
+    view = big[1::2, 1::3][: a.shape[0], : a.shape[1]]
+    view[...] = a
+    return view
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("seed", range(12))
-def test_chain_matches_layer_by_layer_numpy(dtype, seed):
+@pytest.mark.parametrize("seed", range(10))
+def test_chain_matches_twin_and_reference(dtype, seed):
     rng = np.random.default_rng(seed)
-    widths = list(rng.integers(1, 40, size=rng.integers(2, 6)))
+    widths = [int(w) for w in rng.integers(1, 40, size=rng.integers(2, 6))]
     m = int(rng.integers(1, 50))
     steps = random_chain(rng, dtype, widths)
-    x = rng.standard_normal((widths[0], m)).astype(dtype).T  # a transposed (strided) input
+    twin_steps = copy_grads(steps)
+    x = layout(rng, rng.standard_normal((m, widths[0])).astype(dtype),
+               ("c", "fortran", "strided", "negative")[seed % 4])
     dy = rng.standard_normal((m, widths[-1])).astype(dtype)
     reuse = bool(seed % 2)
     outs = tuple(np.empty((m, w), dtype) for w in widths[1:]) if reuse else None
     dx_outs = tuple(np.empty((m, w), dtype) for w in widths[:-1]) if reuse else None
+
+    y = K.dense_chain_forward(x, steps, outs)
+    y_twin = ops.dense_chain_forward(x, twin_steps)
+    assert y.dtype == dtype and y.shape == (m, widths[-1]) and (not reuse or y is outs[-1])
+    close(y, y_twin, dtype, k=max(widths))
     y_ref, dx_ref, grads_ref = reference(x.astype(np.float64), dy.astype(np.float64), steps)
+    close(y, y_ref, dtype, k=max(widths))
 
-    y = _K.dense_chain_forward(x, steps, outs, training=True)
-    assert y.dtype == dtype and (not reuse or y is outs[-1])
-    close(y, y_ref, dtype, k=widths[0])
+    if outs is None:  # the caller keeps what the backward needs: here, a forward with outs
+        outs = tuple(np.empty((m, w), dtype) for w in widths[1:])
+        K.dense_chain_forward(x, steps, outs)
+    twin_outputs = tuple(np.array(o) for o in outs)
     dy_before = dy.copy()
-    dx = _K.dense_chain_backward(dy, steps, dx_outs, input_grad=True, overwrite_dy=False)
+    dx = K.dense_chain_backward(dy, steps, x, outs, dx_outs)
+    dx_twin = ops.dense_chain_backward(dy, twin_steps, x, twin_outputs)
     np.testing.assert_array_equal(dy, dy_before)
+    assert not reuse or dx is dx_outs[0]
+    close(dx, dx_twin, dtype, k=max(widths), scale=10)
     close(dx, dx_ref, dtype, k=max(widths), scale=10)
-    for (dense, _), (dw, db) in zip(steps, grads_ref):
-        close(dense.weight.grad, dw, dtype, k=m, scale=10)
-        if db is not None:
-            close(dense.bias.grad, db, dtype, k=m, scale=10)
-    assert _K.dense_chain_backward(dy, steps, dx_outs, input_grad=False) is None
+    for s, t, (dw, db) in zip(steps, twin_steps, grads_ref):
+        close(s.weight_grad, t.weight_grad, dtype, k=m, scale=10)
+        close(s.weight_grad, dw, dtype, k=m, scale=10)
+        if s.bias is not None:
+            close(s.bias_grad, t.bias_grad, dtype, k=m, scale=10)
+            close(s.bias_grad, db, dtype, k=m, scale=10)
+
+    # Without the input gradient: None, and the same parameter gradients, bit for bit.
+    grads = [(s.weight_grad.copy(), None if s.bias is None else s.bias_grad.copy()) for s in steps]
+    assert K.dense_chain_backward(dy, steps, x, outs, dx_outs, input_grad=False) is None
+    assert ops.dense_chain_backward(dy, twin_steps, x, twin_outputs, input_grad=False) is None
+    for s, (wg, bg) in zip(steps, grads):
+        np.testing.assert_array_equal(s.weight_grad, wg)
+        if bg is not None:
+            np.testing.assert_array_equal(s.bias_grad, bg)
 
 
-def test_chain_overwrite_dy_and_single_dense(rng):
-    dense, relu = fastnn.Dense(5, 4, rng=0), fastnn.ReLU()
-    x = rng.standard_normal((6, 5)).astype(np.float32)
-    y = _K.dense_chain_forward(x, ((dense, relu),), training=True)
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    expected = _K.dense_chain_backward(dy.copy(), ((dense, relu),))
-    dx = _K.dense_chain_backward(dy, ((dense, relu),), overwrite_dy=True)
+def test_overwrite_dy_and_fresh_outputs(dtype, rng):
+    steps = (K.DenseStep(rng.standard_normal((4, 5)).astype(dtype), np.zeros(4, dtype),
+                         np.zeros((4, 5), dtype), np.zeros(4, dtype), "tanh"),)
+    x = rng.standard_normal((6, 5)).astype(dtype)
+    y = K.dense_chain_forward(x, steps)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    expected = K.dense_chain_backward(dy.copy(), steps, x, (y,))
+    wg = steps[0].weight_grad.copy()
+    dx = K.dense_chain_backward(dy, steps, x, [y], overwrite_dy=True)
     np.testing.assert_array_equal(dx, expected)
-    # Dense.forward/backward are the one-step chain.
-    close(dense.forward(x), x @ dense.weight.data.T + dense.bias.data, np.float32, k=5)
+    np.testing.assert_array_equal(steps[0].weight_grad, wg)
+    # Without an activation on the last step its output is not read: None will do.
+    plain = (steps[0]._replace(activation="identity"),)
+    y = K.dense_chain_forward(x, plain)
+    np.testing.assert_array_equal(K.dense_chain_backward(dy, plain, x, (None,)),
+                                  K.dense_chain_backward(dy, plain, x, (y,)))
 
 
-def test_chain_rejects_bad_arguments(rng):
-    dense, act = fastnn.Dense(3, 2, rng=0), fastnn.ReLU()
-    steps = ((dense, act),)
-    x = rng.standard_normal((4, 3)).astype(np.float32)
+def test_outs_entries_may_be_none(dtype, rng):
+    steps = tuple(K.DenseStep(rng.standard_normal((3, 3)).astype(dtype), activation="relu")
+                  for _ in range(3))
+    x = rng.standard_normal((2, 3)).astype(dtype)
+    mid = np.empty((2, 3), dtype)
+    y = K.dense_chain_forward(x, steps, [None, mid, None])
+    np.testing.assert_array_equal(y, K.dense_chain_forward(x, steps))
+    np.testing.assert_array_equal(mid, K.dense_chain_forward(x, steps[:2]))
+
+
+def test_dense_layer_is_the_one_step_chain(dtype, rng):
+    dense = fastnn.Dense(5, 4, rng=0, dtype=dtype, l2=0.1)
+    x = rng.standard_normal((6, 5)).astype(dtype)
+    y = dense.forward(x, training=True)
+    close(y, x @ dense.weight.data.T + dense.bias.data, dtype, k=5)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = dense.backward(dy)
+    step = dense.chain_step()._replace(weight_grad=np.empty_like(dense.weight.grad),
+                                       bias_grad=np.empty_like(dense.bias.grad))
+    np.testing.assert_array_equal(dx, K.dense_chain_backward(dy, (step,), x, (None,)))
+    np.testing.assert_array_equal(dense.weight.grad, step.weight_grad)
+    np.testing.assert_array_equal(dense.bias.grad, step.bias_grad)
     with pytest.raises(RuntimeError, match="before a forward"):
-        _K.dense_chain_backward(np.ones((4, 2), np.float32), ((fastnn.Dense(3, 2),  None),))
-    with pytest.raises(TypeError, match="pair"):
-        _K.dense_chain_forward(x, (dense,))
-    with pytest.raises(ValueError, match="weight shape"):
-        _K.dense_chain_forward(x[:, :2], steps)
-    with pytest.raises(TypeError, match="dtype"):
-        _K.dense_chain_forward(x.astype(np.float64), steps)
-    with pytest.raises(ValueError, match="one array per step"):
-        _K.dense_chain_forward(x, steps, outs=())
-    with pytest.raises(ValueError, match="shape"):
-        _K.dense_chain_forward(x, steps, outs=(np.empty((4, 3), np.float32),))
-    with pytest.raises(ValueError, match="overlaps"):
-        _K.dense_chain_forward(x, ((fastnn.Dense(3, 3, rng=0), None),), outs=(x,))
-    _K.dense_chain_forward(x, steps, training=True)
-    with pytest.raises(ValueError, match="cannot take a gradient"):
-        _K.dense_chain_backward(np.ones((5, 2), np.float32), steps)
-    dense.weight.grad = x[:2]  # the gradient would be written over the saved input
-    with pytest.raises(ValueError, match="overlaps"):
-        _K.dense_chain_backward(np.ones((4, 2), np.float32), steps)
+        fastnn.Dense(5, 4).backward(dy)
+
+
+def test_chain_step_holds_the_layers_arrays():
+    dense, act = fastnn.Dense(3, 2, rng=0, l1=0.5), fastnn.LeakyReLU(0.3)
+    step = dense.chain_step(act)
+    assert step.weight is dense.weight.data and step.bias is dense.bias.data
+    assert step.weight_grad is dense.weight.grad and step.bias_grad is dense.bias.grad
+    assert (step.activation, step.negative_slope, step.l1, step.l2) == ("leaky_relu", 0.3, 0.5, 0.0)
+    assert fastnn.Dense(3, 2, bias=False).chain_step(fastnn.ReLU())[1:5:2] == (None, None)
+
+
+def test_everything_is_checked_before_anything_is_written(rng):
+    """A bad last step leaves the first step's output and gradients untouched."""
+    good = K.DenseStep(rng.standard_normal((3, 3)), np.zeros(3), np.zeros((3, 3)), np.zeros(3),
+                       "relu")
+    bad = good._replace(activation="gelu")
+    x = rng.standard_normal((2, 3))
+    out0 = np.full((2, 3), 7.0)
+    with pytest.raises(ValueError, match=r"steps\[1\].activation"):
+        K.dense_chain_forward(x, (good, bad), (out0, None))
+    np.testing.assert_array_equal(out0, 7.0)
+    outs = (np.empty((2, 3)), np.empty((2, 3)))
+    K.dense_chain_forward(x, (good, good), outs)
+    with pytest.raises(ValueError, match=r"steps\[0\].(weight|bias)_grad overlaps steps\[1\]"):
+        K.dense_chain_backward(np.ones((2, 3)), (good, good), x, outs)  # tied weights
+    np.testing.assert_array_equal(good.weight_grad, 0.0)

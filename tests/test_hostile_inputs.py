@@ -6,6 +6,7 @@ Also: valid-but-unusual layouts (Fortran, strided, negative strides, read-only, 
 byte-swapped, misaligned) give exactly the contiguous result, and no call modifies its
 caller's input."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,27 @@ def _float_dtype_of(x):
     return np.dtype(f"f{x.dtype.itemsize}") if ok else f32
 
 
+def _chain_forward(**a):
+    step = K.DenseStep(a["steps[0].weight"], a["steps[0].bias"], activation="tanh")
+    return K.dense_chain_forward(a["x"], [step])
+
+
+def _chain_backward(**a):
+    """m=4 rows, 3 inputs, 5 outputs (sigmoid); returns dx and the weight gradient."""
+    step = K.DenseStep(a["steps[0].weight"], None, np.zeros((5, 3), _float_dtype_of(a["dy"])),
+                       activation="sigmoid")
+    return K.dense_chain_backward(a["dy"], [step], a["x"], [a["outputs[0]"]]), step.weight_grad
+
+
+def _adam_many(**a):
+    p = a["params[0]"]
+    state = [np.zeros((4, 3), _float_dtype_of(p))]
+    total = K.adam_step_many([p], [a["grads[0]"]], state, [state[0].copy()], [2], lr=0.01,
+                             sum_squares=True)
+    return p, total
+
+
+# Keys are the names the messages give (an entry of a list argument: "grads[0]").
 KERNEL_ARGS = {
     "gemm": (lambda a, b, bias: K.gemm(a, b, bias=bias),
              {"a": _m(4, 3), "b": _m(3, 5), "bias": _m(5)}),
@@ -54,12 +76,26 @@ KERNEL_ARGS = {
     "penalty": (lambda weight: K.penalty(weight, np.zeros((4, 3), _float_dtype_of(weight)),
                                          l1=0.1, l2=0.2), {"weight": _m(4, 3)}),
     "all_finite": (lambda x: K.all_finite(x), {"x": _m(4, 3)}),
+    "dense_chain_forward": (_chain_forward, {"x": _m(4, 3), "steps[0].weight": _m(5, 3),
+                                             "steps[0].bias": _m(5)}),
+    "dense_chain_backward": (_chain_backward, {"dy": _m(4, 5), "x": _m(4, 3),
+                                               "steps[0].weight": _m(5, 3),
+                                               "outputs[0]": _m(4, 5, value=0.3)}),
+    "adam_step_many": (_adam_many, {"params[0]": _m(4, 3), "grads[0]": _m(4, 3)}),
 }
+# Arrays a kernel updates in place: the caller's own, so never a converted copy (probed
+# below), and left out of the layout test.
+IN_PLACE = {("sgd_step", "param"), ("adam_step_many", "params[0]")}
+# Kernels whose GEMMs may take another path (packed or not) for another layout.
+GEMM_BASED = {"gemm", "dense_chain_forward", "dense_chain_backward"}
 # Arguments that must have exactly this many dimensions (the others accept any).
 NDIM = {("gemm", "a"): 2, ("gemm", "b"): 2, ("gemm", "bias"): 1, ("add_bias", "x"): 2,
         ("add_bias", "bias"): 1, ("column_sum", "x"): 2, ("softmax", "x"): 2,
         ("softmax_backward", "dy"): 2, ("softmax_backward", "y"): 2,
-        ("softmax_cross_entropy", "logits"): 2}
+        ("softmax_cross_entropy", "logits"): 2, ("dense_chain_forward", "x"): 2,
+        ("dense_chain_forward", "steps[0].weight"): 2, ("dense_chain_forward", "steps[0].bias"): 1,
+        ("dense_chain_backward", "dy"): 2, ("dense_chain_backward", "x"): 2,
+        ("dense_chain_backward", "steps[0].weight"): 2, ("dense_chain_backward", "outputs[0]"): 2}
 
 BAD_DTYPES = [np.int32, np.int64, np.uint8, np.bool_, np.float16, np.longdouble,
               np.complex64, np.complex128, object, "U3", "S3", "datetime64[s]",
@@ -83,20 +119,21 @@ def _call_with(fn, args, **override):
 for kname, (fn, args) in KERNEL_ARGS.items():
     for arg, good in args.items():
         first = next(iter(args))
+        name = re.escape(arg)
         # A wrong dtype on the first array names it and both float types; on a later one
         # the mismatch (or the wrong type) is named.
         for dt in BAD_DTYPES:
             bad = np.zeros(good.shape, dt)
             probe(f"{kname}-{arg}-dtype-{np.dtype(dt).name}", _call_with(fn, args, **{arg: bad}),
-                  TypeError, rf"{kname}: {arg} (must have dtype float32 or float64|has dtype)")
+                  TypeError, rf"{kname}: {name} (must have dtype float32 or float64|has dtype)")
         for obj in NOT_ARRAYS:
-            if obj is None and arg == "bias":
+            if obj is None and arg.endswith("bias"):
                 continue  # optional
             probe(f"{kname}-{arg}-notarray-{type(obj).__name__}",
-                  _call_with(fn, args, **{arg: obj}), (TypeError, ValueError), rf"{kname}: {arg}")
+                  _call_with(fn, args, **{arg: obj}), (TypeError, ValueError), rf"{kname}: {name}")
         if arg != first:
             probe(f"{kname}-{arg}-mixed-precision", _call_with(fn, args, **{arg: good.astype(f64)}),
-                  TypeError, rf"{kname}: {arg} has dtype float64, expected float32")
+                  TypeError, rf"{kname}: {name} has dtype float64, expected float32")
         want = NDIM.get((kname, arg))
         if want is not None:
             for nd in (0, want - 1, want + 1):
@@ -104,7 +141,7 @@ for kname, (fn, args) in KERNEL_ARGS.items():
                     continue
                 bad = np.zeros((3,) * nd, f32)
                 probe(f"{kname}-{arg}-ndim{nd}", _call_with(fn, args, **{arg: bad}), ValueError,
-                      rf"{kname}: {arg} must be {want}-D, got shape")
+                      rf"{kname}: {name} must be {want}-D, got shape")
 
 # ---- shapes ----------------------------------------------------------------------------
 probe("gemm-inner", lambda: K.gemm(_m(2, 3), _m(4, 3)), ValueError, r"inner dimensions differ")
@@ -293,6 +330,184 @@ probe("sgd-grad-is-param", lambda: (lambda p: K.sgd_step(p, p, None, lr=0.1))(_m
       "grad overlaps param")
 probe("penalty-grad-is-weight", lambda: (lambda w: K.penalty(w, w, l2=0.1))(_m(3)), ValueError,
       "grad overlaps weight")
+
+# ---- the multi-array entry points: Dense chains and Adam over many parameters ---------------
+
+
+def _step(n=2, k=3, dtype=f32, bias=True, **kw):
+    """A valid DenseStep of n outputs and k inputs with its own arrays."""
+    return K.DenseStep(_m(n, k, dtype=dtype), _m(n, dtype=dtype) if bias else None,
+                       np.zeros((n, k), dtype), np.zeros(n, dtype) if bias else None, **kw)
+
+
+def _fwd(*steps, x=None, outs=None):
+    return K.dense_chain_forward(_m(4, 3) if x is None else x, list(steps), outs)
+
+
+def _bwd(*steps, dy=None, x=None, outputs=None, **kw):
+    """The backward of a chain of 3 -> 2 (-> 2 ...) steps at m=4, with its own outputs."""
+    x = _m(4, 3) if x is None else x
+    outputs = [_m(4, s.weight.shape[0]) for s in steps] if outputs is None else outputs
+    dy = _m(4, 2) if dy is None else dy
+    return K.dense_chain_backward(dy, list(steps), x, outputs, **kw)
+
+
+fwd = "dense_chain_forward"
+probe("chain-steps-array", lambda: K.dense_chain_forward(_m(4, 3), _m(2, 3)), TypeError,
+      f"{fwd}: steps must be a list or tuple of DenseStep, got ndarray")
+probe("chain-steps-empty", lambda: _fwd(), ValueError, f"{fwd}: steps is empty")
+probe("chain-step-layer", lambda: K.dense_chain_forward(_m(4, 3), [(fastnn.Dense(3, 2), None)]),
+      TypeError, r"steps\[0\] must be a DenseStep \(weight, bias, weight_grad")
+probe("chain-step-short", lambda: K.dense_chain_forward(_m(4, 3), [(_m(2, 3), None)]), TypeError,
+      r"steps\[0\] must be a DenseStep")
+probe("chain-activation", lambda: _fwd(_step(activation="gelu")), ValueError,
+      r"steps\[0\].activation must be one of \('identity', 'relu'")
+probe("chain-activation-none", lambda: _fwd(_step(activation=None)), ValueError,
+      r"steps\[0\].activation must be one of")
+probe("chain-slope-str", lambda: _fwd(_step(negative_slope="0.1")), TypeError,
+      r"steps\[0\].negative_slope must be a real number, got '0.1'")
+probe("chain-weight-width", lambda: _fwd(_step(), _step(2, 4)), ValueError,
+      r"steps\[1\].weight has shape \(2, 4\), but the step's input has 2 columns")
+probe("chain-bias-shape", lambda: _fwd(_step()._replace(bias=_m(3))), ValueError,
+      r"steps\[0\].bias has shape \(3,\), expected \(2,\)")
+probe("chain-bias-mixed", lambda: _fwd(_step()._replace(bias=_m(2, dtype=f64))), TypeError,
+      r"steps\[0\].bias has dtype float64, expected float32")
+probe("chain-x-1d", lambda: _fwd(_step(), x=_m(3)), ValueError, f"{fwd}: x must be 2-D")
+probe("chain-outs-length", lambda: _fwd(_step(), _step(2, 2), outs=[None]), ValueError,
+      r"outs must have one entry per step \(2\), got 1")
+probe("chain-outs-array", lambda: _fwd(_step(), outs=_m(1, 4, 2)), TypeError,
+      "outs must be a list or tuple of arrays, got ndarray")
+probe("chain-outs-shape", lambda: _fwd(_step(), outs=[_m(4, 3)]), ValueError,
+      r"outs\[0\] has shape \(4, 3\), expected \(4, 2\)")
+probe("chain-outs-dtype", lambda: _fwd(_step(), outs=[_m(4, 2, dtype=f64)]), TypeError,
+      r"outs\[0\] has dtype float64, expected float32")
+probe("chain-outs-readonly", lambda: _fwd(_step(), outs=[_readonly(_m(4, 2))]), ValueError,
+      r"outs\[0\] is read-only")
+probe("chain-outs-fortran", lambda: _fwd(_step(), outs=[np.asfortranarray(_m(4, 2))]), ValueError,
+      r"outs\[0\] must be C-contiguous")
+probe("chain-outs-is-x", lambda: (lambda x: _fwd(_step(3, 3), x=x, outs=[x]))(_m(4, 3)), ValueError,
+      r"outs\[0\] overlaps x")
+probe("chain-outs-overlap-later-x", lambda: (lambda x: _fwd(_step(3, 3), _step(3, 3), x=x,
+                                                             outs=[None, x]))(_m(4, 3)),
+      ValueError, r"outs\[1\] overlaps x")
+probe("chain-outs-is-weight", lambda: (lambda s: _fwd(_step(4, 3), s, outs=[None, s.weight]))(
+      _step(4, 4)), ValueError, r"outs\[1\] overlaps steps\[1\].weight")
+probe("chain-outs-shared", lambda: (lambda o: _fwd(_step(3, 3), _step(3, 3), _step(3, 3),
+                                                   outs=[o, None, o]))(_m(4, 3)),
+      ValueError, r"outs\[0\] overlaps outs\[2\]")
+probe("chain-bwd-outputs-length", lambda: _bwd(_step(), outputs=[]), ValueError,
+      r"outputs must have one entry per step \(1\), got 0")
+probe("chain-bwd-outputs-none", lambda: _bwd(_step(activation="relu"), outputs=[None]), TypeError,
+      r"outputs\[0\] is None, but the backward reads it")
+probe("chain-bwd-outputs-shape", lambda: _bwd(_step(activation="relu"), outputs=[_m(3, 2)]),
+      ValueError, r"outputs\[0\] has shape \(3, 2\), expected \(4, 2\)")
+probe("chain-bwd-dy-shape", lambda: _bwd(_step(), dy=_m(4, 3)), ValueError,
+      r"dy has shape \(4, 3\), expected \(4, 2\)")
+probe("chain-bwd-x-rows", lambda: _bwd(_step(), x=_m(5, 3)), ValueError,
+      r"x has shape \(5, 3\), but dy has 4 rows")
+probe("chain-bwd-weight-grad-none", lambda: _bwd(_step()._replace(weight_grad=None)), TypeError,
+      r"steps\[0\].weight_grad must be a numpy.ndarray, got NoneType")
+probe("chain-bwd-weight-grad-shape", lambda: _bwd(_step()._replace(weight_grad=_m(3, 2))),
+      ValueError, r"steps\[0\].weight_grad must be float32 with shape \(2, 3\), got float32 \(3, 2\)")
+probe("chain-bwd-weight-grad-f64", lambda: _bwd(_step()._replace(weight_grad=_m(2, 3, dtype=f64))),
+      ValueError, r"steps\[0\].weight_grad must be float32")
+probe("chain-bwd-weight-grad-readonly",
+      lambda: _bwd(_step()._replace(weight_grad=_readonly(_m(2, 3)))), ValueError,
+      r"steps\[0\].weight_grad must be C-contiguous, writable")
+probe("chain-bwd-weight-grad-fortran",
+      lambda: _bwd(_step()._replace(weight_grad=np.asfortranarray(_m(2, 3)))), ValueError,
+      r"steps\[0\].weight_grad must be C-contiguous")
+probe("chain-bwd-weight-grad-misaligned",
+      lambda: _bwd(_step()._replace(weight_grad=_misaligned(_m(2, 3)))), ValueError,
+      r"steps\[0\].weight_grad must be C-contiguous, writable, aligned")
+probe("chain-bwd-bias-grad-none", lambda: _bwd(_step()._replace(bias_grad=None)), TypeError,
+      r"steps\[0\].bias_grad must be a numpy.ndarray, got NoneType")
+probe("chain-bwd-bias-grad-without-bias", lambda: _bwd(_step(bias=False)._replace(bias_grad=_m(2))),
+      ValueError, r"steps\[0\].bias_grad must be None for a step without bias")
+probe("chain-bwd-negative-slope", lambda: _bwd(_step(activation="leaky_relu", negative_slope=-0.1)),
+      ValueError, r"steps\[0\].negative_slope is -0.1: with a negative slope")
+probe("chain-bwd-l2-str", lambda: _bwd(_step(l2="0.1")), TypeError,
+      r"steps\[0\].l2 must be a real number")
+probe("chain-bwd-dx-outs-shape", lambda: _bwd(_step(), _step(2, 2), dx_outs=[None, _m(4, 3)]),
+      ValueError, r"dx_outs\[1\] has shape \(4, 3\), expected \(4, 2\)")
+probe("chain-bwd-grad-is-x", lambda: (lambda x: _bwd(_step(4, 3)._replace(weight_grad=x[:4]),
+                                                      x=x, dy=_m(4, 4)))(np.zeros((4, 3), f32)),
+      ValueError, r"steps\[0\].weight_grad overlaps x")
+probe("chain-bwd-dx-outs-is-output",
+      lambda: (lambda o: _bwd(_step(), _step(2, 2), outputs=[o, _m(4, 2)],
+                              dx_outs=[None, o]))(_m(4, 2)),
+      ValueError, r"dx_outs\[1\] overlaps outputs\[0\]")
+probe("chain-bwd-grad-is-weight", lambda: (lambda s: _bwd(s._replace(weight_grad=s.weight)))(_step()),
+      ValueError, r"steps\[0\].weight_grad overlaps steps\[0\].weight")
+probe("chain-bwd-tied-grads", lambda: (lambda s: _bwd(_step(2, 3), s, s))(_step(2, 2)), ValueError,
+      r"steps\[1\].(weight|bias)_grad overlaps steps\[2\].(weight|bias)_grad")
+probe("chain-bwd-outputs-clobbered", lambda: (lambda o: _bwd(_step(2, 3), _step(2, 2), _step(2, 2),
+                                                             outputs=[o, o, _m(4, 2)]))(_m(4, 2)),
+      ValueError, r"outputs\[0\] overlaps outputs\[1\]: the forward wrote one over the other")
+probe("chain-bwd-dy-overwritten-is-output",
+      lambda: (lambda o: _bwd(_step(activation="relu"), dy=o, outputs=[o], overwrite_dy=True))(
+          _m(4, 2)), ValueError, r"dy overlaps outputs\[0\]")
+probe("chain-bwd-input-grad-ambiguous", lambda: _bwd(_step(), input_grad=np.ones(2)), ValueError,
+      "truth value")
+
+many = "adam_step_many"
+
+
+def _adam(n=2, **over):
+    args = dict(params=[_m(3) for _ in range(n)], grads=[_m(3) for _ in range(n)],
+                exp_avgs=[_m(3) for _ in range(n)], exp_avg_sqs=[_m(3) for _ in range(n)],
+                steps=[1] * n)
+    args.update(over)
+    lr = args.pop("lr", 0.01)
+    return lambda: K.adam_step_many(**args, lr=lr)
+
+
+for name in ("grads", "exp_avgs", "exp_avg_sqs", "steps"):
+    probe(f"adam-many-{name}-length", _adam(**{name: [1] if name == "steps" else [_m(3)]}),
+          ValueError, rf"{many}: 1 {name} for 2 params")
+probe("adam-many-params-array", _adam(params=_m(2, 3)), TypeError,
+      f"{many}: params must be a list or tuple of arrays, got ndarray")
+probe("adam-many-steps-int", _adam(steps=1), TypeError,
+      f"{many}: steps must be a list or tuple of integers, got int")
+for bad in (0, -1, True, 1.0, None, "1"):
+    probe(f"adam-many-step-{bad!r}", _adam(steps=[1, bad]), ValueError,
+          rf"{many}: steps\[1\] must be an integer >= 1, got {re.escape(repr(bad))}")
+probe("adam-many-lr-nan", _adam(lr=float("nan")), ValueError, f"{many}: lr must be finite")
+probe("adam-many-param-readonly", _adam(params=[_m(3), _readonly(_m(3))]), ValueError,
+      rf"{many}: params\[1\] must be C-contiguous, writable")
+probe("adam-many-param-strided", _adam(params=[_m(3), _m(6)[::2]]), ValueError,
+      rf"{many}: params\[1\] must be C-contiguous")
+probe("adam-many-param-byteswapped", _adam(params=[_m(3), _m(3).astype(">f4")]), ValueError,
+      rf"{many}: params\[1\] must be C-contiguous, writable, aligned and native-endian")
+probe("adam-many-param-misaligned", _adam(params=[_m(3), _misaligned(_m(3))]), ValueError,
+      rf"{many}: params\[1\] must be C-contiguous, writable, aligned")
+probe("adam-many-param-f64", _adam(params=[_m(3), _m(3, dtype=f64)]), TypeError,
+      rf"{many}: grads\[1\] has dtype float32, expected float64")
+probe("adam-many-state-f64", _adam(exp_avgs=[_m(3), _m(3, dtype=f64)]), ValueError,
+      rf"{many}: exp_avgs\[1\] must be float32 with shape \(3,\), got float64")
+probe("adam-many-grad-shape", _adam(grads=[_m(3), _m(4)]), ValueError,
+      rf"{many}: grads\[1\] has shape \(4,\), expected the param's \(3,\)")
+probe("adam-many-state-shape", _adam(exp_avg_sqs=[_m(3), _m(2)]), ValueError,
+      rf"{many}: exp_avg_sqs\[1\] must be float32 with shape \(3,\), got float32 \(2,\)")
+probe("adam-many-state-none", _adam(exp_avgs=[_m(3), None]), TypeError,
+      rf"{many}: exp_avgs\[1\] must be a numpy.ndarray, got NoneType")
+probe("adam-many-state-shared", (lambda m: _adam(exp_avgs=[m, m]))(_m(3)), ValueError,
+      rf"{many}: exp_avgs\[0\] overlaps exp_avgs\[1\]")
+probe("adam-many-param-twice", (lambda p: _adam(params=[p, p]))(_m(3)), ValueError,
+      rf"{many}: params\[0\] overlaps params\[1\]")
+probe("adam-many-grad-is-param", (lambda p: _adam(params=[_m(3), p], grads=[p, _m(3)]))(_m(3)),
+      ValueError, rf"{many}: params\[1\] overlaps grads\[0\]")
+probe("adam-many-state-in-param", (lambda buf: _adam(params=[buf[:3], _m(3)],
+                                                     exp_avg_sqs=[_m(3), buf[2:5]]))(_m(6)),
+      ValueError, rf"{many}: params\[0\] overlaps exp_avg_sqs\[1\]")
+# The single-parameter kernels update the caller's array, never a converted copy of it.
+probe("adam-param-byteswapped", lambda: K.adam_step(_m(3).astype(">f4"), _m(3), _m(3), _m(3), lr=0.1),
+      ValueError, "adam_step: param must be C-contiguous, writable, aligned and native-endian")
+probe("adagrad-param-misaligned", lambda: K.adagrad_step(_misaligned(_m(3)), _m(3), _m(3), lr=0.1),
+      ValueError, "adagrad_step: param must be C-contiguous, writable, aligned")
+probe("sgd-buffer-misaligned", lambda: K.sgd_step(_m(3), _m(3), _misaligned(_m(3)), lr=0.1,
+                                                  momentum=0.9),
+      ValueError, "sgd_step: momentum_buffer must be C-contiguous, writable, aligned")
 
 # ---- absurd sizes: MemoryError or ValueError, never a crash or an attempt -------------------
 # 2**60 elements and no memory behind them; a copy would need more than any address space.
@@ -666,7 +881,7 @@ def test_unusual_layouts_equal_contiguous(kname, dtype, tmp_path):
     want = fn(**{k: v.copy() for k, v in base.items()})
     for arg in base:
         for label, variant in _variants(base[arg], tmp_path):
-            if kname == "sgd_step" and arg == "param":
+            if (kname, arg) in IN_PLACE:
                 continue  # updated in place: must be a writable contiguous array (probed above)
             before = np.array(variant, copy=True)
             kwargs = {k: v.copy() for k, v in base.items()}
@@ -674,7 +889,7 @@ def test_unusual_layouts_equal_contiguous(kname, dtype, tmp_path):
             got = fn(**kwargs)
             for g, w in zip(got if isinstance(got, tuple) else (got,),
                             want if isinstance(want, tuple) else (want,)):
-                if kname == "gemm":
+                if kname in GEMM_BASED:
                     # A layout may select another kernel path (packed or not), whose sums
                     # run in another order: equal up to rounding, not bit for bit.
                     np.testing.assert_allclose(g, w, rtol=8 * np.finfo(dtype).eps,

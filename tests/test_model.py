@@ -374,3 +374,81 @@ def test_backward_never_writes_over_the_callers_gradient(rng):
         keep = dY.copy()
         model.backward(dY)
         np.testing.assert_array_equal(dY, keep)
+
+
+def _step_grads(model, X, dY):
+    model.forward(X, training=True)
+    model.backward(dY)
+    return [p.grad.copy() for p in model.parameters()]
+
+
+def test_replaced_arrays_and_scalars_reach_the_compiled_chain(rng):
+    """The model keeps its Dense layers' arrays between steps: a replaced Parameter array,
+    l1/l2 or negative slope must be used from the next call on, as a fresh model would."""
+    X = rng.standard_normal((5, 8))
+    model = fastnn.Sequential(fastnn.Dense(8, 6, rng=0), fastnn.LeakyReLU(0.1),
+                              fastnn.Dense(6, 3, rng=1), dtype=np.float64)
+    dY = rng.standard_normal((5, 3))
+    model.forward(X)
+    new_weight = rng.standard_normal((6, 8))
+    model[0].weight.data = new_weight.copy()  # replaced, not written into
+    model[2].l2 = 0.3
+    model[1].negative_slope = -0.5  # no longer fusable: LeakyReLU runs on its own
+    fresh = fastnn.Sequential(fastnn.Dense(8, 6, rng=0), fastnn.LeakyReLU(-0.5),
+                              fastnn.Dense(6, 3, rng=1, l2=0.3), dtype=np.float64)
+    fresh[0].weight.data[...] = new_weight
+    np.testing.assert_array_equal(model.forward(X), fresh.forward(X))
+    for g, f in zip(_step_grads(model, X, dY), _step_grads(fresh, X, dY)):
+        np.testing.assert_allclose(g, f, rtol=1e-12, atol=1e-14)
+    # A gradient array replaced between forward and backward receives the gradient.
+    model.forward(X, training=True)
+    model[2].weight.grad = np.zeros((3, 6))
+    model.backward(dY)
+    np.testing.assert_allclose(model[2].weight.grad, fresh[2].weight.grad, rtol=1e-12)
+
+
+def test_writes_in_place_keep_the_plan(rng):
+    """Optimizers and load_state_dict write into the arrays: the plan stays as it is."""
+    model, other = mlp(), mlp(seed=5)
+    X, y = rng.standard_normal((6, 8)), rng.integers(0, 3, 6)
+    adam, sgd, loss = optim.Adam(model), optim.SGD(model, lr=0.1), fastnn.SoftmaxCrossEntropy()
+    model.train_on_batch(X, y, loss=loss, optimizer=adam)
+    token = fastnn.layers.plan_token()
+    model.train_on_batch(X, y, loss=loss, optimizer=sgd)
+    model.load_state_dict(other.state_dict())
+    assert fastnn.layers.plan_token() is token
+    np.testing.assert_array_equal(model.forward(X), other.forward(X))
+
+
+def test_layers_shared_with_a_model_of_another_dtype(rng):
+    """Sequential(dtype=...) converts the layers it is given, replacing their arrays: a model
+    that shares them sees the new arrays (and says their dtype is not its own) rather than
+    go on with the old ones."""
+    layers = mlp().layers
+    first = fastnn.Sequential(*layers)
+    X = rng.standard_normal((4, 8))
+    first.forward(X)
+    fastnn.Sequential(*layers, dtype=np.float64)
+    with pytest.raises(TypeError, match=r"steps\[0\].weight has dtype float64, expected float32"):
+        first.forward(X)
+    # The same Dense twice cannot keep two gradients in one array: refused, not summed wrong.
+    dense = fastnn.Dense(4, 4, rng=0)
+    tied = fastnn.Sequential(dense, fastnn.ReLU(), dense)
+    tied.forward(rng.standard_normal((3, 4)), training=True)
+    with pytest.raises(ValueError, match=r"steps\[0\].(weight|bias)_grad overlaps steps\[1\]"):
+        tied.backward(np.ones((3, 4)))
+
+
+def test_pickled_model_trains_its_own_arrays(rng):
+    import pickle
+
+    model = mlp()
+    X, y = rng.standard_normal((6, 8)), rng.integers(0, 3, 6)
+    model.train_on_batch(X, y, loss=fastnn.SoftmaxCrossEntropy(), optimizer=optim.SGD(model, 0.1))
+    twin = pickle.loads(pickle.dumps(model))
+    opt = optim.SGD(twin, lr=0.1)
+    before = [p.data.copy() for p in model.parameters()]
+    twin.train_on_batch(X, y, loss=fastnn.SoftmaxCrossEntropy(), optimizer=opt)
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.data, b)
+    assert any(not np.array_equal(p.data, b) for p, b in zip(twin.parameters(), before))

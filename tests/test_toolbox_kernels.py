@@ -13,7 +13,8 @@ pytestmark = pytest.mark.usefixtures("isa")
 
 DTYPES = (np.float32, np.float64)
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
-NEW = ("adagrad_step", "rmsprop_step", "adam_step", "sum_squares", "scale_inplace", "mask_scale",
+NEW = ("adagrad_step", "rmsprop_step", "adam_step", "adam_step_many", "sum_squares",
+       "scale_inplace", "mask_scale",
        "column_moments", "batchnorm_train", "batchnorm_eval", "batchnorm_backward",
        "maxout_forward", "maxout_backward", "standardize")
 
@@ -72,6 +73,43 @@ def test_optimizer_kernels_match_reference(name, states, kw, dtype):
     for a, b in zip(sk, so):
         if a is not None:
             close(a, b, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kw", [dict(lr=0.01), dict(lr=0.05, beta1=0.8, beta2=0.99, eps=1e-4,
+                                                    weight_decay=0.1),
+                                dict(lr=0.01, weight_decay=0.2, decoupled=True)])
+def test_adam_step_many_matches_reference(kw, dtype):
+    """Adam's update of several parameters in one call (each with its own step count), and
+    the sum of squares of the parameters before it."""
+    rng = np.random.default_rng(4)
+    shapes = [(7, 13), (5,), (4097,), (3, 1), (0, 4)]
+    p0 = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    grads = [data(rng, s, dtype, "strided") if len(s) == 2 else rng.standard_normal(s).astype(dtype)
+             for s in shapes]  # the gradients may have any layout
+    m0 = [0.1 * rng.standard_normal(s).astype(dtype) for s in shapes]
+    v0 = [(0.1 + rng.random(s)).astype(dtype) for s in shapes]
+    steps = [1, 4, 2, 9, 3]
+    results = []
+    for impl in (K, ops):
+        p, m, v = ([a.copy() for a in arrays] for arrays in (p0, m0, v0))
+        totals = [impl.adam_step_many(p, grads, m, v, [t + i for t in steps], sum_squares=True,
+                                      **kw) for i in range(3)]
+        assert impl.adam_step_many(p, grads, m, v, steps, **kw) == 0.0
+        results.append((p, m, v, totals))
+    (pk, mk, vk, tk), (po, mo, vo, to) = results
+    for a, b in zip(pk + mk + vk, po + mo + vo):
+        close(a, b, dtype)
+    assert tk == pytest.approx(to, rel=1e-12)
+    # One call equals adam_step on each parameter, bit for bit.
+    p, m, v = ([a.copy() for a in arrays] for arrays in (p0, m0, v0))
+    K.adam_step_many(tuple(p), tuple(grads), m, v, steps, **kw)
+    for i in range(len(shapes)):
+        q, mq, vq = p0[i].copy(), m0[i].copy(), v0[i].copy()
+        K.adam_step(q, grads[i], mq, vq, step=steps[i], **kw)
+        np.testing.assert_array_equal(p[i], q)
+        np.testing.assert_array_equal(m[i], mq)
+        np.testing.assert_array_equal(v[i], vq)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
