@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fastnn import kernels as K
+from fastnn import kernels
 from fastnn import ops
 
 SHAPE = (512, 256)
@@ -21,7 +21,7 @@ def data():
 @pytest.mark.parametrize("lib", ["fastnn", "numpy"])
 def test_activation_forward(benchmark, data, lib, act):
     benchmark.group = f"activation {act} {SHAPE}"
-    fn = K.activation_forward if lib == "fastnn" else ops.activation_forward
+    fn = kernels.activation_forward if lib == "fastnn" else ops.activation_forward
     benchmark(fn, data["x"], act)
 
 
@@ -30,14 +30,14 @@ def test_relu_backward_with_bias_grad(benchmark, data, lib):
     benchmark.group = f"relu backward + bias grad {SHAPE}"
     y = np.maximum(data["x"], 0)
     db = np.empty(SHAPE[1], np.float32)
-    fn = K.activation_backward if lib == "fastnn" else ops.activation_backward
+    fn = kernels.activation_backward if lib == "fastnn" else ops.activation_backward
     benchmark(fn, data["dy"], y, "relu", bias_grad_out=db)
 
 
 @pytest.mark.parametrize("lib", ["fastnn", "numpy"])
 def test_softmax_cross_entropy(benchmark, data, lib):
     benchmark.group = "softmax cross-entropy (512, 10)"
-    fn = K.softmax_cross_entropy if lib == "fastnn" else ops.softmax_cross_entropy
+    fn = kernels.softmax_cross_entropy if lib == "fastnn" else ops.softmax_cross_entropy
     benchmark(fn, data["logits"], data["labels"])
 
 
@@ -45,5 +45,5 @@ def test_softmax_cross_entropy(benchmark, data, lib):
 def test_sgd_momentum_update(benchmark, data, lib):
     benchmark.group = f"SGD momentum update {SHAPE}"
     p, buf = data["x"].copy(), np.zeros(SHAPE, np.float32)
-    fn = K.sgd_step if lib == "fastnn" else ops.sgd_step
+    fn = kernels.sgd_step if lib == "fastnn" else ops.sgd_step
     benchmark(fn, p, data["dy"], buf, lr=1e-6, momentum=0.9, first_step=False)

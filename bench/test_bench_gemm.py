@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from fastnn import kernels as K
+from fastnn import kernels
 
 # (m, k, n): forward of 784-256-256-10 at batch 32/128/512, the backward's weight gradient
 # (dW = dY^T X: k is the batch) and input gradient, and squares.
@@ -27,7 +27,7 @@ def test_gemm(benchmark, lib, m, k, n, ta, tb):
     benchmark.group = f"gemm {m}x{k}x{n} {'T' if ta else 'N'}{'T' if tb else 'N'}"
     benchmark.extra_info.update(kind="gemm", lib=lib, gflop=2 * m * n * k / 1e9)
     if lib == "fastnn":
-        benchmark(K.gemm, a, b, trans_a=ta, trans_b=tb, out=out)
+        benchmark(kernels.gemm, a, b, trans_a=ta, trans_b=tb, out=out)
     else:
         opa, opb = (a.T if ta else a), (b.T if tb else b)
         benchmark(np.matmul, opa, opb, out=out)

@@ -141,3 +141,23 @@ def rng_from(rng):
     if isinstance(rng, np.random.Generator):
         return rng
     raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, got {rng!r}")
+
+
+def _loose_key(name):
+    return name.replace("_", "").replace("-", "").lower()
+
+
+def lookup(table, name, what, *, loose=False):
+    """``table[name]``: how fastnn looks every name up (initialisers, metrics, optimizers,
+    activations, layer classes), only among the entries of `table`, so that nothing is
+    imported or evaluated from a name. With `loose`, case, ``_`` and ``-`` do not count
+    ("leaky_relu" finds "LeakyReLU"). An unknown name is a ValueError naming `what`, the
+    name and every valid one."""
+    if isinstance(name, str):
+        if name in table:
+            return table[name]
+        if loose:
+            for key, value in table.items():
+                if _loose_key(key) == _loose_key(name):
+                    return value
+    raise ValueError(f"unknown {what} {name!r}; expected one of {', '.join(table)}")

@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-from fastnn import kernels as K
+from fastnn import kernels
 
 GEMM_SHAPES = [(32, 784, 256), (128, 784, 256), (512, 784, 256), (128, 256, 256),
                (256, 128, 784), (512, 512, 512)]
@@ -154,7 +154,7 @@ class FmaLimit:
             self.probe()
 
     def probe(self):
-        reading = K.fma_peak_gflops()
+        reading = kernels.fma_peak_gflops()
         if reading is not None:
             self.readings.append(float(reading))
         return self.peak
@@ -183,7 +183,7 @@ def host_info(fma=None, threads=None):
     OPENBLAS_* pin, the Python version and the load average."""
     import fastnn
 
-    info = K.info()
+    info = kernels.info()
     if fma is None:
         fma = FmaLimit()
     torch = sys.modules.get("torch")
@@ -389,7 +389,7 @@ def gemm_table(seconds=0.3, threads=1, layouts=("NN", "NT", "TN")):
             out = np.empty((m, n), np.float32)
             opa, opb = (a.T if ta else a), (b.T if tb else b)
             times = interleave(
-                {"fastnn": lambda: K.gemm(a, b, trans_a=ta, trans_b=tb, out=out),
+                {"fastnn": lambda: kernels.gemm(a, b, trans_a=ta, trans_b=tb, out=out),
                  "numpy": lambda: np.matmul(opa, opb, out=out)},
                 seconds, block=block, pause=pause, warmup=1)
             flop = 2.0 * m * n * k
@@ -408,15 +408,15 @@ def run(seconds=0.3, threads=1, print_fn=print):
         print_fn("warning: threadpoolctl is not installed (pip install 'fastnn[bench]'): "
                  "NumPy's BLAS threads are not pinned")
         threadpool_limits = None
-    saved = K.get_num_threads()
-    K.set_num_threads(threads)
+    saved = kernels.get_num_threads()
+    kernels.set_num_threads(threads)
     try:
         if threadpool_limits is None:
             return _report(seconds, threads, print_fn)
         with threadpool_limits(limits=threads):
             return _report(seconds, threads, print_fn)
     finally:
-        K.set_num_threads(saved)
+        kernels.set_num_threads(saved)
 
 
 def _report(seconds, threads, print_fn):

@@ -13,8 +13,7 @@ from types import SimpleNamespace
 import numpy as np
 
 import fastnn
-from fastnn import _tabular
-from fastnn._names import activation_class, optimizer_class
+from fastnn import _cli_data
 
 
 class CLIError(Exception):
@@ -83,11 +82,11 @@ def _cmd_demo(args):
 # ---- train / lr-sweep ----------------------------------------------------------------------
 
 def _optimizer(args, model, lr=None):
-    """The optimizer named by --optimizer, looked up in fastnn.optim (so every optimizer
-    this build has is available), with --lr (default: the optimizer's own default, or 0.01
+    """The optimizer named by --optimizer (``fastnn.optim.get``, so every optimizer this
+    build has is available), with --lr (default: the optimizer's own default, or 0.01
     where it has none, as SGD) and --momentum where the optimizer takes one."""
     try:
-        cls = optimizer_class(args.optimizer)
+        cls = fastnn.optim.get(args.optimizer)
     except ValueError as exc:
         raise CLIError(f"--optimizer: {exc}") from None
     params = inspect.signature(cls).parameters
@@ -106,7 +105,7 @@ def _optimizer(args, model, lr=None):
 
 def _build_model(n_in, n_out, args, front):
     try:
-        act = activation_class(args.activation)
+        act = fastnn.layers.get_activation(args.activation)
     except ValueError as exc:
         raise CLIError(f"--activation: {exc}") from None
     init = "he_uniform" if act in (fastnn.ReLU, fastnn.LeakyReLU) else "xavier_uniform"
@@ -124,23 +123,23 @@ def _prepare(args):
     """Training data, loss and metadata shared by train and lr-sweep: read DATA, choose the
     task, encode the target, split off validation rows (the last --val-split fraction,
     Keras's rule) and set up feature scaling from the training rows."""
-    data = _tabular.read(args.data, target=args.target)
+    data = _cli_data.read(args.data, target=args.target)
     X, y_raw = data.X, data.y
     n = len(X)
-    task = args.task if args.task != "auto" else _tabular.infer_task(y_raw)
+    task = args.task if args.task != "auto" else _cli_data.infer_task(y_raw)
     p = SimpleNamespace()
     p.meta = {"task": task, "target": args.target, "n_features": int(X.shape[1]),
               "features": data.feature_names, "target_column": data.target_column}
     if task == "classification":
-        classes = _tabular.class_values(y_raw)
+        classes = _cli_data.class_values(y_raw)
         if len(classes) < 2:
             raise CLIError(f"--target: column {args.target!r} has a single class {classes}")
         p.meta["classes"] = classes
-        y = _tabular.encode_labels(y_raw, classes)
+        y = _cli_data.encode_labels(y_raw, classes)
         p.loss, p.metrics, p.n_out = fastnn.SoftmaxCrossEntropy(), ("accuracy",), len(classes)
         p.y_scale = None
     else:
-        y = _tabular.numeric_values(y_raw)
+        y = _cli_data.numeric_values(y_raw)
         if y is None or not np.all(np.isfinite(y)):
             raise CLIError(f"--target: regression needs finite numeric targets in {args.target!r}")
         # Standardised targets train at the same learning rate whatever their units; the
@@ -157,7 +156,7 @@ def _prepare(args):
         if split <= 0 or split >= n:
             raise CLIError(f"--val-split: {args.val_split} leaves no training or no "
                            f"validation rows out of {n}")
-    mean, std = _tabular.mean_std(X[:split])
+    mean, std = _cli_data.mean_std(X[:split])
     # The scaling travels with the model as its first layer.
     p.front = fastnn.Standardize(mean=mean, std=std)
     p.X_train, p.y_train = X[:split], y[:split]
@@ -244,8 +243,8 @@ def _load_model(path):
 def _model_inputs(model, meta, path, target=None):
     """(features ready for the model, raw target or None) from DATA."""
     n_features = model.in_features or meta.get("n_features")
-    data = _tabular.read(path, target=target, feature_names=meta.get("features"),
-                         n_features=n_features, target_column=meta.get("target_column"))
+    data = _cli_data.read(path, target=target, feature_names=meta.get("features"),
+                          n_features=n_features, target_column=meta.get("target_column"))
     X = data.X
     if n_features is not None and X.shape[1] != n_features:
         raise CLIError(f"DATA: the model expects {n_features} feature columns, "
@@ -301,10 +300,10 @@ def _cmd_evaluate(args):
     X, y_raw = _model_inputs(model, meta, args.data, target=args.target)
     if _task(model, meta, X) == "classification":
         classes = meta.get("classes") or list(range(model.predict(X[:1]).shape[1]))
-        y = _tabular.encode_labels(y_raw, classes)
+        y = _cli_data.encode_labels(y_raw, classes)
         loss, metrics = fastnn.SoftmaxCrossEntropy(), ("accuracy",)
     else:
-        y = _tabular.numeric_values(y_raw)
+        y = _cli_data.numeric_values(y_raw)
         if y is None:
             raise CLIError(f"--target: regression needs numeric targets in {args.target!r}")
         loss, metrics = fastnn.MSELoss(), ("mae", "r2")

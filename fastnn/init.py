@@ -10,7 +10,7 @@ A uniform draw on ``[-a, a]`` has variance ``a^2 / 3``.
 """
 import numpy as np
 
-from fastnn._validation import float_dtype, real, rng_from
+from fastnn._validation import float_dtype, lookup, real, rng_from
 
 __all__ = ["normal", "xavier_normal", "xavier_uniform", "he_normal", "he_uniform",
            "lecun_normal", "lecun_uniform", "zeros", "get"]
@@ -82,8 +82,6 @@ _BY_NAME = {f.__name__: f for f in (normal, xavier_normal, xavier_uniform, he_no
 
 
 def get(name):
-    """The initialiser called `name`."""
-    try:
-        return _BY_NAME[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"init must be one of {tuple(_BY_NAME)}, got {name!r}") from None
+    """The initialiser called `name` (``"he_uniform"``...): what the layers' ``init=``
+    argument names."""
+    return lookup(_BY_NAME, name, "init")

@@ -12,7 +12,7 @@ the caller's arrays are never modified."""
 from typing import Any, Callable
 import numpy as np
 
-from fastnn import kernels as K
+from fastnn import kernels
 from fastnn._validation import _first_non_number, as_array, as_float_array, check_numeric
 
 __all__ = ["Loss", "SoftmaxCrossEntropy", "BCEWithLogits", "MSELoss"]
@@ -69,7 +69,7 @@ class SoftmaxCrossEntropy(Loss):
     with integer labels ``(n,)`` or probability rows ``(n, k)`` as target. ``mean`` divides by n.
     The fused gradient is ``softmax(x) - onehot`` (scaled by 1/n for ``mean``)."""
 
-    kernel = staticmethod(K.softmax_cross_entropy)
+    kernel = staticmethod(kernels.softmax_cross_entropy)
     logits = True
 
     def target_for(self, target, output):
@@ -122,7 +122,7 @@ class BCEWithLogits(Loss):
     ``max(x, 0) - x t + log(1 + exp(-|x|))``; target 0/1 or probabilities, the output's shape.
     ``mean`` averages over all elements. Gradient ``sigmoid(x) - t``."""
 
-    kernel = staticmethod(K.bce_with_logits)
+    kernel = staticmethod(kernels.bce_with_logits)
     logits = True
 
 
@@ -131,4 +131,4 @@ class MSELoss(Loss):
     (the lecture notes' form, whose gradient is ``x - t``)."""
 
     reductions = ("mean", "sum", "half_sum")
-    kernel = staticmethod(K.mse)
+    kernel = staticmethod(kernels.mse)

@@ -4,6 +4,8 @@ Each metric object has ``update(output, target)`` and ``result()``; ``get(name, 
 builds one by name ("accuracy", "mse", "mae", "r2", "log_loss")."""
 import numpy as np
 
+from fastnn._validation import lookup
+
 __all__ = ["Accuracy", "MeanSquaredError", "MeanAbsoluteError", "R2", "LogLoss", "get", "NAMES"]
 
 
@@ -124,20 +126,19 @@ class LogLoss(_Metric):
         return self.total / self.count if self.count else float("nan")
 
 
-NAMES = ("accuracy", "mse", "mae", "r2", "log_loss")
+#: each metric's name and how to build it, given whether the outputs are logits
+_FACTORIES = {
+    "accuracy": lambda logits: Accuracy(threshold=0.0 if logits else 0.5),
+    "mse": lambda logits: MeanSquaredError(),
+    "mae": lambda logits: MeanAbsoluteError(),
+    "r2": lambda logits: R2(),
+    "log_loss": lambda logits: LogLoss(from_logits=logits),
+}
+NAMES = tuple(_FACTORIES)
 
 
 def get(name, loss=None):
-    """A fresh metric called `name`, adapted to the loss (logit outputs or not)."""
-    logits = bool(getattr(loss, "logits", False))
-    if name == "accuracy":
-        return Accuracy(threshold=0.0 if logits else 0.5)
-    if name == "mse":
-        return MeanSquaredError()
-    if name == "mae":
-        return MeanAbsoluteError()
-    if name == "r2":
-        return R2()
-    if name == "log_loss":
-        return LogLoss(from_logits=logits)
-    raise ValueError(f"metrics: unknown metric {name!r}; expected one of {NAMES}")
+    """A fresh metric called `name` (one of ``NAMES``), adapted to the loss (logit outputs
+    or not)."""
+    factory = lookup(_FACTORIES, name, "metric")
+    return factory(bool(getattr(loss, "logits", False)))

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fastnn import kernels as K
+from fastnn import kernels
 from fastnn import layers as L
 from fastnn._validation import (NonFiniteError, as_array, as_float_array, check_numeric,
                                 float_dtype)
@@ -142,7 +142,7 @@ class Sequential:
         x = self._forward(self._prepare(X), training, keep_output=True)
         if training:
             self._out_shape = x.shape
-        elif not K.all_finite(x):
+        elif not kernels.all_finite(x):
             self._check_finite()
         return x
 
@@ -157,12 +157,12 @@ class Sequential:
             if steps is None:
                 x = item.forward(x, training=training)
             elif not training:
-                x = K.dense_chain_forward(x, steps)
+                x = kernels.dense_chain_forward(x, steps)
             else:
                 outs = self._step_buffers("forward", r, item, x.shape[0])
                 if keep_output:
                     outs = outs[:-1] + (np.empty_like(outs[-1]),)
-                y = K.dense_chain_forward(x, steps, outs)
+                y = kernels.dense_chain_forward(x, steps, outs)
                 self._saved[r] = (x, outs)
                 x = y
         return x
@@ -195,12 +195,12 @@ class Sequential:
         or None. One pass over the weights (O(parameters), independent of the batch)."""
         for i, layer in enumerate(self.layers):
             for name, p in layer._params.items():
-                if not K.all_finite(p.data):
+                if not kernels.all_finite(p.data):
                     return f"{i}.{name}"
             for name in layer._buffers:
                 value = getattr(layer, name)  # None until set (Standardize before adapt)
                 if isinstance(value, np.ndarray) and value.dtype.kind == "f" \
-                        and not K.all_finite(value):
+                        and not kernels.all_finite(value):
                     return f"{i}.{name}"
         return None
 
@@ -251,8 +251,8 @@ class Sequential:
             if saved is None:
                 raise RuntimeError("backward called before a forward with training=True")
             dx_outs = self._step_buffers("backward", r, item, dy.shape[0])
-            dy = K.dense_chain_backward(dy, steps, saved[0], saved[1], dx_outs,
-                                        r > stop or input_grad, owned)
+            dy = kernels.dense_chain_backward(dy, steps, saved[0], saved[1], dx_outs,
+                                              r > stop or input_grad, owned)
         return dy if input_grad else None
 
     def forward_backward(self, X: ArrayLike, y: Any, *, loss) -> tuple[float, np.ndarray]:
@@ -297,7 +297,8 @@ class Sequential:
         value, out = self.forward_backward(X, y, loss=loss)
         # A ReLU can hide a NaN from the loss but not from the gradients; one pass over them
         # (O(parameters)) keeps the weights finite whatever happens.
-        if not math.isfinite(value) or not all(K.all_finite(p.grad) for p in self.parameters()):
+        if not math.isfinite(value) \
+                or not all(kernels.all_finite(p.grad) for p in self.parameters()):
             return math.nan, out
         optimizer.step()
         return value, out

@@ -3,10 +3,10 @@ each update is one fused kernel pass over a parameter. Invalid hyperparameters a
 at construction with a message that names them."""
 import numpy as np
 
-from fastnn import kernels as K
-from fastnn._validation import real
+from fastnn import kernels
+from fastnn._validation import lookup, real
 
-__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "clip_grad_norm"]
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "clip_grad_norm", "get"]
 
 
 def _parameter_list(params, name):
@@ -32,7 +32,7 @@ def clip_grad_norm(parameters, max_norm, error_if_nonfinite=False):
     ``min(1, max_norm / (total_norm + 1e-6))``."""
     params = _parameter_list(parameters, "clip_grad_norm")
     max_norm = real(max_norm, "max_norm", minimum=0.0)
-    total = float(np.sqrt(sum(K.sum_squares(p.grad) for p in params)))
+    total = float(np.sqrt(sum(kernels.sum_squares(p.grad) for p in params)))
     if error_if_nonfinite and not np.isfinite(total):
         raise RuntimeError(f"clip_grad_norm: the total norm of the gradients is {total}")
     coef = max_norm / (total + 1e-6)
@@ -40,7 +40,7 @@ def clip_grad_norm(parameters, max_norm, error_if_nonfinite=False):
     # scales (by NaN), as PyTorch does, so the failure shows in the gradients.
     if not coef >= 1.0:
         for p in params:
-            K.scale_inplace(p.grad, coef)
+            kernels.scale_inplace(p.grad, coef)
     return total
 
 
@@ -168,9 +168,10 @@ class SGD(Optimizer):
 
     def _update(self, p, state, first):
         h = self.hyper
-        K.sgd_step(p.data, p.grad, state.get("momentum_buffer"), lr=self._lr,
-                   momentum=h["momentum"], dampening=h["dampening"], nesterov=h["nesterov"],
-                   weight_decay=h["weight_decay"], first_step=first)
+        kernels.sgd_step(p.data, p.grad, state.get("momentum_buffer"), lr=self._lr,
+                         momentum=h["momentum"], dampening=h["dampening"],
+                         nesterov=h["nesterov"], weight_decay=h["weight_decay"],
+                         first_step=first)
 
 
 def _beta(value, name):
@@ -213,8 +214,9 @@ class Adagrad(Optimizer):
 
     def _update(self, p, state, first):
         h = self.hyper
-        K.adagrad_step(p.data, p.grad, state["sum"], lr=self._lr, lr_decay=h["lr_decay"],
-                       weight_decay=h["weight_decay"], eps=h["eps"], step=state["step"])
+        kernels.adagrad_step(p.data, p.grad, state["sum"], lr=self._lr,
+                             lr_decay=h["lr_decay"], weight_decay=h["weight_decay"],
+                             eps=h["eps"], step=state["step"])
 
 
 class RMSprop(Optimizer):
@@ -238,10 +240,10 @@ class RMSprop(Optimizer):
 
     def _update(self, p, state, first):
         h = self.hyper
-        K.rmsprop_step(p.data, p.grad, state["square_avg"], state.get("grad_avg"),
-                       state.get("momentum_buffer"), lr=self._lr, alpha=h["alpha"], eps=h["eps"],
-                       weight_decay=h["weight_decay"], momentum=h["momentum"],
-                       centered=h["centered"])
+        kernels.rmsprop_step(p.data, p.grad, state["square_avg"], state.get("grad_avg"),
+                             state.get("momentum_buffer"), lr=self._lr, alpha=h["alpha"],
+                             eps=h["eps"], weight_decay=h["weight_decay"],
+                             momentum=h["momentum"], centered=h["centered"])
 
 
 class Adam(Optimizer):
@@ -271,7 +273,7 @@ class Adam(Optimizer):
         h = self.hyper
         beta1, beta2 = h["betas"]
         params, state = self.params, self.state
-        total = K.adam_step_many(
+        total = kernels.adam_step_many(
             [p.data for p in params], [p.grad for p in params], [s["exp_avg"] for s in state],
             [s["exp_avg_sq"] for s in state], [s["step"] for s in state], lr=self._lr,
             beta1=beta1, beta2=beta2, eps=h["eps"], weight_decay=h["weight_decay"],
@@ -287,3 +289,16 @@ class AdamW(Adam):
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         super().__init__(params, lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+
+#: every optimizer of this module by class name, so that a new one needs no other change
+#: (the base class is not an optimizer to train with)
+_BY_NAME = {name: obj for name, obj in list(globals().items())
+            if isinstance(obj, type) and issubclass(obj, Optimizer) and obj is not Optimizer}
+
+
+def get(name):
+    """The optimizer class called `name`, ignoring case, ``_`` and ``-`` (``"adam"``,
+    ``"AdamW"``, ``"sgd"``): what the command line's ``--optimizer`` and a checkpoint's
+    saved optimizer type name."""
+    return lookup(_BY_NAME, name, "optimizer", loose=True)

@@ -17,7 +17,8 @@ string->string map. fastnn stores:
 Why this format and not pickle or ``np.savez``: loading must never run code (pickle does;
 ``.npz`` object arrays do), the file must be checkable before anything is built from it,
 and safetensors is a documented format other tools read. Loading validates everything and
-builds layers only from ``Layer.registry``, never by importing a name."""
+builds layers only from registered Layer classes (``fastnn.layers.get``), never by importing
+a name."""
 import json
 import math
 import os
@@ -26,10 +27,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fastnn._names import optimizer_class
+from fastnn import layers, optim
 from fastnn._validation import float_dtype
 from fastnn._version import __version__
-from fastnn.layers import Layer
 from fastnn.model import Sequential
 
 __all__ = ["save", "load", "load_checkpoint", "Checkpoint", "FORMAT_VERSION"]
@@ -113,7 +113,11 @@ def save(model, path, optimizer=None, metadata=None):
     architecture = []
     for i, layer in enumerate(model.layers):
         name = type(layer).__name__
-        if Layer.registry.get(name) is not type(layer):
+        try:
+            registered = layers.get(name)
+        except ValueError:
+            registered = None
+        if registered is not type(layer):
             raise TypeError(f"save: layer {i} is a {name}, which is not a registered "
                             "fastnn Layer (its class name must not start with '_')")
         architecture.append({"class": name, "config": _encode(
@@ -223,7 +227,7 @@ class Checkpoint:
         if self.optimizer_state is None:
             raise ValueError("make_optimizer: the file holds no optimizer state")
         state = self.optimizer_state
-        cls = optimizer_class(state.get("type"))
+        cls = optim.get(state.get("type"))
         try:
             opt = cls(self.model, lr=state["lr"], **state.get("hyper", {}))
         except TypeError as exc:
@@ -351,23 +355,22 @@ def _build_model(meta, tensors, used):
     architecture = _json_field(meta, "architecture", "architecture")
     if not isinstance(architecture, list):
         _fail("bad header: architecture must be a list of layers")
-    registry = Layer.registry
-    layers = []
+    built = []
     for i, spec in enumerate(architecture):
         if not isinstance(spec, dict) or set(spec) != {"class", "config"} \
                 or not isinstance(spec["class"], str) or not isinstance(spec["config"], dict):
             _fail(f"bad header: layer {i} must be {{'class': name, 'config': {{...}}}}")
-        cls = registry.get(spec["class"])
-        if cls is None:
-            _fail(f"layer {i}: unknown layer class {spec['class']!r} "
-                  f"(known: {', '.join(sorted(registry))})")
+        try:
+            cls = layers.get(spec["class"])
+        except ValueError as exc:
+            _fail(f"layer {i}: {exc}")
         try:
             config = _decode(spec["config"], tensors, used)
-            layers.append(cls(**config))
+            built.append(cls(**config))
         except (TypeError, ValueError, OverflowError, MemoryError) as exc:
             _fail(f"layer {i} ({spec['class']}): cannot rebuild from its config: {exc}")
     try:
-        model = Sequential(*layers, dtype=float_dtype(meta.get("dtype"), "dtype metadata"))
+        model = Sequential(*built, dtype=float_dtype(meta.get("dtype"), "dtype metadata"))
     except (TypeError, ValueError) as exc:
         _fail(f"bad architecture: {exc}")
     expected = model.state_dict()

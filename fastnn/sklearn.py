@@ -49,7 +49,7 @@ except ImportError:  # scikit-learn < 1.6 validates through a BaseEstimator meth
     def _validate_data(estimator, *args, **kwargs):
         return estimator._validate_data(*args, **kwargs)
 
-from fastnn import kernels as K
+from fastnn import kernels
 from fastnn import layers as L
 from fastnn import optim
 from fastnn._validation import float_dtype
@@ -58,8 +58,8 @@ from fastnn.model import Sequential
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
-_ACTIVATIONS = {"identity": L.Identity, "logistic": L.Sigmoid, "tanh": L.Tanh, "relu": L.ReLU,
-                "leaky_relu": L.LeakyReLU}
+#: scikit-learn's activation names (and leaky_relu); fastnn calls "logistic" "sigmoid"
+_ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
 _STOCHASTIC = ("adam", "sgd", "adamw", "rmsprop", "adagrad")
 _SOLVERS = _STOCHASTIC + ("lbfgs",)
 _SCHEDULES = ("constant", "invscaling", "adaptive")
@@ -159,7 +159,7 @@ class _BaseMLP(BaseEstimator):
         return [int(s) for s in sizes]
 
     def _check_params(self):
-        _check_choice(self.activation, "activation", tuple(_ACTIVATIONS))
+        _check_choice(self.activation, "activation", _ACTIVATIONS)
         _check_choice(self.solver, "solver", _SOLVERS)
         _check_choice(self.learning_rate, "learning_rate", _SCHEDULES)
         _check_number(self.alpha, "alpha", low=0)
@@ -194,7 +194,7 @@ class _BaseMLP(BaseEstimator):
         """The fastnn network (logits out) with scikit-learn's Glorot-uniform initialisation
         drawn from ``self._random_state`` in scikit-learn's order, so that a seed gives the
         same starting weights as scikit-learn's MLP."""
-        act = _ACTIVATIONS[self.activation]
+        act = L.get_activation("sigmoid" if self.activation == "logistic" else self.activation)
         layers: list[L.Layer] = []
         dense = []
         n_dense = len(layer_units) - 1
@@ -243,20 +243,18 @@ class _BaseMLP(BaseEstimator):
                 self._make_optimizer(others, 0.0)]
 
     def _make_optimizer(self, params, weight_decay):
-        lr = self.learning_rate_init
+        """The optimizer the solver names (``fastnn.optim.get``), with scikit-learn's
+        hyperparameters translated into its arguments. With adamw, `weight_decay` is alpha
+        as AdamW's decoupled weight decay, not an L2 term in the loss."""
+        kwargs = {"lr": self.learning_rate_init, "weight_decay": weight_decay}
         if self.solver == "sgd":
-            return optim.SGD(params, lr=lr, momentum=self.momentum, weight_decay=weight_decay,
-                             nesterov=self.nesterovs_momentum and self.momentum > 0)
-        if self.solver == "adam":
-            return optim.Adam(params, lr=lr, betas=(self.beta_1, self.beta_2),
-                              eps=self.epsilon, weight_decay=weight_decay)
-        if self.solver == "adamw":
-            # alpha is AdamW's decoupled weight decay here, not an L2 term in the loss.
-            return optim.AdamW(params, lr=lr, betas=(self.beta_1, self.beta_2),
-                               eps=self.epsilon, weight_decay=weight_decay)
-        if self.solver == "rmsprop":
-            return optim.RMSprop(params, lr=lr, eps=self.epsilon, weight_decay=weight_decay)
-        return optim.Adagrad(params, lr=lr, eps=self.epsilon, weight_decay=weight_decay)
+            kwargs.update(momentum=self.momentum,
+                          nesterov=self.nesterovs_momentum and self.momentum > 0)
+        elif self.solver in ("adam", "adamw"):
+            kwargs.update(betas=(self.beta_1, self.beta_2), eps=self.epsilon)
+        else:
+            kwargs.update(eps=self.epsilon)
+        return optim.get(self.solver)(params, **kwargs)
 
     # ---- the objective -------------------------------------------------------------------
 
@@ -326,7 +324,7 @@ class _BaseMLP(BaseEstimator):
             if self.solver == "adam":
                 squares = weights_opt.step(sum_squares=True)
             else:
-                squares = sum(K.sum_squares(d.weight.data) for d in self._dense)
+                squares = sum(kernels.sum_squares(d.weight.data) for d in self._dense)
                 weights_opt.step()
             value += 0.5 * self.alpha / s * squares
         else:
@@ -530,7 +528,8 @@ class _BaseMLP(BaseEstimator):
                 # alpha/2 ||W||^2 / s: one kernel pass per weight adds the gradient and
                 # returns the value.
                 l2 = self.alpha / (2.0 * s)
-                loss += sum(K.penalty(d.weight.data, d.weight.grad, l2=l2) for d in self._dense)
+                loss += sum(kernels.penalty(d.weight.data, d.weight.grad, l2=l2)
+                            for d in self._dense)
             return loss, np.concatenate([p.grad.ravel() for p in params]).astype(np.float64)
 
         theta0 = np.concatenate([p.data.ravel() for p in params]).astype(np.float64)
@@ -612,8 +611,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _proba(self, logits):
         if self._loss_name == "softmax":
-            return K.softmax(logits)
-        return K.activation_forward(logits, "sigmoid")
+            return kernels.softmax(logits)
+        return kernels.activation_forward(logits, "sigmoid")
 
     def _predict(self, X, check_input=True):
         proba = self._proba(self._logits(X, check_input))

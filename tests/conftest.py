@@ -92,22 +92,22 @@ def close(actual, expected, dtype, k=1, scale=1.0):
 
 
 def _isas():
-    from fastnn import kernels as K
+    from fastnn import kernels
 
     order = ("generic", "avx2", "avx512")
-    return order[: order.index(K.info()["cpu_isa"]) + 1]
+    return order[: order.index(kernels.info()["cpu_isa"]) + 1]
 
 
 @pytest.fixture(params=_isas())
 def isa(request):
     """Runs a test once per instruction-set path this CPU has, as FASTNN_ISA would force
     it: the GEMM micro-kernels and packing, and the AVX2 builds of the other kernels."""
-    from fastnn import kernels as K
+    from fastnn import kernels
 
-    before = K.info()["isa"]
-    K.set_isa(request.param)
+    before = kernels.info()["isa"]
+    kernels.set_isa(request.param)
     yield request.param
-    K.set_isa(before)
+    kernels.set_isa(before)
 
 
 @pytest.fixture

@@ -173,12 +173,12 @@ def test_default_optimizer_is_adam():
 
 
 def test_optimizer_names_resolve_generically():
-    from fastnn._names import optimizer_class
-    assert optimizer_class("SGD") is optimizer_class("sgd") is fastnn.optim.SGD
+    get = fastnn.optim.get
+    assert get("SGD") is get("sgd") is fastnn.optim.SGD
     for name in ("Adam", "AdamW", "RMSprop", "Adagrad"):
-        assert optimizer_class(name.lower()) is getattr(fastnn.optim, name)
+        assert get(name.lower()) is getattr(fastnn.optim, name)
     with pytest.raises(ValueError):
-        optimizer_class("Optimizer")  # the base class is not an optimizer to train with
+        get("Optimizer")  # the base class is not an optimizer to train with
 
 
 def test_scaling_is_the_models_first_layer(tmp_path, monkeypatch):

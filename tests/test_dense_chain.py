@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import kernels as K
+from fastnn import kernels
 from fastnn import ops
 
 from conftest import DTYPES, close
@@ -24,7 +24,7 @@ def random_chain(rng, dtype, widths):
     for n_in, n_out in zip(widths[:-1], widths[1:]):
         bias = rng.standard_normal(n_out).astype(dtype) if rng.integers(0, 4) else None
         act, slope = ACTS[rng.integers(len(ACTS))]
-        steps.append(K.DenseStep(
+        steps.append(kernels.DenseStep(
             rng.uniform(-1, 1, (n_out, n_in)).astype(dtype), bias,
             np.full((n_out, n_in), np.nan, dtype),
             None if bias is None else np.full(n_out, np.nan, dtype), act, slope,
@@ -87,7 +87,7 @@ def test_chain_matches_twin_and_reference(dtype, seed):
     outs = tuple(np.empty((m, w), dtype) for w in widths[1:]) if reuse else None
     dx_outs = tuple(np.empty((m, w), dtype) for w in widths[:-1]) if reuse else None
 
-    y = K.dense_chain_forward(x, steps, outs)
+    y = kernels.dense_chain_forward(x, steps, outs)
     y_twin = ops.dense_chain_forward(x, twin_steps)
     assert y.dtype == dtype and y.shape == (m, widths[-1]) and (not reuse or y is outs[-1])
     close(y, y_twin, dtype, k=max(widths))
@@ -96,10 +96,10 @@ def test_chain_matches_twin_and_reference(dtype, seed):
 
     if outs is None:  # the caller keeps what the backward needs: here, a forward with outs
         outs = tuple(np.empty((m, w), dtype) for w in widths[1:])
-        K.dense_chain_forward(x, steps, outs)
+        kernels.dense_chain_forward(x, steps, outs)
     twin_outputs = tuple(np.array(o) for o in outs)
     dy_before = dy.copy()
-    dx = K.dense_chain_backward(dy, steps, x, outs, dx_outs)
+    dx = kernels.dense_chain_backward(dy, steps, x, outs, dx_outs)
     dx_twin = ops.dense_chain_backward(dy, twin_steps, x, twin_outputs)
     np.testing.assert_array_equal(dy, dy_before)
     assert not reuse or dx is dx_outs[0]
@@ -114,7 +114,7 @@ def test_chain_matches_twin_and_reference(dtype, seed):
 
     # Without the input gradient: None, and the same parameter gradients, bit for bit.
     grads = [(s.weight_grad.copy(), None if s.bias is None else s.bias_grad.copy()) for s in steps]
-    assert K.dense_chain_backward(dy, steps, x, outs, dx_outs, input_grad=False) is None
+    assert kernels.dense_chain_backward(dy, steps, x, outs, dx_outs, input_grad=False) is None
     assert ops.dense_chain_backward(dy, twin_steps, x, twin_outputs, input_grad=False) is None
     for s, (wg, bg) in zip(steps, grads):
         np.testing.assert_array_equal(s.weight_grad, wg)
@@ -123,31 +123,31 @@ def test_chain_matches_twin_and_reference(dtype, seed):
 
 
 def test_overwrite_dy_and_fresh_outputs(dtype, rng):
-    steps = (K.DenseStep(rng.standard_normal((4, 5)).astype(dtype), np.zeros(4, dtype),
-                         np.zeros((4, 5), dtype), np.zeros(4, dtype), "tanh"),)
+    steps = (kernels.DenseStep(rng.standard_normal((4, 5)).astype(dtype), np.zeros(4, dtype),
+                               np.zeros((4, 5), dtype), np.zeros(4, dtype), "tanh"),)
     x = rng.standard_normal((6, 5)).astype(dtype)
-    y = K.dense_chain_forward(x, steps)
+    y = kernels.dense_chain_forward(x, steps)
     dy = rng.standard_normal(y.shape).astype(dtype)
-    expected = K.dense_chain_backward(dy.copy(), steps, x, (y,))
+    expected = kernels.dense_chain_backward(dy.copy(), steps, x, (y,))
     wg = steps[0].weight_grad.copy()
-    dx = K.dense_chain_backward(dy, steps, x, [y], overwrite_dy=True)
+    dx = kernels.dense_chain_backward(dy, steps, x, [y], overwrite_dy=True)
     np.testing.assert_array_equal(dx, expected)
     np.testing.assert_array_equal(steps[0].weight_grad, wg)
     # Without an activation on the last step its output is not read: None will do.
     plain = (steps[0]._replace(activation="identity"),)
-    y = K.dense_chain_forward(x, plain)
-    np.testing.assert_array_equal(K.dense_chain_backward(dy, plain, x, (None,)),
-                                  K.dense_chain_backward(dy, plain, x, (y,)))
+    y = kernels.dense_chain_forward(x, plain)
+    np.testing.assert_array_equal(kernels.dense_chain_backward(dy, plain, x, (None,)),
+                                  kernels.dense_chain_backward(dy, plain, x, (y,)))
 
 
 def test_outs_entries_may_be_none(dtype, rng):
-    steps = tuple(K.DenseStep(rng.standard_normal((3, 3)).astype(dtype), activation="relu")
+    steps = tuple(kernels.DenseStep(rng.standard_normal((3, 3)).astype(dtype), activation="relu")
                   for _ in range(3))
     x = rng.standard_normal((2, 3)).astype(dtype)
     mid = np.empty((2, 3), dtype)
-    y = K.dense_chain_forward(x, steps, [None, mid, None])
-    np.testing.assert_array_equal(y, K.dense_chain_forward(x, steps))
-    np.testing.assert_array_equal(mid, K.dense_chain_forward(x, steps[:2]))
+    y = kernels.dense_chain_forward(x, steps, [None, mid, None])
+    np.testing.assert_array_equal(y, kernels.dense_chain_forward(x, steps))
+    np.testing.assert_array_equal(mid, kernels.dense_chain_forward(x, steps[:2]))
 
 
 def test_dense_layer_is_the_one_step_chain(dtype, rng):
@@ -159,7 +159,7 @@ def test_dense_layer_is_the_one_step_chain(dtype, rng):
     dx = dense.backward(dy)
     step = dense.chain_step()._replace(weight_grad=np.empty_like(dense.weight.grad),
                                        bias_grad=np.empty_like(dense.bias.grad))
-    np.testing.assert_array_equal(dx, K.dense_chain_backward(dy, (step,), x, (None,)))
+    np.testing.assert_array_equal(dx, kernels.dense_chain_backward(dy, (step,), x, (None,)))
     np.testing.assert_array_equal(dense.weight.grad, step.weight_grad)
     np.testing.assert_array_equal(dense.bias.grad, step.bias_grad)
     with pytest.raises(RuntimeError, match="before a forward"):
@@ -177,16 +177,16 @@ def test_chain_step_holds_the_layers_arrays():
 
 def test_everything_is_checked_before_anything_is_written(rng):
     """A bad last step leaves the first step's output and gradients untouched."""
-    good = K.DenseStep(rng.standard_normal((3, 3)), np.zeros(3), np.zeros((3, 3)), np.zeros(3),
-                       "relu")
+    good = kernels.DenseStep(rng.standard_normal((3, 3)), np.zeros(3), np.zeros((3, 3)), np.zeros(3),
+                             "relu")
     bad = good._replace(activation="gelu")
     x = rng.standard_normal((2, 3))
     out0 = np.full((2, 3), 7.0)
     with pytest.raises(ValueError, match=r"steps\[1\].activation"):
-        K.dense_chain_forward(x, (good, bad), (out0, None))
+        kernels.dense_chain_forward(x, (good, bad), (out0, None))
     np.testing.assert_array_equal(out0, 7.0)
     outs = (np.empty((2, 3)), np.empty((2, 3)))
-    K.dense_chain_forward(x, (good, good), outs)
+    kernels.dense_chain_forward(x, (good, good), outs)
     with pytest.raises(ValueError, match=r"steps\[0\].(weight|bias)_grad overlaps steps\[1\]"):
-        K.dense_chain_backward(np.ones((2, 3)), (good, good), x, outs)  # tied weights
+        kernels.dense_chain_backward(np.ones((2, 3)), (good, good), x, outs)  # tied weights
     np.testing.assert_array_equal(good.weight_grad, 0.0)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastnn
-from fastnn import kernels as K
+from fastnn import kernels
 from fastnn import ops
 
 from gradcheck_util import check_model
@@ -78,7 +78,7 @@ def assert_within(got, want, bound, what):
 @fuzz
 @given(data=st.data(), m=st.integers(0, 24), k=st.integers(0, 40), n=st.integers(0, 24),
        dtype=DTYPES, ta=st.booleans(), tb=st.booleans(),
-       act=st.sampled_from(K.ACTIVATIONS), with_bias=st.booleans(), threads=st.sampled_from([1, 2]))
+       act=st.sampled_from(kernels.ACTIVATIONS), with_bias=st.booleans(), threads=st.sampled_from([1, 2]))
 def test_gemm_against_reference(data, m, k, n, dtype, ta, tb, act, with_bias, threads):
     a = data.draw(arrays((k, m) if ta else (m, k), dtype))
     b = data.draw(arrays((n, k) if tb else (k, n), dtype))
@@ -86,7 +86,7 @@ def test_gemm_against_reference(data, m, k, n, dtype, ta, tb, act, with_bias, th
     old = fastnn.get_num_threads()
     fastnn.set_num_threads(threads)
     try:
-        got = K.gemm(a, b, trans_a=ta, trans_b=tb, bias=bias, activation=act, negative_slope=0.1)
+        got = kernels.gemm(a, b, trans_a=ta, trans_b=tb, bias=bias, activation=act, negative_slope=0.1)
     finally:
         fastnn.set_num_threads(old)
     A = (a.T if ta else a).astype(np.float64)
@@ -109,20 +109,20 @@ SHAPES = st.tuples(st.integers(0, 9), st.integers(1, 40))
 
 
 @fuzz
-@given(data=st.data(), shape=SHAPES, dtype=DTYPES, act=st.sampled_from(K.ACTIVATIONS),
+@given(data=st.data(), shape=SHAPES, dtype=DTYPES, act=st.sampled_from(kernels.ACTIVATIONS),
        slope=st.sampled_from([0.0, 0.01, 0.5, -0.3]))
 def test_activations_against_reference(data, shape, dtype, act, slope):
     x = data.draw(arrays(shape, dtype))
     dy = data.draw(arrays(shape, dtype, scale=1.0))
     x0 = x.copy()
     eps = np.finfo(dtype).eps
-    got = K.activation_forward(x, act, negative_slope=slope)
+    got = kernels.activation_forward(x, act, negative_slope=slope)
     want = ops.activation_forward(x, act, negative_slope=slope)
     assert_within(got, want, 4 * eps * np.abs(want) + tiny(dtype), f"{act} forward")
     np.testing.assert_array_equal(x, x0)  # inputs are never modified
     src = x if act in ("relu", "leaky_relu") else want
     db, db_ref = np.empty(shape[1], dtype), np.empty(shape[1], dtype)
-    got = K.activation_backward(dy, src, act, negative_slope=slope, bias_grad_out=db)
+    got = kernels.activation_backward(dy, src, act, negative_slope=slope, bias_grad_out=db)
     want = ops.activation_backward(dy, src, act, negative_slope=slope, bias_grad_out=db_ref)
     assert_within(got, want, 4 * eps * np.abs(want) + tiny(dtype), f"{act} backward")
     assert_within(db, db_ref, (shape[0] + 2) * eps * np.abs(want).sum(axis=0) + tiny(dtype),
@@ -136,18 +136,18 @@ def test_row_kernels_against_reference(data, shape, dtype):
     bias = data.draw(arrays((shape[1],), dtype))
     eps = np.finfo(dtype).eps
     want = ops.add_bias(x, bias)
-    assert_within(K.add_bias(x, bias), want, eps * np.abs(want) + tiny(dtype), "add_bias")
+    assert_within(kernels.add_bias(x, bias), want, eps * np.abs(want) + tiny(dtype), "add_bias")
     want = ops.column_sum(x)
     bound = (shape[0] + 1) * eps * np.abs(x.astype(np.float64)).sum(axis=0) + shape[0] * tiny(dtype)
-    assert_within(K.column_sum(x), want, bound, "column_sum")
-    p = K.softmax(x)
+    assert_within(kernels.column_sum(x), want, bound, "column_sum")
+    p = kernels.softmax(x)
     assert np.isfinite(p).all()
     assert_within(p, ops.softmax(x), (shape[1] + 4) * 4 * eps * np.maximum(p, tiny(dtype)) + 8 * eps,
                   "softmax")
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=0, atol=(shape[1] + 2) * 4 * eps)
     dy = data.draw(arrays(shape, dtype, scale=1.0))
     want = ops.softmax_backward(dy, p)
-    assert_within(K.softmax_backward(dy, p), want, (shape[1] + 4) * 4 * eps, "softmax_backward")
+    assert_within(kernels.softmax_backward(dy, p), want, (shape[1] + 4) * 4 * eps, "softmax_backward")
 
 
 # ---- losses ------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ def test_softmax_cross_entropy_finite_and_correct(data, m, k, dtype, scale, redu
         t = layout(t, data.draw(LAYOUTS))
     else:
         t = rng.integers(0, k, m)
-    loss, grad = K.softmax_cross_entropy(x, t, reduction=reduction)
+    loss, grad = kernels.softmax_cross_entropy(x, t, reduction=reduction)
     assert np.isfinite(loss) and np.isfinite(grad).all()
     assert loss >= -1e-6 * max(1.0, scale * m)  # cross-entropy is never negative
     want_loss, want_grad = ops.softmax_cross_entropy(x, t, reduction=reduction)
@@ -186,14 +186,14 @@ def test_bce_and_mse_finite_and_correct(data, shape, dtype, scale, reduction):
     t = data.draw(arrays(shape, dtype, scale=1.0, signed=False))
     eps = np.finfo(dtype).eps
     n = x.size
-    loss, grad = K.bce_with_logits(x, t, reduction=reduction)
+    loss, grad = kernels.bce_with_logits(x, t, reduction=reduction)
     assert np.isfinite(loss) and np.isfinite(grad).all()
     want_loss, want_grad = ops.bce_with_logits(x, t, reduction=reduction)
     per = 8 * eps * (scale + 1)
     assert abs(loss - want_loss) <= per * (n if reduction == "sum" else 1)
     assert_within(grad, want_grad, 8 * eps, "bce grad")
     if scale <= 1e12:  # squared errors of larger values overflow float32's gradient honestly
-        loss, grad = K.mse(x, t, reduction=reduction)
+        loss, grad = kernels.mse(x, t, reduction=reduction)
         want_loss, want_grad = ops.mse(x, t, reduction=reduction)
         assert np.isfinite(loss)
         assert abs(loss - want_loss) <= 8 * eps * abs(want_loss) + tiny(dtype)
@@ -206,21 +206,21 @@ def test_extreme_logits_give_finite_losses_and_activations(dtype, value):
     if abs(value) > np.finfo(dtype).max:
         pytest.skip("not representable")
     x = np.array([[value, 0.0, -value], [value, value, value]], dtype)
-    loss, grad = K.softmax_cross_entropy(x, [2, 0])
+    loss, grad = kernels.softmax_cross_entropy(x, [2, 0])
     assert np.isfinite(loss) and np.isfinite(grad).all()
     # row 0: label 2 holds -value, so the loss is 2 value (or ~0); row 1: log 3
     assert loss == pytest.approx((max(2 * value, 0.0) + np.log(3)) / 2, rel=1e-6, abs=1e-6)
-    loss, grad = K.bce_with_logits(x, np.ones_like(x))
+    loss, grad = kernels.bce_with_logits(x, np.ones_like(x))
     assert np.isfinite(loss) and np.isfinite(grad).all()
     for act in ("sigmoid", "tanh"):
-        y = K.activation_forward(x, act)
+        y = kernels.activation_forward(x, act)
         assert np.isfinite(y).all() and (np.abs(y) <= 1).all()
 
 
 def test_float32_loss_near_the_largest_float_is_finite():
     big = np.finfo(np.float32).max
     x = np.array([[big, -big]], np.float32)
-    loss, grad = K.softmax_cross_entropy(x, [1])
+    loss, grad = kernels.softmax_cross_entropy(x, [1])
     assert loss == pytest.approx(2.0 * float(big))  # summed in double: no overflow
     assert np.isfinite(grad).all()
 
@@ -232,24 +232,24 @@ def test_non_finite_inputs_propagate(dtype):
     # infinite logits give NaN losses, which fit turns into an error.
     nan, inf = np.nan, np.inf
     x = np.array([[nan, inf, -inf, 0.0]], dtype)
-    assert np.isnan(K.activation_forward(x, "relu")[0, 0])
-    assert K.activation_forward(x, "relu")[0, 1] == inf and K.activation_forward(x, "relu")[0, 2] == 0
-    np.testing.assert_array_equal(K.activation_forward(x, "sigmoid")[0, 1:], [1.0, 0.0, 0.5])
-    np.testing.assert_array_equal(K.activation_forward(x, "tanh")[0, 1:], [1.0, -1.0, 0.0])
-    assert np.isnan(K.activation_forward(x, "sigmoid")[0, 0])
-    assert np.isnan(K.softmax_cross_entropy(x, [3])[0])
-    assert np.isnan(K.softmax_cross_entropy(np.array([[inf, 0.0]], dtype), [0])[0])
-    assert np.isnan(K.bce_with_logits(np.array([inf], dtype), np.array([1.0], dtype))[0])
-    assert np.isnan(K.bce_with_logits(np.array([-inf], dtype), np.array([0.0], dtype))[0])
-    assert not K.all_finite(x) and K.all_finite(x[:, 3:])
+    assert np.isnan(kernels.activation_forward(x, "relu")[0, 0])
+    assert kernels.activation_forward(x, "relu")[0, 1] == inf and kernels.activation_forward(x, "relu")[0, 2] == 0
+    np.testing.assert_array_equal(kernels.activation_forward(x, "sigmoid")[0, 1:], [1.0, 0.0, 0.5])
+    np.testing.assert_array_equal(kernels.activation_forward(x, "tanh")[0, 1:], [1.0, -1.0, 0.0])
+    assert np.isnan(kernels.activation_forward(x, "sigmoid")[0, 0])
+    assert np.isnan(kernels.softmax_cross_entropy(x, [3])[0])
+    assert np.isnan(kernels.softmax_cross_entropy(np.array([[inf, 0.0]], dtype), [0])[0])
+    assert np.isnan(kernels.bce_with_logits(np.array([inf], dtype), np.array([1.0], dtype))[0])
+    assert np.isnan(kernels.bce_with_logits(np.array([-inf], dtype), np.array([0.0], dtype))[0])
+    assert not kernels.all_finite(x) and kernels.all_finite(x[:, 3:])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_gemm_relu_epilogue_propagates_nan(dtype):
     a = np.array([[np.nan, 1.0]], dtype)
     b = np.ones((2, 3), dtype)
-    fused = K.gemm(a, b, activation="relu")
-    separate = K.activation_forward(K.gemm(a, b), "relu")
+    fused = kernels.gemm(a, b, activation="relu")
+    separate = kernels.activation_forward(kernels.gemm(a, b), "relu")
     assert np.isnan(separate).all()
     assert np.isnan(fused).all()
 
@@ -266,13 +266,13 @@ def test_sgd_and_penalty_against_reference(data, n, dtype, momentum, nesterov, f
     nesterov = nesterov and momentum > 0
     p2, buf2 = p.copy(), buf.copy()
     kw = dict(lr=0.05, momentum=momentum, nesterov=nesterov, weight_decay=wd, first_step=first)
-    K.sgd_step(p, g, buf, **kw)
+    kernels.sgd_step(p, g, buf, **kw)
     ops.sgd_step(p2, g, buf2, **kw)
     eps = np.finfo(dtype).eps
     assert_within(p, p2, 8 * eps * (np.abs(p2) + np.abs(g.astype(np.float64))) + tiny(dtype), "sgd")
     w = data.draw(arrays((n,), dtype, scale=1.0))
     ga, gb = np.zeros(n, dtype), np.zeros(n, dtype)
-    got = K.penalty(w, ga, l1=0.1, l2=0.01)
+    got = kernels.penalty(w, ga, l1=0.1, l2=0.01)
     want = ops.penalty(w, gb, l1=0.1, l2=0.01)
     assert got == pytest.approx(want, rel=1e-12 if dtype == np.float64 else 1e-6, abs=1e-30)
     assert_within(ga, gb, 4 * eps * np.abs(gb), "penalty grad")

@@ -16,7 +16,7 @@ import pytest
 from numpy.lib.stride_tricks import as_strided
 
 import fastnn
-from fastnn import kernels as K
+from fastnn import kernels
 from fastnn import optim
 
 f32, f64 = np.float32, np.float64
@@ -37,45 +37,45 @@ def _float_dtype_of(x):
 
 
 def _chain_forward(**a):
-    step = K.DenseStep(a["steps[0].weight"], a["steps[0].bias"], activation="tanh")
-    return K.dense_chain_forward(a["x"], [step])
+    step = kernels.DenseStep(a["steps[0].weight"], a["steps[0].bias"], activation="tanh")
+    return kernels.dense_chain_forward(a["x"], [step])
 
 
 def _chain_backward(**a):
     """m=4 rows, 3 inputs, 5 outputs (sigmoid); returns dx and the weight gradient."""
-    step = K.DenseStep(a["steps[0].weight"], None, np.zeros((5, 3), _float_dtype_of(a["dy"])),
-                       activation="sigmoid")
-    return K.dense_chain_backward(a["dy"], [step], a["x"], [a["outputs[0]"]]), step.weight_grad
+    step = kernels.DenseStep(a["steps[0].weight"], None, np.zeros((5, 3), _float_dtype_of(a["dy"])),
+                             activation="sigmoid")
+    return kernels.dense_chain_backward(a["dy"], [step], a["x"], [a["outputs[0]"]]), step.weight_grad
 
 
 def _adam_many(**a):
     p = a["params[0]"]
     state = [np.zeros((4, 3), _float_dtype_of(p))]
-    total = K.adam_step_many([p], [a["grads[0]"]], state, [state[0].copy()], [2], lr=0.01,
-                             sum_squares=True)
+    total = kernels.adam_step_many([p], [a["grads[0]"]], state, [state[0].copy()], [2], lr=0.01,
+                                   sum_squares=True)
     return p, total
 
 
 # Keys are the names the messages give (an entry of a list argument: "grads[0]").
 KERNEL_ARGS = {
-    "gemm": (lambda a, b, bias: K.gemm(a, b, bias=bias),
+    "gemm": (lambda a, b, bias: kernels.gemm(a, b, bias=bias),
              {"a": _m(4, 3), "b": _m(3, 5), "bias": _m(5)}),
-    "activation_forward": (lambda x: K.activation_forward(x, "tanh"), {"x": _m(4, 3)}),
-    "activation_backward": (lambda dy, y: K.activation_backward(dy, y, "sigmoid"),
+    "activation_forward": (lambda x: kernels.activation_forward(x, "tanh"), {"x": _m(4, 3)}),
+    "activation_backward": (lambda dy, y: kernels.activation_backward(dy, y, "sigmoid"),
                             {"dy": _m(4, 3), "y": _m(4, 3)}),
-    "add_bias": (lambda x, bias: K.add_bias(x, bias), {"x": _m(4, 3), "bias": _m(3)}),
-    "column_sum": (lambda x: K.column_sum(x), {"x": _m(4, 3)}),
-    "softmax": (lambda x: K.softmax(x), {"x": _m(4, 3)}),
-    "softmax_backward": (lambda dy, y: K.softmax_backward(dy, y), {"dy": _m(4, 3), "y": _m(4, 3)}),
-    "softmax_cross_entropy": (lambda logits: K.softmax_cross_entropy(logits, [0, 1, 2, 0]),
+    "add_bias": (lambda x, bias: kernels.add_bias(x, bias), {"x": _m(4, 3), "bias": _m(3)}),
+    "column_sum": (lambda x: kernels.column_sum(x), {"x": _m(4, 3)}),
+    "softmax": (lambda x: kernels.softmax(x), {"x": _m(4, 3)}),
+    "softmax_backward": (lambda dy, y: kernels.softmax_backward(dy, y), {"dy": _m(4, 3), "y": _m(4, 3)}),
+    "softmax_cross_entropy": (lambda logits: kernels.softmax_cross_entropy(logits, [0, 1, 2, 0]),
                               {"logits": _m(4, 3)}),
-    "bce_with_logits": (lambda output: K.bce_with_logits(output, _m(4, 3)), {"output": _m(4, 3)}),
-    "mse": (lambda output: K.mse(output, _m(4, 3)), {"output": _m(4, 3)}),
-    "sgd_step": (lambda param, grad: K.sgd_step(param, grad, None, lr=0.1),
+    "bce_with_logits": (lambda output: kernels.bce_with_logits(output, _m(4, 3)), {"output": _m(4, 3)}),
+    "mse": (lambda output: kernels.mse(output, _m(4, 3)), {"output": _m(4, 3)}),
+    "sgd_step": (lambda param, grad: kernels.sgd_step(param, grad, None, lr=0.1),
                  {"param": _m(4, 3), "grad": _m(4, 3)}),
-    "penalty": (lambda weight: K.penalty(weight, np.zeros((4, 3), _float_dtype_of(weight)),
-                                         l1=0.1, l2=0.2), {"weight": _m(4, 3)}),
-    "all_finite": (lambda x: K.all_finite(x), {"x": _m(4, 3)}),
+    "penalty": (lambda weight: kernels.penalty(weight, np.zeros((4, 3), _float_dtype_of(weight)),
+                                               l1=0.1, l2=0.2), {"weight": _m(4, 3)}),
+    "all_finite": (lambda x: kernels.all_finite(x), {"x": _m(4, 3)}),
     "dense_chain_forward": (_chain_forward, {"x": _m(4, 3), "steps[0].weight": _m(5, 3),
                                              "steps[0].bias": _m(5)}),
     "dense_chain_backward": (_chain_backward, {"dy": _m(4, 5), "x": _m(4, 3),
@@ -144,34 +144,34 @@ for kname, (fn, args) in KERNEL_ARGS.items():
                       rf"{kname}: {name} must be {want}-D, got shape")
 
 # ---- shapes ----------------------------------------------------------------------------
-probe("gemm-inner", lambda: K.gemm(_m(2, 3), _m(4, 3)), ValueError, r"inner dimensions differ")
-probe("gemm-inner-trans", lambda: K.gemm(_m(2, 3), _m(4, 3), trans_a=True), ValueError,
+probe("gemm-inner", lambda: kernels.gemm(_m(2, 3), _m(4, 3)), ValueError, r"inner dimensions differ")
+probe("gemm-inner-trans", lambda: kernels.gemm(_m(2, 3), _m(4, 3), trans_a=True), ValueError,
       r"op\(a\) has shape \(3, 2\), op\(b\) has shape \(4, 3\)")
-probe("gemm-bias-shape", lambda: K.gemm(_m(2, 3), _m(3, 4), bias=_m(3)), ValueError,
+probe("gemm-bias-shape", lambda: kernels.gemm(_m(2, 3), _m(3, 4), bias=_m(3)), ValueError,
       r"bias must have shape \(4,\), got \(3,\)")
-probe("act-bwd-shape", lambda: K.activation_backward(_m(2, 3), _m(3, 2), "relu"), ValueError,
+probe("act-bwd-shape", lambda: kernels.activation_backward(_m(2, 3), _m(3, 2), "relu"), ValueError,
       r"y has shape \(3, 2\), expected the shape of dy \(2, 3\)")
-probe("act-bwd-biasgrad-1d", lambda: K.activation_backward(_m(3), _m(3), "relu",
+probe("act-bwd-biasgrad-1d", lambda: kernels.activation_backward(_m(3), _m(3), "relu",
                                                           bias_grad_out=_m(3)), ValueError,
       r"bias_grad_out needs a 2-D dy")
-probe("act-bwd-biasgrad-shape", lambda: K.activation_backward(_m(2, 3), _m(2, 3), "relu",
-                                                              bias_grad_out=_m(2)), ValueError,
+probe("act-bwd-biasgrad-shape", lambda: kernels.activation_backward(_m(2, 3), _m(2, 3), "relu",
+                                                                    bias_grad_out=_m(2)), ValueError,
       r"out has shape \(2,\), expected \(3,\)")
-probe("add-bias-shape", lambda: K.add_bias(_m(2, 3), _m(2)), ValueError, r"bias must have shape \(3,\)")
-probe("softmax-bwd-shape", lambda: K.softmax_backward(_m(2, 3), _m(2, 4)), ValueError, "y has shape")
-probe("sce-probs-shape", lambda: K.softmax_cross_entropy(_m(2, 3), _m(2, 4)), ValueError,
+probe("add-bias-shape", lambda: kernels.add_bias(_m(2, 3), _m(2)), ValueError, r"bias must have shape \(3,\)")
+probe("softmax-bwd-shape", lambda: kernels.softmax_backward(_m(2, 3), _m(2, 4)), ValueError, "y has shape")
+probe("sce-probs-shape", lambda: kernels.softmax_cross_entropy(_m(2, 3), _m(2, 4)), ValueError,
       r"target probabilities must have shape \(2, 3\), got \(2, 4\)")
-probe("sce-probs-dtype", lambda: K.softmax_cross_entropy(_m(2, 3), _m(2, 3, dtype=f64)),
+probe("sce-probs-dtype", lambda: kernels.softmax_cross_entropy(_m(2, 3), _m(2, 3, dtype=f64)),
       TypeError, "target has dtype float64, expected float32")
-probe("sce-no-columns", lambda: K.softmax_cross_entropy(_m(2, 0), [0, 0]), ValueError,
+probe("sce-no-columns", lambda: kernels.softmax_cross_entropy(_m(2, 0), [0, 0]), ValueError,
       r"at least one column, got shape \(2, 0\)")
-probe("sce-mean-empty", lambda: K.softmax_cross_entropy(_m(0, 3), []), ValueError,
+probe("sce-mean-empty", lambda: kernels.softmax_cross_entropy(_m(0, 3), []), ValueError,
       "'mean' needs at least one row")
-probe("bce-mean-empty", lambda: K.bce_with_logits(_m(0, 3), _m(0, 3)), ValueError,
+probe("bce-mean-empty", lambda: kernels.bce_with_logits(_m(0, 3), _m(0, 3)), ValueError,
       "'mean' needs at least one element")
-probe("mse-mean-empty", lambda: K.mse(_m(0), _m(0)), ValueError, "'mean' needs at least one element")
+probe("mse-mean-empty", lambda: kernels.mse(_m(0), _m(0)), ValueError, "'mean' needs at least one element")
 for kname in ("bce_with_logits", "mse"):
-    kfn = getattr(K, kname)
+    kfn = getattr(kernels, kname)
     probe(f"{kname}-target-shape", lambda kfn=kfn: kfn(_m(2, 3), _m(3, 2)), ValueError,
           r"target has shape \(3, 2\), expected the output's shape \(2, 3\)")
     for dt in (np.complex128, object, "U3", "datetime64[s]"):
@@ -182,43 +182,43 @@ for kname in ("bce_with_logits", "mse"):
           TypeError, "target must be numeric")
     probe(f"{kname}-reduction", lambda kfn=kfn: kfn(_m(2), _m(2), reduction="avg"), ValueError,
           "reduction must be one of")
-probe("sgd-grad-shape", lambda: K.sgd_step(_m(3), _m(4), None, lr=0.1), ValueError,
+probe("sgd-grad-shape", lambda: kernels.sgd_step(_m(3), _m(4), None, lr=0.1), ValueError,
       r"grad has shape \(4,\), expected the param's \(3,\)")
-probe("sgd-param-list", lambda: K.sgd_step([1.0, 2.0], _m(2), None, lr=0.1), TypeError,
+probe("sgd-param-list", lambda: kernels.sgd_step([1.0, 2.0], _m(2), None, lr=0.1), TypeError,
       "param must be a numpy.ndarray")
-probe("sgd-param-readonly", lambda: K.sgd_step(np.broadcast_to(_m(1), (3,)), _m(3), None, lr=0.1),
+probe("sgd-param-readonly", lambda: kernels.sgd_step(np.broadcast_to(_m(1), (3,)), _m(3), None, lr=0.1),
       ValueError, "param must be C-contiguous, writable")
-probe("sgd-param-strided", lambda: K.sgd_step(_m(6)[::2], _m(3), None, lr=0.1), ValueError,
+probe("sgd-param-strided", lambda: kernels.sgd_step(_m(6)[::2], _m(3), None, lr=0.1), ValueError,
       "param must be C-contiguous")
-probe("sgd-buffer-none", lambda: K.sgd_step(_m(3), _m(3), None, lr=0.1, momentum=0.9), TypeError,
+probe("sgd-buffer-none", lambda: kernels.sgd_step(_m(3), _m(3), None, lr=0.1, momentum=0.9), TypeError,
       "momentum_buffer must be a numpy.ndarray, got NoneType")
-probe("sgd-buffer-dtype", lambda: K.sgd_step(_m(3), _m(3), _m(3, dtype=f64), lr=0.1, momentum=0.9),
+probe("sgd-buffer-dtype", lambda: kernels.sgd_step(_m(3), _m(3), _m(3, dtype=f64), lr=0.1, momentum=0.9),
       ValueError, r"momentum_buffer must be float32 with shape \(3,\), got float64")
-probe("penalty-grad-shape", lambda: K.penalty(_m(3), _m(4)), ValueError, r"grad must be float32 with shape \(3,\)")
+probe("penalty-grad-shape", lambda: kernels.penalty(_m(3), _m(4)), ValueError, r"grad must be float32 with shape \(3,\)")
 
 # ---- scalar arguments -----------------------------------------------------------------------
 for value in (None, "0.1", [0.1], True, 1j):
     r = repr(value).replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")
-    probe(f"gemm-slope-{value!r}", lambda v=value: K.gemm(_m(2, 2), _m(2, 2), negative_slope=v),
+    probe(f"gemm-slope-{value!r}", lambda v=value: kernels.gemm(_m(2, 2), _m(2, 2), negative_slope=v),
           TypeError, rf"gemm: negative_slope must be a real number, got {r}")
-    probe(f"act-slope-{value!r}", lambda v=value: K.activation_forward(_m(2), "leaky_relu",
+    probe(f"act-slope-{value!r}", lambda v=value: kernels.activation_forward(_m(2), "leaky_relu",
                                                                         negative_slope=v),
           TypeError, "activation_forward: negative_slope must be a real number")
     for name in ("lr", "momentum", "dampening", "weight_decay"):
         kw = {"lr": 0.1, name: value}
-        probe(f"sgd-{name}-{value!r}", lambda kw=kw: K.sgd_step(_m(2), _m(2), None, **kw),
+        probe(f"sgd-{name}-{value!r}", lambda kw=kw: kernels.sgd_step(_m(2), _m(2), None, **kw),
               TypeError, rf"sgd_step: {name} must be a real number")
-    probe(f"penalty-l2-{value!r}", lambda v=value: K.penalty(_m(2), _m(2), l2=v), TypeError,
+    probe(f"penalty-l2-{value!r}", lambda v=value: kernels.penalty(_m(2), _m(2), l2=v), TypeError,
           "penalty: l2 must be a real number")
 for value in ("gelu", None, 3, ["relu"], "RELU"):
-    probe(f"gemm-activation-{value!r}", lambda v=value: K.gemm(_m(2, 2), _m(2, 2), activation=v),
+    probe(f"gemm-activation-{value!r}", lambda v=value: kernels.gemm(_m(2, 2), _m(2, 2), activation=v),
           ValueError, "gemm: activation must be one of")
-    probe(f"actfwd-activation-{value!r}", lambda v=value: K.activation_forward(_m(2), v),
+    probe(f"actfwd-activation-{value!r}", lambda v=value: kernels.activation_forward(_m(2), v),
           ValueError, "activation_forward: activation must be one of")
 for value in (0, -1, 2.0, "2", True, None):
-    probe(f"set_num_threads-{value!r}", lambda v=value: K.set_num_threads(v), ValueError,
+    probe(f"set_num_threads-{value!r}", lambda v=value: kernels.set_num_threads(v), ValueError,
           "n must be an integer >= 1")
-probe("set_isa", lambda: K.set_isa("sse9"), ValueError, "isa must be one of")
+probe("set_isa", lambda: kernels.set_isa("sse9"), ValueError, "isa must be one of")
 
 # ---- class labels ----------------------------------------------------------------------
 LABEL_PROBES = [
@@ -239,22 +239,22 @@ LABEL_PROBES = [
     ("3d", np.zeros((2, 1, 1), int), ValueError, "must have shape"),
 ]
 for name, labels, exc, match in LABEL_PROBES:
-    probe(f"sce-labels-{name}", lambda t=labels: K.softmax_cross_entropy(_m(2, 3), t), exc, match)
+    probe(f"sce-labels-{name}", lambda t=labels: kernels.softmax_cross_entropy(_m(2, 3), t), exc, match)
 
 # ---- out= misuse -------------------------------------------------------------------------
 OUT_KERNELS = {  # kernel -> (call with out, valid out, needs C-contiguous out)
-    "gemm": (lambda out: K.gemm(_m(4, 3), _m(3, 5), out=out), _m(4, 5), False),
-    "activation_forward": (lambda out: K.activation_forward(_m(4, 3), "relu", out=out), _m(4, 3), True),
-    "activation_backward": (lambda out: K.activation_backward(_m(4, 3), _m(4, 3), "relu", out=out),
+    "gemm": (lambda out: kernels.gemm(_m(4, 3), _m(3, 5), out=out), _m(4, 5), False),
+    "activation_forward": (lambda out: kernels.activation_forward(_m(4, 3), "relu", out=out), _m(4, 3), True),
+    "activation_backward": (lambda out: kernels.activation_backward(_m(4, 3), _m(4, 3), "relu", out=out),
                             _m(4, 3), True),
-    "add_bias": (lambda out: K.add_bias(_m(4, 3), _m(3), out=out), _m(4, 3), True),
-    "column_sum": (lambda out: K.column_sum(_m(4, 3), out=out), _m(3), True),
-    "softmax": (lambda out: K.softmax(_m(4, 3), out=out), _m(4, 3), True),
-    "softmax_backward": (lambda out: K.softmax_backward(_m(4, 3), _m(4, 3), out=out), _m(4, 3), True),
-    "softmax_cross_entropy": (lambda out: K.softmax_cross_entropy(_m(4, 3), [0, 1, 2, 0], out=out),
+    "add_bias": (lambda out: kernels.add_bias(_m(4, 3), _m(3), out=out), _m(4, 3), True),
+    "column_sum": (lambda out: kernels.column_sum(_m(4, 3), out=out), _m(3), True),
+    "softmax": (lambda out: kernels.softmax(_m(4, 3), out=out), _m(4, 3), True),
+    "softmax_backward": (lambda out: kernels.softmax_backward(_m(4, 3), _m(4, 3), out=out), _m(4, 3), True),
+    "softmax_cross_entropy": (lambda out: kernels.softmax_cross_entropy(_m(4, 3), [0, 1, 2, 0], out=out),
                               _m(4, 3), True),
-    "bce_with_logits": (lambda out: K.bce_with_logits(_m(4, 3), _m(4, 3), out=out), _m(4, 3), True),
-    "mse": (lambda out: K.mse(_m(4, 3), _m(4, 3), out=out), _m(4, 3), True),
+    "bce_with_logits": (lambda out: kernels.bce_with_logits(_m(4, 3), _m(4, 3), out=out), _m(4, 3), True),
+    "mse": (lambda out: kernels.mse(_m(4, 3), _m(4, 3), out=out), _m(4, 3), True),
 }
 
 
@@ -303,32 +303,32 @@ for kname, (call, good, contiguous) in OUT_KERNELS.items():
 
 # overlap with an input: out may alias x exactly for in-place kernels, never partially
 _buf = np.zeros(40, f32)
-probe("gemm-out-is-a", lambda: (lambda a: K.gemm(a, a, out=a))(_m(3, 3)), ValueError, "out overlaps an input")
-probe("gemm-out-overlaps-bias", lambda: (lambda buf: K.gemm(_m(2, 2), _m(2, 2), bias=buf[:2],
-                                                            out=buf[:4].reshape(2, 2)))(np.zeros(8, f32)),
+probe("gemm-out-is-a", lambda: (lambda a: kernels.gemm(a, a, out=a))(_m(3, 3)), ValueError, "out overlaps an input")
+probe("gemm-out-overlaps-bias", lambda: (lambda buf: kernels.gemm(_m(2, 2), _m(2, 2), bias=buf[:2],
+                                                                  out=buf[:4].reshape(2, 2)))(np.zeros(8, f32)),
       ValueError, "out overlaps an input")
-probe("act-out-shifted", lambda: (lambda buf: K.activation_forward(buf[:16].reshape(4, 4), "relu",
-                                                                   out=buf[2:18].reshape(4, 4)))(np.zeros(20, f32)),
+probe("act-out-shifted", lambda: (lambda buf: kernels.activation_forward(buf[:16].reshape(4, 4), "relu",
+                                                                         out=buf[2:18].reshape(4, 4)))(np.zeros(20, f32)),
       ValueError, "out overlaps an input")
-probe("softmax-bwd-out-is-y", lambda: (lambda y: K.softmax_backward(_m(2, 2), y, out=y))(_m(2, 2)),
+probe("softmax-bwd-out-is-y", lambda: (lambda y: kernels.softmax_backward(_m(2, 2), y, out=y))(_m(2, 2)),
       ValueError, "out overlaps an input")
-probe("bce-out-is-target", lambda: (lambda t: K.bce_with_logits(_m(2, 2), t, out=t))(_m(2, 2)),
+probe("bce-out-is-target", lambda: (lambda t: kernels.bce_with_logits(_m(2, 2), t, out=t))(_m(2, 2)),
       ValueError, "out overlaps an input")
 # The kernel reads label i after writing gradient rows < i: an out over the labels would turn
 # gradient bits into an index and write out of bounds, so the overlap must be refused.
 probe("sce-out-overlaps-labels-view",
       lambda: (lambda buf: (buf.__setitem__(slice(4, 68), 0.0),
-                            K.softmax_cross_entropy(np.random.rand(64, 4), buf[4:68].view(np.int64),
-                                                    out=buf[:256].reshape(64, 4))))(np.zeros(264)),
+                            kernels.softmax_cross_entropy(np.random.rand(64, 4), buf[4:68].view(np.int64),
+                                                          out=buf[:256].reshape(64, 4))))(np.zeros(264)),
       ValueError, "out overlaps an input")
 probe("act-bwd-biasgrad-overlaps-dy",
-      lambda: (lambda dy: K.activation_backward(dy, _m(2, 3), "relu", bias_grad_out=dy[0]))(_m(2, 3)),
+      lambda: (lambda dy: kernels.activation_backward(dy, _m(2, 3), "relu", bias_grad_out=dy[0]))(_m(2, 3)),
       ValueError, "out overlaps an input")
-probe("sgd-buffer-is-param", lambda: (lambda p: K.sgd_step(p, _m(3), p, lr=0.1, momentum=0.9))(_m(3)),
+probe("sgd-buffer-is-param", lambda: (lambda p: kernels.sgd_step(p, _m(3), p, lr=0.1, momentum=0.9))(_m(3)),
       ValueError, "momentum_buffer overlaps param or grad")
-probe("sgd-grad-is-param", lambda: (lambda p: K.sgd_step(p, p, None, lr=0.1))(_m(3)), ValueError,
+probe("sgd-grad-is-param", lambda: (lambda p: kernels.sgd_step(p, p, None, lr=0.1))(_m(3)), ValueError,
       "grad overlaps param")
-probe("penalty-grad-is-weight", lambda: (lambda w: K.penalty(w, w, l2=0.1))(_m(3)), ValueError,
+probe("penalty-grad-is-weight", lambda: (lambda w: kernels.penalty(w, w, l2=0.1))(_m(3)), ValueError,
       "grad overlaps weight")
 
 # ---- the multi-array entry points: Dense chains and Adam over many parameters ---------------
@@ -336,12 +336,12 @@ probe("penalty-grad-is-weight", lambda: (lambda w: K.penalty(w, w, l2=0.1))(_m(3
 
 def _step(n=2, k=3, dtype=f32, bias=True, **kw):
     """A valid DenseStep of n outputs and k inputs with its own arrays."""
-    return K.DenseStep(_m(n, k, dtype=dtype), _m(n, dtype=dtype) if bias else None,
-                       np.zeros((n, k), dtype), np.zeros(n, dtype) if bias else None, **kw)
+    return kernels.DenseStep(_m(n, k, dtype=dtype), _m(n, dtype=dtype) if bias else None,
+                             np.zeros((n, k), dtype), np.zeros(n, dtype) if bias else None, **kw)
 
 
 def _fwd(*steps, x=None, outs=None):
-    return K.dense_chain_forward(_m(4, 3) if x is None else x, list(steps), outs)
+    return kernels.dense_chain_forward(_m(4, 3) if x is None else x, list(steps), outs)
 
 
 def _bwd(*steps, dy=None, x=None, outputs=None, **kw):
@@ -349,16 +349,16 @@ def _bwd(*steps, dy=None, x=None, outputs=None, **kw):
     x = _m(4, 3) if x is None else x
     outputs = [_m(4, s.weight.shape[0]) for s in steps] if outputs is None else outputs
     dy = _m(4, 2) if dy is None else dy
-    return K.dense_chain_backward(dy, list(steps), x, outputs, **kw)
+    return kernels.dense_chain_backward(dy, list(steps), x, outputs, **kw)
 
 
 fwd = "dense_chain_forward"
-probe("chain-steps-array", lambda: K.dense_chain_forward(_m(4, 3), _m(2, 3)), TypeError,
+probe("chain-steps-array", lambda: kernels.dense_chain_forward(_m(4, 3), _m(2, 3)), TypeError,
       f"{fwd}: steps must be a list or tuple of DenseStep, got ndarray")
 probe("chain-steps-empty", lambda: _fwd(), ValueError, f"{fwd}: steps is empty")
-probe("chain-step-layer", lambda: K.dense_chain_forward(_m(4, 3), [(fastnn.Dense(3, 2), None)]),
+probe("chain-step-layer", lambda: kernels.dense_chain_forward(_m(4, 3), [(fastnn.Dense(3, 2), None)]),
       TypeError, r"steps\[0\] must be a DenseStep \(weight, bias, weight_grad")
-probe("chain-step-short", lambda: K.dense_chain_forward(_m(4, 3), [(_m(2, 3), None)]), TypeError,
+probe("chain-step-short", lambda: kernels.dense_chain_forward(_m(4, 3), [(_m(2, 3), None)]), TypeError,
       r"steps\[0\] must be a DenseStep")
 probe("chain-activation", lambda: _fwd(_step(activation="gelu")), ValueError,
       r"steps\[0\].activation must be one of \('identity', 'relu'")
@@ -459,7 +459,7 @@ def _adam(n=2, **over):
                 steps=[1] * n)
     args.update(over)
     lr = args.pop("lr", 0.01)
-    return lambda: K.adam_step_many(**args, lr=lr)
+    return lambda: kernels.adam_step_many(**args, lr=lr)
 
 
 for name in ("grads", "exp_avgs", "exp_avg_sqs", "steps"):
@@ -501,19 +501,19 @@ probe("adam-many-state-in-param", (lambda buf: _adam(params=[buf[:3], _m(3)],
                                                      exp_avg_sqs=[_m(3), buf[2:5]]))(_m(6)),
       ValueError, rf"{many}: params\[0\] overlaps exp_avg_sqs\[1\]")
 # The single-parameter kernels update the caller's array, never a converted copy of it.
-probe("adam-param-byteswapped", lambda: K.adam_step(_m(3).astype(">f4"), _m(3), _m(3), _m(3), lr=0.1),
+probe("adam-param-byteswapped", lambda: kernels.adam_step(_m(3).astype(">f4"), _m(3), _m(3), _m(3), lr=0.1),
       ValueError, "adam_step: param must be C-contiguous, writable, aligned and native-endian")
-probe("adagrad-param-misaligned", lambda: K.adagrad_step(_misaligned(_m(3)), _m(3), _m(3), lr=0.1),
+probe("adagrad-param-misaligned", lambda: kernels.adagrad_step(_misaligned(_m(3)), _m(3), _m(3), lr=0.1),
       ValueError, "adagrad_step: param must be C-contiguous, writable, aligned")
-probe("sgd-buffer-misaligned", lambda: K.sgd_step(_m(3), _m(3), _misaligned(_m(3)), lr=0.1,
-                                                  momentum=0.9),
+probe("sgd-buffer-misaligned", lambda: kernels.sgd_step(_m(3), _m(3), _misaligned(_m(3)), lr=0.1,
+                                                        momentum=0.9),
       ValueError, "sgd_step: momentum_buffer must be C-contiguous, writable, aligned")
 
 # ---- absurd sizes: MemoryError or ValueError, never a crash or an attempt -------------------
 # 2**60 elements and no memory behind them; a copy would need more than any address space.
 HUGE = np.broadcast_to(np.float32(1), (2**30, 2**30))
-probe("column-sum-huge-broadcast", lambda: K.column_sum(HUGE), (MemoryError, ValueError), "")
-probe("softmax-huge-broadcast", lambda: K.softmax(HUGE), (MemoryError, ValueError), "")
+probe("column-sum-huge-broadcast", lambda: kernels.column_sum(HUGE), (MemoryError, ValueError), "")
+probe("softmax-huge-broadcast", lambda: kernels.softmax(HUGE), (MemoryError, ValueError), "")
 probe("dense-huge", lambda: fastnn.Dense(2**40, 2**40), (MemoryError, ValueError), "")
 probe("dense-negative", lambda: fastnn.Dense(-1, 3), ValueError, "in_features must be an integer >= 1, got -1")
 probe("dense-zero-out", lambda: fastnn.Dense(3, 0), ValueError, "out_features must be an integer >= 1, got 0")
@@ -521,7 +521,7 @@ probe("dense-float-size", lambda: fastnn.Dense(3.0, 2), ValueError, "in_features
 probe("dense-bool-size", lambda: fastnn.Dense(True, 2), ValueError, "in_features")
 probe("dense-dtype-f16", lambda: fastnn.Dense(3, 2, dtype=np.float16), TypeError, "dtype must be float32 or float64, got float16")
 probe("dense-dtype-junk", lambda: fastnn.Dense(3, 2, dtype="junk"), TypeError, "dtype must be float32 or float64")
-probe("dense-init", lambda: fastnn.Dense(3, 2, init="magic"), ValueError, "init must be one of")
+probe("dense-init", lambda: fastnn.Dense(3, 2, init="magic"), ValueError, "unknown init 'magic'; expected one of normal")
 probe("dense-l1-nan", lambda: fastnn.Dense(3, 2, l1=float("nan")), ValueError, "l1 must be a finite number")
 probe("dense-rng", lambda: fastnn.Dense(3, 2, rng="seed"), TypeError, "rng must be None, an int seed")
 probe("leaky-slope", lambda: fastnn.LeakyReLU(None), ValueError, "negative_slope")
@@ -900,14 +900,14 @@ def test_unusual_layouts_equal_contiguous(kname, dtype, tmp_path):
 
 
 def test_empty_arrays_are_valid_where_meaningful():
-    assert K.gemm(_m(0, 3), _m(3, 4)).shape == (0, 4)
-    np.testing.assert_array_equal(K.gemm(_m(2, 0), _m(0, 3), bias=_m(3)), np.full((2, 3), 0.5, f32))
-    assert K.activation_forward(_m(0, 3), "relu").shape == (0, 3)
-    np.testing.assert_array_equal(K.column_sum(_m(0, 3)), np.zeros(3, f32))
-    assert K.softmax(_m(0, 3)).shape == (0, 3)
-    assert K.softmax_cross_entropy(_m(0, 3), [], reduction="sum")[0] == 0.0
-    assert K.mse(_m(0), _m(0), reduction="sum")[0] == 0.0
-    assert K.all_finite(_m(0))
+    assert kernels.gemm(_m(0, 3), _m(3, 4)).shape == (0, 4)
+    np.testing.assert_array_equal(kernels.gemm(_m(2, 0), _m(0, 3), bias=_m(3)), np.full((2, 3), 0.5, f32))
+    assert kernels.activation_forward(_m(0, 3), "relu").shape == (0, 3)
+    np.testing.assert_array_equal(kernels.column_sum(_m(0, 3)), np.zeros(3, f32))
+    assert kernels.softmax(_m(0, 3)).shape == (0, 3)
+    assert kernels.softmax_cross_entropy(_m(0, 3), [], reduction="sum")[0] == 0.0
+    assert kernels.mse(_m(0), _m(0), reduction="sum")[0] == 0.0
+    assert kernels.all_finite(_m(0))
     assert _model().forward(np.ones((0, 4))).shape == (0, 3)
     assert _model().predict(np.ones((0, 4))).shape == (0, 3)
 

@@ -38,6 +38,12 @@ ALLOWED_UPWARD = {
 }
 
 
+#: what the layer modules (``fastnn.layers`` and ``fastnn.layers.*``) may import besides one
+#: another: "Layers import the kernel floor and nothing above them" (ARCHITECTURE.md), plus
+#: the argument checks and the initialisers, which import nothing above the kernels either.
+LAYER_FLOOR = {"fastnn.kernels", "fastnn._validation", "fastnn.init"}
+
+
 def package_dir():
     """The directory of the fastnn under test, found without importing it."""
     spec = importlib.util.find_spec(PACKAGE)
@@ -241,6 +247,21 @@ def test_import_graph_is_acyclic_but_for_the_documented_exceptions():
         report.append(f"{len(component)} modules import each other: {', '.join(component)}")
         report.extend(" -> ".join(c) + "\n" + describe(c, checked, root) for c in cycles)
     assert not found, "import cycles among fastnn's modules:\n" + "\n".join(report)
+
+
+def _is_layer_module(name):
+    return name == f"{PACKAGE}.layers" or name.startswith(f"{PACKAGE}.layers.")
+
+
+def test_layers_import_only_the_kernel_floor():
+    root = package_dir()
+    edges = import_edges(root)
+    layer_modules = {m for m in module_files(root) if _is_layer_module(m)}
+    assert len(layer_modules) > 1, f"expected the fastnn.layers package, found {layer_modules}"
+    upward = sorted(f"{a} -> {b} (line {', '.join(map(str, lines))})"
+                    for (a, b), lines in edges.items()
+                    if _is_layer_module(a) and not _is_layer_module(b) and b not in LAYER_FLOOR)
+    assert not upward, "layer modules importing above the kernel floor:\n" + "\n".join(upward)
 
 
 def test_the_graph_sees_every_kind_of_import(tmp_path):

@@ -7,13 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastnn import kernels as K
+from fastnn import kernels
 from fastnn import ops
 
 from conftest import TOL, close
 
-ACTS = K.ACTIVATIONS
-KERNEL_NAMES = [n for n in K.__all__ if n not in
+ACTS = kernels.ACTIVATIONS
+KERNEL_NAMES = [n for n in kernels.__all__ if n not in
                 ("ACTIVATIONS", "DenseStep", "info", "set_isa", "set_num_threads",
                  "get_num_threads", "fma_peak_gflops", "gemm_flop_count")]
 # Every test here runs once per instruction-set path this CPU has (conftest.isa).
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("isa")
 @pytest.mark.parametrize("name", KERNEL_NAMES)
 def test_reference_has_identical_signature(name):
     assert hasattr(ops, name), f"fastnn.ops lacks {name}"
-    kernel_sig = inspect.signature(getattr(K, name))
+    kernel_sig = inspect.signature(getattr(kernels, name))
     ref_sig = inspect.signature(getattr(ops, name))
     assert str(kernel_sig) == str(ref_sig)
 
@@ -53,7 +53,7 @@ GEMM_SHAPES = [(1, 1, 1), (0, 3, 4), (3, 0, 4), (3, 4, 0), (1, 7, 1), (7, 1, 9),
 def test_gemm_shapes_and_transposes(m, k, n, trans_a, trans_b, dtype, rng):
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
-    got = K.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
+    got = kernels.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
     want = ops.gemm(a, b, trans_a=trans_a, trans_b=trans_b)
     assert got.dtype == dtype and got.shape == (m, n)
     close(got, want, dtype, k=k)
@@ -66,7 +66,7 @@ def test_gemm_epilogue(activation, with_bias, dtype, rng):
     b = rng.standard_normal((29, 45)).astype(dtype)
     bias = rng.standard_normal(29).astype(dtype) if with_bias else None
     kw = dict(trans_b=True, bias=bias, activation=activation, negative_slope=0.07)
-    close(K.gemm(a, b, **kw), ops.gemm(a, b, **kw), dtype, k=45)
+    close(kernels.gemm(a, b, **kw), ops.gemm(a, b, **kw), dtype, k=45)
 
 
 def test_gemm_layouts(dtype, rng):
@@ -76,20 +76,20 @@ def test_gemm_layouts(dtype, rng):
     want = ops.gemm(a_all[0][1], b_all[0][1])
     for _, a in a_all:
         for _, b in b_all:
-            close(K.gemm(a, b), want, dtype, k=k)
+            close(kernels.gemm(a, b), want, dtype, k=k)
 
 
 def test_gemm_out_argument(dtype, rng):
     a = rng.standard_normal((8, 5)).astype(dtype)
     b = rng.standard_normal((5, 6)).astype(dtype)
     out = np.full((8, 6), np.nan, dtype)
-    res = K.gemm(a, b, out=out)
+    res = kernels.gemm(a, b, out=out)
     assert res is out
     close(out, a @ b, dtype, k=5)
     # a strided, transposed view as out
     big = np.zeros((6 * 2, 8 * 3), dtype)
     view = big[::2, ::3].T
-    K.gemm(a, b, out=view)
+    kernels.gemm(a, b, out=view)
     close(view, a @ b, dtype, k=5)
     assert np.count_nonzero(big) == np.count_nonzero(view)
 
@@ -102,7 +102,7 @@ def test_gemm_property(m, k, n, ta, tb, f64, seed):
     rng = np.random.default_rng(seed)
     a = rng.uniform(-2, 2, (k, m) if ta else (m, k)).astype(dtype)
     b = rng.uniform(-2, 2, (n, k) if tb else (k, n)).astype(dtype)
-    close(K.gemm(a, b, trans_a=ta, trans_b=tb), ops.gemm(a, b, trans_a=ta, trans_b=tb),
+    close(kernels.gemm(a, b, trans_a=ta, trans_b=tb), ops.gemm(a, b, trans_a=ta, trans_b=tb),
           dtype, k=max(k, 1), scale=4)
 
 
@@ -128,7 +128,7 @@ def test_gemm_every_edge_tile(dtype):
         kw = dict(trans_a=ta, trans_b=tb)
         if i % 3 == 0:
             kw.update(bias=rng.uniform(-1, 1, n).astype(dtype), activation="relu")
-        got, want = K.gemm(a, b, **kw), ops.gemm(a, b, **kw)
+        got, want = kernels.gemm(a, b, **kw), ops.gemm(a, b, **kw)
         assert got.shape == (m, n)
         ratio = _max_error_ratio(got, want, dtype, k)
         assert ratio <= 1.0, f"m={m} k={k} n={n} {kw}: error {ratio:.2f}x the tolerance"
@@ -151,7 +151,7 @@ def test_gemm_transposed_tile(dtype):
         act = ACTS[i % len(ACTS)]
         bias = rng.uniform(-1, 1, n).astype(dtype) if i % 2 == 0 else None
         kw = dict(trans_b=True, bias=bias, activation=act, negative_slope=0.07)
-        got, want = K.gemm(x, w, **kw), ops.gemm(x, w, **kw)
+        got, want = kernels.gemm(x, w, **kw), ops.gemm(x, w, **kw)
         ratio = _max_error_ratio(got, want, dtype, k)
         assert ratio <= 1.0, f"m={m} k={k} n={n} {act}: error {ratio:.2f}x the tolerance"
 
@@ -168,10 +168,10 @@ def test_gemm_row_tiling_never_changes_bits(dtype):
     bt = rng.uniform(-1, 1, (n, k)).astype(dtype)
     kw = dict(trans_a=True, trans_b=True, bias=rng.uniform(-1, 1, n).astype(dtype),
               activation="tanh")
-    whole = K.gemm(at, bt, **kw)
+    whole = kernels.gemm(at, bt, **kw)
     close(whole, ops.gemm(at, bt, **kw), dtype, k=k)
     for m in range(1, m_all):
-        np.testing.assert_array_equal(K.gemm(at[:, :m], bt, **kw), whole[:m],
+        np.testing.assert_array_equal(kernels.gemm(at[:, :m], bt, **kw), whole[:m],
                                       err_msg=f"first {m} rows")
 
 
@@ -183,7 +183,7 @@ ELEM_SHAPES = [(0, 5), (1, 1), (1, 17), (7, 3), (33, 65), (300, 300)]
 def test_activation_forward(shape, activation, dtype, rng):
     x = (rng.standard_normal(shape) * 4).astype(dtype)
     for _, xv in layouts(rng, shape, dtype) if min(shape) > 0 else [("c", x)]:
-        close(K.activation_forward(xv, activation, negative_slope=0.2),
+        close(kernels.activation_forward(xv, activation, negative_slope=0.2),
               ops.activation_forward(xv, activation, negative_slope=0.2), dtype)
 
 
@@ -194,7 +194,7 @@ def test_activation_backward_and_bias_grad(shape, activation, dtype, rng):
     y = ops.activation_forward(x, activation, negative_slope=0.2)
     dy = rng.standard_normal(shape).astype(dtype)
     db, db_ref = np.empty(shape[1], dtype), np.empty(shape[1], dtype)
-    got = K.activation_backward(dy, y, activation, negative_slope=0.2, bias_grad_out=db)
+    got = kernels.activation_backward(dy, y, activation, negative_slope=0.2, bias_grad_out=db)
     want = ops.activation_backward(dy, y, activation, negative_slope=0.2, bias_grad_out=db_ref)
     close(got, want, dtype)
     close(db, db_ref, dtype, k=shape[0])
@@ -203,7 +203,7 @@ def test_activation_backward_and_bias_grad(shape, activation, dtype, rng):
 def test_activation_in_place(dtype, rng):
     x = rng.standard_normal((9, 11)).astype(dtype)
     want = ops.activation_forward(x, "tanh")
-    assert K.activation_forward(x, "tanh", out=x) is x
+    assert kernels.activation_forward(x, "tanh", out=x) is x
     close(x, want, dtype)
 
 
@@ -212,12 +212,12 @@ def test_add_bias_column_sum_softmax(shape, dtype, rng):
     x = (rng.standard_normal(shape) * 5).astype(dtype)
     bias = rng.standard_normal(shape[1]).astype(dtype)
     for _, xv in layouts(rng, shape, dtype) if min(shape) > 0 else [("c", x)]:
-        close(K.add_bias(xv, bias), ops.add_bias(xv, bias), dtype)
-        close(K.column_sum(xv), ops.column_sum(xv), dtype, k=shape[0])
-        close(K.softmax(xv), ops.softmax(xv), dtype)
+        close(kernels.add_bias(xv, bias), ops.add_bias(xv, bias), dtype)
+        close(kernels.column_sum(xv), ops.column_sum(xv), dtype, k=shape[0])
+        close(kernels.softmax(xv), ops.softmax(xv), dtype)
         dy = rng.standard_normal(shape).astype(dtype)
         y = ops.softmax(xv)
-        close(K.softmax_backward(dy, y), ops.softmax_backward(dy, y), dtype, k=shape[1])
+        close(kernels.softmax_backward(dy, y), ops.softmax_backward(dy, y), dtype, k=shape[1])
 
 
 @pytest.mark.parametrize("m,k", [(1, 1), (1, 10), (5, 3), (64, 10), (1000, 7), (3, 1000)])
@@ -227,7 +227,7 @@ def test_softmax_cross_entropy(m, k, reduction, dtype, rng):
     labels = rng.integers(0, k, m)
     probs = rng.dirichlet(np.ones(k), m).astype(dtype)
     for target in (labels, probs, labels.astype(np.int32), labels.tolist()):
-        l1, g1 = K.softmax_cross_entropy(x, target, reduction=reduction)
+        l1, g1 = kernels.softmax_cross_entropy(x, target, reduction=reduction)
         l2, g2 = ops.softmax_cross_entropy(x, target, reduction=reduction)
         close(l1, l2, dtype, k=m)
         close(g1, g2, dtype)
@@ -236,7 +236,7 @@ def test_softmax_cross_entropy(m, k, reduction, dtype, rng):
 
 def test_softmax_cross_entropy_extreme_logits(dtype):
     x = np.array([[1e4, -1e4, 0.0], [-1e30 if dtype == np.float64 else -1e30, 0.0, 1e30]], dtype)
-    loss, grad = K.softmax_cross_entropy(x, [0, 2])
+    loss, grad = kernels.softmax_cross_entropy(x, [0, 2])
     assert np.isfinite(loss) and np.all(np.isfinite(grad))
     assert loss == pytest.approx(0.0, abs=1e-6)
 
@@ -246,11 +246,11 @@ def test_softmax_cross_entropy_extreme_logits(dtype):
 def test_bce_with_logits(shape, reduction, dtype, rng):
     x = (rng.standard_normal(shape) * 6).astype(dtype)
     for t in (rng.integers(0, 2, shape), rng.uniform(0, 1, shape)):
-        l1, g1 = K.bce_with_logits(x, t, reduction=reduction)
+        l1, g1 = kernels.bce_with_logits(x, t, reduction=reduction)
         l2, g2 = ops.bce_with_logits(x, t, reduction=reduction)
         close(l1, l2, dtype, k=x.size)
         close(g1, g2, dtype)
-    loss, grad = K.bce_with_logits(np.array([[1e4, -1e4]], dtype), [[0, 1]])
+    loss, grad = kernels.bce_with_logits(np.array([[1e4, -1e4]], dtype), [[0, 1]])
     assert np.isfinite(loss) and loss == pytest.approx(1e4, rel=1e-6)
 
 
@@ -259,7 +259,7 @@ def test_bce_with_logits(shape, reduction, dtype, rng):
 def test_mse(shape, reduction, dtype, rng):
     x = rng.standard_normal(shape).astype(dtype)
     t = rng.standard_normal(shape)
-    l1, g1 = K.mse(x, t, reduction=reduction)
+    l1, g1 = kernels.mse(x, t, reduction=reduction)
     l2, g2 = ops.mse(x, t, reduction=reduction)
     close(l1, l2, dtype, k=x.size)
     close(g1, g2, dtype)
@@ -276,7 +276,7 @@ def test_sgd_step(momentum, dampening, nesterov, wd, dtype, rng):
         g = rng.standard_normal(p1.shape).astype(dtype)
         kw = dict(lr=0.05, momentum=momentum, dampening=dampening, nesterov=nesterov,
                   weight_decay=wd, first_step=step == 0)
-        K.sgd_step(p1, g, b1, **kw)
+        kernels.sgd_step(p1, g, b1, **kw)
         ops.sgd_step(p2, g, b2, **kw)
     close(p1, p2, dtype, k=5)
     close(b1, b2, dtype, k=5)
@@ -286,7 +286,7 @@ def test_penalty(dtype, rng):
     w = rng.standard_normal((9, 4)).astype(dtype)
     g1, g2 = rng.standard_normal(w.shape).astype(dtype), None
     g2 = g1.copy()
-    v1 = K.penalty(w, g1, l1=0.01, l2=0.2)
+    v1 = kernels.penalty(w, g1, l1=0.01, l2=0.2)
     v2 = ops.penalty(w, g2, l1=0.01, l2=0.2)
     close(v1, v2, dtype, k=w.size)
     close(g1, g2, dtype)
@@ -296,16 +296,16 @@ def test_inputs_are_never_modified(dtype, rng):
     a = rng.standard_normal((6, 5)).astype(dtype)
     b = rng.standard_normal((5, 4)).astype(dtype)
     keep_a, keep_b = a.copy(), b.copy()
-    K.gemm(a, b, bias=np.ones(4, dtype), activation="relu")
-    K.activation_forward(a, "sigmoid")
-    K.softmax_cross_entropy(a, [0, 1, 2, 3, 4, 0])
-    K.softmax(a)
+    kernels.gemm(a, b, bias=np.ones(4, dtype), activation="relu")
+    kernels.activation_forward(a, "sigmoid")
+    kernels.softmax_cross_entropy(a, [0, 1, 2, 3, 4, 0])
+    kernels.softmax(a)
     np.testing.assert_array_equal(a, keep_a)
     np.testing.assert_array_equal(b, keep_b)
 
 
 def test_info():
-    info = K.info()
+    info = kernels.info()
     assert info["isa"] in ("generic", "avx2", "avx512")
     assert info["threads"] >= 1
 
@@ -321,15 +321,15 @@ def test_exp_kernels_accurate_over_the_whole_range(dtype):
     xl = x.astype(np.longdouble)
     # Column 0 of a two-column softmax against 0 is e^x / (e^x + 1), the sigmoid of x.
     ref = np.exp(xl) / (np.exp(xl) + 1)
-    for got in (K.softmax(np.stack([x, np.zeros_like(x)], axis=1))[:, 0],
-                K.activation_forward(x, "sigmoid")):
+    for got in (kernels.softmax(np.stack([x, np.zeros_like(x)], axis=1))[:, 0],
+                kernels.activation_forward(x, "sigmoid")):
         ok = np.isfinite(xl)
         err = np.abs(got[ok].astype(np.longdouble) - ref[ok])
         # 4 ulps of the result, or a subnormal ulp where the result is subnormal.
         bound = np.maximum(4 * info.eps * ref[ok], info.smallest_subnormal)
         assert np.all(err <= bound), float(np.max(err / bound))
         assert np.isnan(got[-1]) and got[-2] == 0 and got[-3] == 0
-    s = K.activation_forward(np.array([np.inf, 1e30, 50.0], dtype), "sigmoid")
+    s = kernels.activation_forward(np.array([np.inf, 1e30, 50.0], dtype), "sigmoid")
     np.testing.assert_array_equal(s, [1, 1, 1])
 
 
@@ -342,7 +342,7 @@ def test_tanh_accurate_over_the_whole_range(dtype):
     mag = np.concatenate([np.logspace(-40, np.log10(40), 100_001), np.linspace(0, 1, 9973),
                           [0.29999, 0.3, 0.30001, 1e30]])
     x = np.concatenate([mag, -mag, [0.0, -0.0, np.inf, -np.inf, np.nan]]).astype(dtype)
-    got = K.activation_forward(x, "tanh")
+    got = kernels.activation_forward(x, "tanh")
     ok = np.isfinite(x)
     ref = np.tanh(x[ok].astype(np.longdouble))
     err = np.abs(got[ok].astype(np.longdouble) - ref)

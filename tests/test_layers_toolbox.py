@@ -346,7 +346,7 @@ def test_get_config_rebuilds_the_layer(make):
     layer = make()
     config = layer.get_config()
     json.dumps(config)
-    clone = fastnn.Layer.registry[type(layer).__name__](**config)
+    clone = fastnn.layers.get(type(layer).__name__)(**config)
     assert repr(clone) == repr(layer)
     assert {k: v.shape for k, v in clone.state_dict().items()} == \
         {k: v.shape for k, v in layer.state_dict().items()}

@@ -282,7 +282,7 @@ def test_against_torch(cls, ref, kw):
 def test_adam_one_call_equals_the_per_parameter_kernel(cls, dtype):
     """Adam.step updates every parameter in one call; it must give the single-tensor
     kernel's bits, and step(sum_squares=True) the pre-update sum_squares (None without)."""
-    from fastnn import kernels as K
+    from fastnn import kernels
 
     rng = np.random.default_rng(7)
     shapes = [(70, 33), (5,), (4097,), (3, 1)]
@@ -293,11 +293,11 @@ def test_adam_one_call_equals_the_per_parameter_kernel(cls, dtype):
     for t in range(1, 5):
         for p in params:
             p.grad[...] = rng.standard_normal(p.data.shape)
-        expected = sum(K.sum_squares(w) for w in twins)
+        expected = sum(kernels.sum_squares(w) for w in twins)
         for p, w, st in zip(params, twins, states):
-            K.adam_step(w, p.grad, st["exp_avg"], st["exp_avg_sq"], lr=0.01, beta1=0.9,
-                        beta2=0.999, eps=1e-8, weight_decay=0.03,
-                        decoupled=cls is optim.AdamW, step=t)
+            kernels.adam_step(w, p.grad, st["exp_avg"], st["exp_avg_sq"], lr=0.01, beta1=0.9,
+                              beta2=0.999, eps=1e-8, weight_decay=0.03,
+                              decoupled=cls is optim.AdamW, step=t)
         if t < 4:
             assert opt.step(sum_squares=True) == expected
         else:
@@ -307,21 +307,21 @@ def test_adam_one_call_equals_the_per_parameter_kernel(cls, dtype):
 
 
 def test_adam_sum_of_squares_and_update_independent_of_threads():
-    from fastnn import kernels as K
+    from fastnn import kernels
 
     rng = np.random.default_rng(8)
     start = rng.standard_normal(300_001).astype(np.float32)
     grad = np.linspace(-1, 1, start.size, dtype=np.float32)
     results = []
-    n = K.get_num_threads()
+    n = kernels.get_num_threads()
     try:
         for threads in (1, 3):
-            K.set_num_threads(threads)
+            kernels.set_num_threads(threads)
             p = Parameter("w", start.copy())
             p.grad[...] = grad
             opt = optim.Adam([p], lr=0.01)
             results.append((opt.step(sum_squares=True), p.data))
     finally:
-        K.set_num_threads(n)
-    assert results[0][0] == results[1][0] == K.sum_squares(start)
+        kernels.set_num_threads(n)
+    assert results[0][0] == results[1][0] == kernels.sum_squares(start)
     np.testing.assert_array_equal(results[0][1], results[1][1])

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastnn
-from fastnn import kernels as K
+from fastnn import kernels
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def test_gemm_releases_the_gil(threads):
 
     def work():
         for _ in range(reps):
-            K.gemm(a, b)
+            kernels.gemm(a, b)
 
     def one(job):
         t = time.perf_counter()
@@ -122,12 +122,12 @@ def test_threaded_call_right_after_threaded_numpy_is_not_held_up(threads):
     for _ in range(15):
         threads(1)
         t = time.perf_counter()
-        K.gemm(x, w, trans_b=True)
+        kernels.gemm(x, w, trans_b=True)
         one.append(time.perf_counter() - t)
         threads(2)
         sq @ sq  # threaded in NumPy's BLAS (unless it is pinned to one thread)
         t = time.perf_counter()
-        K.gemm(x, w, trans_b=True)
+        kernels.gemm(x, w, trans_b=True)
         after.append(time.perf_counter() - t)
     ratio = statistics.median(after) / statistics.median(one)
     assert ratio < 2.0, (ratio, sorted(after), sorted(one))
@@ -141,12 +141,12 @@ def test_threaded_kernels_work_in_a_forked_child(threads):
     rng = np.random.default_rng(4)
     a = rng.standard_normal((256, 700)).astype(np.float32)
     b = rng.standard_normal((700, 300)).astype(np.float32)
-    want = K.gemm(a, b)  # the parent's workers exist now
+    want = kernels.gemm(a, b)  # the parent's workers exist now
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child reports through its exit status
         code = 1
         try:
-            code = 0 if all(np.array_equal(K.gemm(a, b), want) for _ in range(20)) else 2
+            code = 0 if all(np.array_equal(kernels.gemm(a, b), want) for _ in range(20)) else 2
         finally:
             os._exit(code)
     deadline = time.monotonic() + 60
@@ -175,8 +175,8 @@ def test_concurrent_threaded_calls_equal_serial(threads):
     def run(i, p):
         buf = np.zeros_like(p)
         for _ in range(3):
-            K.sgd_step(p, grads[i], buf, lr=0.01, momentum=0.9, first_step=False)
-        return K.gemm(*jobs[i], trans_b=True), p
+            kernels.sgd_step(p, grads[i], buf, lr=0.01, momentum=0.9, first_step=False)
+        return kernels.gemm(*jobs[i], trans_b=True), p
 
     serial = [run(i, params[i].copy()) for i in range(24)]
     start = threading.Barrier(6)
@@ -232,7 +232,7 @@ def test_gemm_large_enough_to_thread_is_bit_identical(threads, m, n, trans_b):
     a = rng.standard_normal((m, 700)).astype(np.float32)
     b = rng.standard_normal((n, 700) if trans_b else (700, n)).astype(np.float32)
     threads(1)
-    one = K.gemm(a, b, trans_b=trans_b)
+    one = kernels.gemm(a, b, trans_b=trans_b)
     threads(2)
-    two = K.gemm(a, b, trans_b=trans_b)
+    two = kernels.gemm(a, b, trans_b=trans_b)
     np.testing.assert_array_equal(one, two)

@@ -5,7 +5,7 @@ import inspect
 import numpy as np
 import pytest
 
-from fastnn import kernels as K
+from fastnn import kernels
 from fastnn import ops
 
 # Once per instruction-set path this CPU has (conftest.isa): the optimizers have AVX2 builds.
@@ -34,7 +34,7 @@ def data(rng, shape, dtype, layout):
 
 @pytest.mark.parametrize("name", NEW)
 def test_signatures_match(name):
-    assert inspect.signature(getattr(K, name)) == inspect.signature(getattr(ops, name))
+    assert inspect.signature(getattr(kernels, name)) == inspect.signature(getattr(ops, name))
 
 
 OPTIM_CASES = [
@@ -61,7 +61,7 @@ def test_optimizer_kernels_match_reference(name, states, kw, dtype):
     s0 = [None if a is None else (1 + a * a if s in ("square_avg", "state_sum", "exp_avg_sq") else a)
           .astype(dtype) for s, a in zip(states, s0)]
     results = []
-    for impl in (K, ops):
+    for impl in (kernels, ops):
         p = p0.copy()
         s = [None if a is None else a.copy() for a in s0]
         for _ in range(3):
@@ -91,7 +91,7 @@ def test_adam_step_many_matches_reference(kw, dtype):
     v0 = [(0.1 + rng.random(s)).astype(dtype) for s in shapes]
     steps = [1, 4, 2, 9, 3]
     results = []
-    for impl in (K, ops):
+    for impl in (kernels, ops):
         p, m, v = ([a.copy() for a in arrays] for arrays in (p0, m0, v0))
         totals = [impl.adam_step_many(p, grads, m, v, [t + i for t in steps], sum_squares=True,
                                       **kw) for i in range(3)]
@@ -103,10 +103,10 @@ def test_adam_step_many_matches_reference(kw, dtype):
     assert tk == pytest.approx(to, rel=1e-12)
     # One call equals adam_step on each parameter, bit for bit.
     p, m, v = ([a.copy() for a in arrays] for arrays in (p0, m0, v0))
-    K.adam_step_many(tuple(p), tuple(grads), m, v, steps, **kw)
+    kernels.adam_step_many(tuple(p), tuple(grads), m, v, steps, **kw)
     for i in range(len(shapes)):
         q, mq, vq = p0[i].copy(), m0[i].copy(), v0[i].copy()
-        K.adam_step(q, grads[i], mq, vq, step=steps[i], **kw)
+        kernels.adam_step(q, grads[i], mq, vq, step=steps[i], **kw)
         np.testing.assert_array_equal(p[i], q)
         np.testing.assert_array_equal(m[i], mq)
         np.testing.assert_array_equal(v[i], vq)
@@ -116,9 +116,9 @@ def test_adam_step_many_matches_reference(kw, dtype):
 def test_sum_squares_and_scale(dtype):
     rng = np.random.default_rng(1)
     x = data(rng, (300, 500), dtype, "strided")
-    assert K.sum_squares(x) == pytest.approx(ops.sum_squares(x), rel=1e-12)
+    assert kernels.sum_squares(x) == pytest.approx(ops.sum_squares(x), rel=1e-12)
     a, b = np.ascontiguousarray(x), np.ascontiguousarray(x)
-    K.scale_inplace(a, 0.37)
+    kernels.scale_inplace(a, 0.37)
     ops.scale_inplace(b, 0.37)
     close(a, b, dtype)
 
@@ -130,32 +130,32 @@ def test_sum_squares_lanes_and_blocks(dtype):
     from conftest import _isas
 
     rng = np.random.default_rng(3)
-    before = K.info()["isa"]
+    before = kernels.info()["isa"]
     try:
         for n in [*range(0, 40), 4095, 4096, 4097, 4096 * 3 + 17, 70001]:
             x = rng.standard_normal(n).astype(dtype)
             exact = float(np.sum(x.astype(np.float64) ** 2))
             results = set()
             for isa in _isas():
-                K.set_isa(isa)
-                got = K.sum_squares(x)
+                kernels.set_isa(isa)
+                got = kernels.sum_squares(x)
                 assert got == pytest.approx(exact, rel=1e-13, abs=0), (n, isa)
                 results.add(got)
             assert len(results) == 1, (n, results)
     finally:
-        K.set_isa(before)
+        kernels.set_isa(before)
 
 
 def test_sum_squares_independent_of_threads():
     x = np.random.default_rng(2).standard_normal(1_000_003)
-    n = K.get_num_threads()
+    n = kernels.get_num_threads()
     try:
-        K.set_num_threads(1)
-        one = K.sum_squares(x)
-        K.set_num_threads(4)
-        assert K.sum_squares(x) == one
+        kernels.set_num_threads(1)
+        one = kernels.sum_squares(x)
+        kernels.set_num_threads(4)
+        assert kernels.sum_squares(x) == one
     finally:
-        K.set_num_threads(n)
+        kernels.set_num_threads(n)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -164,15 +164,15 @@ def test_mask_scale(dtype, layout):
     rng = np.random.default_rng(3)
     x = data(rng, (9, 11), dtype, layout)
     mask = rng.random((9, 11)) > 0.3
-    close(K.mask_scale(x, mask, 1 / 0.7), ops.mask_scale(x, mask, 1 / 0.7), dtype)
-    close(K.mask_scale(x, mask.astype(np.int8), 2.0), ops.mask_scale(x, mask, 2.0), dtype)
+    close(kernels.mask_scale(x, mask, 1 / 0.7), ops.mask_scale(x, mask, 1 / 0.7), dtype)
+    close(kernels.mask_scale(x, mask.astype(np.int8), 2.0), ops.mask_scale(x, mask, 2.0), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("layout", ("C", "fortran", "strided"))
 def test_column_moments(dtype, layout):
     x = data(np.random.default_rng(4), (50, 130), dtype, layout) * 3 + 5
-    for a, b in zip(K.column_moments(x), ops.column_moments(x)):
+    for a, b in zip(kernels.column_moments(x), ops.column_moments(x)):
         close(a, b, dtype)
 
 
@@ -186,13 +186,13 @@ def test_batchnorm_kernels(dtype, layout, affine):
     b = rng.standard_normal(70).astype(dtype) if affine else None
     rm0, rv0 = rng.standard_normal(70).astype(dtype), np.abs(rng.standard_normal(70)).astype(dtype)
     rk, vk, ro, vo = rm0.copy(), rv0.copy(), rm0.copy(), rv0.copy()
-    yk, mk, ik = K.batchnorm_train(x, w, b, rk, vk, momentum=0.3, eps=1e-3)
+    yk, mk, ik = kernels.batchnorm_train(x, w, b, rk, vk, momentum=0.3, eps=1e-3)
     yo, mo, io = ops.batchnorm_train(x, w, b, ro, vo, momentum=0.3, eps=1e-3)
     for a, c in ((yk, yo), (mk, mo), (ik, io), (rk, ro), (vk, vo)):
         close(a, c, dtype)
-    close(K.batchnorm_eval(x, w, b, rm0, rv0, eps=1e-3), ops.batchnorm_eval(x, w, b, rm0, rv0, eps=1e-3), dtype)
+    close(kernels.batchnorm_eval(x, w, b, rm0, rv0, eps=1e-3), ops.batchnorm_eval(x, w, b, rm0, rv0, eps=1e-3), dtype)
     dy = data(rng, (33, 70), dtype, layout)
-    for a, c in zip(K.batchnorm_backward(dy, x, mk, ik, w), ops.batchnorm_backward(dy, x, mk, ik, w)):
+    for a, c in zip(kernels.batchnorm_backward(dy, x, mk, ik, w), ops.batchnorm_backward(dy, x, mk, ik, w)):
         close(a, c, dtype)
 
 
@@ -201,12 +201,12 @@ def test_batchnorm_kernels(dtype, layout, affine):
 def test_maxout_kernels(dtype, layout):
     rng = np.random.default_rng(6)
     z = data(rng, (17, 12), dtype, layout)
-    yk, ik = K.maxout_forward(z, 3)
+    yk, ik = kernels.maxout_forward(z, 3)
     yo, io = ops.maxout_forward(z, 3)
     close(yk, yo, dtype)
     np.testing.assert_array_equal(ik, io)
     dy = data(rng, (17, 4), dtype, layout)
-    close(K.maxout_backward(dy, ik, 3), ops.maxout_backward(dy, io, 3), dtype)
+    close(kernels.maxout_backward(dy, ik, 3), ops.maxout_backward(dy, io, 3), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -217,8 +217,8 @@ def test_standardize_kernel(dtype, layout):
     mean = rng.standard_normal(6).astype(dtype)
     std = np.abs(rng.standard_normal(6)).astype(dtype)
     std[2] = 0
-    close(K.standardize(x, mean, std), ops.standardize(x, mean, std), dtype)
-    close(K.standardize(x, None, std), ops.standardize(x, None, std), dtype)
+    close(kernels.standardize(x, mean, std), ops.standardize(x, mean, std), dtype)
+    close(kernels.standardize(x, None, std), ops.standardize(x, None, std), dtype)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -227,47 +227,47 @@ def test_in_place_and_inputs_untouched(dtype):
     x = rng.standard_normal((5, 4)).astype(dtype)
     x.flags.writeable = False
     keep = x.copy()
-    K.standardize(x, np.zeros(4, dtype), np.ones(4, dtype))
-    K.batchnorm_train(x, None, None, None, None)
+    kernels.standardize(x, np.zeros(4, dtype), np.ones(4, dtype))
+    kernels.batchnorm_train(x, None, None, None, None)
     np.testing.assert_array_equal(x, keep)
     y = keep.copy()
-    out = K.mask_scale(y, np.ones((5, 4), bool), 2.0, out=y)
+    out = kernels.mask_scale(y, np.ones((5, 4), bool), 2.0, out=y)
     assert out is y
     close(y, 2 * keep, dtype)
 
 
 def test_threads_do_not_change_batchnorm():
     x = np.random.default_rng(9).standard_normal((2000, 300))
-    n = K.get_num_threads()
+    n = kernels.get_num_threads()
     try:
-        K.set_num_threads(1)
-        one = K.batchnorm_train(x, None, None, None, None)
-        dx1 = K.batchnorm_backward(x, x, one[1], one[2], None)
-        K.set_num_threads(4)
-        many = K.batchnorm_train(x, None, None, None, None)
-        dxn = K.batchnorm_backward(x, x, many[1], many[2], None)
+        kernels.set_num_threads(1)
+        one = kernels.batchnorm_train(x, None, None, None, None)
+        dx1 = kernels.batchnorm_backward(x, x, one[1], one[2], None)
+        kernels.set_num_threads(4)
+        many = kernels.batchnorm_train(x, None, None, None, None)
+        dxn = kernels.batchnorm_backward(x, x, many[1], many[2], None)
     finally:
-        K.set_num_threads(n)
+        kernels.set_num_threads(n)
     for a, b in zip(one + dx1, many + dxn):
         np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("call,exc,match", [
-    (lambda: K.adam_step(np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(4), lr=0.1), ValueError, "exp_avg_sq"),
-    (lambda: K.adam_step(np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(3), lr=0.1, step=0), ValueError, "step"),
-    (lambda: K.adam_step(np.zeros(3), np.zeros(3), np.zeros(3, np.float32), np.zeros(3), lr=0.1), ValueError, "exp_avg"),
-    (lambda: K.adagrad_step([0.0], np.zeros(1), np.zeros(1), lr=0.1), TypeError, "param"),
-    (lambda: K.rmsprop_step(np.zeros(3), np.zeros(3), np.zeros(3), None, None, lr=0.1, centered=True), TypeError, "grad_avg"),
-    (lambda: K.rmsprop_step(np.zeros(3), np.zeros(3), np.zeros(3), None, None, lr=0.1, momentum=0.5), TypeError, "momentum_buffer"),
-    (lambda: K.mask_scale(np.zeros((2, 2)), np.ones(3, bool), 1.0), ValueError, "mask"),
-    (lambda: K.batchnorm_train(np.zeros((1, 3)), None, None, None, None), ValueError, "2 rows"),
-    (lambda: K.batchnorm_train(np.zeros((4, 3)), np.ones(2), None, None, None), ValueError, "weight"),
-    (lambda: K.batchnorm_eval(np.zeros((4, 3)), None, None, np.zeros(3), np.zeros(2)), ValueError, "running_var"),
-    (lambda: K.maxout_forward(np.zeros((2, 5)), 2), ValueError, "pieces"),
-    (lambda: K.maxout_backward(np.zeros((2, 2)), np.full((2, 2), 3), 3), ValueError, "argmax"),
-    (lambda: K.maxout_backward(np.zeros((2, 2)), np.zeros((2, 2)), 0), ValueError, "pieces"),
-    (lambda: K.standardize(np.zeros((2, 3)), None, np.ones(4)), ValueError, "std"),
-    (lambda: K.column_moments(np.zeros((0, 3))), ValueError, "one row"),
+    (lambda: kernels.adam_step(np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(4), lr=0.1), ValueError, "exp_avg_sq"),
+    (lambda: kernels.adam_step(np.zeros(3), np.zeros(3), np.zeros(3), np.zeros(3), lr=0.1, step=0), ValueError, "step"),
+    (lambda: kernels.adam_step(np.zeros(3), np.zeros(3), np.zeros(3, np.float32), np.zeros(3), lr=0.1), ValueError, "exp_avg"),
+    (lambda: kernels.adagrad_step([0.0], np.zeros(1), np.zeros(1), lr=0.1), TypeError, "param"),
+    (lambda: kernels.rmsprop_step(np.zeros(3), np.zeros(3), np.zeros(3), None, None, lr=0.1, centered=True), TypeError, "grad_avg"),
+    (lambda: kernels.rmsprop_step(np.zeros(3), np.zeros(3), np.zeros(3), None, None, lr=0.1, momentum=0.5), TypeError, "momentum_buffer"),
+    (lambda: kernels.mask_scale(np.zeros((2, 2)), np.ones(3, bool), 1.0), ValueError, "mask"),
+    (lambda: kernels.batchnorm_train(np.zeros((1, 3)), None, None, None, None), ValueError, "2 rows"),
+    (lambda: kernels.batchnorm_train(np.zeros((4, 3)), np.ones(2), None, None, None), ValueError, "weight"),
+    (lambda: kernels.batchnorm_eval(np.zeros((4, 3)), None, None, np.zeros(3), np.zeros(2)), ValueError, "running_var"),
+    (lambda: kernels.maxout_forward(np.zeros((2, 5)), 2), ValueError, "pieces"),
+    (lambda: kernels.maxout_backward(np.zeros((2, 2)), np.full((2, 2), 3), 3), ValueError, "argmax"),
+    (lambda: kernels.maxout_backward(np.zeros((2, 2)), np.zeros((2, 2)), 0), ValueError, "pieces"),
+    (lambda: kernels.standardize(np.zeros((2, 3)), None, np.ones(4)), ValueError, "std"),
+    (lambda: kernels.column_moments(np.zeros((0, 3))), ValueError, "one row"),
 ])
 def test_bad_inputs_raise(call, exc, match):
     with pytest.raises(exc, match=match):
@@ -277,7 +277,7 @@ def test_bad_inputs_raise(call, exc, match):
 def test_state_overlap_rejected():
     p = np.zeros(6)
     with pytest.raises(ValueError, match="overlaps"):
-        K.adam_step(p, np.zeros(6), p, np.zeros(6), lr=0.1)
+        kernels.adam_step(p, np.zeros(6), p, np.zeros(6), lr=0.1)
 
 
 @pytest.mark.usefixtures("isa")
@@ -286,7 +286,7 @@ def test_maxout_nan_propagates_like_argmax(dtype):
     """A NaN piece anywhere wins its unit (the first NaN, as NumPy's argmax picks it), so
     a NaN never vanishes behind a larger number; ties go to the first piece."""
     z = np.array([[1, np.nan, 5, 2, 2, 0], [np.nan, 9, np.nan, -1, 3, 3]], dtype)
-    y, idx = K.maxout_forward(z, 3)
+    y, idx = kernels.maxout_forward(z, 3)
     yo, io = ops.maxout_forward(z, 3)
     np.testing.assert_array_equal(idx, [[1, 0], [0, 1]])
     np.testing.assert_array_equal(idx, io)

@@ -1,50 +1,52 @@
 """Bad input raises ValueError/TypeError naming the argument; nothing crashes."""
+import re
+
 import numpy as np
 import pytest
 
 import fastnn
-from fastnn import kernels as K
+from fastnn import kernels, metrics
 
 f32 = np.float32
 
 
 @pytest.mark.parametrize("call,exc,match", [
-    (lambda: K.gemm(np.ones(3, f32), np.ones((3, 3), f32)), ValueError, "a must be 2-D"),
-    (lambda: K.gemm(np.ones((2, 3), f32), np.ones((4, 3), f32)), ValueError, "inner dimensions"),
-    (lambda: K.gemm(np.ones((2, 3), np.int64), np.ones((3, 3))), TypeError, "float32 or float64"),
-    (lambda: K.gemm(np.ones((2, 3), f32), np.ones((3, 3))), TypeError, "expected float32"),
-    (lambda: K.gemm(np.ones((2, 3), np.complex64), np.ones((3, 3))), TypeError, "a must have dtype"),
-    (lambda: K.gemm(np.ones((2, 3), object), np.ones((3, 3))), TypeError, "a must have dtype"),
-    (lambda: K.gemm(np.ones((2, 3), np.float16), np.ones((3, 3))), TypeError, "float16"),
-    (lambda: K.gemm(np.ones((2, 3), f32), np.ones((3, 4), f32), bias=np.ones(3, f32)),
+    (lambda: kernels.gemm(np.ones(3, f32), np.ones((3, 3), f32)), ValueError, "a must be 2-D"),
+    (lambda: kernels.gemm(np.ones((2, 3), f32), np.ones((4, 3), f32)), ValueError, "inner dimensions"),
+    (lambda: kernels.gemm(np.ones((2, 3), np.int64), np.ones((3, 3))), TypeError, "float32 or float64"),
+    (lambda: kernels.gemm(np.ones((2, 3), f32), np.ones((3, 3))), TypeError, "expected float32"),
+    (lambda: kernels.gemm(np.ones((2, 3), np.complex64), np.ones((3, 3))), TypeError, "a must have dtype"),
+    (lambda: kernels.gemm(np.ones((2, 3), object), np.ones((3, 3))), TypeError, "a must have dtype"),
+    (lambda: kernels.gemm(np.ones((2, 3), np.float16), np.ones((3, 3))), TypeError, "float16"),
+    (lambda: kernels.gemm(np.ones((2, 3), f32), np.ones((3, 4), f32), bias=np.ones(3, f32)),
      ValueError, "bias must have shape"),
-    (lambda: K.gemm(np.ones((2, 3), f32), np.ones((3, 4), f32), activation="gelu"),
+    (lambda: kernels.gemm(np.ones((2, 3), f32), np.ones((3, 4), f32), activation="gelu"),
      ValueError, "activation must be one of"),
-    (lambda: K.gemm(np.ones((2, 3), f32), np.ones((3, 4), f32), out=np.empty((2, 5), f32)),
+    (lambda: kernels.gemm(np.ones((2, 3), f32), np.ones((3, 4), f32), out=np.empty((2, 5), f32)),
      ValueError, "out has shape"),
-    (lambda: K.gemm(np.ones((2, 3), f32), np.ones((3, 4), f32), out=np.empty((2, 4))),
+    (lambda: kernels.gemm(np.ones((2, 3), f32), np.ones((3, 4), f32), out=np.empty((2, 4))),
      TypeError, "out has dtype"),
-    (lambda: K.gemm(np.ones((2, 3), f32), np.ones((3, 4), f32), out=[[0] * 4] * 2),
+    (lambda: kernels.gemm(np.ones((2, 3), f32), np.ones((3, 4), f32), out=[[0] * 4] * 2),
      TypeError, "out must be a numpy.ndarray"),
-    (lambda: K.gemm(np.ones((2, 3), f32), np.ones((3, 4), f32),
-                    out=np.broadcast_to(np.empty(4, f32), (2, 4))), ValueError, "read-only"),
-    (lambda: K.softmax_cross_entropy(np.ones((2, 3), f32), [0, 3]), ValueError, r"\[0, 3\)"),
-    (lambda: K.softmax_cross_entropy(np.ones((2, 3), f32), [0, -1]), ValueError, "got -1"),
-    (lambda: K.softmax_cross_entropy(np.ones((2, 3), f32), [0]), ValueError, "shape"),
-    (lambda: K.softmax_cross_entropy(np.ones((2, 3), f32), [0.5, 1]), ValueError, "whole numbers"),
-    (lambda: K.softmax_cross_entropy(np.ones((2, 3), f32), ["a", "b"]), TypeError, "integers"),
-    (lambda: K.softmax_cross_entropy(np.ones((2, 0), f32), [0, 0]), ValueError, "at least one column"),
-    (lambda: K.softmax_cross_entropy(np.ones((0, 3), f32), []), ValueError, "at least one row"),
-    (lambda: K.softmax_cross_entropy(np.ones((2, 3), f32), [0, 1], reduction="max"),
+    (lambda: kernels.gemm(np.ones((2, 3), f32), np.ones((3, 4), f32),
+                          out=np.broadcast_to(np.empty(4, f32), (2, 4))), ValueError, "read-only"),
+    (lambda: kernels.softmax_cross_entropy(np.ones((2, 3), f32), [0, 3]), ValueError, r"\[0, 3\)"),
+    (lambda: kernels.softmax_cross_entropy(np.ones((2, 3), f32), [0, -1]), ValueError, "got -1"),
+    (lambda: kernels.softmax_cross_entropy(np.ones((2, 3), f32), [0]), ValueError, "shape"),
+    (lambda: kernels.softmax_cross_entropy(np.ones((2, 3), f32), [0.5, 1]), ValueError, "whole numbers"),
+    (lambda: kernels.softmax_cross_entropy(np.ones((2, 3), f32), ["a", "b"]), TypeError, "integers"),
+    (lambda: kernels.softmax_cross_entropy(np.ones((2, 0), f32), [0, 0]), ValueError, "at least one column"),
+    (lambda: kernels.softmax_cross_entropy(np.ones((0, 3), f32), []), ValueError, "at least one row"),
+    (lambda: kernels.softmax_cross_entropy(np.ones((2, 3), f32), [0, 1], reduction="max"),
      ValueError, "reduction"),
-    (lambda: K.mse(np.ones((2, 3), f32), np.ones((3, 2))), ValueError, "target has shape"),
-    (lambda: K.bce_with_logits(np.ones((2, 3), f32), np.full((2, 3), "x")), TypeError, "numeric"),
-    (lambda: K.sgd_step(np.ones(3, f32), np.ones(4, f32), None, lr=0.1), ValueError, "grad has shape"),
-    (lambda: K.sgd_step(np.ones(3, f32), np.ones(3, f32), np.ones(3), lr=0.1, momentum=0.9),
+    (lambda: kernels.mse(np.ones((2, 3), f32), np.ones((3, 2))), ValueError, "target has shape"),
+    (lambda: kernels.bce_with_logits(np.ones((2, 3), f32), np.full((2, 3), "x")), TypeError, "numeric"),
+    (lambda: kernels.sgd_step(np.ones(3, f32), np.ones(4, f32), None, lr=0.1), ValueError, "grad has shape"),
+    (lambda: kernels.sgd_step(np.ones(3, f32), np.ones(3, f32), np.ones(3), lr=0.1, momentum=0.9),
      ValueError, "momentum_buffer"),
-    (lambda: K.sgd_step([1.0, 2.0], np.ones(2, f32), None, lr=0.1), TypeError, "param"),
-    (lambda: K.set_num_threads(0), ValueError, "n must be"),
-    (lambda: K.set_isa("sse9"), ValueError, "isa must be"),
+    (lambda: kernels.sgd_step([1.0, 2.0], np.ones(2, f32), None, lr=0.1), TypeError, "param"),
+    (lambda: kernels.set_num_threads(0), ValueError, "n must be"),
+    (lambda: kernels.set_isa("sse9"), ValueError, "isa must be"),
 ])
 def test_kernel_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
@@ -54,12 +56,12 @@ def test_kernel_bad_input(call, exc, match):
 def test_out_overlapping_input_rejected():
     a = np.ones((4, 4), f32)
     with pytest.raises(ValueError, match="overlaps"):
-        K.gemm(a, a, out=a)
+        kernels.gemm(a, a, out=a)
     buf = np.ones(20, f32)
     x, shifted = buf[:16].reshape(4, 4), buf[2:18].reshape(4, 4)
     with pytest.raises(ValueError, match="overlaps"):
-        K.activation_forward(x, "relu", out=shifted)
-    assert K.activation_forward(x, "relu", out=x) is x  # exactly in place is allowed
+        kernels.activation_forward(x, "relu", out=shifted)
+    assert kernels.activation_forward(x, "relu", out=x) is x  # exactly in place is allowed
 
 
 @pytest.mark.parametrize("call,exc,match", [
@@ -84,7 +86,7 @@ def test_model_bad_input(call, exc, match):
 @pytest.mark.parametrize("make,match", [
     (lambda: fastnn.Dense(0, 3), "in_features"),
     (lambda: fastnn.Dense(3, 2.5), "out_features"),
-    (lambda: fastnn.Dense(3, 2, init="magic"), "init must be one of"),
+    (lambda: fastnn.Dense(3, 2, init="magic"), "unknown init 'magic'"),
     (lambda: fastnn.Dense(3, 2, l2=-1), "l2"),
     (lambda: fastnn.Dense(3, 2, dtype=np.int32), "dtype"),
     (lambda: fastnn.LeakyReLU("x"), "negative_slope"),
@@ -237,3 +239,61 @@ def test_load_state_dict_checks_every_value_before_loading_any():
         model.load_state_dict(bad)
     for key, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[key], err_msg=key)
+
+
+# ---- looking names up: one get() per family, one error form ------------------------------
+
+#: family -> (its get, {name: what it returns}, a name it does not have, names its error lists)
+LOOKUPS = {
+    "init": (fastnn.init.get, {"he_uniform": fastnn.init.he_uniform, "zeros": fastnn.init.zeros},
+             "He_Uniform", ["normal", "xavier_uniform", "lecun_normal", "zeros"]),
+    "optimizer": (fastnn.optim.get, {"adam": fastnn.optim.Adam, "AdamW": fastnn.optim.AdamW,
+                                     "sgd": fastnn.optim.SGD, "RMS-prop": fastnn.optim.RMSprop},
+                  "Optimizer", ["SGD", "Adagrad", "RMSprop", "Adam", "AdamW"]),
+    "activation": (fastnn.layers.get_activation,
+                   {"relu": fastnn.ReLU, "leaky_relu": fastnn.LeakyReLU, "Tanh": fastnn.Tanh,
+                    "SIGMOID": fastnn.Sigmoid, "identity": fastnn.Identity},
+                   "softmax", ["Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh"]),
+    "layer class": (fastnn.layers.get, {"Dense": fastnn.Dense, "BatchNorm1d": fastnn.BatchNorm1d,
+                                        "Standardize": fastnn.Standardize},
+                    "dense", ["Dense", "Maxout", "Dropout", "Softmax"]),
+}
+
+
+@pytest.mark.parametrize("family", sorted(LOOKUPS))
+def test_each_family_looks_names_up_with_one_get(family):
+    get, found, unknown, listed = LOOKUPS[family]
+    for name, expected in found.items():
+        assert get(name) is expected, name
+    for bad in (unknown, None, ["relu"], ""):
+        with pytest.raises(ValueError, match=f"unknown {family} {re.escape(repr(bad))}; "
+                                             "expected one of ") as info:
+            get(bad)
+        assert all(name in str(info.value) for name in listed), str(info.value)
+
+
+def test_metrics_get_builds_a_fresh_metric_for_the_loss():
+    assert metrics.NAMES == ("accuracy", "mse", "mae", "r2", "log_loss")
+    first, second = (metrics.get("accuracy", fastnn.SoftmaxCrossEntropy()) for _ in range(2))
+    assert type(first) is metrics.Accuracy and first is not second
+    assert first.threshold == 0.0 and metrics.get("accuracy").threshold == 0.5
+    assert metrics.get("log_loss", fastnn.MSELoss()).from_logits is False
+    with pytest.raises(ValueError, match="unknown metric 'precision'; expected one of accuracy, "
+                                         "mse, mae, r2, log_loss"):
+        metrics.get("precision")
+
+
+def test_the_layer_registry_finds_user_layers_by_exact_name():
+    """fastnn.layers.get reads Layer.registry when called, so a layer defined later is found
+    (and an elementwise one by get_activation too)."""
+    saved = dict(fastnn.Layer.registry)
+    try:
+        class Swish(fastnn.layers._Activation):
+            kernel_name = "sigmoid"
+        assert fastnn.layers.get("Swish") is Swish
+        assert fastnn.layers.get_activation("swish") is Swish
+        with pytest.raises(ValueError, match="unknown layer class 'swish'"):
+            fastnn.layers.get("swish")
+    finally:
+        fastnn.Layer.registry.clear()
+        fastnn.Layer.registry.update(saved)

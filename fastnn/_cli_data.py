@@ -1,6 +1,6 @@
-"""Tabular data for the command line: reading CSV / .npy / .npz files, picking the target,
-and per-column statistics streamed over row chunks (the model's Standardize layer scales
-the features with them).
+"""The command line's data files (``fastnn train``, ``evaluate``, ``predict``): reading
+CSV / .npy / .npz tables, picking the target, and per-column statistics streamed over row
+chunks (the model's Standardize layer scales the features with them).
 
 How ``--target`` names the target:
 

@@ -1,0 +1,121 @@
+"""Activations: the elementwise ones (which the model fuses into a preceding Dense) and
+Softmax; :func:`get` finds an elementwise one by name."""
+from fastnn import kernels
+from fastnn._validation import lookup, real
+from fastnn.layers.base import Layer, mark_replaced
+
+__all__ = ["Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "get"]
+
+
+class _Activation(Layer):
+    """An elementwise activation; ``kernel_name`` is its name in the kernels."""
+
+    kernel_name = "identity"
+    negative_slope = 0.0
+
+    def __init__(self):
+        super().__init__()
+        self._y = None
+
+    @property
+    def fusable(self):
+        """Whether its backward can run from its output alone (then Sequential fuses it
+        into the preceding Dense)."""
+        return True
+
+    def forward(self, x, training=False):
+        x = self._input(x)
+        y = kernels.activation_forward(x, self.kernel_name, negative_slope=self.negative_slope)
+        if training:
+            self._y = y if self.fusable else x
+        return y
+
+    def backward(self, dy, bias_grad_out=None, out=None):
+        if self._y is None:
+            raise RuntimeError(f"{type(self).__name__}.backward called before a forward with training=True")
+        return kernels.activation_backward(dy, self._y, self.kernel_name,
+                                           negative_slope=self.negative_slope,
+                                           bias_grad_out=bias_grad_out, out=out)
+
+
+class Identity(_Activation):
+    kernel_name = "identity"
+
+
+class ReLU(_Activation):
+    """max(x, 0)."""
+
+    kernel_name = "relu"
+
+
+class LeakyReLU(_Activation):
+    """x if x > 0 else negative_slope * x."""
+
+    kernel_name = "leaky_relu"
+
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    @property
+    def negative_slope(self):
+        return self._negative_slope
+
+    @negative_slope.setter
+    def negative_slope(self, value):
+        self._negative_slope = real(value, "negative_slope")
+        mark_replaced()
+
+    def get_config(self):
+        return {"negative_slope": self.negative_slope}
+
+    @property
+    def fusable(self):
+        # The derivative's test "x > 0" can be read off the output only when the slope is
+        # not negative; otherwise the layer keeps its input.
+        return self.negative_slope >= 0
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Sigmoid(_Activation):
+    """1 / (1 + exp(-x)); derivative y (1 - y)."""
+
+    kernel_name = "sigmoid"
+
+
+class Tanh(_Activation):
+    """tanh(x); derivative 1 - y^2."""
+
+    kernel_name = "tanh"
+
+
+class Softmax(Layer):
+    """Softmax over the last axis, for inference outputs (train on logits with
+    SoftmaxCrossEntropy, whose fused gradient is exact and stable)."""
+
+    def __init__(self):
+        super().__init__()
+        self._y = None
+
+    def forward(self, x, training=False):
+        y = kernels.softmax(self._input(x))
+        if training:
+            self._y = y
+        return y
+
+    def backward(self, dy):
+        if self._y is None:
+            raise RuntimeError("Softmax.backward called before a forward with training=True")
+        return kernels.softmax_backward(dy, self._y)
+
+
+def get(name):
+    """The elementwise activation layer class called `name`, ignoring case, ``_`` and ``-``
+    (``"relu"``, ``"leaky_relu"``, ``"Tanh"``): a registered subclass of the elementwise
+    activations, so the ones a user defines are found too. Re-exported as
+    ``fastnn.layers.get_activation``."""
+    table = {cls_name: cls for cls_name, cls in Layer.registry.items()
+             if issubclass(cls, _Activation)}
+    return lookup(table, name, "activation", loose=True)
