@@ -15,7 +15,7 @@ from fastnn._kernels cimport *
 
 cnp.import_array()
 
-ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
+ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")  # type: tuple[str, ...]
 _ACT_CODE = {name: code for code, name in enumerate(ACTIVATIONS)}
 _ISA_CODE = {"generic": 0, "avx2": 1, "avx512": 2}
 _REDUCTIONS = ("mean", "sum")
@@ -241,6 +241,7 @@ cdef str _reduction(object reduction, str fn, tuple allowed):
 # ---- runtime --------------------------------------------------------------------------
 
 def info():
+    # type: () -> dict[str, Any]
     """The instruction set the kernels use, the best one this CPU has, and the threads."""
     return {
         "isa": fnn_isa_name(fnn_get_isa()).decode(),
@@ -250,6 +251,7 @@ def info():
 
 
 def fma_peak_gflops():
+    # type: () -> float | None
     """Measured single-core float32 FMA limit of the ISA in use (GFLOP/s), or None on the
     generic path."""
     cdef double g
@@ -260,12 +262,14 @@ def fma_peak_gflops():
 
 
 def gemm_flop_count():
+    # type: () -> int
     """2*m*n*k summed over every GEMM the kernels have run in this process (all threads):
     the difference across a piece of code is the multiply-add work it did."""
     return fnn_gemm_flop_count()
 
 
 def set_isa(name):
+    # type: (str) -> None
     """Use a lower instruction-set path than the CPU's best ("generic", "avx2", "avx512")."""
     if name not in _ISA_CODE:
         raise ValueError(f"isa must be one of {tuple(_ISA_CODE)}, got {name!r}")
@@ -276,16 +280,19 @@ def set_isa(name):
 
 
 def set_num_threads(n):
+    # type: (int | np.integer) -> None
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"set_num_threads: n must be an integer >= 1, got {n!r}")
     fnn_set_num_threads(min(int(n), 1024))
 
 
 def get_num_threads():
+    # type: () -> int
     return fnn_get_num_threads()
 
 
 def all_finite(x):
+    # type: (ArrayLike) -> bool
     """Whether no element of a float32/float64 array is NaN or infinite (one pass, no
     temporaries; any layout)."""
     cdef cnp.ndarray X = _contiguous(x, "all_finite", "x", -1)
@@ -302,8 +309,17 @@ cdef _raise_gemm(int rc, str fn):
         raise MemoryError(f"{fn}: could not allocate packing buffers")
 
 
-def gemm(a, b, *, trans_a=False, trans_b=False, bias=None, activation="identity",
-         negative_slope=0.01, out=None):
+def gemm(a,                      # type: ArrayLike
+         b,                      # type: ArrayLike
+         *,
+         trans_a=False,          # type: bool
+         trans_b=False,          # type: bool
+         bias=None,              # type: ArrayLike | None
+         activation="identity",  # type: str
+         negative_slope=0.01,    # type: float
+         out=None                # type: NDArray[np.floating] | None
+         ):
+    # type: (...) -> NDArray[np.floating]
     """act(op(a) @ op(b) + bias) for 2-D float32/float64 arrays of any layout."""
     fn = "gemm"
     cdef cnp.ndarray A = _strided(_float_array(a, "gemm", "a", 2))
@@ -572,7 +588,11 @@ cdef object _caller_array(object given, cnp.ndarray used):
     return given if isinstance(given, cnp.ndarray) else used
 
 
-def dense_chain_forward(x, steps, outs=None):
+def dense_chain_forward(x,          # type: ArrayLike
+                        steps,      # type: Sequence[DenseStep]
+                        outs=None   # type: Sequence[NDArray[np.floating] | None] | None
+                        ):
+    # type: (...) -> NDArray[np.floating]
     """act(x @ weight.T + bias) through each step in turn (a list or tuple of DenseStep), the
     bias and activation applied in the GEMM's store phase; of each step only weight, bias,
     activation and negative_slope are read. `outs`: None, or one C-contiguous array per step
@@ -630,8 +650,15 @@ def dense_chain_forward(x, steps, outs=None):
     return X
 
 
-def dense_chain_backward(dy, steps, x, outputs, dx_outs=None, input_grad=True,
-                         overwrite_dy=False):
+def dense_chain_backward(dy,                  # type: ArrayLike
+                         steps,               # type: Sequence[DenseStep]
+                         x,                   # type: ArrayLike
+                         outputs,             # type: Sequence[ArrayLike | None]
+                         dx_outs=None,        # type: Sequence[NDArray[np.floating] | None] | None
+                         input_grad=True,     # type: bool
+                         overwrite_dy=False   # type: bool
+                         ):
+    # type: (...) -> NDArray[np.floating] | None
     """The backward of dense_chain_forward(x, steps, outs), from dy = d loss / d (the last
     step's output). `outputs`: each step's output in that forward (its outs, the last one
     what it returned; the last may be None when the last step's activation is "identity").
@@ -751,7 +778,13 @@ def dense_chain_backward(dy, steps, x, outputs, dx_outs=None, input_grad=True,
 
 # ---- activations and bias -------------------------------------------------------------
 
-def activation_forward(x, activation, *, negative_slope=0.01, out=None):
+def activation_forward(x,                    # type: ArrayLike
+                       activation,           # type: str
+                       *,
+                       negative_slope=0.01,  # type: float
+                       out=None              # type: NDArray[np.floating] | None
+                       ):
+    # type: (...) -> NDArray[np.floating]
     """act(x) elementwise; out may be x itself (in place)."""
     fn = "activation_forward"
     cdef cnp.ndarray X = _contiguous(x, "activation_forward", "x", -1)
@@ -763,7 +796,15 @@ def activation_forward(x, activation, *, negative_slope=0.01, out=None):
     return Y
 
 
-def activation_backward(dy, y, activation, *, negative_slope=0.01, out=None, bias_grad_out=None):
+def activation_backward(dy,                   # type: ArrayLike
+                        y,                    # type: ArrayLike
+                        activation,           # type: str
+                        *,
+                        negative_slope=0.01,  # type: float
+                        out=None,             # type: NDArray[np.floating] | None
+                        bias_grad_out=None    # type: NDArray[np.floating] | None
+                        ):
+    # type: (...) -> NDArray[np.floating]
     """dy * act'(.) with `y` the activation's output (the ReLU family also accepts its
     input). With `bias_grad_out` (shape (n,)), also writes the column sums of the result
     for a 2-D dy: the preceding Dense layer's bias gradient, from the same pass."""
@@ -793,7 +834,12 @@ def activation_backward(dy, y, activation, *, negative_slope=0.01, out=None, bia
     return DX
 
 
-def add_bias(x, bias, *, out=None):
+def add_bias(x,         # type: ArrayLike
+             bias,      # type: ArrayLike
+             *,
+             out=None   # type: NDArray[np.floating] | None
+             ):
+    # type: (...) -> NDArray[np.floating]
     """x + bias broadcast over the rows of a 2-D x; out may be x itself."""
     cdef cnp.ndarray X = _contiguous(x, "add_bias", "x", 2)
     cdef cnp.ndarray Bias = _contiguous(bias, "add_bias", "bias", 1, X.dtype)
@@ -806,7 +852,11 @@ def add_bias(x, bias, *, out=None):
     return Y
 
 
-def column_sum(x, *, out=None):
+def column_sum(x,         # type: ArrayLike
+               *,
+               out=None   # type: NDArray[np.floating] | None
+               ):
+    # type: (...) -> NDArray[np.floating]
     """Sum over the rows of a 2-D x (the bias gradient); deterministic order."""
     cdef cnp.ndarray X = _contiguous(x, "column_sum", "x", 2)
     cdef cnp.ndarray Y = _output(out, (X.shape[1],), X.dtype, "column_sum", True, (X,))
@@ -815,7 +865,11 @@ def column_sum(x, *, out=None):
     return Y
 
 
-def softmax(x, *, out=None):
+def softmax(x,         # type: ArrayLike
+            *,
+            out=None   # type: NDArray[np.floating] | None
+            ):
+    # type: (...) -> NDArray[np.floating]
     """Row-wise softmax of a 2-D x (max-subtracted, stable); out may be x itself."""
     cdef cnp.ndarray X = _contiguous(x, "softmax", "x", 2)
     cdef cnp.ndarray Y = _output(out, _shape(X), X.dtype, "softmax", True, (X,), (X,))
@@ -824,7 +878,12 @@ def softmax(x, *, out=None):
     return Y
 
 
-def softmax_backward(dy, y, *, out=None):
+def softmax_backward(dy,        # type: ArrayLike
+                     y,         # type: ArrayLike
+                     *,
+                     out=None   # type: NDArray[np.floating] | None
+                     ):
+    # type: (...) -> NDArray[np.floating]
     """Input gradient of a row-wise softmax from its output y: y * (dy - rowsum(dy * y))."""
     fn = "softmax_backward"
     cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", 2)
@@ -898,7 +957,13 @@ cdef cnp.ndarray _labels(object target, Py_ssize_t m, Py_ssize_t k, str fn):
     return _int64_array(t)
 
 
-def softmax_cross_entropy(logits, target, *, reduction="mean", out=None):
+def softmax_cross_entropy(logits,            # type: ArrayLike
+                          target,            # type: ArrayLike
+                          *,
+                          reduction="mean",  # type: str
+                          out=None           # type: NDArray[np.floating] | None
+                          ):
+    # type: (...) -> tuple[float, NDArray[np.floating]]
     """Fused stable softmax + cross-entropy on logits (m, k).
 
     target: class labels (m,) or probabilities (m, k). Returns (loss, grad) with grad
@@ -954,7 +1019,13 @@ cdef tuple _pair(object output, object target, str fn):
     return X, T
 
 
-def bce_with_logits(output, target, *, reduction="mean", out=None):
+def bce_with_logits(output,            # type: ArrayLike
+                    target,            # type: ArrayLike
+                    *,
+                    reduction="mean",  # type: str
+                    out=None           # type: NDArray[np.floating] | None
+                    ):
+    # type: (...) -> tuple[float, NDArray[np.floating]]
     """Fused stable sigmoid + binary cross-entropy. Returns (loss, grad)."""
     fn = "bce_with_logits"
     _reduction(reduction, fn, _REDUCTIONS)
@@ -971,7 +1042,13 @@ def bce_with_logits(output, target, *, reduction="mean", out=None):
     return total * scale, G
 
 
-def mse(output, target, *, reduction="mean", out=None):
+def mse(output,            # type: ArrayLike
+        target,            # type: ArrayLike
+        *,
+        reduction="mean",  # type: str
+        out=None           # type: NDArray[np.floating] | None
+        ):
+    # type: (...) -> tuple[float, NDArray[np.floating]]
     """Squared error: mean, sum, or half_sum (1/2 sum, the notes' form). Returns (loss, grad)."""
     fn = "mse"
     _reduction(reduction, fn, _MSE_REDUCTIONS)
@@ -1007,8 +1084,18 @@ cdef cnp.ndarray _state(object arr, cnp.ndarray like, str fn, str name):
     return a
 
 
-def sgd_step(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
-             weight_decay=0.0, first_step=True):
+def sgd_step(param,             # type: NDArray[np.floating]
+             grad,              # type: ArrayLike
+             momentum_buffer,   # type: NDArray[np.floating] | None
+             *,
+             lr,                # type: float
+             momentum=0.0,      # type: float
+             dampening=0.0,     # type: float
+             nesterov=False,    # type: bool
+             weight_decay=0.0,  # type: float
+             first_step=True    # type: bool
+             ):
+    # type: (...) -> None
     """One PyTorch SGD update of `param` (and `momentum_buffer`) in place."""
     fn = "sgd_step"
     cdef double c_lr = _real(lr, fn, "lr"), c_mom = _real(momentum, fn, "momentum")
@@ -1036,7 +1123,13 @@ def sgd_step(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0, n
                      c_lr, c_mom, c_damp, c_nest, c_wd, c_first)
 
 
-def penalty(weight, grad, *, l1=0.0, l2=0.0):
+def penalty(weight,  # type: ArrayLike
+            grad,    # type: NDArray[np.floating]
+            *,
+            l1=0.0,  # type: float
+            l2=0.0   # type: float
+            ):
+    # type: (...) -> float
     """Adds l1 sign(w) + 2 l2 w to grad in place; returns l1 sum|w| + l2 sum w^2."""
     fn = "penalty"
     cdef cnp.ndarray W = _contiguous(weight, fn, "weight", -1)
@@ -1150,8 +1243,17 @@ cdef double _step_count(object step, str fn, str template="step", Py_ssize_t i=-
     return float(step)
 
 
-def adagrad_step(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
-                 step=1):
+def adagrad_step(param,             # type: NDArray[np.floating]
+                 grad,              # type: ArrayLike
+                 state_sum,         # type: NDArray[np.floating]
+                 *,
+                 lr,                # type: float
+                 lr_decay=0.0,      # type: float
+                 weight_decay=0.0,  # type: float
+                 eps=1e-10,         # type: float
+                 step=1             # type: int | np.integer
+                 ):
+    # type: (...) -> None
     """One PyTorch Adagrad update of `param` and `state_sum` in place; `step` counts this
     update (1 on the first)."""
     fn = "adagrad_step"
@@ -1168,8 +1270,20 @@ def adagrad_step(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0, 
                          cnp.PyArray_DATA(S), clr, c_wd, c_eps)
 
 
-def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha=0.99,
-                 eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+def rmsprop_step(param,             # type: NDArray[np.floating]
+                 grad,              # type: ArrayLike
+                 square_avg,        # type: NDArray[np.floating]
+                 grad_avg,          # type: NDArray[np.floating] | None
+                 momentum_buffer,   # type: NDArray[np.floating] | None
+                 *,
+                 lr,                # type: float
+                 alpha=0.99,        # type: float
+                 eps=1e-8,          # type: float
+                 weight_decay=0.0,  # type: float
+                 momentum=0.0,      # type: float
+                 centered=False     # type: bool
+                 ):
+    # type: (...) -> None
     """One PyTorch RMSprop update in place. grad_avg is used (and required) when centered,
     momentum_buffer when momentum > 0; pass None otherwise."""
     fn = "rmsprop_step"
@@ -1205,8 +1319,20 @@ cdef double _adam(cnp.ndarray P, object grad, object exp_avg, object exp_avg_sq,
     return total
 
 
-def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-              weight_decay=0.0, decoupled=False, step=1):
+def adam_step(param,             # type: NDArray[np.floating]
+              grad,              # type: ArrayLike
+              exp_avg,           # type: NDArray[np.floating]
+              exp_avg_sq,        # type: NDArray[np.floating]
+              *,
+              lr,                # type: float
+              beta1=0.9,         # type: float
+              beta2=0.999,       # type: float
+              eps=1e-8,          # type: float
+              weight_decay=0.0,  # type: float
+              decoupled=False,   # type: bool
+              step=1             # type: int | np.integer
+              ):
+    # type: (...) -> None
     """One PyTorch Adam (decoupled=False) or AdamW (decoupled=True) update in place; `step`
     counts this update (1 on the first) for the bias corrections."""
     fn = "adam_step"
@@ -1217,8 +1343,21 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, beta1=0.9, beta2=0.999, e
           _finite(weight_decay, fn, "weight_decay"), bool(decoupled), c_step, 0)
 
 
-def adam_step_many(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1=0.9, beta2=0.999,
-                   eps=1e-8, weight_decay=0.0, decoupled=False, sum_squares=False):
+def adam_step_many(params,             # type: Sequence[NDArray[np.floating]]
+                   grads,              # type: Sequence[ArrayLike]
+                   exp_avgs,           # type: Sequence[NDArray[np.floating]]
+                   exp_avg_sqs,        # type: Sequence[NDArray[np.floating]]
+                   steps,              # type: Sequence[int | np.integer]
+                   *,
+                   lr,                 # type: float
+                   beta1=0.9,          # type: float
+                   beta2=0.999,        # type: float
+                   eps=1e-8,           # type: float
+                   weight_decay=0.0,   # type: float
+                   decoupled=False,    # type: bool
+                   sum_squares=False   # type: bool
+                   ):
+    # type: (...) -> float
     """adam_step on every parameter in one call (lists or tuples, one entry per parameter):
     params[i] with grads[i], exp_avgs[i], exp_avg_sqs[i] and steps[i], the count of its
     updates including this one. Every argument is checked before any array is updated; what
@@ -1272,6 +1411,7 @@ def adam_step_many(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1=0.9
 
 
 def sum_squares(x):
+    # type: (ArrayLike) -> float
     """sum(x**2) over all elements, accumulated in float64 (deterministic order)."""
     cdef cnp.ndarray X = _contiguous(x, "sum_squares", "x", -1)
     cdef double total
@@ -1280,7 +1420,10 @@ def sum_squares(x):
     return total
 
 
-def scale_inplace(x, alpha):
+def scale_inplace(x,      # type: NDArray[np.floating]
+                  alpha   # type: float
+                  ):
+    # type: (...) -> None
     """x *= alpha, in place on a C-contiguous writable float array."""
     fn = "scale_inplace"
     cdef cnp.ndarray X = _param(x, fn)
@@ -1299,7 +1442,13 @@ cdef cnp.ndarray _vector(object v, Py_ssize_t n, object dtype, str fn, str name)
     return V
 
 
-def mask_scale(x, mask, scale, *, out=None):
+def mask_scale(x,         # type: ArrayLike
+               mask,      # type: ArrayLike
+               scale,     # type: float
+               *,
+               out=None   # type: NDArray[np.floating] | None
+               ):
+    # type: (...) -> NDArray[np.floating]
     """Inverted dropout with a given mask: x * scale where mask is true, 0 elsewhere. It is
     its own backward (pass dy and the same mask). out may be x itself."""
     fn = "mask_scale"
@@ -1324,6 +1473,7 @@ def mask_scale(x, mask, scale, *, out=None):
 
 
 def column_moments(x):
+    # type: (ArrayLike) -> tuple[NDArray[np.floating], NDArray[np.floating]]
     """(mean, var): per-column mean and biased variance of a 2-D x with at least one row."""
     fn = "column_moments"
     cdef cnp.ndarray X = _contiguous(x, fn, "x", 2)
@@ -1336,8 +1486,17 @@ def column_moments(x):
     return Mean, Var
 
 
-def batchnorm_train(x, weight, bias, running_mean, running_var, *, momentum=0.1, eps=1e-5,
-                    out=None):
+def batchnorm_train(x,             # type: ArrayLike
+                    weight,        # type: ArrayLike | None
+                    bias,          # type: ArrayLike | None
+                    running_mean,  # type: NDArray[np.floating] | None
+                    running_var,   # type: NDArray[np.floating] | None
+                    *,
+                    momentum=0.1,  # type: float
+                    eps=1e-5,      # type: float
+                    out=None       # type: NDArray[np.floating] | None
+                    ):
+    # type: (...) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]
     """Batch norm of a 2-D x (at least 2 rows) with its batch statistics:
     y = (x - mean) / sqrt(var + eps) * weight + bias, var biased; weight/bias may be None.
     running_mean/running_var (both or neither) move towards the batch mean and the unbiased
@@ -1371,7 +1530,16 @@ def batchnorm_train(x, weight, bias, running_mean, running_var, *, momentum=0.1,
     return Y, Mean, Inv
 
 
-def batchnorm_eval(x, weight, bias, running_mean, running_var, *, eps=1e-5, out=None):
+def batchnorm_eval(x,             # type: ArrayLike
+                   weight,        # type: ArrayLike | None
+                   bias,          # type: ArrayLike | None
+                   running_mean,  # type: ArrayLike
+                   running_var,   # type: ArrayLike
+                   *,
+                   eps=1e-5,      # type: float
+                   out=None       # type: NDArray[np.floating] | None
+                   ):
+    # type: (...) -> NDArray[np.floating]
     """Batch norm with the running statistics: (x - running_mean) / sqrt(running_var + eps)
     * weight + bias; weight/bias may be None. out may be x itself."""
     fn = "batchnorm_eval"
@@ -1391,8 +1559,17 @@ def batchnorm_eval(x, weight, bias, running_mean, running_var, *, eps=1e-5, out=
     return Y
 
 
-def batchnorm_backward(dy, x, save_mean, save_invstd, weight, *, out=None, weight_grad_out=None,
-                       bias_grad_out=None):
+def batchnorm_backward(dy,                    # type: ArrayLike
+                       x,                     # type: ArrayLike
+                       save_mean,             # type: ArrayLike
+                       save_invstd,           # type: ArrayLike
+                       weight,                # type: ArrayLike | None
+                       *,
+                       out=None,              # type: NDArray[np.floating] | None
+                       weight_grad_out=None,  # type: NDArray[np.floating] | None
+                       bias_grad_out=None     # type: NDArray[np.floating] | None
+                       ):
+    # type: (...) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]
     """Gradients of batchnorm_train: (dx, dweight, dbias) with dweight = sum dy * xhat and
     dbias = sum dy over rows (written to the *_out arrays when given). out may be dy itself."""
     fn = "batchnorm_backward"
@@ -1422,7 +1599,12 @@ cdef Py_ssize_t _pieces(object pieces, str fn) except -1:
     return pieces
 
 
-def maxout_forward(z, pieces, *, out=None):
+def maxout_forward(z,         # type: ArrayLike
+                   pieces,    # type: int | np.integer
+                   *,
+                   out=None   # type: NDArray[np.floating] | None
+                   ):
+    # type: (...) -> tuple[NDArray[np.floating], NDArray[np.int64]]
     """Maxout over the columns of z (m, units * pieces), unit-major: unit u takes the max of
     columns u*pieces .. u*pieces + pieces - 1. Returns (y (m, units), argmax (m, units) int64,
     the winning piece, the first one on ties)."""
@@ -1440,7 +1622,13 @@ def maxout_forward(z, pieces, *, out=None):
     return Y, Idx
 
 
-def maxout_backward(dy, argmax, pieces, *, out=None):
+def maxout_backward(dy,        # type: ArrayLike
+                    argmax,    # type: ArrayLike
+                    pieces,    # type: int | np.integer
+                    *,
+                    out=None   # type: NDArray[np.floating] | None
+                    ):
+    # type: (...) -> NDArray[np.floating]
     """dz (m, units * pieces): dy routed to each unit's winning piece, zero elsewhere."""
     fn = "maxout_backward"
     cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", 2)
@@ -1466,7 +1654,13 @@ def maxout_backward(dy, argmax, pieces, *, out=None):
     return DZ
 
 
-def standardize(x, mean, std, *, out=None):
+def standardize(x,         # type: ArrayLike
+                mean,      # type: ArrayLike | None
+                std,       # type: ArrayLike
+                *,
+                out=None   # type: NDArray[np.floating] | None
+                ):
+    # type: (...) -> NDArray[np.floating]
     """(x - mean) / std per column of a 2-D x, a zero std counting as 1 (a constant feature
     is only centred). mean=None skips the centring: standardize(dy, None, std) is the
     backward. out may be x itself."""
