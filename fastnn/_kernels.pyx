@@ -1019,6 +1019,17 @@ cdef tuple _pair(object output, object target, str fn):
     return X, T
 
 
+cdef tuple _loss_operands(object output, object target, object reduction, object out,
+                          str fn, tuple reductions):
+    """(output, target, gradient buffer) of an elementwise loss, validated."""
+    _reduction(reduction, fn, reductions)
+    cdef cnp.ndarray X, T
+    X, T = _pair(output, target, fn)
+    if reduction == "mean" and X.size == 0:
+        raise ValueError(f"{fn}: reduction 'mean' needs at least one element")
+    return X, T, _output(out, _shape(X), X.dtype, fn, True, (X, T))
+
+
 def bce_with_logits(output,            # type: ArrayLike
                     target,            # type: ArrayLike
                     *,
@@ -1028,12 +1039,8 @@ def bce_with_logits(output,            # type: ArrayLike
     # type: (...) -> tuple[float, NDArray[np.floating]]
     """Fused stable sigmoid + binary cross-entropy. Returns (loss, grad)."""
     fn = "bce_with_logits"
-    _reduction(reduction, fn, _REDUCTIONS)
-    cdef cnp.ndarray X, T
-    X, T = _pair(output, target, fn)
-    if reduction == "mean" and X.size == 0:
-        raise ValueError(f"{fn}: reduction 'mean' needs at least one element")
-    cdef cnp.ndarray G = _output(out, _shape(X), X.dtype, fn, True, (X, T))
+    cdef cnp.ndarray X, T, G
+    X, T, G = _loss_operands(output, target, reduction, out, fn, _REDUCTIONS)
     cdef double scale = 1.0 / X.size if reduction == "mean" else 1.0
     cdef double total
     with nogil:
@@ -1051,12 +1058,8 @@ def mse(output,            # type: ArrayLike
     # type: (...) -> tuple[float, NDArray[np.floating]]
     """Squared error: mean, sum, or half_sum (1/2 sum, the notes' form). Returns (loss, grad)."""
     fn = "mse"
-    _reduction(reduction, fn, _MSE_REDUCTIONS)
-    cdef cnp.ndarray X, T
-    X, T = _pair(output, target, fn)
-    if reduction == "mean" and X.size == 0:
-        raise ValueError(f"{fn}: reduction 'mean' needs at least one element")
-    cdef cnp.ndarray G = _output(out, _shape(X), X.dtype, fn, True, (X, T))
+    cdef cnp.ndarray X, T, G
+    X, T, G = _loss_operands(output, target, reduction, out, fn, _MSE_REDUCTIONS)
     cdef double scale = (1.0 / X.size if reduction == "mean"
                          else 0.5 if reduction == "half_sum" else 1.0)
     cdef double total
