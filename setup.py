@@ -1,10 +1,12 @@
 """The extension list and compiler flags; all metadata lives in pyproject.toml.
 
 Environment switches for local builds:
-  FASTNN_DEBUG=1   Cython bounds checks, -O1 -g and AddressSanitizer/UBSan (see docs/guide/install.md).
+  FASTNN_DEBUG=1   Cython bounds checks, -O1 -g and AddressSanitizer/UBSan (see
+                   docs/guide/install.md).
   FASTNN_NATIVE=1  add -march=native (the default build runs on any x86-64 or ARM CPU;
                    the SIMD kernels are chosen at run time either way).
 """
+
 import os
 import sys
 from glob import glob
@@ -21,8 +23,14 @@ if sys.platform == "win32":  # no pthreads: the kernels run on the calling threa
 else:
     # No errno and no trapping floating-point exceptions (the kernels never read either):
     # lets the compiler vectorise libm-free math and selects; every result stays IEEE's.
-    compile_args = ["-std=c11", "-pthread", "-fno-math-errno", "-fno-trapping-math", "-Wall",
-                    "-Wno-unused-function"]
+    compile_args = [
+        "-std=c11",
+        "-pthread",
+        "-fno-math-errno",
+        "-fno-trapping-math",
+        "-Wall",
+        "-Wno-unused-function",
+    ]
     link_args = ["-pthread"]
     if debug:
         sanitize = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer"]

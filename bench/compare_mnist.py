@@ -18,6 +18,7 @@ gradients and the input gradients of all but the first layer), the time against 
 The MNIST files are read with fastnn.load_mnist from --data, else $FASTNN_MNIST_DIR, else
 <repository>/../shared/data/mnist. MNIST: Y. LeCun, C. Cortes, C. J. C. Burges, Creative
 Commons Attribution-Share Alike 3.0."""
+
 import argparse
 import os
 import sys
@@ -25,22 +26,27 @@ import warnings
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-import fastnn  # noqa: E402
-from fastnn import benchmark as B  # noqa: E402
-from mlp_models import SIZES, fastnn_model, torch_model  # noqa: E402
+import fastnn
+from fastnn import benchmark as B
+from mlp_models import SIZES, fastnn_model, torch_model
 
 BATCH, LR = 128, 1e-3
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def mnist_dir(given):
-    directory = given or os.environ.get("FASTNN_MNIST_DIR") or os.path.join(
-        ROOT, "..", "shared", "data", "mnist")
+    directory = (
+        given
+        or os.environ.get("FASTNN_MNIST_DIR")
+        or os.path.join(ROOT, "..", "shared", "data", "mnist")
+    )
     if not os.path.isdir(directory):
-        sys.exit(f"compare_mnist.py: no MNIST directory {directory}: pass --data DIR or set "
-                 "FASTNN_MNIST_DIR to the directory holding the four IDX files")
+        sys.exit(
+            f"compare_mnist.py: no MNIST directory {directory}: pass --data DIR or set "
+            "FASTNN_MNIST_DIR to the directory holding the four IDX files"
+        )
     return directory
 
 
@@ -50,8 +56,16 @@ def fastnn_fit(X, y):
     epoch = iter(range(1 << 30))
 
     def run():
-        model.fit(X, y, loss=loss, optimizer=opt, epochs=1, batch_size=BATCH, shuffle=True,
-                  seed=next(epoch))
+        model.fit(
+            X,
+            y,
+            loss=loss,
+            optimizer=opt,
+            epochs=1,
+            batch_size=BATCH,
+            shuffle=True,
+            seed=next(epoch),
+        )
 
     return run, lambda X: model.predict(X).argmax(axis=1)
 
@@ -64,9 +78,9 @@ def fastnn_manual(X, y):
     def run():
         order = rng.permutation(len(X))
         for start in range(0, len(X), BATCH):
-            batch = order[start:start + BATCH]
+            batch = order[start : start + BATCH]
             out = model.forward(X[batch], training=True)
-            loss, grad = loss_fn(out, y[batch])
+            _loss, grad = loss_fn(out, y[batch])
             model.backward(grad)
             opt.step()
 
@@ -84,7 +98,7 @@ def torch_loop(torch):
         def run():
             order = torch.randperm(len(Xt), generator=generator)
             for start in range(0, len(Xt), BATCH):
-                batch = order[start:start + BATCH]
+                batch = order[start : start + BATCH]
                 opt.zero_grad()
                 loss_fn(net(Xt[batch]), yt[batch]).backward()
                 opt.step()
@@ -100,8 +114,14 @@ def torch_loop(torch):
 
 def estimator(cls):
     def make(X, y):
-        clf = cls(hidden_layer_sizes=SIZES[1:-1], solver="adam", alpha=0.0, batch_size=BATCH,
-                  learning_rate_init=LR, random_state=0)
+        clf = cls(
+            hidden_layer_sizes=SIZES[1:-1],
+            solver="adam",
+            alpha=0.0,
+            batch_size=BATCH,
+            learning_rate_init=LR,
+            random_state=0,
+        )
         classes = np.arange(10)
         return lambda: clf.partial_fit(X, y, classes=classes), clf.predict
 
@@ -135,6 +155,7 @@ def main():
             print("scikit-learn is not installed: no MLPClassifier figures", file=sys.stderr)
         else:
             from fastnn.sklearn import MLPClassifier as FastMLP
+
             makers["scikit-learn MLPClassifier"] = estimator(MLPClassifier)
             makers["fastnn.sklearn MLPClassifier"] = estimator(FastMLP)
     fastnn.set_num_threads(args.threads)
@@ -145,29 +166,42 @@ def main():
     with threadpool_limits(limits=args.threads):
         fma = B.FmaLimit()
         B.print_host(fma=fma, threads=args.threads)
-        print(f"MNIST from {os.path.abspath(directory)}: {len(X_train)} train / {len(X_test)} "
-              f"test; {'-'.join(map(str, SIZES))}, Adam lr {LR}, batch {BATCH}, "
-              f"{args.epochs} epoch(s), {args.threads} thread(s)", flush=True)
+        print(
+            f"MNIST from {os.path.abspath(directory)}: {len(X_train)} train / {len(X_test)} "
+            f"test; {'-'.join(map(str, SIZES))}, Adam lr {LR}, batch {BATCH}, "
+            f"{args.epochs} epoch(s), {args.threads} thread(s)",
+            flush=True,
+        )
         runs, predictors = {}, {}
         for name, make in makers.items():
             runs[name], predictors[name] = make(X_train, y_train)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # scikit-learn's convergence chatter
-            times = B.interleave(runs, 0.0, block=1, pause=0.2 if args.threads > 1 else 0.0,
-                                 min_rounds=args.epochs, warmup=0)
+            times = B.interleave(
+                runs,
+                0.0,
+                block=1,
+                pause=0.2 if args.threads > 1 else 0.0,
+                min_rounds=args.epochs,
+                warmup=0,
+            )
         fma.probe()
     print(fma.line(args.threads))
     limit = fma.peak * args.threads if fma.peak else None
     flops = B.mlp_flops(SIZES, len(X_train))
-    print(f"{'contender':<30} {'s/epoch':>8} {'total s':>8} {'GFLOP/s':>8} {'FMA':>5} "
-          f"{'time/fit':>9} {'test acc':>9}   (s/epoch: median; time/fit: median of paired "
-          "per-epoch ratios)")
+    print(
+        f"{'contender':<30} {'s/epoch':>8} {'total s':>8} {'GFLOP/s':>8} {'FMA':>5} "
+        f"{'time/fit':>9} {'test acc':>9}   (s/epoch: median; time/fit: median of paired "
+        "per-epoch ratios)"
+    )
     for name in runs:
         t = B.median(times[name])
         accuracy = float(np.mean(predictors[name](X_test) == y_test))
         share = f"{100 * flops / t / 1e9 / limit:4.0f}%" if limit else "  n/a"
-        print(f"{name:<30} {t:8.2f} {sum(times[name]):8.2f} {flops / t / 1e9:8.1f} {share} "
-              f"{B.paired_ratio(times, name, 'fastnn fit'):9.2f} {100 * accuracy:8.2f}%")
+        print(
+            f"{name:<30} {t:8.2f} {sum(times[name]):8.2f} {flops / t / 1e9:8.1f} {share} "
+            f"{B.paired_ratio(times, name, 'fastnn fit'):9.2f} {100 * accuracy:8.2f}%"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ median fit time of each library; the two fits of each seed alternate --repeats t
 (scikit-learn's fit time over fastnn's, one pair per seed and repeat); GFLOP/s and the
 fraction of the FMA limit count the fit's GEMM FLOPs (forward, weight gradients, input
 gradients of all but the first layer, per sample and epoch)."""
+
 import argparse
 import statistics
 import time
@@ -24,8 +25,16 @@ import fastnn
 from fastnn import benchmark as B
 from fastnn.sklearn import MLPClassifier as FastMLP
 
-PARAMS = dict(hidden_layer_sizes=(256, 128), solver="adam", alpha=1e-4, batch_size=64,
-              learning_rate_init=1e-3, max_iter=60, tol=1e-6, n_iter_no_change=1000)
+PARAMS = dict(
+    hidden_layer_sizes=(256, 128),
+    solver="adam",
+    alpha=1e-4,
+    batch_size=64,
+    learning_rate_init=1e-3,
+    max_iter=60,
+    tol=1e-6,
+    n_iter_no_change=1000,
+)
 
 
 def run(cls, X_tr, y_tr, X_te, y_te, seed):
@@ -40,8 +49,7 @@ def run(cls, X_tr, y_tr, X_te, y_te, seed):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1,
-                        help="for both libraries (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="for both libraries (default 1)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3, help="fits per seed and library")
     args = parser.parse_args()
@@ -58,8 +66,11 @@ def main():
     with threadpool_limits(limits=args.threads):
         fma = B.FmaLimit()
         B.print_host(fma=fma, threads=args.threads)
-        print(f"digits: {len(X_tr)} train / {len(X_te)} test, threads={args.threads}, "
-              f"float32 inputs, {PARAMS}", flush=True)
+        print(
+            f"digits: {len(X_tr)} train / {len(X_te)} test, threads={args.threads}, "
+            f"float32 inputs, {PARAMS}",
+            flush=True,
+        )
         for seed in range(args.seeds):
             times = {name: [] for name in libraries}
             epochs = {}
@@ -73,21 +84,27 @@ def main():
                     if len(times[name]) == 1:  # a seed's fits are deterministic
                         accuracy[name].append(acc)
             for name in libraries:
-                print(f"  seed {seed} {name:>12}: accuracy {accuracy[name][-1]:.4f}  fit "
-                      f"{statistics.median(times[name]):6.2f} s (median of {args.repeats}, "
-                      f"{epochs[name]} epochs)")
+                print(
+                    f"  seed {seed} {name:>12}: accuracy {accuracy[name][-1]:.4f}  fit "
+                    f"{statistics.median(times[name]):6.2f} s (median of {args.repeats}, "
+                    f"{epochs[name]} epochs)"
+                )
     fma.probe()
     print(fma.line(args.threads))
     limit = fma.peak * args.threads if fma.peak else None
     for name in libraries:
         gflops = statistics.median(f / s / 1e9 for f, s in zip(flops[name], seconds[name]))
         share = f", {100 * gflops / limit:.0f}% of the FMA limit" if limit else ""
-        print(f"{name:>12}: mean accuracy {statistics.mean(accuracy[name]):.4f}  median fit "
-              f"{statistics.median(seconds[name]):6.2f} s  ({gflops:.1f} GFLOP/s{share})")
+        print(
+            f"{name:>12}: mean accuracy {statistics.mean(accuracy[name]):.4f}  median fit "
+            f"{statistics.median(seconds[name]):6.2f} s  ({gflops:.1f} GFLOP/s{share})"
+        )
     gap = statistics.mean(accuracy["fastnn"]) - statistics.mean(accuracy["scikit-learn"])
     speedup = B.paired_ratio(seconds, "scikit-learn", "fastnn")
-    print(f"accuracy difference (fastnn - scikit-learn): {100 * gap:+.2f} points; fit speed-up "
-          f"(median of {len(seconds['fastnn'])} paired ratios): {speedup:.2f}x")
+    print(
+        f"accuracy difference (fastnn - scikit-learn): {100 * gap:+.2f} points; fit speed-up "
+        f"(median of {len(seconds['fastnn'])} paired ratios): {speedup:.2f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -17,33 +17,51 @@ PyTorch (medians of the per-turn paired ratios), each figure's fraction of the F
 (the step's GEMM FLOPs at the host's measured FMA limit) or of the FMA limit, the manual
 loop against train_on_batch, and PERFORMANCE.md's targets (met or not; never a failing
 exit)."""
+
 import argparse
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import fastnn  # noqa: E402
-from fastnn import benchmark as B  # noqa: E402
-from mlp_models import (  # noqa: E402
-    OPTIMIZERS, SIZES, data, fastnn_infer, fastnn_manual_step, fastnn_tob_step, numpy_infer,
-    numpy_step, torch_infer, torch_step)
+import fastnn
+from fastnn import benchmark as B
+from mlp_models import (
+    OPTIMIZERS,
+    SIZES,
+    data,
+    fastnn_infer,
+    fastnn_manual_step,
+    fastnn_tob_step,
+    numpy_infer,
+    numpy_step,
+    torch_infer,
+    torch_step,
+)
 
 STEP_BATCHES = (32, 128, 512)
 INFER_BATCHES = (1, 128, 1024)
-NAMES = {"manual": "fastnn manual loop", "tob": "fastnn train_on_batch", "fastnn": "fastnn",
-         "numpy": "NumPy", "torch": "PyTorch"}
+NAMES = {
+    "manual": "fastnn manual loop",
+    "tob": "fastnn train_on_batch",
+    "fastnn": "fastnn",
+    "numpy": "NumPy",
+    "torch": "PyTorch",
+}
 
 
 def time_steps(opt_name, batch, seconds, threads, torch):
     X, y = data(batch)
-    contenders = {"manual": fastnn_manual_step(X, y, opt_name),
-                  "tob": fastnn_tob_step(X, y, opt_name),
-                  "numpy": numpy_step(X, y, opt_name)}
+    contenders = {
+        "manual": fastnn_manual_step(X, y, opt_name),
+        "tob": fastnn_tob_step(X, y, opt_name),
+        "numpy": numpy_step(X, y, opt_name),
+    }
     if torch is not None:
         contenders["torch"] = torch_step(torch, X, y, opt_name)
-    return B.interleave(contenders, seconds, block="auto", pause=0.2 if threads > 1 else 0.0,
-                        warmup=3)
+    return B.interleave(
+        contenders, seconds, block="auto", pause=0.2 if threads > 1 else 0.0, warmup=3
+    )
 
 
 def time_inference(batch, seconds, threads, torch):
@@ -51,8 +69,9 @@ def time_inference(batch, seconds, threads, torch):
     contenders = {"fastnn": fastnn_infer(X), "numpy": numpy_infer(X)}
     if torch is not None:
         contenders["torch"] = torch_infer(torch, X)
-    return B.interleave(contenders, seconds, block="auto", pause=0.2 if threads > 1 else 0.0,
-                        warmup=3)
+    return B.interleave(
+        contenders, seconds, block="auto", pause=0.2 if threads > 1 else 0.0, warmup=3
+    )
 
 
 def _pct(flops, t, limit):
@@ -67,58 +86,83 @@ def report_steps(results, peak, threads, verdicts):
         if not cases:
             continue
         peers = [name for name in ("numpy", "torch") if name in cases[0][1]]
-        print(f"\ntraining step {'-'.join(map(str, SIZES))}, {OPTIMIZERS[opt_name]}, "
-              f"{threads} thread(s). us: median per step; floor: fraction of the FLOP floor; "
-              "speed-up: the manual loop against the peer (median of paired ratios, > 1: "
-              "fastnn faster); manual/tob: time of the manual loop over train_on_batch's")
-        print(f"{'':>5} | {'fastnn manual loop':^24} | {'fastnn train_on_batch':^24} | "
-              + " | ".join(f"{NAMES[name]:^23}" for name in peers))
-        print(f"{'batch':>5} | {'us':>7} {'floor':>5} {'samples/s':>10} | {'us':>7} {'floor':>5} "
-              f"{'manual/tob':>10} | "
-              + " | ".join(f"{'us':>7} {'floor':>5} {'speed-up':>9}" for _ in peers))
+        print(
+            f"\ntraining step {'-'.join(map(str, SIZES))}, {OPTIMIZERS[opt_name]}, "
+            f"{threads} thread(s). us: median per step; floor: fraction of the FLOP floor; "
+            "speed-up: the manual loop against the peer (median of paired ratios, > 1: "
+            "fastnn faster); manual/tob: time of the manual loop over train_on_batch's"
+        )
+        print(
+            f"{'':>5} | {'fastnn manual loop':^24} | {'fastnn train_on_batch':^24} | "
+            + " | ".join(f"{NAMES[name]:^23}" for name in peers)
+        )
+        print(
+            f"{'batch':>5} | {'us':>7} {'floor':>5} {'samples/s':>10} | {'us':>7} {'floor':>5} "
+            f"{'manual/tob':>10} | "
+            + " | ".join(f"{'us':>7} {'floor':>5} {'speed-up':>9}" for _ in peers)
+        )
         for batch, times in cases:
             flops = B.mlp_flops(SIZES, batch)
             manual, tob = B.median(times["manual"]), B.median(times["tob"])
-            cells = [f"{manual * 1e6:7.0f} {_pct(flops, manual, limit)} {batch / manual:10,.0f}",
-                     f"{tob * 1e6:7.0f} {_pct(flops, tob, limit)} "
-                     f"{B.paired_ratio(times, 'manual', 'tob'):10.2f}"]
+            cells = [
+                f"{manual * 1e6:7.0f} {_pct(flops, manual, limit)} {batch / manual:10,.0f}",
+                f"{tob * 1e6:7.0f} {_pct(flops, tob, limit)} "
+                f"{B.paired_ratio(times, 'manual', 'tob'):10.2f}",
+            ]
             for name in peers:
                 t = B.median(times[name])
-                cells.append(f"{t * 1e6:7.0f} {_pct(flops, t, limit)} "
-                             f"{B.paired_ratio(times, name, 'manual'):8.2f}x")
+                cells.append(
+                    f"{t * 1e6:7.0f} {_pct(flops, t, limit)} "
+                    f"{B.paired_ratio(times, name, 'manual'):8.2f}x"
+                )
             print(f"{batch:>5} | " + " | ".join(cells))
         for batch, times in cases:
             flops, manual = B.mlp_flops(SIZES, batch), B.median(times["manual"])
-            checks = [verdicts.line(f"x{NAMES[name]}", B.paired_ratio(times, name, "manual"),
-                                    goals[name][batch])
-                      for name in peers if batch in goals[name]]
+            checks = [
+                verdicts.line(
+                    f"x{NAMES[name]}", B.paired_ratio(times, name, "manual"), goals[name][batch]
+                )
+                for name in peers
+                if batch in goals[name]
+            ]
             if limit and batch in goals.get("floor", {}):
-                checks.append(verdicts.line("FLOP floor", flops / manual / 1e9 / limit,
-                                            goals["floor"][batch], unit="%"))
-            print(f"  batch {batch:>3}, {min(threads, 2)}-thread targets of the manual loop "
-                  f"({flops / 1e6:.0f} MFLOP, {len(times['manual'])} rounds): "
-                  + "; ".join(checks))
+                checks.append(
+                    verdicts.line(
+                        "FLOP floor", flops / manual / 1e9 / limit, goals["floor"][batch], unit="%"
+                    )
+                )
+            print(
+                f"  batch {batch:>3}, {min(threads, 2)}-thread targets of the manual loop "
+                f"({flops / 1e6:.0f} MFLOP, {len(times['manual'])} rounds): " + "; ".join(checks)
+            )
 
 
 def report_inference(results, peak, threads, verdicts):
     goals = B.TARGETS["inference"]
     limit = peak * threads if peak else None
     peers = [name for name in ("numpy", "torch") if name in next(iter(results.values()))]
-    print(f"\ninference {'-'.join(map(str, SIZES))} (forward only), {threads} thread(s). "
-          "us: median per call; FMA: fraction of the FMA limit; speed-up: fastnn against the "
-          "peer (median of paired ratios, > 1: fastnn faster)")
+    print(
+        f"\ninference {'-'.join(map(str, SIZES))} (forward only), {threads} thread(s). "
+        "us: median per call; FMA: fraction of the FMA limit; speed-up: fastnn against the "
+        "peer (median of paired ratios, > 1: fastnn faster)"
+    )
     print(f"{'':>5} | {'fastnn':^34} | " + " | ".join(f"{NAMES[name]:^24}" for name in peers))
-    print(f"{'batch':>5} | {'us':>8} {'samples/s':>10} {'GFLOP/s':>8} {'FMA':>5} | "
-          + " | ".join(f"{'us':>8} {'FMA':>5} {'speed-up':>9}" for _ in peers))
+    print(
+        f"{'batch':>5} | {'us':>8} {'samples/s':>10} {'GFLOP/s':>8} {'FMA':>5} | "
+        + " | ".join(f"{'us':>8} {'FMA':>5} {'speed-up':>9}" for _ in peers)
+    )
     for batch, times in results.items():
         flops = B.mlp_flops(SIZES, batch, training=False)
         t = B.median(times["fastnn"])
-        cells = [f"{t * 1e6:8.1f} {batch / t:10,.0f} {flops / t / 1e9:8.1f} "
-                 f"{_pct(flops, t, limit)}"]
+        cells = [
+            f"{t * 1e6:8.1f} {batch / t:10,.0f} {flops / t / 1e9:8.1f} {_pct(flops, t, limit)}"
+        ]
         for name in peers:
             tp = B.median(times[name])
-            cells.append(f"{tp * 1e6:8.1f} {_pct(flops, tp, limit)} "
-                         f"{B.paired_ratio(times, name, 'fastnn'):8.2f}x")
+            cells.append(
+                f"{tp * 1e6:8.1f} {_pct(flops, tp, limit)} "
+                f"{B.paired_ratio(times, name, 'fastnn'):8.2f}x"
+            )
         print(f"{batch:>5} | " + " | ".join(cells))
     for batch, times in results.items():
         flops = B.mlp_flops(SIZES, batch, training=False)
@@ -126,21 +170,36 @@ def report_inference(results, peak, threads, verdicts):
         if batch == 1:
             for name, key in (("numpy", "latency_vs_numpy"), ("torch", "latency_vs_torch")):
                 if name in times:
-                    checks.append(verdicts.line(f"latency / {NAMES[name]}'s",
-                                                B.paired_ratio(times, "fastnn", name),
-                                                goals[key], at_most=True))
+                    checks.append(
+                        verdicts.line(
+                            f"latency / {NAMES[name]}'s",
+                            B.paired_ratio(times, "fastnn", name),
+                            goals[key],
+                            at_most=True,
+                        )
+                    )
         elif batch >= 128:
             if limit:
-                checks.append(verdicts.line(
-                    "FMA limit", flops / B.median(times["fastnn"]) / 1e9 / limit,
-                    goals["fma_fraction"], unit="%"))
+                checks.append(
+                    verdicts.line(
+                        "FMA limit",
+                        flops / B.median(times["fastnn"]) / 1e9 / limit,
+                        goals["fma_fraction"],
+                        unit="%",
+                    )
+                )
             if "torch" in times:
-                checks.append(verdicts.line("throughput xPyTorch",
-                                            B.paired_ratio(times, "torch", "fastnn"),
-                                            goals["throughput_vs_torch"]))
+                checks.append(
+                    verdicts.line(
+                        "throughput xPyTorch",
+                        B.paired_ratio(times, "torch", "fastnn"),
+                        goals["throughput_vs_torch"],
+                    )
+                )
         if checks:
-            print(f"  batch {batch:>4} targets ({len(times['fastnn'])} rounds): "
-                  + "; ".join(checks))
+            print(
+                f"  batch {batch:>4} targets ({len(times['fastnn'])} rounds): " + "; ".join(checks)
+            )
 
 
 def import_torch(wanted):
@@ -157,8 +216,7 @@ def import_torch(wanted):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=6.0, help="per case (default 6)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="for every library (default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="for every library (default 1)")
     parser.add_argument("--what", choices=("all", "step", "inference"), default="all")
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
     args = parser.parse_args()
@@ -176,8 +234,9 @@ def main():
         if args.what in ("all", "step"):
             for opt_name in OPTIMIZERS:
                 for batch in STEP_BATCHES:
-                    steps[opt_name, batch] = time_steps(opt_name, batch, args.seconds,
-                                                        args.threads, torch)
+                    steps[opt_name, batch] = time_steps(
+                        opt_name, batch, args.seconds, args.threads, torch
+                    )
         if args.what in ("all", "inference"):
             for batch in INFER_BATCHES:
                 inference[batch] = time_inference(batch, args.seconds, args.threads, torch)

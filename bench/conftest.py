@@ -3,7 +3,8 @@
 Run as ``pytest bench/ --benchmark-only --benchmark-group-by=group``. Threads come from
 ``BENCH_THREADS`` (default 1): fastnn, NumPy's BLAS (threadpoolctl) and PyTorch are pinned to
 it for the whole session. NumPy must run unhandicapped: unset OPENBLAS_CORETYPE and
-OPENBLAS_L2_SIZE (pins to a lesser kernel) before starting, as the commands in docs/benchmarks.md do.
+OPENBLAS_L2_SIZE (pins to a lesser kernel) before starting, as the commands in
+docs/benchmarks.md do.
 
 The header is fastnn.benchmark's host description (CPU, ISA flags, fastnn's ISA, the
 measured FMA limit, NumPy's BLAS kernel, threads), also written into the JSON's
@@ -12,6 +13,7 @@ pytest-benchmark's tables a summary gives, per group, each contender's median, i
 fastnn's and its fraction of the FMA limit (GEMMs, steps, inference), then PERFORMANCE.md's
 targets, met or not (never a failure). pytest-benchmark runs one case after the other, so
 these are ratios of medians; bench/compare_step.py interleaves the contenders instead."""
+
 import math
 import os
 import re
@@ -45,7 +47,8 @@ def pytest_unconfigure(config):
 
 def pytest_report_header(config):
     return [f"bench threads={THREADS} (BENCH_THREADS)"] + B.host_lines(
-        B.host_info(fma=_state["fma"], threads=THREADS))
+        B.host_info(fma=_state["fma"], threads=THREADS)
+    )
 
 
 def _fma_after_the_run():
@@ -98,8 +101,10 @@ def pytest_terminal_summary(terminalreporter, config):
     for line in B.host_lines(B.host_info(fma=fma, threads=THREADS)):
         write(line)
     write(fma.line(THREADS))
-    write("per group: median; x = the peer's median over fastnn's (> 1: fastnn faster); "
-          "% of the FMA limit where the work is GEMM FLOPs (for a step: of its FLOP floor)")
+    write(
+        "per group: median; x = the peer's median over fastnn's (> 1: fastnn faster); "
+        "% of the FMA limit where the work is GEMM FLOPs (for a step: of its FLOP floor)"
+    )
     for group in sorted(groups, key=_natural):
         entries = groups[group]
         ref = entries.get("fastnn", (None,))[0]
@@ -122,13 +127,15 @@ def pytest_terminal_summary(terminalreporter, config):
 
 def _targets(groups, limit, verdicts):
     """PERFORMANCE.md's targets, for the groups this run has."""
-    gemm = [e["numpy"][0] / e["fastnn"][0] for e in groups.values()
-            if "fastnn" in e and "numpy" in e and e["fastnn"][1].get("kind") == "gemm"]
+    gemm = [
+        e["numpy"][0] / e["fastnn"][0]
+        for e in groups.values()
+        if "fastnn" in e and "numpy" in e and e["fastnn"][1].get("kind") == "gemm"
+    ]
     if gemm:
         goals = B.TARGETS["gemm"][min(THREADS, 2)]
         geo = math.exp(sum(map(math.log, gemm)) / len(gemm))
-        text = verdicts.line(f"GEMM geometric mean over {len(gemm)} cases", geo,
-                             goals["geomean"])
+        text = verdicts.line(f"GEMM geometric mean over {len(gemm)} cases", geo, goals["geomean"])
         if "worst" in goals:
             text += "; " + verdicts.line("slowest case", min(gemm), goals["worst"])
         yield f"targets: {text}"
@@ -143,22 +150,40 @@ def _targets(groups, limit, verdicts):
         if kind == "step":
             for peer in ("numpy", "torch"):
                 if peer in entries and batch in steps[peer]:
-                    checks.append(verdicts.line(f"x{peer}", entries[peer][0] / t,
-                                                steps[peer][batch]))
+                    checks.append(
+                        verdicts.line(f"x{peer}", entries[peer][0] / t, steps[peer][batch])
+                    )
             if limit and batch in steps.get("floor", {}):
-                checks.append(verdicts.line("FLOP floor", info["gflop"] / t / limit,
-                                            steps["floor"][batch], unit="%"))
+                checks.append(
+                    verdicts.line(
+                        "FLOP floor", info["gflop"] / t / limit, steps["floor"][batch], unit="%"
+                    )
+                )
         elif kind == "inference" and batch == 1:
             for peer in ("numpy", "torch"):
                 if peer in entries:
-                    checks.append(verdicts.line(f"latency / {peer}'s", t / entries[peer][0],
-                                                inference[f"latency_vs_{peer}"], at_most=True))
+                    checks.append(
+                        verdicts.line(
+                            f"latency / {peer}'s",
+                            t / entries[peer][0],
+                            inference[f"latency_vs_{peer}"],
+                            at_most=True,
+                        )
+                    )
         elif kind == "inference" and batch >= 128:
             if limit:
-                checks.append(verdicts.line("FMA limit", info["gflop"] / t / limit,
-                                            inference["fma_fraction"], unit="%"))
+                checks.append(
+                    verdicts.line(
+                        "FMA limit", info["gflop"] / t / limit, inference["fma_fraction"], unit="%"
+                    )
+                )
             if "torch" in entries:
-                checks.append(verdicts.line("throughput x torch", entries["torch"][0] / t,
-                                            inference["throughput_vs_torch"]))
+                checks.append(
+                    verdicts.line(
+                        "throughput x torch",
+                        entries["torch"][0] / t,
+                        inference["throughput_vs_torch"],
+                    )
+                )
         if checks:
             yield f"targets, {group}: " + "; ".join(checks)

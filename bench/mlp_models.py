@@ -5,6 +5,9 @@ fastnn manual loop of the README, fastnn's ``train_on_batch``, the clean NumPy s
 Every ``*_step`` function returns a callable that runs one training step on a fixed batch
 (each contender with its own weights and optimizer state); every ``*_infer`` one that runs
 one inference forward."""
+
+import itertools
+
 import numpy as np
 
 import fastnn
@@ -22,7 +25,7 @@ def data(batch, seed=0):
 
 def fastnn_model(sizes=SIZES):
     layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(fastnn.Dense(a, b, rng=i))
         if i < len(sizes) - 2:
             layers.append(fastnn.ReLU())
@@ -43,7 +46,7 @@ def fastnn_manual_step(X, y, opt_name):
 
     def step():
         out = model.forward(X, training=True)
-        loss, grad = loss_fn(out, y)
+        _loss, grad = loss_fn(out, y)
         model.backward(grad)
         opt.step()
 
@@ -65,7 +68,7 @@ def numpy_step(X, y, opt_name):
 
 def torch_model(torch, sizes=SIZES):
     layers = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(torch.nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(torch.nn.ReLU())

@@ -1,14 +1,19 @@
 """A clean NumPy MLP training step, the baseline fastnn's step is measured against: the
 same math as fastnn (ReLU hidden layers, softmax cross-entropy on logits, SGD momentum or
 Adam), written the way a careful NumPy user would, with in-place updates where natural."""
+
+import itertools
+
 import numpy as np
 
 
 class NumpyMLP:
     def __init__(self, sizes, dtype=np.float32, seed=0, optimizer="sgd", lr=0.01):
         rng = np.random.default_rng(seed)
-        self.W = [rng.uniform(-1, 1, (i, o)).astype(dtype) * np.sqrt(6 / i).astype(dtype)
-                  for i, o in zip(sizes[:-1], sizes[1:])]
+        self.W = [
+            rng.uniform(-1, 1, (i, o)).astype(dtype) * np.sqrt(6 / i).astype(dtype)
+            for i, o in itertools.pairwise(sizes)
+        ]
         self.b = [np.zeros(o, dtype) for o in sizes[1:]]
         self.params = self.W + self.b
         self.optimizer, self.lr, self.t = optimizer, lr, 0
@@ -52,7 +57,7 @@ class NumpyMLP:
                 p -= self.lr * m
         else:
             b1, b2, eps = 0.9, 0.999, 1e-8
-            c1, c2 = 1 - b1 ** self.t, 1 - b2 ** self.t
+            c1, c2 = 1 - b1**self.t, 1 - b2**self.t
             for p, g, m, v in zip(self.params, grads, self.m, self.v):
                 m *= b1
                 m += (1 - b1) * g

@@ -1,9 +1,9 @@
 """Elementwise kernels and the fused loss, beside the NumPy expressions they replace."""
+
 import numpy as np
 import pytest
 
-from fastnn import kernels
-from fastnn import ops
+from fastnn import kernels, ops
 
 SHAPE = (512, 256)
 
@@ -11,10 +11,12 @@ SHAPE = (512, 256)
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
-    return {"x": rng.standard_normal(SHAPE).astype(np.float32),
-            "dy": rng.standard_normal(SHAPE).astype(np.float32),
-            "logits": rng.standard_normal((512, 10)).astype(np.float32),
-            "labels": rng.integers(0, 10, 512)}
+    return {
+        "x": rng.standard_normal(SHAPE).astype(np.float32),
+        "dy": rng.standard_normal(SHAPE).astype(np.float32),
+        "logits": rng.standard_normal((512, 10)).astype(np.float32),
+        "labels": rng.integers(0, 10, 512),
+    }
 
 
 @pytest.mark.parametrize("act", ["relu", "sigmoid", "tanh"])

@@ -1,4 +1,5 @@
 """GEMM, float32, at MLP-shaped and square sizes in every transpose, beside NumPy's matmul."""
+
 import numpy as np
 import pytest
 
@@ -6,8 +7,18 @@ from fastnn import kernels
 
 # (m, k, n): forward of 784-256-256-10 at batch 32/128/512, the backward's weight gradient
 # (dW = dY^T X: k is the batch) and input gradient, and squares.
-SHAPES = [(32, 784, 256), (128, 784, 256), (512, 784, 256), (128, 256, 256), (128, 256, 10),
-          (256, 128, 784), (256, 512, 256), (10, 128, 256), (512, 512, 512), (1024, 1024, 1024)]
+SHAPES = [
+    (32, 784, 256),
+    (128, 784, 256),
+    (512, 784, 256),
+    (128, 256, 256),
+    (128, 256, 10),
+    (256, 128, 784),
+    (256, 512, 256),
+    (10, 128, 256),
+    (512, 512, 512),
+    (1024, 1024, 1024),
+]
 TRANSPOSES = [(False, False), (False, True), (True, False), (True, True)]
 
 

@@ -283,10 +283,22 @@ static inline void FNN_UFN(_nnblk)(const int SR, const int SNV, const int masked
             int nv = (int)((rest + VLEN - 1) / VLEN), last = (int)(rest - (nv - 1) * VLEN); \
             const T *bj = bias ? bias + j : NULL;                                          \
             switch (nv) {                                                                  \
-            case 1: FNN_UFN(_nnblk)(SR, 1, 1, last, k, a, rsa, csa, b + j, ldb, c + j, rsc, bj, loadc, act, slope); break; \
-            case 2: FNN_UFN(_nnblk)(SR, SNV >= 2 ? 2 : 1, 1, last, k, a, rsa, csa, b + j, ldb, c + j, rsc, bj, loadc, act, slope); break; \
-            case 3: FNN_UFN(_nnblk)(SR, SNV >= 3 ? 3 : 1, 1, last, k, a, rsa, csa, b + j, ldb, c + j, rsc, bj, loadc, act, slope); break; \
-            case 4: FNN_UFN(_nnblk)(SR, SNV >= 4 ? 4 : 1, 1, last, k, a, rsa, csa, b + j, ldb, c + j, rsc, bj, loadc, act, slope); break; \
+            case 1:                                                                        \
+                FNN_UFN(_nnblk)(SR, 1, 1, last, k, a, rsa, csa, b + j, ldb,                \
+                                c + j, rsc, bj, loadc, act, slope);                        \
+                break;                                                                     \
+            case 2:                                                                        \
+                FNN_UFN(_nnblk)(SR, SNV >= 2 ? 2 : 1, 1, last, k, a, rsa, csa, b + j, ldb, \
+                                c + j, rsc, bj, loadc, act, slope);                        \
+                break;                                                                     \
+            case 3:                                                                        \
+                FNN_UFN(_nnblk)(SR, SNV >= 3 ? 3 : 1, 1, last, k, a, rsa, csa, b + j, ldb, \
+                                c + j, rsc, bj, loadc, act, slope);                        \
+                break;                                                                     \
+            case 4:                                                                        \
+                FNN_UFN(_nnblk)(SR, SNV >= 4 ? 4 : 1, 1, last, k, a, rsa, csa, b + j, ldb, \
+                                c + j, rsc, bj, loadc, act, slope);                        \
+                break;                                                                     \
             default: break;                                                                \
             }                                                                              \
         }                                                                                  \

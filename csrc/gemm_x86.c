@@ -152,7 +152,8 @@ FNN_PACK_TR(f64, double, 4, tr4_f64, case 2: tr4_f64(d, s, es, W, 2); break;)
         _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23))
 #define VSEL_LT(x, y, a, b) _mm256_blendv_ps(b, a, _mm256_cmp_ps(x, y, _CMP_LT_OQ))
 #define VMASK __m256i
-#define VMASK_FIRST(n) _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define VMASK_FIRST(n) \
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
 #define VMLOAD(p, m) _mm256_maskload_ps(p, m)
 #define VMSTORE(p, m, v) _mm256_maskstore_ps(p, m, v)
 #define VHSUM(v) hsum_avx2_f32(v)

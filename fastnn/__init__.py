@@ -6,8 +6,12 @@ kernels underneath (see ``fastnn.kernels.info()`` for the instruction set in use
 Importing fastnn only defines things: it prints nothing, starts no threads and touches no
 global state except the kernels' thread count (``FASTNN_NUM_THREADS``, ``set_num_threads``).
 Messages go to ``logging.getLogger("fastnn")``, which has only a NullHandler."""
+
 import logging
+
 from fastnn import callbacks, closed_form, init, kernels, ops, optim, schedules
+from fastnn._validation import NonFiniteError
+from fastnn._version import __version__ as __version__
 from fastnn.callbacks import (
     Callback,
     CSVLogger,
@@ -19,7 +23,6 @@ from fastnn.callbacks import (
     TerminateOnNaN,
 )
 from fastnn.closed_form import gaussian_classifier, linear_regression
-from fastnn._validation import NonFiniteError
 from fastnn.datasets import load_digits, load_mnist
 from fastnn.gradcheck import gradcheck
 from fastnn.kernels import get_num_threads, set_num_threads
@@ -43,17 +46,54 @@ from fastnn.model import Sequential
 from fastnn.optim import clip_grad_norm
 from fastnn.persistence import Checkpoint, load, load_checkpoint, save
 from fastnn.training import lr_sweep
-from fastnn._version import __version__ as __version__
 
 logging.getLogger("fastnn").addHandler(logging.NullHandler())
 
 __all__ = [
-    "BCEWithLogits", "BatchNorm1d", "CSVLogger", "Callback", "Checkpoint", "Dense", "Dropout",
-    "EarlyStopping", "History", "Identity", "Layer", "LeakyReLU", "LearningRateScheduler",
-    "MSELoss", "Maxout", "ModelCheckpoint", "NonFiniteError", "Parameter", "ReLU",
-    "ReduceLROnPlateau", "Sequential", "Sigmoid", "Softmax", "SoftmaxCrossEntropy", "Standardize", "Tanh",
-    "TerminateOnNaN", "callbacks", "clip_grad_norm", "closed_form", "gaussian_classifier",
-    "get_num_threads", "gradcheck", "init", "kernels", "linear_regression", "load",
-    "load_checkpoint", "load_digits", "load_mnist", "lr_sweep", "ops", "optim", "save", "schedules",
+    "BCEWithLogits",
+    "BatchNorm1d",
+    "CSVLogger",
+    "Callback",
+    "Checkpoint",
+    "Dense",
+    "Dropout",
+    "EarlyStopping",
+    "History",
+    "Identity",
+    "Layer",
+    "LeakyReLU",
+    "LearningRateScheduler",
+    "MSELoss",
+    "Maxout",
+    "ModelCheckpoint",
+    "NonFiniteError",
+    "Parameter",
+    "ReLU",
+    "ReduceLROnPlateau",
+    "Sequential",
+    "Sigmoid",
+    "Softmax",
+    "SoftmaxCrossEntropy",
+    "Standardize",
+    "Tanh",
+    "TerminateOnNaN",
+    "callbacks",
+    "clip_grad_norm",
+    "closed_form",
+    "gaussian_classifier",
+    "get_num_threads",
+    "gradcheck",
+    "init",
+    "kernels",
+    "linear_regression",
+    "load",
+    "load_checkpoint",
+    "load_digits",
+    "load_mnist",
+    "lr_sweep",
+    "ops",
+    "optim",
+    "save",
+    "schedules",
     "set_num_threads",
 ]

@@ -11,6 +11,7 @@ How ``--target`` names the target:
 - ``.npz``: the name of an array in the archive (the features are the array ``X``, or the
   only other array), or a column index into ``X``.
 """
+
 import csv
 import os
 
@@ -74,15 +75,20 @@ def read(path, target=None, feature_names=None, n_features=None, target_column=N
         return Data(X, y)
     key = "X" if "X" in arrays else (next(iter(arrays)) if len(arrays) == 1 else None)
     if key is None:
-        raise DataError(f"DATA: {path} holds {sorted(arrays)}; name the features array X"
-                        + ("" if target is None else " or pass --target as one of them"))
-    return _split_array(_numeric(arrays[key], f"{path}[{key}]"), target, n_features,
-                        target_column, path)
+        raise DataError(
+            f"DATA: {path} holds {sorted(arrays)}; name the features array X"
+            + ("" if target is None else " or pass --target as one of them")
+        )
+    return _split_array(
+        _numeric(arrays[key], f"{path}[{key}]"), target, n_features, target_column, path
+    )
 
 
 def _numeric(arr, where):
     if arr.ndim != 2:
-        raise DataError(f"DATA: {where} must be a 2-D array (rows x columns), got shape {arr.shape}")
+        raise DataError(
+            f"DATA: {where} must be a 2-D array (rows x columns), got shape {arr.shape}"
+        )
     if arr.dtype.kind not in "biuf":
         raise DataError(f"DATA: {where} must be numeric, got dtype {arr.dtype}")
     return arr
@@ -92,8 +98,9 @@ def _column_index(target, width, path):
     try:
         j = int(target)
     except ValueError:
-        raise DataError(f"--target: for {os.path.basename(path)} give a column index, "
-                        f"got {target!r}") from None
+        raise DataError(
+            f"--target: for {os.path.basename(path)} give a column index, got {target!r}"
+        ) from None
     if not -width <= j < width:
         raise DataError(f"--target: column {j} out of range for {width} columns")
     return j % width
@@ -102,8 +109,12 @@ def _column_index(target, width, path):
 def _split_array(arr, target, n_features, target_column, path):
     width = arr.shape[1]
     if target is None:
-        if n_features is not None and width == n_features + 1 and target_column is not None \
-                and target_column < width:
+        if (
+            n_features is not None
+            and width == n_features + 1
+            and target_column is not None
+            and target_column < width
+        ):
             return Data(_drop_column(arr, target_column))
         return Data(arr)
     j = _column_index(target, width, path)
@@ -124,7 +135,7 @@ def _column(arr, j):
     out = np.empty(len(arr), dtype=arr.dtype)
     pages = PageReleaser(arr)
     for start in range(0, len(arr), _CHUNK):
-        out[start:start + _CHUNK] = arr[start:start + _CHUNK, j]
+        out[start : start + _CHUNK] = arr[start : start + _CHUNK, j]
         pages.read(min(_CHUNK, len(arr) - start), contiguous=True)
     pages.release()
     return out
@@ -141,11 +152,13 @@ def _read_csv(path, target, feature_names):
         raise DataError(f"DATA: {path} has a header row but no data rows")
     for i, r in enumerate(body):
         if len(r) != len(header):
-            raise DataError(f"DATA: {path} row {i + 2} has {len(r)} fields, the header has "
-                            f"{len(header)}")
+            raise DataError(
+                f"DATA: {path} row {i + 2} has {len(r)} fields, the header has {len(header)}"
+            )
     if target is not None and target not in header:
-        shown = ", ".join(header[:12]) + (f", ... ({len(header)} columns)"
-                                          if len(header) > 12 else "")
+        shown = ", ".join(header[:12]) + (
+            f", ... ({len(header)} columns)" if len(header) > 12 else ""
+        )
         raise DataError(f"--target: unknown column {target!r}; the columns are {shown}")
     if feature_names is None:
         feature_names = [h for h in header if h != target]
@@ -169,12 +182,15 @@ def _first_bad_cell(cells, columns, header, path):
             try:
                 float(value)
             except ValueError:
-                return (f"DATA: {path} column {header[j]!r}, row {i + 2}: non-numeric value "
-                        f"{str(value)!r}")
+                return (
+                    f"DATA: {path} column {header[j]!r}, row {i + 2}: non-numeric value "
+                    f"{str(value)!r}"
+                )
     return f"DATA: {path} has non-numeric values"
 
 
 # ---- targets ------------------------------------------------------------------------------
+
 
 def numeric_values(y):
     """y as float64 if every value is a number, else None."""
@@ -197,8 +213,9 @@ def infer_task(y):
 def class_values(y):
     """The sorted distinct labels as JSON-friendly Python values (ints where whole)."""
     if np.asarray(y).ndim != 1:
-        raise DataError(f"--target: classification needs one label per row, got shape "
-                        f"{np.shape(y)}")
+        raise DataError(
+            f"--target: classification needs one label per row, got shape {np.shape(y)}"
+        )
     values = numeric_values(y)
     if values is None:
         return [str(v) for v in np.unique(np.asarray(y, dtype=str))]
@@ -219,12 +236,15 @@ def encode_labels(y, classes):
     idx = np.clip(idx, 0, len(keys) - 1)
     unknown = keys[idx] != values
     if np.any(unknown):
-        raise DataError(f"--target: labels the model does not know: "
-                        f"{sorted(set(np.asarray(values)[unknown].tolist()))[:5]}")
+        raise DataError(
+            f"--target: labels the model does not know: "
+            f"{sorted(set(np.asarray(values)[unknown].tolist()))[:5]}"
+        )
     return idx.astype(np.int64)
 
 
 # ---- features -----------------------------------------------------------------------------
+
 
 def mean_std(X):
     """Per-column mean and standard deviation in float64, streamed over row chunks (a
@@ -235,7 +255,7 @@ def mean_std(X):
     pages = PageReleaser(X)
     shift = np.asarray(X[0], dtype=np.float64)  # shifted sums keep the variance accurate
     for start in range(0, n, _CHUNK):
-        chunk = np.asarray(X[start:start + _CHUNK], dtype=np.float64) - shift
+        chunk = np.asarray(X[start : start + _CHUNK], dtype=np.float64) - shift
         total += chunk.sum(axis=0)
         squares += (chunk * chunk).sum(axis=0)
         pages.read(len(chunk), contiguous=True)

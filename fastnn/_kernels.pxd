@@ -35,7 +35,8 @@ cdef extern from "fastnn.h" nogil:
     void fnn_act_forward(fnn_dtype dt, Py_ssize_t n, int act, double slope, const void *x, void *y)
     void fnn_act_backward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, int act, double slope,
                           const void *src, const void *dy, void *dx, void *dbias)
-    void fnn_add_bias(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x, const void *bias, void *y)
+    void fnn_add_bias(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x, const void *bias,
+                      void *y)
     void fnn_column_sum(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x, void *out)
     void fnn_softmax(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x, void *y)
     double fnn_softmax_xent_labels(fnn_dtype dt, Py_ssize_t m, Py_ssize_t k, const void *logits,

@@ -5,6 +5,7 @@ On a terminal, ``verbose=1`` redraws one bar per epoch in place (at most ten tim
 with the batch count, ETA and running loss, then leaves the epoch's summary line. When
 stderr is not a terminal (a log file, CI) and with ``verbose=2``, only the summary line is
 written, once per epoch."""
+
 import sys
 import time
 
@@ -15,7 +16,7 @@ _REDRAW_SECONDS = 0.1
 
 
 def _duration(seconds):
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     minutes, seconds = divmod(seconds, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
@@ -53,7 +54,8 @@ class ProgressBar(Callback):
         eta = (now - self.t0) * (1 - done) / done
         self.stream.write(
             f"\r{self._prefix()} [{'=' * filled}{'.' * (_WIDTH - filled)}] "
-            f"{batch + 1}/{steps} ETA {_duration(eta)} loss={self.loss_sum / self.rows:.4f}\033[K")
+            f"{batch + 1}/{steps} ETA {_duration(eta)} loss={self.loss_sum / self.rows:.4f}\033[K"
+        )
         self.stream.flush()
 
     def _prefix(self):

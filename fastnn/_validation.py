@@ -1,4 +1,5 @@
 """Checks at the public boundary of the Python floor (constructor arguments, user data)."""
+
 import numbers
 
 import numpy as np
@@ -44,7 +45,10 @@ def _nested_shape(x, path, depth=0):
         if first is None:
             first = item_shape
         elif item_shape != first:
-            return None, f"{path}[0] {_shape_words(first)} but {path}[{i}] {_shape_words(item_shape)}"
+            return (
+                None,
+                f"{path}[0] {_shape_words(first)} but {path}[{i}] {_shape_words(item_shape)}",
+            )
     return (len(x),) + (first or ()), None
 
 
@@ -57,7 +61,7 @@ def _shape_words(shape):
 
 
 def _first_non_number(arr):
-    """" (value at index i)" naming the first element of an object or string array that is
+    """ " (value at index i)" naming the first element of an object or string array that is
     not a number (for strings: that does not even read as one; else the first string), or ""."""
     if arr.dtype.kind not in "OUS" or arr.size == 0:
         return ""
@@ -96,15 +100,18 @@ def as_array(x, name, expected="an array-like of numbers", prefix=""):
         if where is not None:
             raise RaggedInputError(
                 f"{prefix}{name} is ragged (inhomogeneous): {where}; every row must have "
-                "the same length") from None
+                "the same length"
+            ) from None
         raise TypeError(f"{prefix}{name} must be {expected}, got {type(x).__name__}") from exc
 
 
 def check_numeric(arr, name, prefix=""):
     """Refuse arrays that are not bool, int or float, naming the first bad element."""
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{prefix}{name} must be numeric (bool, int or float), got dtype "
-                        f"{arr.dtype}{_first_non_number(arr)}")
+        raise TypeError(
+            f"{prefix}{name} must be numeric (bool, int or float), got dtype "
+            f"{arr.dtype}{_first_non_number(arr)}"
+        )
     return arr
 
 

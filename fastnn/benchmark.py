@@ -14,19 +14,28 @@ hit all of them alike.
 ``fastnn bench`` itself (:func:`run`) times GEMMs of fastnn against NumPy. For the full
 suites use ``pytest bench/ --benchmark-only`` and the ``bench/compare_*.py`` scripts (see
 docs/benchmarks.md)."""
+
+import itertools
 import math
 import os
 import platform
 import statistics
 import sys
 import time
+from functools import partial
 
 import numpy as np
 
 from fastnn import kernels
 
-GEMM_SHAPES = [(32, 784, 256), (128, 784, 256), (512, 784, 256), (128, 256, 256),
-               (256, 128, 784), (512, 512, 512)]
+GEMM_SHAPES = [
+    (32, 784, 256),
+    (128, 784, 256),
+    (512, 784, 256),
+    (128, 256, 256),
+    (256, 128, 784),
+    (512, 512, 512),
+]
 
 #: The targets of PERFORMANCE.md, each stated against the host of the run. Thread counts
 #: above two are judged by the two-thread targets.
@@ -34,26 +43,39 @@ TARGETS = {
     # GEMM float32: geometric mean of fastnn's speed over NumPy's, and the slowest shape.
     "gemm": {1: {"geomean": 1.05, "worst": 0.95}, 2: {"geomean": 1.0}},
     # MLP 784-256-256-10 step as the Quick start's manual loop writes it, speed-up per batch.
-    "step": {1: {"numpy": {32: 1.3, 128: 1.1, 512: 1.05},
-                 "torch": {32: 1.8, 128: 1.3, 512: 1.1},
-                 "floor": {128: 0.80, 512: 0.80}},
-             2: {"numpy": {32: 1.2, 128: 1.05, 512: 1.0},
-                 "torch": {32: 1.5, 128: 1.2, 512: 1.0}}},
+    "step": {
+        1: {
+            "numpy": {32: 1.3, 128: 1.1, 512: 1.05},
+            "torch": {32: 1.8, 128: 1.3, 512: 1.1},
+            "floor": {128: 0.80, 512: 0.80},
+        },
+        2: {"numpy": {32: 1.2, 128: 1.05, 512: 1.0}, "torch": {32: 1.5, 128: 1.2, 512: 1.0}},
+    },
     # Inference: batch-1 latency as a fraction of the peer's (at most), batch >= 128 as a
     # fraction of the FMA limit and as a throughput ratio (at least).
-    "inference": {"latency_vs_numpy": 0.8, "latency_vs_torch": 0.45,
-                  "fma_fraction": 0.85, "throughput_vs_torch": 1.1},
+    "inference": {
+        "latency_vs_numpy": 0.8,
+        "latency_vs_torch": 0.45,
+        "fma_fraction": 0.85,
+        "throughput_vs_torch": 1.1,
+    },
 }
 
 _FLAGS = ("avx2", "fma", "avx512f")
-_OWNERS = {"numpy": "numpy", "scipy": "scipy", "torch": "torch", "scikit_learn": "sklearn",
-           "sklearn": "sklearn"}
+_OWNERS = {
+    "numpy": "numpy",
+    "scipy": "scipy",
+    "torch": "torch",
+    "scikit_learn": "sklearn",
+    "sklearn": "sklearn",
+}
 _OPENBLAS_PINS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
 
 # --------------------------------------------------------------------------------------
 # The host
 # --------------------------------------------------------------------------------------
+
 
 def _cpuinfo_fields():
     """The first processor's block of /proc/cpuinfo as a dict ({} where there is none)."""
@@ -109,7 +131,8 @@ def cpu_info():
         "family": family,
         "model": model,
         "stepping": _int(fields.get("stepping")),
-        "core": _amd_core(family, model) if vendor == "AuthenticAMD" and model is not None
+        "core": _amd_core(family, model)
+        if vendor == "AuthenticAMD" and model is not None
         else None,
         "flags": {name: (None if flags is None else name in flags) for name in _FLAGS},
         "hypervisor": None if flags is None else "hypervisor" in flags,
@@ -131,11 +154,24 @@ def blas_info():
     rows = []
     for lib in threadpool_info():
         folders = (lib.get("filepath") or "").replace("\\", "/").lower().split("/")[:-1]
-        owner = next((_OWNERS[f.removesuffix(".libs")] for f in reversed(folders)
-                      if f.removesuffix(".libs") in _OWNERS), "")
-        rows.append({"api": lib.get("internal_api"), "version": lib.get("version"),
-                     "kernel": lib.get("architecture"), "threads": lib.get("num_threads"),
-                     "owner": owner, "user_api": lib.get("user_api")})
+        owner = next(
+            (
+                _OWNERS[f.removesuffix(".libs")]
+                for f in reversed(folders)
+                if f.removesuffix(".libs") in _OWNERS
+            ),
+            "",
+        )
+        rows.append(
+            {
+                "api": lib.get("internal_api"),
+                "version": lib.get("version"),
+                "kernel": lib.get("architecture"),
+                "threads": lib.get("num_threads"),
+                "owner": owner,
+                "user_api": lib.get("user_api"),
+            }
+        )
     return rows
 
 
@@ -168,9 +204,11 @@ class FmaLimit:
         if not self.readings:
             return "FMA limit: n/a (generic kernels): no fractions of it"
         probes = ", ".join(f"{r:.1f}" for r in self.readings)
-        return (f"FMA limit used for the fractions: {self.peak:.1f} GFLOP/s per core x "
-                f"{threads} thread(s) = {self.peak * threads:.1f} GFLOP/s (the larger of the "
-                f"probes before and after the run: {probes})")
+        return (
+            f"FMA limit used for the fractions: {self.peak:.1f} GFLOP/s per core x "
+            f"{threads} thread(s) = {self.peak * threads:.1f} GFLOP/s (the larger of the "
+            f"probes before and after the run: {probes})"
+        )
 
 
 def host_info(fma=None, threads=None):
@@ -204,8 +242,7 @@ def host_info(fma=None, threads=None):
         "blas": blas_info(),
         "torch": getattr(torch, "__version__", None) if torch else None,
         "torch_threads": torch.get_num_threads() if torch else None,
-        "openblas_env": {name: os.environ[name] for name in _OPENBLAS_PINS
-                         if name in os.environ},
+        "openblas_env": {name: os.environ[name] for name in _OPENBLAS_PINS if name in os.environ},
         "python": platform.python_version(),
         "load_1min": load,
     }
@@ -223,35 +260,53 @@ def host_lines(info):
         ident.append(f"family {cpu['family']} model {cpu['model']} stepping {cpu['stepping']}")
     if cpu["core"]:
         ident.append(f"({cpu['core']} by family/model)")
-    counts = f"{cpu['cpus']} CPUs" + (f", {cpu['cpus_usable']} usable"
-                                       if cpu["cpus_usable"] is not None else "")
+    counts = f"{cpu['cpus']} CPUs" + (
+        f", {cpu['cpus_usable']} usable" if cpu["cpus_usable"] is not None else ""
+    )
     virt = {True: ", virtual machine", False: "", None: ""}[cpu["hypervisor"]]
     flags = ", ".join(f"{k} {_yes_no(v)}" for k, v in cpu["flags"].items())
-    lines = [(f"host: {cpu['model_name']}; {' '.join(ident)}; {counts}{virt}; "
-              f"{cpu['system']} {cpu['machine']}, Python {info['python']}"),
-             (f"ISA flags: {flags}; fastnn {info['fastnn']} kernels: isa={info['isa']} "
-              f"(best on this CPU: {info['cpu_isa']}), threads={info['fastnn_threads']}")]
+    lines = [
+        (
+            f"host: {cpu['model_name']}; {' '.join(ident)}; {counts}{virt}; "
+            f"{cpu['system']} {cpu['machine']}, Python {info['python']}"
+        ),
+        (
+            f"ISA flags: {flags}; fastnn {info['fastnn']} kernels: isa={info['isa']} "
+            f"(best on this CPU: {info['cpu_isa']}), threads={info['fastnn_threads']}"
+        ),
+    ]
     peak = info["fma_peak_gflops"]
     if peak:
         threads = info["threads"] or info["fastnn_threads"]
         probes = len(info["fma_probes"])
-        lines.append(f"FMA limit (fastnn.kernels.fma_peak_gflops, float32, {info['isa']}): "
-                     f"{peak:.1f} GFLOP/s per core, {peak * threads:.1f} for {threads} "
-                     f"thread(s) (" + ("first probe; probed again after the run)"
-                                       if probes == 1 else f"larger of {probes} probes)"))
+        lines.append(
+            f"FMA limit (fastnn.kernels.fma_peak_gflops, float32, {info['isa']}): "
+            f"{peak:.1f} GFLOP/s per core, {peak * threads:.1f} for {threads} "
+            f"thread(s) ("
+            + (
+                "first probe; probed again after the run)"
+                if probes == 1
+                else f"larger of {probes} probes)"
+            )
+        )
     else:
         lines.append("FMA limit: n/a (generic kernels)")
     blas = info["blas"]
     if blas is None:
         blas_text = "BLAS kernel unknown (pip install threadpoolctl)"
     else:
-        blas_text = "; ".join(
-            f"{b['api']}" + (f" {b['version']}" if b["version"] else "")
-            + (f" kernel={b['kernel']}" if b["kernel"] else "") + f" threads={b['threads']}"
-            + (f" (loaded by {b['owner']})" if b["owner"] else "")
-            for b in blas) or "none found"
-    lines.append(f"numpy {info['numpy']}; BLAS and OpenMP libraries (threadpoolctl): "
-                 f"{blas_text}")
+        blas_text = (
+            "; ".join(
+                f"{b['api']}"
+                + (f" {b['version']}" if b["version"] else "")
+                + (f" kernel={b['kernel']}" if b["kernel"] else "")
+                + f" threads={b['threads']}"
+                + (f" (loaded by {b['owner']})" if b["owner"] else "")
+                for b in blas
+            )
+            or "none found"
+        )
+    lines.append(f"numpy {info['numpy']}; BLAS and OpenMP libraries (threadpoolctl): {blas_text}")
     if info["torch"]:
         lines.append(f"torch {info['torch']}: threads={info['torch_threads']}")
     line = f"requested threads: {info['threads']}" if info["threads"] else ""
@@ -260,13 +315,17 @@ def host_lines(info):
     if line:
         lines.append(line)
     if cpu["flags"]["avx512f"]:
-        lines.append("note: this host has AVX-512: run the per-ISA kernel tests here too "
-                     "(tests/test_kernels.py, tests/test_toolbox_kernels.py), their AVX-512 "
-                     "paths run nowhere else")
+        lines.append(
+            "note: this host has AVX-512: run the per-ISA kernel tests here too "
+            "(tests/test_kernels.py, tests/test_toolbox_kernels.py), their AVX-512 "
+            "paths run nowhere else"
+        )
     for name, value in info["openblas_env"].items():
-        lines.append(f"WARNING: {name}={value} pins NumPy's OpenBLAS to a lesser kernel: "
-                     "rerun with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` "
-                     "for a fair comparison")
+        lines.append(
+            f"WARNING: {name}={value} pins NumPy's OpenBLAS to a lesser kernel: "
+            "rerun with `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE` "
+            "for a fair comparison"
+        )
     return lines
 
 
@@ -282,11 +341,12 @@ def print_host(print_fn=print, **kwargs):
 # Work and timing
 # --------------------------------------------------------------------------------------
 
+
 def mlp_flops(sizes, batch, training=True):
     """GEMM FLOPs of an MLP with layer widths ``sizes`` for one batch: the forward, and for
     a training step also the weight gradients and the input gradients of all but the first
     layer (its FLOP floor; 155 MFLOP for 784-256-256-10 at batch 128)."""
-    pairs = list(zip(sizes[:-1], sizes[1:]))
+    pairs = list(itertools.pairwise(sizes))
     forward = sum(2 * batch * a * b for a, b in pairs)
     if not training:
         return forward
@@ -353,15 +413,17 @@ class Targets:
         sign = "<=" if at_most else ">="
         # Rounded towards the verdict, so that a miss never prints as the target itself.
         scale = 1000 if unit == "%" else 100
-        shown = (math.ceil if at_most else math.floor)(value * scale + 1e-9 * (
-            -1 if at_most else 1)) / scale
+        shown = (math.ceil if at_most else math.floor)(
+            value * scale + 1e-9 * (-1 if at_most else 1)
+        ) / scale
         if unit == "%":
             return f"{what} {100 * shown:.1f}% {sign} {100 * target:.0f}%: {verdict}"
         return f"{what} {shown:.2f}{unit} {sign} {target:.2f}{unit}: {verdict}"
 
     def summary(self):
-        return (f"targets (PERFORMANCE.md) met: {self.met} of {self.total} "
-                "(a report, never a failure)")
+        return (
+            f"targets (PERFORMANCE.md) met: {self.met} of {self.total} (a report, never a failure)"
+        )
 
 
 def step_targets(threads):
@@ -371,6 +433,7 @@ def step_targets(threads):
 # --------------------------------------------------------------------------------------
 # fastnn bench: GEMMs against NumPy
 # --------------------------------------------------------------------------------------
+
 
 def gemm_table(seconds=0.3, threads=1, layouts=("NN", "NT", "TN")):
     """Rows of (shape, layout, fastnn GFLOP/s, NumPy GFLOP/s, paired speed ratio). The
@@ -389,13 +452,25 @@ def gemm_table(seconds=0.3, threads=1, layouts=("NN", "NT", "TN")):
             out = np.empty((m, n), np.float32)
             opa, opb = (a.T if ta else a), (b.T if tb else b)
             times = interleave(
-                {"fastnn": lambda: kernels.gemm(a, b, trans_a=ta, trans_b=tb, out=out),
-                 "numpy": lambda: np.matmul(opa, opb, out=out)},
-                seconds, block=block, pause=pause, warmup=1)
+                {
+                    "fastnn": partial(kernels.gemm, a, b, trans_a=ta, trans_b=tb, out=out),
+                    "numpy": partial(np.matmul, opa, opb, out=out),
+                },
+                seconds,
+                block=block,
+                pause=pause,
+                warmup=1,
+            )
             flop = 2.0 * m * n * k
-            rows.append(((m, k, n), layout, flop / median(times["fastnn"]) / 1e9,
-                         flop / median(times["numpy"]) / 1e9,
-                         paired_ratio(times, "numpy", "fastnn")))
+            rows.append(
+                (
+                    (m, k, n),
+                    layout,
+                    flop / median(times["fastnn"]) / 1e9,
+                    flop / median(times["numpy"]) / 1e9,
+                    paired_ratio(times, "numpy", "fastnn"),
+                )
+            )
     return rows
 
 
@@ -405,8 +480,10 @@ def run(seconds=0.3, threads=1, print_fn=print):
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        print_fn("warning: threadpoolctl is not installed (pip install 'fastnn[bench]'): "
-                 "NumPy's BLAS threads are not pinned")
+        print_fn(
+            "warning: threadpoolctl is not installed (pip install 'fastnn[bench]'): "
+            "NumPy's BLAS threads are not pinned"
+        )
         threadpool_limits = None
     saved = kernels.get_num_threads()
     kernels.set_num_threads(threads)
@@ -440,9 +517,14 @@ def _report(seconds, threads, print_fn):
     print_fn(f"geometric mean ratio fastnn/numpy: {geo:.2f}; slowest case {min(ratios):.2f}")
     goals = TARGETS["gemm"][min(threads, 2)]
     verdicts = Targets()
-    print_fn(f"targets ({min(threads, 2)}-thread, over these cases): "
-             + verdicts.line("geometric mean", geo, goals["geomean"])
-             + ("; " + verdicts.line("slowest case", min(ratios), goals["worst"])
-                if "worst" in goals else ""))
+    print_fn(
+        f"targets ({min(threads, 2)}-thread, over these cases): "
+        + verdicts.line("geometric mean", geo, goals["geomean"])
+        + (
+            "; " + verdicts.line("slowest case", min(ratios), goals["worst"])
+            if "worst" in goals
+            else ""
+        )
+    )
     print_fn(verdicts.summary())
     return geo

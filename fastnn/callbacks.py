@@ -14,6 +14,7 @@ Logs passed to the hooks:
   when there is validation data, ``lr`` (the learning rate the epoch used) and ``time``
   (wall seconds).
 """
+
 import csv
 import math
 import sys
@@ -22,8 +23,16 @@ import warnings
 from fastnn.persistence import save
 from fastnn.plotting import plot_history
 
-__all__ = ["Callback", "History", "EarlyStopping", "ModelCheckpoint", "LearningRateScheduler",
-           "ReduceLROnPlateau", "TerminateOnNaN", "CSVLogger"]
+__all__ = [
+    "Callback",
+    "History",
+    "EarlyStopping",
+    "ModelCheckpoint",
+    "LearningRateScheduler",
+    "ReduceLROnPlateau",
+    "TerminateOnNaN",
+    "CSVLogger",
+]
 
 #: monitored quantities where larger is better (after removing a "val_" prefix)
 _MAXIMIZED = ("accuracy", "acc", "r2")
@@ -101,8 +110,12 @@ def _mode(monitor, mode, owner):
 
 
 def _nonneg(value, name, owner):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0 \
-            or math.isinf(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not value >= 0
+        or math.isinf(value)
+    ):
         raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {value!r}")
     return value
 
@@ -112,8 +125,10 @@ class _Monitor(Callback):
 
     def __init__(self, monitor, mode, min_delta):
         if not isinstance(monitor, str) or not monitor:
-            raise TypeError(f"{type(self).__name__}: monitor must be a log name such as "
-                            f"'val_loss', got {monitor!r}")
+            raise TypeError(
+                f"{type(self).__name__}: monitor must be a log name such as "
+                f"'val_loss', got {monitor!r}"
+            )
         self.monitor = monitor
         self.mode = _mode(monitor, mode, type(self).__name__)
         self.min_delta = abs(_nonneg(min_delta, "min_delta", type(self).__name__))
@@ -135,7 +150,9 @@ class _Monitor(Callback):
             warnings.warn(
                 f"{type(self).__name__}: monitored quantity {self.monitor!r} is not in the logs "
                 f"(available: {sorted(logs or {})}); pass validation data or change monitor",
-                RuntimeWarning, stacklevel=3)
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return value
 
 
@@ -146,8 +163,17 @@ class EarlyStopping(_Monitor):
     when training ends. ``baseline``: training also stops unless the value beats it.
     ``stopped_epoch`` and ``best_epoch`` are set for inspection."""
 
-    def __init__(self, monitor="val_loss", patience=0, min_delta=0.0,
-                 restore_best_weights=False, *, mode="auto", baseline=None, verbose=0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        patience=0,
+        min_delta=0.0,
+        restore_best_weights=False,
+        *,
+        mode="auto",
+        baseline=None,
+        verbose=0,
+    ):
         super().__init__(monitor, mode, min_delta)
         if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
             raise ValueError(f"EarlyStopping: patience must be an integer >= 0, got {patience!r}")
@@ -184,9 +210,11 @@ class EarlyStopping(_Monitor):
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch is not None and self.verbose:
-            print(f"EarlyStopping: stopped after epoch {self.stopped_epoch + 1}; best "
-                  f"{self.monitor}={self.best:.6g} at epoch {self.best_epoch + 1}",
-                  file=sys.stderr)
+            print(
+                f"EarlyStopping: stopped after epoch {self.stopped_epoch + 1}; best "
+                f"{self.monitor}={self.best:.6g} at epoch {self.best_epoch + 1}",
+                file=sys.stderr,
+            )
         if self.restore_best_weights and self.best_weights is not None:
             self.model.load_state_dict(self.best_weights)
 
@@ -198,8 +226,17 @@ class ModelCheckpoint(_Monitor):
     (``epoch`` counts from 1). ``include_optimizer`` stores the optimizer state as well, so
     training can resume (see :func:`fastnn.load_checkpoint`)."""
 
-    def __init__(self, path, monitor="val_loss", save_best_only=True, *, mode="auto",
-                 min_delta=0.0, include_optimizer=True, verbose=0):
+    def __init__(
+        self,
+        path,
+        monitor="val_loss",
+        save_best_only=True,
+        *,
+        mode="auto",
+        min_delta=0.0,
+        include_optimizer=True,
+        verbose=0,
+    ):
         super().__init__(monitor, mode, min_delta)
         if not isinstance(path, str) or not path:
             raise TypeError(f"ModelCheckpoint: path must be a non-empty str, got {path!r}")
@@ -222,10 +259,16 @@ class ModelCheckpoint(_Monitor):
         try:
             path = self.path.format(epoch=epoch + 1, **logs)
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"ModelCheckpoint: cannot fill path {self.path!r} from the logs "
-                             f"{sorted(logs)}: {exc}") from None
-        save(self.model, path, optimizer=self.optimizer if self.include_optimizer else None,
-             metadata={"epoch": epoch + 1, "logs": {k: float(v) for k, v in logs.items()}})
+            raise ValueError(
+                f"ModelCheckpoint: cannot fill path {self.path!r} from the logs "
+                f"{sorted(logs)}: {exc}"
+            ) from None
+        save(
+            self.model,
+            path,
+            optimizer=self.optimizer if self.include_optimizer else None,
+            metadata={"epoch": epoch + 1, "logs": {k: float(v) for k, v in logs.items()}},
+        )
         self.saved.append(path)
         if self.verbose:
             print(f"ModelCheckpoint: epoch {epoch + 1}: saved {path}", file=sys.stderr)
@@ -236,8 +279,9 @@ def _set_lr(callback, lr, where):
     if opt is None:
         raise RuntimeError(f"{type(callback).__name__} needs the optimizer; use it inside fit")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"{type(callback).__name__}: {where} must give a finite lr >= 0, "
-                         f"got {lr!r}")
+        raise ValueError(
+            f"{type(callback).__name__}: {where} must give a finite lr >= 0, got {lr!r}"
+        )
     opt.lr = float(lr)
 
 
@@ -247,16 +291,19 @@ class LearningRateScheduler(Callback):
 
     def __init__(self, schedule, verbose=0):
         if not callable(schedule):
-            raise TypeError(f"LearningRateScheduler: schedule must be callable epoch -> lr, "
-                            f"got {schedule!r}")
+            raise TypeError(
+                f"LearningRateScheduler: schedule must be callable epoch -> lr, got {schedule!r}"
+            )
         self.schedule = schedule
         self.verbose = verbose
 
     def on_epoch_begin(self, epoch, logs=None):
         _set_lr(self, self.schedule(epoch), f"schedule({epoch})")
         if self.verbose:
-            print(f"LearningRateScheduler: epoch {epoch + 1}: lr={self.optimizer.lr:.6g}",
-                  file=sys.stderr)
+            print(
+                f"LearningRateScheduler: epoch {epoch + 1}: lr={self.optimizer.lr:.6g}",
+                file=sys.stderr,
+            )
 
 
 class ReduceLROnPlateau(_Monitor):
@@ -264,15 +311,26 @@ class ReduceLROnPlateau(_Monitor):
     ``min_delta`` for ``patience`` epochs, then wait ``cooldown`` epochs before counting
     again; ``lr`` never goes below ``min_lr``."""
 
-    def __init__(self, monitor="val_loss", factor=0.1, patience=10, *, mode="auto",
-                 min_delta=1e-4, cooldown=0, min_lr=0.0, verbose=0):
+    def __init__(
+        self,
+        monitor="val_loss",
+        factor=0.1,
+        patience=10,
+        *,
+        mode="auto",
+        min_delta=1e-4,
+        cooldown=0,
+        min_lr=0.0,
+        verbose=0,
+    ):
         super().__init__(monitor, mode, min_delta)
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not 0 < factor < 1:
             raise ValueError(f"ReduceLROnPlateau: factor must be in (0, 1), got {factor!r}")
         for name, value in (("patience", patience), ("cooldown", cooldown)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"ReduceLROnPlateau: {name} must be an integer >= 0, "
-                                 f"got {value!r}")
+                raise ValueError(
+                    f"ReduceLROnPlateau: {name} must be an integer >= 0, got {value!r}"
+                )
         self.factor = float(factor)
         self.patience = patience
         self.cooldown = cooldown
@@ -301,8 +359,11 @@ class ReduceLROnPlateau(_Monitor):
                 if old > self.min_lr:
                     _set_lr(self, max(old * self.factor, self.min_lr), "factor * lr")
                     if self.verbose:
-                        print(f"ReduceLROnPlateau: epoch {epoch + 1}: lr {old:.6g} -> "
-                              f"{self.optimizer.lr:.6g}", file=sys.stderr)
+                        print(
+                            f"ReduceLROnPlateau: epoch {epoch + 1}: lr {old:.6g} -> "
+                            f"{self.optimizer.lr:.6g}",
+                            file=sys.stderr,
+                        )
                 self.cooldown_counter = self.cooldown
                 self.wait = 0
 
@@ -321,8 +382,10 @@ class TerminateOnNaN(Callback):
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(loss):
-            self.message = (f"TerminateOnNaN: loss is {loss} at epoch {self.epoch + 1}, "
-                            f"batch {batch + 1}; training stopped")
+            self.message = (
+                f"TerminateOnNaN: loss is {loss} at epoch {self.epoch + 1}, "
+                f"batch {batch + 1}; training stopped"
+            )
             warnings.warn(self.message, RuntimeWarning, stacklevel=2)
             self.model.stop_training = True
 
@@ -339,7 +402,8 @@ class CSVLogger(Callback):
 
     def on_train_begin(self, logs=None):
         self._keys = None
-        self._file = open(self.path, "a" if self.append else "w", newline="")
+        # Open for the whole fit: on_train_end closes it.
+        self._file = open(self.path, "a" if self.append else "w", newline="")  # noqa: SIM115
         self._writer = csv.writer(self._file, delimiter=self.separator)
 
     def on_epoch_end(self, epoch, logs=None):

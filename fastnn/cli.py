@@ -3,6 +3,7 @@
 Errors the user can fix (missing file, unknown column, non-numeric data, bad option values)
 print one line to stderr and exit with status 2, without a traceback. Progress goes to
 stderr and results to stdout."""
+
 import argparse
 import inspect
 import os
@@ -38,7 +39,7 @@ def _cmd_info(args):
 
 def _split(n, test_fraction, seed):
     order = np.random.default_rng(seed).permutation(n)
-    n_test = int(round(n * test_fraction))
+    n_test = round(n * test_fraction)
     return order[n_test:], order[:n_test]
 
 
@@ -58,21 +59,34 @@ def _cmd_demo(args):
     train, test = _split(len(X), 0.2, args.seed)
     X = X / np.float32(16.0)  # pixel intensities are 0..16
     model = fastnn.Sequential(
-        fastnn.Dense(64, 128, rng=args.seed), fastnn.ReLU(),
-        fastnn.Dense(128, 64, rng=args.seed + 1), fastnn.ReLU(),
+        fastnn.Dense(64, 128, rng=args.seed),
+        fastnn.ReLU(),
+        fastnn.Dense(128, 64, rng=args.seed + 1),
+        fastnn.ReLU(),
         fastnn.Dense(64, 10, init="xavier_uniform", rng=args.seed + 2),
     )
     loss = fastnn.SoftmaxCrossEntropy()
     opt = fastnn.optim.SGD(model, lr=args.lr, momentum=0.9)
     print(f"digits: {len(train)} training and {len(test)} held-out 8x8 images; model:")
     print(model)
-    history = model.fit(X[train], y[train], loss=loss, optimizer=opt, epochs=args.epochs,
-                        batch_size=args.batch_size, metrics=("accuracy",), seed=args.seed,
-                        validation_data=(X[test], y[test]), verbose=1)
+    history = model.fit(
+        X[train],
+        y[train],
+        loss=loss,
+        optimizer=opt,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        metrics=("accuracy",),
+        seed=args.seed,
+        validation_data=(X[test], y[test]),
+        verbose=1,
+    )
     result = model.evaluate(X[test], y[test], loss=loss, metrics=("accuracy",))
     elapsed = time.perf_counter() - t0
-    print(f"held-out accuracy: {result['accuracy']:.4f} (loss {result['loss']:.4f}) "
-          f"in {elapsed:.2f} s wall time")
+    print(
+        f"held-out accuracy: {result['accuracy']:.4f} (loss {result['loss']:.4f}) "
+        f"in {elapsed:.2f} s wall time"
+    )
     if args.plot:
         history.plot(args.plot, title="fastnn demo: digits")
         print(f"wrote {args.plot}")
@@ -80,6 +94,7 @@ def _cmd_demo(args):
 
 
 # ---- train / lr-sweep ----------------------------------------------------------------------
+
 
 def _optimizer(args, model, lr=None):
     """The optimizer named by --optimizer (``fastnn.optim.get``, so every optimizer this
@@ -114,8 +129,11 @@ def _build_model(n_in, n_out, args, front):
     for i, h in enumerate(args.hidden):
         layers += [fastnn.Dense(width, h, init=init, dtype=args.dtype, rng=args.seed + i), act()]
         width = h
-    layers.append(fastnn.Dense(width, n_out, init="xavier_uniform", dtype=args.dtype,
-                               rng=args.seed + len(args.hidden)))
+    layers.append(
+        fastnn.Dense(
+            width, n_out, init="xavier_uniform", dtype=args.dtype, rng=args.seed + len(args.hidden)
+        )
+    )
     return fastnn.Sequential(*layers, dtype=args.dtype)
 
 
@@ -128,8 +146,13 @@ def _prepare(args):
     n = len(X)
     task = args.task if args.task != "auto" else _cli_data.infer_task(y_raw)
     p = SimpleNamespace()
-    p.meta = {"task": task, "target": args.target, "n_features": int(X.shape[1]),
-              "features": data.feature_names, "target_column": data.target_column}
+    p.meta = {
+        "task": task,
+        "target": args.target,
+        "n_features": int(X.shape[1]),
+        "features": data.feature_names,
+        "target_column": data.target_column,
+    }
     if task == "classification":
         classes = _cli_data.class_values(y_raw)
         if len(classes) < 2:
@@ -154,8 +177,9 @@ def _prepare(args):
     if args.val_split > 0:
         split = int(n * (1 - args.val_split))
         if split <= 0 or split >= n:
-            raise CLIError(f"--val-split: {args.val_split} leaves no training or no "
-                           f"validation rows out of {n}")
+            raise CLIError(
+                f"--val-split: {args.val_split} leaves no training or no validation rows out of {n}"
+            )
     mean, std = _cli_data.mean_std(X[:split])
     # The scaling travels with the model as its first layer.
     p.front = fastnn.Standardize(mean=mean, std=std)
@@ -167,6 +191,7 @@ def _prepare(args):
 
 def _cmd_bench(args):
     from fastnn.benchmark import run
+
     run(seconds=args.seconds, threads=args.threads)
     return 0
 
@@ -182,14 +207,27 @@ def _cmd_train(args):
     opt = _optimizer(args, model)
     callbacks = []
     if args.patience is not None:
-        callbacks.append(fastnn.EarlyStopping(
-            monitor="val_loss" if p.validation else "loss", patience=args.patience,
-            restore_best_weights=True))
+        callbacks.append(
+            fastnn.EarlyStopping(
+                monitor="val_loss" if p.validation else "loss",
+                patience=args.patience,
+                restore_best_weights=True,
+            )
+        )
     t0 = time.perf_counter()
-    history = model.fit(p.X_train, p.y_train, loss=p.loss, optimizer=opt, epochs=args.epochs,
-                        batch_size=args.batch_size, metrics=p.metrics,
-                        validation_data=p.validation, seed=args.seed, callbacks=callbacks,
-                        verbose=0 if args.quiet else 1)
+    history = model.fit(
+        p.X_train,
+        p.y_train,
+        loss=p.loss,
+        optimizer=opt,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        metrics=p.metrics,
+        validation_data=p.validation,
+        seed=args.seed,
+        callbacks=callbacks,
+        verbose=0 if args.quiet else 1,
+    )
     elapsed = time.perf_counter() - t0
     if p.y_scale is not None:
         mean, std = p.y_scale
@@ -198,11 +236,16 @@ def _cmd_train(args):
         last.bias.data[...] = last.bias.data * std + mean
     fastnn.save(model, args.out, metadata={"cli": p.meta})
     final = {k: v[-1] for k, v in history.history.items() if k != "lr"}
-    what = (f"{p.n_out} classes" if p.meta["task"] == "classification"
-            else "regression (losses of the standardised target)")
+    what = (
+        f"{p.n_out} classes"
+        if p.meta["task"] == "classification"
+        else "regression (losses of the standardised target)"
+    )
     print(f"{args.data}: {len(p.y_train)} training rows, {p.n_in} features, {what}")
-    print(f"{len(history.epoch)} epochs in {elapsed:.2f} s: "
-          + " ".join(f"{k}={v:.4f}" for k, v in final.items()))
+    print(
+        f"{len(history.epoch)} epochs in {elapsed:.2f} s: "
+        + " ".join(f"{k}={v:.4f}" for k, v in final.items())
+    )
     print(f"saved {args.out}")
     if args.plot:
         history.plot(args.plot, title=f"fastnn train {os.path.basename(args.data)}")
@@ -215,23 +258,34 @@ def _cmd_lr_sweep(args):
         _require_matplotlib("--plot")
     p = _prepare(args)
     curves = fastnn.lr_sweep(
-        lambda: _build_model(p.n_in, p.n_out, args, p.front), p.X_train, p.y_train,
-        loss=p.loss, lrs=args.lrs, optimizer_factory=lambda m, lr: _optimizer(args, m, lr),
-        epochs=args.epochs, steps=args.steps, batch_size=args.batch_size, seed=args.seed,
-        path=args.plot or None)
+        lambda: _build_model(p.n_in, p.n_out, args, p.front),
+        p.X_train,
+        p.y_train,
+        loss=p.loss,
+        lrs=args.lrs,
+        optimizer_factory=lambda m, lr: _optimizer(args, m, lr),
+        epochs=args.epochs,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        path=args.plot or None,
+    )
     for lr, losses in curves.items():
         if losses.size and not np.isfinite(losses[-1]):
             print(f"lr {lr:g}: diverged after {losses.size} updates")
         else:
-            tail = losses[-max(1, losses.size // 10):]
-            print(f"lr {lr:g}: {losses.size} updates, loss {losses[0]:.4f} -> "
-                  f"{tail.mean():.4f} (mean of the last {tail.size})")
+            tail = losses[-max(1, losses.size // 10) :]
+            print(
+                f"lr {lr:g}: {losses.size} updates, loss {losses[0]:.4f} -> "
+                f"{tail.mean():.4f} (mean of the last {tail.size})"
+            )
     if args.plot:
         print(f"wrote {args.plot}")
     return 0
 
 
 # ---- predict / evaluate --------------------------------------------------------------------
+
 
 def _load_model(path):
     if not os.path.isfile(path):
@@ -243,12 +297,18 @@ def _load_model(path):
 def _model_inputs(model, meta, path, target=None):
     """(features ready for the model, raw target or None) from DATA."""
     n_features = model.in_features or meta.get("n_features")
-    data = _cli_data.read(path, target=target, feature_names=meta.get("features"),
-                          n_features=n_features, target_column=meta.get("target_column"))
+    data = _cli_data.read(
+        path,
+        target=target,
+        feature_names=meta.get("features"),
+        n_features=n_features,
+        target_column=meta.get("target_column"),
+    )
     X = data.X
     if n_features is not None and X.shape[1] != n_features:
-        raise CLIError(f"DATA: the model expects {n_features} feature columns, "
-                       f"{path} has {X.shape[1]}")
+        raise CLIError(
+            f"DATA: the model expects {n_features} feature columns, {path} has {X.shape[1]}"
+        )
     return X, data.y
 
 
@@ -265,6 +325,7 @@ def _write_table(path, values, columns):
         np.save(path, values, allow_pickle=False)
         return
     import csv
+
     rows = values.reshape(len(values), -1)
     fmt = (lambda v: f"{v:.9g}") if rows.dtype.kind == "f" else str
     with open(path, "w", newline="") as f:
@@ -316,6 +377,7 @@ def _cmd_evaluate(args):
 
 # ---- the parser ----------------------------------------------------------------------------
 
+
 def _type(convert, check, expected):
     def parse(text):
         try:
@@ -325,6 +387,7 @@ def _type(convert, check, expected):
         if value is None or not check(value):
             raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
         return value
+
     parse.__name__ = expected
     return parse
 
@@ -344,38 +407,71 @@ def _float_list(text):
     return [float(t) for t in text.split(",")]
 
 
-_hidden = _type(_int_list, lambda v: all(h >= 1 for h in v),
-                "comma-separated layer widths >= 1 such as 256,256 (or 'none')")
-_lrs = _type(_float_list, lambda v: bool(v) and all(np.isfinite(x) and x > 0 for x in v),
-             "comma-separated learning rates > 0 such as 1e-3,1e-2,0.1")
+_hidden = _type(
+    _int_list,
+    lambda v: all(h >= 1 for h in v),
+    "comma-separated layer widths >= 1 such as 256,256 (or 'none')",
+)
+_lrs = _type(
+    _float_list,
+    lambda v: bool(v) and all(np.isfinite(x) and x > 0 for x in v),
+    "comma-separated learning rates > 0 such as 1e-3,1e-2,0.1",
+)
 
 
 def _data_options(p, training):
-    p.add_argument("data", metavar="DATA",
-                   help="CSV with a header row, .npy (2-D) or .npz (arrays X and y)")
-    p.add_argument("--target", required=True, metavar="COL",
-                   help="the target: a CSV column name, a .npy column index, or an .npz array "
-                        "name (or column index into X)")
+    p.add_argument(
+        "data", metavar="DATA", help="CSV with a header row, .npy (2-D) or .npz (arrays X and y)"
+    )
+    p.add_argument(
+        "--target",
+        required=True,
+        metavar="COL",
+        help="the target: a CSV column name, a .npy column index, or an .npz array "
+        "name (or column index into X)",
+    )
     if not training:
         return
-    p.add_argument("--task", choices=("auto", "classification", "regression"), default="auto",
-                   help="default: classification for text labels or up to 50 distinct whole "
-                        "numbers, else regression")
-    p.add_argument("--hidden", type=_hidden, default=[256, 256],
-                   help="hidden layer widths (default 256,256)")
-    p.add_argument("--activation", default="relu",
-                   help="relu, leaky_relu, tanh, sigmoid or identity (default relu)")
-    p.add_argument("--optimizer", default="adam",
-                   help="an optimizer of fastnn.optim: sgd, adam, adamw, rmsprop, adagrad "
-                        "(default adam)")
-    p.add_argument("--lr", type=_positive_float, default=None,
-                   help="learning rate (default: the optimizer's default; 0.01 for sgd)")
-    p.add_argument("--momentum", type=_nonneg_float, default=None,
-                   help="momentum, for optimizers that take one (sgd, rmsprop)")
+    p.add_argument(
+        "--task",
+        choices=("auto", "classification", "regression"),
+        default="auto",
+        help="default: classification for text labels or up to 50 distinct whole "
+        "numbers, else regression",
+    )
+    p.add_argument(
+        "--hidden", type=_hidden, default=[256, 256], help="hidden layer widths (default 256,256)"
+    )
+    p.add_argument(
+        "--activation",
+        default="relu",
+        help="relu, leaky_relu, tanh, sigmoid or identity (default relu)",
+    )
+    p.add_argument(
+        "--optimizer",
+        default="adam",
+        help="an optimizer of fastnn.optim: sgd, adam, adamw, rmsprop, adagrad (default adam)",
+    )
+    p.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=None,
+        help="learning rate (default: the optimizer's default; 0.01 for sgd)",
+    )
+    p.add_argument(
+        "--momentum",
+        type=_nonneg_float,
+        default=None,
+        help="momentum, for optimizers that take one (sgd, rmsprop)",
+    )
     p.add_argument("--epochs", type=_positive_int, default=20)
     p.add_argument("--batch-size", type=_positive_int, default=32)
-    p.add_argument("--val-split", type=_fraction, default=0.0,
-                   help="fraction of rows, taken from the end of DATA, held out for validation")
+    p.add_argument(
+        "--val-split",
+        type=_fraction,
+        default=0.0,
+        help="fraction of rows, taken from the end of DATA, held out for validation",
+    )
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     p.add_argument("--seed", type=int, default=0)
 
@@ -386,9 +482,12 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    p = sub.add_parser("demo", help="train an MLP on the built-in handwritten digits",
-                       description="Train a 64-128-64-10 MLP on the built-in handwritten digits "
-                                   "and report held-out accuracy and wall time.")
+    p = sub.add_parser(
+        "demo",
+        help="train an MLP on the built-in handwritten digits",
+        description="Train a 64-128-64-10 MLP on the built-in handwritten digits "
+        "and report held-out accuracy and wall time.",
+    )
     p.add_argument("--epochs", type=_positive_int, default=30)
     p.add_argument("--batch-size", type=_positive_int, default=32)
     p.add_argument("--lr", type=_positive_float, default=0.05)
@@ -396,26 +495,44 @@ def build_parser():
     p.add_argument("--plot", metavar="PNG", help="write the loss and accuracy curves (matplotlib)")
     p.set_defaults(func=_cmd_demo)
 
-    p = sub.add_parser("train", help="train an MLP on a data file and save it",
-                       description="Train an MLP on DATA (inputs standardised) and save it, with "
-                                   "its class list and scaling, to one .safetensors file.")
+    p = sub.add_parser(
+        "train",
+        help="train an MLP on a data file and save it",
+        description="Train an MLP on DATA (inputs standardised) and save it, with "
+        "its class list and scaling, to one .safetensors file.",
+    )
     _data_options(p, training=True)
     p.add_argument("--out", required=True, metavar="MODEL", help="where to save the model")
-    p.add_argument("--patience", type=_nonneg_int, default=None,
-                   help="stop when the (validation) loss has not improved for this many epochs "
-                        "and keep the best weights")
+    p.add_argument(
+        "--patience",
+        type=_nonneg_int,
+        default=None,
+        help="stop when the (validation) loss has not improved for this many epochs "
+        "and keep the best weights",
+    )
     p.add_argument("--plot", metavar="PNG", help="write the training curves (matplotlib)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser("lr-sweep", help="train at several learning rates and plot the losses",
-                       description="Train the same model from the same initial weights at each "
-                                   "learning rate and report (and plot) the loss per update.")
+    p = sub.add_parser(
+        "lr-sweep",
+        help="train at several learning rates and plot the losses",
+        description="Train the same model from the same initial weights at each "
+        "learning rate and report (and plot) the loss per update.",
+    )
     _data_options(p, training=True)
-    p.add_argument("--lrs", type=_lrs, default=[1e-4, 1e-3, 1e-2, 1e-1, 1.0],
-                   help="learning rates (default 1e-4,1e-3,1e-2,0.1,1)")
-    p.add_argument("--steps", type=_positive_int, default=500,
-                   help="updates per learning rate (default 500; also bounded by --epochs)")
+    p.add_argument(
+        "--lrs",
+        type=_lrs,
+        default=[1e-4, 1e-3, 1e-2, 1e-1, 1.0],
+        help="learning rates (default 1e-4,1e-3,1e-2,0.1,1)",
+    )
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=500,
+        help="updates per learning rate (default 500; also bounded by --epochs)",
+    )
     p.add_argument("--plot", metavar="PNG", help="write loss against update count (matplotlib)")
     p.set_defaults(func=_cmd_lr_sweep, epochs=1000)
 
@@ -424,9 +541,12 @@ def build_parser():
     _data_options(p, training=False)
     p.set_defaults(func=_cmd_evaluate)
 
-    p = sub.add_parser("predict", help="write a saved model's predictions for a data file",
-                       description="One prediction per row of DATA (class labels as in the "
-                                   "training data), to a .csv or .npy file.")
+    p = sub.add_parser(
+        "predict",
+        help="write a saved model's predictions for a data file",
+        description="One prediction per row of DATA (class labels as in the "
+        "training data), to a .csv or .npy file.",
+    )
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA", help="CSV with a header row, .npy or .npz")
     p.add_argument("--out", required=True, metavar="FILE", help=".csv or .npy")
@@ -436,18 +556,25 @@ def build_parser():
     p = sub.add_parser("info", help="version, kernel instruction set and threads")
     p.set_defaults(func=_cmd_info)
 
-    p = sub.add_parser("bench", help="kernel speed against NumPy on this machine",
-                       description="The host (CPU model, family/model, ISA flags, fastnn's "
-                                   "instruction set, the measured FMA limit, NumPy's BLAS "
-                                   "kernel, thread counts), then GEMM GFLOP/s of fastnn and "
-                                   "NumPy timed alternately with both pinned to the same "
-                                   "thread count: medians, the median of the paired speed "
-                                   "ratios, each as a fraction of the FMA limit, and "
-                                   "PERFORMANCE.md's GEMM targets (met or not; the exit "
-                                   "status does not depend on them). Unset OPENBLAS_CORETYPE "
-                                   "and OPENBLAS_L2_SIZE first: they handicap NumPy.")
-    p.add_argument("--threads", type=_positive_int, default=1,
-                   help="threads for both fastnn and NumPy (default 1)")
+    p = sub.add_parser(
+        "bench",
+        help="kernel speed against NumPy on this machine",
+        description="The host (CPU model, family/model, ISA flags, fastnn's "
+        "instruction set, the measured FMA limit, NumPy's BLAS "
+        "kernel, thread counts), then GEMM GFLOP/s of fastnn and "
+        "NumPy timed alternately with both pinned to the same "
+        "thread count: medians, the median of the paired speed "
+        "ratios, each as a fraction of the FMA limit, and "
+        "PERFORMANCE.md's GEMM targets (met or not; the exit "
+        "status does not depend on them). Unset OPENBLAS_CORETYPE "
+        "and OPENBLAS_L2_SIZE first: they handicap NumPy.",
+    )
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=1,
+        help="threads for both fastnn and NumPy (default 1)",
+    )
     p.add_argument("--seconds", type=float, default=0.3, help="time per case (default 0.3)")
     p.set_defaults(func=_cmd_bench)
     return parser

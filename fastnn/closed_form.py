@@ -9,6 +9,7 @@ models (so they predict, evaluate, save and fine-tune like trained ones).
 
 These are one-off fits, solved with numpy.linalg in float64; nothing here is a hot path.
 """
+
 import numpy as np
 
 from fastnn._validation import float_dtype, real
@@ -24,8 +25,9 @@ def _design(X):
     except (TypeError, ValueError) as exc:
         raise TypeError(f"X must be a numeric array, got {type(X).__name__}") from exc
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise ValueError(f"X must be 2-D (n_samples, n_features) with at least one of each, "
-                         f"got shape {x.shape}")
+        raise ValueError(
+            f"X must be 2-D (n_samples, n_features) with at least one of each, got shape {x.shape}"
+        )
     if not np.all(np.isfinite(x)):
         raise ValueError("X must be finite (no NaN or inf)")
     return x
@@ -76,13 +78,16 @@ def _labels(y, n):
     k = int(y.max()) + 1 if n else 0
     counts = np.bincount(y, minlength=k) if y.min() >= 0 else None
     if counts is None or k < 2 or np.any(counts == 0):
-        raise ValueError(f"y must hold the labels 0 .. k-1 (k >= 2), each at least once; got "
-                         f"labels {np.unique(y).tolist()}")
+        raise ValueError(
+            f"y must hold the labels 0 .. k-1 (k >= 2), each at least once; got "
+            f"labels {np.unique(y).tolist()}"
+        )
     return y, k, counts
 
 
-def gaussian_classifier(X, y, shared_covariance=True, naive=False, *, var_smoothing=1e-9,
-                        dtype=np.float32):
+def gaussian_classifier(
+    X, y, shared_covariance=True, naive=False, *, var_smoothing=1e-9, dtype=np.float32
+):
     """The Gaussian generative classifier as ``Sequential(Dense, Softmax)``.
 
     Maximum-likelihood fit of ``P(x | class c) = N(mu_c, Sigma)`` with priors
@@ -99,9 +104,11 @@ def gaussian_classifier(X, y, shared_covariance=True, naive=False, *, var_smooth
     ``shared_covariance=False`` (one covariance per class) makes the boundary quadratic,
     which a Dense + Softmax cannot represent: it raises ValueError."""
     if not shared_covariance:
-        raise ValueError("shared_covariance=False gives a quadratic decision boundary that "
-                         "Sequential(Dense, Softmax) cannot represent; use "
-                         "shared_covariance=True (optionally naive=True)")
+        raise ValueError(
+            "shared_covariance=False gives a quadratic decision boundary that "
+            "Sequential(Dense, Softmax) cannot represent; use "
+            "shared_covariance=True (optionally naive=True)"
+        )
     x = _design(X)
     labels, k, counts = _labels(y, x.shape[0])
     var_smoothing = real(var_smoothing, "var_smoothing", minimum=0.0)

@@ -7,6 +7,7 @@ CC BY 4.0 (see ``fastnn/data/README.md``).
 MNIST (Y. LeCun, C. Cortes, C. J. C. Burges; Creative Commons Attribution-Share Alike 3.0)
 is too large to ship inside the package: :func:`load_mnist` reads its original IDX files
 (and Fashion-MNIST's, which have the same format) from wherever the user keeps them."""
+
 import gzip
 import os
 import zlib
@@ -20,9 +21,9 @@ __all__ = ["load_digits", "load_mnist"]
 def load_digits():
     """``(X, y)``: X float32 (1797, 64) with pixel intensities 0..16 of 8x8 images (row-major),
     y int64 labels 0..9."""
-    with resources.files("fastnn").joinpath("data/digits.csv.gz").open("rb") as raw:
-        with gzip.open(raw, "rt") as text:
-            data = np.loadtxt(text, delimiter=",", dtype=np.int64)
+    digits = resources.files("fastnn").joinpath("data/digits.csv.gz")
+    with digits.open("rb") as raw, gzip.open(raw, "rt") as text:
+        data = np.loadtxt(text, delimiter=",", dtype=np.int64)
     return data[:, :64].astype(np.float32), data[:, 64].copy()
 
 
@@ -43,8 +44,8 @@ def _find(directory, stem, dims):
         if os.path.isfile(path):
             return path
     raise FileNotFoundError(
-        f"load_mnist: no {candidates[0]} in {directory!r} (looked for "
-        f"{', '.join(candidates)})")
+        f"load_mnist: no {candidates[0]} in {directory!r} (looked for {', '.join(candidates)})"
+    )
 
 
 def _gzip_size_hint(path):
@@ -87,20 +88,25 @@ def _read_idx(path, magic):
         with opener(path, "rb") as f:
             head = _read_exactly(f, 4)
             if len(head) < 4:
-                raise ValueError(f"{path}: truncated: {len(head)} bytes, not even an IDX "
-                                 f"header (expected an MNIST {kind} file)")
+                raise ValueError(
+                    f"{path}: truncated: {len(head)} bytes, not even an IDX "
+                    f"header (expected an MNIST {kind} file)"
+                )
             found = int.from_bytes(head, "big")
             if found != magic:
                 raise ValueError(_magic_message(path, head, found, magic, gz))
             dims = magic & 0xFF
             head = _read_exactly(f, 4 * dims)
             if len(head) < 4 * dims:
-                raise ValueError(f"{path}: truncated: the IDX header needs {4 + 4 * dims} "
-                                 f"bytes, the file has {4 + len(head)}")
-            shape = [int.from_bytes(head[i:i + 4], "big") for i in range(0, 4 * dims, 4)]
+                raise ValueError(
+                    f"{path}: truncated: the IDX header needs {4 + 4 * dims} "
+                    f"bytes, the file has {4 + len(head)}"
+                )
+            shape = [int.from_bytes(head[i : i + 4], "big") for i in range(0, 4 * dims, 4)]
             if dims == 3 and shape[1:] != [_SIDE, _SIDE]:
-                raise ValueError(f"{path}: images are {shape[1]}x{shape[2]} pixels, "
-                                 f"expected {_SIDE}x{_SIDE}")
+                raise ValueError(
+                    f"{path}: images are {shape[1]}x{shape[2]} pixels, expected {_SIDE}x{_SIDE}"
+                )
             count, header = shape[0], 4 + 4 * dims
             payload = int(np.prod(shape, dtype=np.int64))
             # Check the size before allocating, so that a damaged header cannot ask for
@@ -108,7 +114,7 @@ def _read_idx(path, magic):
             # 2**32 (if it disagrees, the rest is decompressed and counted, then dropped).
             if not gz:
                 available = os.fstat(f.fileno()).st_size - header
-            elif _gzip_size_hint(path) == (header + payload) % 2 ** 32:
+            elif _gzip_size_hint(path) == (header + payload) % 2**32:
                 available = payload
             else:
                 available = _rest_size(f)
@@ -127,15 +133,19 @@ def _read_idx(path, magic):
         if filled != payload or extra:
             raise ValueError(_size_message(path, kind, count, payload, filled + extra))
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise ValueError(f"{path}: damaged or truncated gzip data ({exc}); expected a "
-                         f"gzip-compressed MNIST {kind} file") from None
+        raise ValueError(
+            f"{path}: damaged or truncated gzip data ({exc}); expected a "
+            f"gzip-compressed MNIST {kind} file"
+        ) from None
     return values, count
 
 
 def _magic_message(path, head, found, magic, gz):
     kind = _KIND[magic]
-    text = (f"{path}: not an MNIST {kind} file: magic number {found} (0x{found:08x}), "
-            f"expected {magic} (0x{magic:08x})")
+    text = (
+        f"{path}: not an MNIST {kind} file: magic number {found} (0x{found:08x}), "
+        f"expected {magic} (0x{magic:08x})"
+    )
     if found in _KIND:
         text += f"; this is an IDX {_KIND[found]} file"
     elif not gz and head[:2] == b"\x1f\x8b":
@@ -145,10 +155,14 @@ def _magic_message(path, head, found, magic, gz):
 
 def _size_message(path, kind, count, payload, available):
     if available < payload:
-        return (f"{path}: truncated: the header declares {count} {kind} ({payload} bytes "
-                f"after the header), the file has {available}")
-    return (f"{path}: {available - payload} bytes more than the {count} {kind} its header "
-            f"declares ({payload} bytes after the header): damaged, or not an MNIST file")
+        return (
+            f"{path}: truncated: the header declares {count} {kind} ({payload} bytes "
+            f"after the header), the file has {available}"
+        )
+    return (
+        f"{path}: {available - payload} bytes more than the {count} {kind} its header "
+        f"declares ({payload} bytes after the header): damaged, or not an MNIST file"
+    )
 
 
 def load_mnist(directory):
@@ -186,7 +200,9 @@ def load_mnist(directory):
         images, n_images = _read_idx(images_path, _IMAGES)
         labels, n_labels = _read_idx(labels_path, _LABELS)
         if n_images != n_labels:
-            raise ValueError(f"load_mnist: {images_path} holds {n_images} images but "
-                             f"{labels_path} holds {n_labels} labels")
+            raise ValueError(
+                f"load_mnist: {images_path} holds {n_images} images but "
+                f"{labels_path} holds {n_labels} labels"
+            )
         splits.append((images.reshape(n_images, _SIDE, _SIDE), labels.astype(np.int64)))
     return tuple(splits)

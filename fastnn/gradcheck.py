@@ -11,6 +11,7 @@ backward accounts for), and each Dropout layer's generator is reset to the same 
 before every evaluation, so the same mask is drawn each time: the function checked is the
 network with that one fixed mask.
 """
+
 import copy
 
 import numpy as np
@@ -51,15 +52,19 @@ def gradcheck(model, X, y, loss, eps=1e-6):
     work = Sequential(*copy.deepcopy(model.layers), dtype=np.float64)
     if y.dtype.kind == "f":
         y = y.astype(np.float64)
-    dropouts = [(layer, copy.deepcopy(layer.rng.bit_generator.state))
-                for layer in work.layers if isinstance(layer, Dropout)]
+    dropouts = [
+        (layer, copy.deepcopy(layer.rng.bit_generator.state))
+        for layer in work.layers
+        if isinstance(layer, Dropout)
+    ]
 
     _, grad = _objective(work, X, y, loss, dropouts)
     work.backward(grad)
     params = work.parameters()
     analytic = [p.grad.copy() for p in params]
-    floor = max(0.01 * max((float(np.max(np.abs(a))) for a in analytic if a.size), default=0.0),
-                1e-12)
+    floor = max(
+        0.01 * max((float(np.max(np.abs(a))) for a in analytic if a.size), default=0.0), 1e-12
+    )
     errors = {}
     for p, grad_a in zip(params, analytic):
         numeric = np.empty_like(grad_a)

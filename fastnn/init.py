@@ -8,12 +8,22 @@ Why they differ: the variance of a layer's output is ``fan_in * Var(w) * Var(x)`
 the units (``Var(w) = 2 / fan_in``); LeCun uses ``1 / fan_in`` (SELU, and tanh nets).
 A uniform draw on ``[-a, a]`` has variance ``a^2 / 3``.
 """
+
 import numpy as np
 
 from fastnn._validation import float_dtype, lookup, real, rng_from
 
-__all__ = ["normal", "xavier_normal", "xavier_uniform", "he_normal", "he_uniform",
-           "lecun_normal", "lecun_uniform", "zeros", "get"]
+__all__ = [
+    "normal",
+    "xavier_normal",
+    "xavier_uniform",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "zeros",
+    "get",
+]
 
 
 def _fans(shape):
@@ -77,8 +87,19 @@ def zeros(shape, *, rng=None, dtype=np.float32):
     return np.zeros(_fans(shape)[0], dtype=float_dtype(dtype))
 
 
-_BY_NAME = {f.__name__: f for f in (normal, xavier_normal, xavier_uniform, he_normal,
-                                    he_uniform, lecun_normal, lecun_uniform, zeros)}
+_BY_NAME = {
+    f.__name__: f
+    for f in (
+        normal,
+        xavier_normal,
+        xavier_uniform,
+        he_normal,
+        he_uniform,
+        lecun_normal,
+        lecun_uniform,
+        zeros,
+    )
+}
 
 
 def get(name):

@@ -5,6 +5,7 @@ Threads and the instruction set are configured once, at import, from the environ
 ``FASTNN_NUM_THREADS`` (default: the CPUs this process may run on) and ``FASTNN_ISA``
 (``generic``, ``avx2`` or ``avx512``: force a lower path than the CPU's best).
 """
+
 import os
 from typing import NamedTuple
 
@@ -50,16 +51,44 @@ from fastnn._kernels import (
 )
 
 __all__ = [
-    "ACTIVATIONS", "DenseStep", "activation_backward", "activation_forward", "adagrad_step",
-    "adam_step", "adam_step_many", "add_bias", "all_finite", "batchnorm_backward",
-    "batchnorm_eval", "batchnorm_train", "bce_with_logits", "column_moments", "column_sum",
-    "dense_chain_backward", "dense_chain_forward", "fma_peak_gflops", "gemm",
-    "gemm_flop_count", "get_num_threads", "info", "mask_scale", "maxout_backward",
-    "maxout_forward", "mse", "penalty", "rmsprop_step", "scale_inplace", "set_isa",
-    "set_num_threads", "sgd_step", "softmax", "softmax_backward", "softmax_cross_entropy",
-    "standardize", "sum_squares",
+    "ACTIVATIONS",
+    "DenseStep",
+    "activation_backward",
+    "activation_forward",
+    "adagrad_step",
+    "adam_step",
+    "adam_step_many",
+    "add_bias",
+    "all_finite",
+    "batchnorm_backward",
+    "batchnorm_eval",
+    "batchnorm_train",
+    "bce_with_logits",
+    "column_moments",
+    "column_sum",
+    "dense_chain_backward",
+    "dense_chain_forward",
+    "fma_peak_gflops",
+    "gemm",
+    "gemm_flop_count",
+    "get_num_threads",
+    "info",
+    "mask_scale",
+    "maxout_backward",
+    "maxout_forward",
+    "mse",
+    "penalty",
+    "rmsprop_step",
+    "scale_inplace",
+    "set_isa",
+    "set_num_threads",
+    "sgd_step",
+    "softmax",
+    "softmax_backward",
+    "softmax_cross_entropy",
+    "standardize",
+    "sum_squares",
 ]
-
 
 
 class DenseStep(NamedTuple):
@@ -95,7 +124,8 @@ def _configure_from_env():
             set_num_threads(int(threads))
         except ValueError:
             raise ValueError(
-                f"FASTNN_NUM_THREADS must be an integer >= 1, got {threads!r}") from None
+                f"FASTNN_NUM_THREADS must be an integer >= 1, got {threads!r}"
+            ) from None
     isa = os.environ.get("FASTNN_ISA")
     if isa:
         set_isa(isa.strip().lower())

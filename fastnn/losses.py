@@ -9,7 +9,10 @@ float32 output gives a float32 gradient. Class labels stay integers: any integer
 dtype, or floats that are whole numbers; anything else is an error naming the first bad
 label and its index. Arrays already in the kernel's form are passed on without a copy, and
 the caller's arrays are never modified."""
-from typing import Any, Callable
+
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 
 from fastnn import kernels
@@ -31,7 +34,9 @@ class Loss:
     def __init__(self, reduction="mean"):
         if reduction not in self.reductions:
             raise ValueError(
-                f"{type(self).__name__}: reduction must be one of {self.reductions}, got {reduction!r}")
+                f"{type(self).__name__}: reduction must be one of {self.reductions}, "
+                f"got {reduction!r}"
+            )
         self.reduction = reduction
 
     def __call__(self, output, target):
@@ -41,8 +46,11 @@ class Loss:
     def _output(self, output):
         # The kernels take float32/float64 only; at this floor other numbers are converted
         # (to float64, which holds every int32 and bool exactly), as the model converts X.
-        if (isinstance(output, np.ndarray) and output.dtype.kind == "f"
-                and output.dtype.itemsize in (4, 8)):
+        if (
+            isinstance(output, np.ndarray)
+            and output.dtype.kind == "f"
+            and output.dtype.itemsize in (4, 8)
+        ):
             return output  # any byte order: the kernel copies a byte-swapped array
         return as_float_array(output, np.float64, "output", prefix=self._prefix)
 
@@ -52,8 +60,12 @@ class Loss:
         if isinstance(target, np.ndarray) and target.dtype == output.dtype:
             return target
         dtype = np.dtype(f"f{output.dtype.itemsize}")
-        arr = as_array(target, "target", f"an array-like of numbers with the output's shape "
-                       f"{output.shape}", self._prefix)
+        arr = as_array(
+            target,
+            "target",
+            f"an array-like of numbers with the output's shape {output.shape}",
+            self._prefix,
+        )
         return check_numeric(arr, "target", self._prefix).astype(dtype, copy=False)
 
     @property
@@ -76,11 +88,15 @@ class SoftmaxCrossEntropy(Loss):
         """Probabilities (2-D) in the output's dtype, or class labels checked here (first
         bad label and its index) unless they are int64 already (the kernel checks those)."""
         if output.ndim != 2:
-            raise ValueError(f"{self._prefix}output must be 2-D logits (n_samples, n_classes), "
-                             f"got shape {output.shape}")
+            raise ValueError(
+                f"{self._prefix}output must be 2-D logits (n_samples, n_classes), "
+                f"got shape {output.shape}"
+            )
         if isinstance(target, np.ndarray) and (
-                target.dtype == output.dtype if target.ndim == 2 else
-                target.ndim == 1 and target.dtype == np.int64):
+            target.dtype == output.dtype
+            if target.ndim == 2
+            else target.ndim == 1 and target.dtype == np.int64
+        ):
             return target
         dtype = np.dtype(f"f{output.dtype.itemsize}")
         m, k = output.shape
@@ -90,8 +106,10 @@ class SoftmaxCrossEntropy(Loss):
             check_numeric(t, "target", self._prefix)
             if t.shape != (m, k):
                 hint = f" (class labels are 1-D, shape ({m},))" if t.shape == (m, 1) else ""
-                raise ValueError(f"{self._prefix}target probabilities must have shape {(m, k)}, "
-                                 f"got {t.shape}{hint}")
+                raise ValueError(
+                    f"{self._prefix}target probabilities must have shape {(m, k)}, "
+                    f"got {t.shape}{hint}"
+                )
             return t.astype(dtype, copy=False)
         if t.ndim != 1 or t.shape[0] != m:
             raise ValueError(f"{self._prefix}target must be {what}, got shape {t.shape}")
@@ -105,11 +123,13 @@ def _labels(t, k, prefix):
         bad[~bad] = t[~bad] != np.floor(t[~bad])
         if bad.any():
             i = int(np.argmax(bad))
-            raise ValueError(f"{prefix}target labels must be whole numbers, got "
-                             f"{t[i]} at index {i}")
+            raise ValueError(
+                f"{prefix}target labels must be whole numbers, got {t[i]} at index {i}"
+            )
     elif t.dtype.kind not in "iu":
-        raise TypeError(f"{prefix}target labels must be integers, got dtype {t.dtype}"
-                        f"{_first_non_number(t)}")
+        raise TypeError(
+            f"{prefix}target labels must be integers, got dtype {t.dtype}{_first_non_number(t)}"
+        )
     bad = (t < 0) | (t >= k)
     if bad.any():
         i = int(np.argmax(bad))

@@ -2,6 +2,7 @@
 
 Each metric object has ``update(output, target)`` and ``result()``; ``get(name, loss)``
 builds one by name ("accuracy", "mse", "mae", "r2", "log_loss")."""
+
 import numpy as np
 
 from fastnn._validation import lookup
@@ -11,7 +12,11 @@ __all__ = ["Accuracy", "MeanSquaredError", "MeanAbsoluteError", "R2", "LogLoss",
 
 def _as_2d(target, output):
     target = np.asarray(target)
-    return target.reshape(output.shape) if target.ndim == 1 and output.ndim == 2 and output.shape[1] == 1 else target
+    return (
+        target.reshape(output.shape)
+        if target.ndim == 1 and output.ndim == 2 and output.shape[1] == 1
+        else target
+    )
 
 
 class _Metric:
@@ -84,8 +89,11 @@ class R2(_Metric):
             return float("nan")
         sstot = self.syy - self.sy * self.sy / self.n
         with np.errstate(divide="ignore", invalid="ignore"):
-            r2 = np.where(sstot > 0, 1 - self.sres / np.where(sstot > 0, sstot, 1),
-                          np.where(self.sres == 0, 1.0, 0.0))
+            r2 = np.where(
+                sstot > 0,
+                1 - self.sres / np.where(sstot > 0, sstot, 1),
+                np.where(self.sres == 0, 1.0, 0.0),
+            )
         return float(np.mean(r2))
 
 

@@ -1,16 +1,16 @@
 """Sequential: an ordered stack of layers with PyTorch's naming and Keras-style training."""
+
 from __future__ import annotations
 
-from collections.abc import Mapping
 import math
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from fastnn import kernels
 from fastnn import layers as L
-from fastnn._validation import (NonFiniteError, as_array, as_float_array, check_numeric,
-                                float_dtype)
+from fastnn._validation import NonFiniteError, as_array, as_float_array, check_numeric, float_dtype
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -40,7 +40,8 @@ class Sequential:
         elif len(dtypes) > 1:
             raise TypeError(
                 f"layers have different dtypes {sorted(d.name for d in dtypes)}; "
-                "pass dtype= to Sequential to choose one")
+                "pass dtype= to Sequential to choose one"
+            )
         else:
             self.dtype = dtypes.pop() if dtypes else np.dtype(np.float32)
         for layer in self.layers:
@@ -101,7 +102,8 @@ class Sequential:
         # gradients of the inputs of the items before it would be thrown away.
         self._first_trained = next(
             (r for r, item in enumerate(plan) if type(item) is tuple or item.parameters()),
-            len(plan))
+            len(plan),
+        )
         self._workspace.clear()
         #: run index -> (x, outputs) of the last training forward: what its backward reads
         self._saved = {}
@@ -119,8 +121,9 @@ class Sequential:
             if plan != self._plan:
                 self._use_plan(plan)
             self._steps = tuple(
-                tuple(dense.chain_step(act) for dense, act in item) if type(item) is tuple
-                else None for item in self._plan)
+                tuple(dense.chain_step(act) for dense, act in item) if type(item) is tuple else None
+                for item in self._plan
+            )
             self._steps_token = token
         return self._steps
 
@@ -129,7 +132,9 @@ class Sequential:
     def _prepare(self, X):
         x = as_float_array(X, self.dtype, "X", ndim=2)
         if self.in_features is not None and x.shape[1] != self.in_features:
-            raise ValueError(f"X: the model expects {self.in_features} features, got shape {x.shape}")
+            raise ValueError(
+                f"X: the model expects {self.in_features} features, got shape {x.shape}"
+            )
         return x
 
     def forward(self, X: ArrayLike, training: bool = False) -> np.ndarray:
@@ -175,7 +180,8 @@ class Sequential:
             if len(self._workspace) > 64:  # many batch sizes: keep memory bounded
                 self._workspace.clear()
             bufs = self._workspace[key] = tuple(
-                None if s is None else np.empty(s, self.dtype) for s in shapes)
+                None if s is None else np.empty(s, self.dtype) for s in shapes
+            )
         return bufs
 
     def _step_buffers(self, kind, r, steps, m):
@@ -199,8 +205,11 @@ class Sequential:
                     return f"{i}.{name}"
             for name in layer._buffers:
                 value = getattr(layer, name)  # None until set (Standardize before adapt)
-                if isinstance(value, np.ndarray) and value.dtype.kind == "f" \
-                        and not kernels.all_finite(value):
+                if (
+                    isinstance(value, np.ndarray)
+                    and value.dtype.kind == "f"
+                    and not kernels.all_finite(value)
+                ):
                     return f"{i}.{name}"
         return None
 
@@ -209,7 +218,8 @@ class Sequential:
         if bad is not None:
             raise NonFiniteError(
                 f"model weight {bad!r} contains NaN or infinity, so the model cannot predict: "
-                "training diverged (lower the learning rate) or non-finite weights were loaded")
+                "training diverged (lower the learning rate) or non-finite weights were loaded"
+            )
 
     __call__ = forward
 
@@ -218,6 +228,7 @@ class Sequential:
         (``np.memmap`` included)."""
         # The training module sits above this one; see "training" below.
         from fastnn.training import predict
+
         return predict(self, X, batch_size=batch_size)
 
     def backward(self, dY: ArrayLike, input_grad: bool = False) -> np.ndarray | None:
@@ -230,7 +241,8 @@ class Sequential:
         if self._out_shape is not None and dy.shape != self._out_shape:
             raise ValueError(
                 f"dY must have the shape of the last training output {self._out_shape}, "
-                f"got {dy.shape}")
+                f"got {dy.shape}"
+            )
         return self._backward(dy, input_grad=bool(input_grad), dy_owned=False)
 
     def _backward(self, dy, input_grad, dy_owned):
@@ -251,8 +263,9 @@ class Sequential:
             if saved is None:
                 raise RuntimeError("backward called before a forward with training=True")
             dx_outs = self._step_buffers("backward", r, item, dy.shape[0])
-            dy = kernels.dense_chain_backward(dy, steps, saved[0], saved[1], dx_outs,
-                                              r > stop or input_grad, owned)
+            dy = kernels.dense_chain_backward(
+                dy, steps, saved[0], saved[1], dx_outs, r > stop or input_grad, owned
+            )
         return dy if input_grad else None
 
     def forward_backward(self, X: ArrayLike, y: Any, *, loss) -> tuple[float, np.ndarray]:
@@ -267,23 +280,23 @@ class Sequential:
         and the gradient are only valid until the next step.
 
         ``loss`` is a fastnn loss, whose kernel writes the gradient straight into a buffer
-        of the model (``y`` converted as the loss converts it), or any callable ``loss(output, y) -> (value,
-        grad)`` with ``grad`` of the output's shape, which is never written to. The backward
-        runs whatever the value; check it (and the gradients) before stepping, as
-        ``train_on_batch`` does."""
+        of the model (``y`` converted as the loss converts it), or any callable
+        ``loss(output, y) -> (value, grad)`` with ``grad`` of the output's shape, which is
+        never written to. The backward runs whatever the value; check it (and the gradients)
+        before stepping, as ``train_on_batch`` does."""
         out = self._forward(self._prepare(X), True, keep_output=False)
         kernel = getattr(type(loss), "kernel", None)
         if kernel is not None:
             grad = self._buffers(("loss", out.shape), [out.shape])[0]
-            value, grad = kernel(out, loss.target_for(y, out), reduction=loss.reduction,
-                                 out=grad)
+            value, grad = kernel(out, loss.target_for(y, out), reduction=loss.reduction, out=grad)
         else:
             value, grad = loss(out, y)
             value = float(value)
             grad = as_float_array(grad, self.dtype, "loss gradient")
             if grad.shape != out.shape:
-                raise ValueError(f"loss gradient must have the output's shape {out.shape}, "
-                                 f"got {grad.shape}")
+                raise ValueError(
+                    f"loss gradient must have the output's shape {out.shape}, got {grad.shape}"
+                )
         self._backward(grad, input_grad=False, dy_owned=kernel is not None)
         return value, out
 
@@ -297,16 +310,22 @@ class Sequential:
         value, out = self.forward_backward(X, y, loss=loss)
         # A ReLU can hide a NaN from the loss but not from the gradients; one pass over them
         # (O(parameters)) keeps the weights finite whatever happens.
-        if not math.isfinite(value) \
-                or not all(kernels.all_finite(p.grad) for p in self.parameters()):
+        if not math.isfinite(value) or not all(
+            kernels.all_finite(p.grad) for p in self.parameters()
+        ):
             return math.nan, out
         optimizer.step()
         return value, out
 
     def regularization_loss(self) -> float:
         """The l1/l2 penalties' value (included in the gradients by backward)."""
-        return float(sum(layer.regularization_loss() for layer in self.layers
-                         if hasattr(layer, "regularization_loss")))
+        return float(
+            sum(
+                layer.regularization_loss()
+                for layer in self.layers
+                if hasattr(layer, "regularization_loss")
+            )
+        )
 
     # ---- parameters and state ------------------------------------------------------------
 
@@ -316,8 +335,11 @@ class Sequential:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Copies of every parameter and buffer under PyTorch's keys."""
-        return {f"{i}.{name}": value for i, layer in enumerate(self.layers)
-                for name, value in layer.state_dict().items()}
+        return {
+            f"{i}.{name}": value
+            for i, layer in enumerate(self.layers)
+            for name, value in layer.state_dict().items()
+        }
 
     def load_state_dict(self, mapping: Mapping[str, Any], strict: bool = True) -> None:
         """Load values (anything ``np.asarray`` accepts, PyTorch CPU tensors included).
@@ -333,17 +355,23 @@ class Sequential:
         except (TypeError, ValueError):
             raise TypeError(
                 f"load_state_dict: mapping must be a dict of name -> array, got "
-                f"{type(mapping).__name__}") from None
+                f"{type(mapping).__name__}"
+            ) from None
         for key in given:
             if not isinstance(key, str):
-                raise TypeError(f"load_state_dict: keys must be strings like '0.weight', got {key!r}")
+                raise TypeError(
+                    f"load_state_dict: keys must be strings like '0.weight', got {key!r}"
+                )
         optional = ".num_batches_tracked"
         given = {k: v for k, v in given.items() if k in expected or not k.endswith(optional)}
         missing = sorted(k for k in set(expected) - set(given) if not k.endswith(optional))
         unexpected = sorted(set(given) - set(expected))
         if strict and (missing or unexpected):
-            problems = [f"{what} keys {keys}" for what, keys in
-                        (("missing", missing), ("unexpected", unexpected)) if keys]
+            problems = [
+                f"{what} keys {keys}"
+                for what, keys in (("missing", missing), ("unexpected", unexpected))
+                if keys
+            ]
             raise ValueError(f"load_state_dict: {', '.join(problems)}")
         per_layer: list[dict[str, np.ndarray]] = [{} for _ in self.layers]
         for key, current in expected.items():
@@ -351,7 +379,8 @@ class Sequential:
                 i, name = key.split(".", 1)
                 layer = self.layers[int(i)]
                 per_layer[int(i)][name] = _state_value(
-                    given[key], key, current, f"{type(layer).__name__}.{name}")
+                    given[key], key, current, f"{type(layer).__name__}.{name}"
+                )
         for layer, state in zip(self.layers, per_layer):
             if state:
                 full = layer.state_dict()
@@ -363,23 +392,51 @@ class Sequential:
     # model (it drives callbacks, checkpoints and progress). Their imports, made when called,
     # are the one upward edge of the import graph (ALLOWED_UPWARD in tests/test_imports.py).
 
-    def fit(self, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
-            validation_data=None, validation_split=0.0, shuffle=True, callbacks=(), seed=None,
-            verbose=0):
+    def fit(
+        self,
+        X,
+        y,
+        *,
+        loss,
+        optimizer,
+        epochs=1,
+        batch_size=32,
+        metrics=(),
+        validation_data=None,
+        validation_split=0.0,
+        shuffle=True,
+        callbacks=(),
+        seed=None,
+        verbose=0,
+    ):
         """Train for ``epochs`` passes over (X, y) in mini-batches; returns a History (also
         ``self.history``). ``self.optimizer`` is set to ``optimizer`` so that callbacks can
         reach it. ``verbose``: 0 silent, 1 a progress bar per epoch on stderr (one line per
         epoch when stderr is not a terminal), 2 one line per epoch. See
         :mod:`fastnn.training` and :mod:`fastnn.callbacks`."""
         from fastnn.training import fit
-        return fit(self, X, y, loss=loss, optimizer=optimizer, epochs=epochs,
-                   batch_size=batch_size, metrics=metrics, validation_data=validation_data,
-                   validation_split=validation_split, shuffle=shuffle, callbacks=callbacks,
-                   seed=seed, verbose=verbose)
+
+        return fit(
+            self,
+            X,
+            y,
+            loss=loss,
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=batch_size,
+            metrics=metrics,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            shuffle=shuffle,
+            callbacks=callbacks,
+            seed=seed,
+            verbose=verbose,
+        )
 
     def evaluate(self, X, y, *, loss, metrics=(), batch_size=1024):
         """``{"loss": ..., "<metric>": ...}`` over (X, y) in inference mode."""
         from fastnn.training import evaluate
+
         return evaluate(self, X, y, loss=loss, metrics=metrics, batch_size=batch_size)
 
     # ---- container protocol ----------------------------------------------------------------
@@ -405,9 +462,11 @@ def _state_value(value, key, current, owner):
     prefix = "load_state_dict: "
     if hasattr(value, "detach") and hasattr(value, "cpu"):
         value = value.detach().cpu()
-    arr = check_numeric(as_array(value, repr(key), f"an array of shape {current.shape}", prefix),
-                        repr(key), prefix)
+    arr = check_numeric(
+        as_array(value, repr(key), f"an array of shape {current.shape}", prefix), repr(key), prefix
+    )
     if arr.shape != current.shape:
-        raise ValueError(f"{prefix}{key!r} ({owner}): expected shape {current.shape}, "
-                         f"got {arr.shape}")
+        raise ValueError(
+            f"{prefix}{key!r} ({owner}): expected shape {current.shape}, got {arr.shape}"
+        )
     return arr

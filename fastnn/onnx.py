@@ -22,6 +22,7 @@ attributes are float32, so no float64 value travels in an attribute):
   the runtime).
 - Standardize -> Sub + Div, dividing a feature whose std is 0 by 1 (fastnn only centres it).
 """
+
 from __future__ import annotations
 
 import os
@@ -46,8 +47,9 @@ def _import_onnx():
     try:
         import onnx
     except ImportError as exc:
-        raise ImportError("fastnn.onnx needs the onnx package; install it with: "
-                          "pip install 'fastnn[onnx]'") from exc
+        raise ImportError(
+            "fastnn.onnx needs the onnx package; install it with: pip install 'fastnn[onnx]'"
+        ) from exc
     return onnx
 
 
@@ -90,8 +92,11 @@ def _batchnorm_affine(layer: L.BatchNorm1d, dtype: np.dtype) -> tuple[np.ndarray
     shift = bias - running_mean * scale in the model's dtype."""
     n = layer.num_features
     invstd = (1.0 / np.sqrt(layer.running_var.astype(np.float64) + layer.eps)).astype(dtype)
-    weight, bias = ((layer.weight.data.astype(dtype), layer.bias.data.astype(dtype))
-                    if layer.affine else (None, np.zeros(n, dtype)))
+    weight, bias = (
+        (layer.weight.data.astype(dtype), layer.bias.data.astype(dtype))
+        if layer.affine
+        else (None, np.zeros(n, dtype))
+    )
     scale = invstd if weight is None else weight * invstd
     shift = bias - layer.running_mean.astype(dtype) * scale
     return scale, shift
@@ -109,20 +114,32 @@ def _layer(g: _Graph, layer: L.Layer, x: str, i: int) -> str:
         # the Gemm output reshaped to (batch, units, pieces) holds each unit's pieces together.
         shape = g.const(f"{i}.shape", [0, layer.out_features, layer.pieces], dtype=np.int64)
         z = g.node("Reshape", [z, shape], f"{hint}_pieces")
-        best = g.node("Gather", [z, g.const(f"{i}.piece0", 0, dtype=np.int64)],
-                      f"{hint}_piece0", axis=2)
+        best = g.node(
+            "Gather", [z, g.const(f"{i}.piece0", 0, dtype=np.int64)], f"{hint}_piece0", axis=2
+        )
         for k in range(1, layer.pieces):
-            piece = g.node("Gather", [z, g.const(f"{i}.piece{k}", k, dtype=np.int64)],
-                           f"{hint}_piece{k}", axis=2)
+            piece = g.node(
+                "Gather",
+                [z, g.const(f"{i}.piece{k}", k, dtype=np.int64)],
+                f"{hint}_piece{k}",
+                axis=2,
+            )
             greater = g.node("Greater", [piece, best], f"{hint}_greater{k}")
             # A NaN piece replaces a number (and the first NaN stays): Greater is false there.
-            best_is_number = g.node("Not", [g.node("IsNaN", [best], f"{hint}_bestnan{k}")],
-                                    f"{hint}_bestnum{k}")
-            first_nan = g.node("And", [g.node("IsNaN", [piece], f"{hint}_nan{k}"),
-                                       best_is_number], f"{hint}_firstnan{k}")
+            best_is_number = g.node(
+                "Not", [g.node("IsNaN", [best], f"{hint}_bestnan{k}")], f"{hint}_bestnum{k}"
+            )
+            first_nan = g.node(
+                "And",
+                [g.node("IsNaN", [piece], f"{hint}_nan{k}"), best_is_number],
+                f"{hint}_firstnan{k}",
+            )
             greater = g.node("Or", [greater, first_nan], f"{hint}_takes{k}")
-            best = g.node("Where", [greater, piece, best],
-                          hint if k == layer.pieces - 1 else f"{hint}_best{k}")
+            best = g.node(
+                "Where",
+                [greater, piece, best],
+                hint if k == layer.pieces - 1 else f"{hint}_best{k}",
+            )
         return best
     if isinstance(layer, L.BatchNorm1d):
         scale, shift = _batchnorm_affine(layer, g.dtype)
@@ -130,8 +147,9 @@ def _layer(g: _Graph, layer: L.Layer, x: str, i: int) -> str:
         return g.node("Add", [x, g.const(f"{i}.shift", shift)], hint)
     if isinstance(layer, L.Standardize):
         if layer.mean is None:
-            raise ValueError(f"model: layer {i} (Standardize) has no statistics; call adapt(X) "
-                             "before exporting")
+            raise ValueError(
+                f"model: layer {i} (Standardize) has no statistics; call adapt(X) before exporting"
+            )
         std = layer.std.astype(g.dtype)
         std = np.where(std != 0, std, np.ones_like(std))  # a constant feature is only centred
         x = g.node("Sub", [x, g.const(f"{i}.mean", layer.mean)], f"{hint}_centered")
@@ -150,17 +168,24 @@ def _layer(g: _Graph, layer: L.Layer, x: str, i: int) -> str:
         positive = g.node("Greater", [x, g.const(f"{i}.zero", 0)], f"{hint}_positive")
         scaled = g.node("Mul", [x, g.const(f"{i}.negative_slope", slope)], f"{hint}_scaled")
         return g.node("Where", [positive, x, scaled], hint)
-    simple: dict[type[L.Layer], str] = {L.ReLU: "Relu", L.Sigmoid: "Sigmoid", L.Tanh: "Tanh",
-                                        L.Identity: "Identity"}
+    simple: dict[type[L.Layer], str] = {
+        L.ReLU: "Relu",
+        L.Sigmoid: "Sigmoid",
+        L.Tanh: "Tanh",
+        L.Identity: "Identity",
+    }
     if type(layer) in simple:
         return g.node(simple[type(layer)], [x], hint)
-    raise TypeError(f"model: layer {i} ({type(layer).__name__}) has no ONNX translation; "
-                    f"supported: Dense, Maxout, BatchNorm1d, Standardize, Dropout, Softmax, "
-                    f"ReLU, LeakyReLU, Sigmoid, Tanh, Identity")
+    raise TypeError(
+        f"model: layer {i} ({type(layer).__name__}) has no ONNX translation; "
+        f"supported: Dense, Maxout, BatchNorm1d, Standardize, Dropout, Softmax, "
+        f"ReLU, LeakyReLU, Sigmoid, Tanh, Identity"
+    )
 
 
-def to_onnx(model: Sequential, *, opset: int = DEFAULT_OPSET,
-            graph_name: str = "fastnn") -> ModelProto:
+def to_onnx(
+    model: Sequential, *, opset: int = DEFAULT_OPSET, graph_name: str = "fastnn"
+) -> ModelProto:
     """The ONNX ``ModelProto`` of ``model`` in inference form (see the module docstring)."""
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a fastnn.Sequential, got {type(model).__name__}")
@@ -179,8 +204,9 @@ def to_onnx(model: Sequential, *, opset: int = DEFAULT_OPSET,
     inp = onnx.helper.make_tensor_value_info("input", elem, ["batch", width or "features"])
     out = onnx.helper.make_tensor_value_info("output", elem, ["batch", None])
     graph = onnx.helper.make_graph(g.nodes, graph_name, [inp], [out], g.initializers)
-    proto = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
-                                   producer_name="fastnn")
+    proto = onnx.helper.make_model(
+        graph, opset_imports=[onnx.helper.make_opsetid("", opset)], producer_name="fastnn"
+    )
     proto.ir_version = min(proto.ir_version, _IR_FOR_OPSET.get(opset, proto.ir_version))
     onnx.checker.check_model(proto)
     return proto
@@ -199,8 +225,7 @@ def _width(model: Sequential) -> int | None:
     return None
 
 
-def export(model: Sequential, path: str | os.PathLike[str], *,
-           opset: int = DEFAULT_OPSET) -> None:
+def export(model: Sequential, path: str | os.PathLike[str], *, opset: int = DEFAULT_OPSET) -> None:
     """Write ``model`` to ``path`` as an ONNX file (inference form, dynamic batch dimension);
     the graph passes ``onnx.checker.check_model`` before it is written."""
     proto = to_onnx(model, opset=opset)

@@ -4,6 +4,7 @@ This module is the readable statement of the math and the oracle the tests compa
 kernels against. It validates nothing: the compiled floor does that. Computations run in the
 inputs' dtype, as the kernels do (losses are summed in float64, as the kernels do).
 """
+
 import numpy as np
 
 ACTIVATIONS = ("identity", "relu", "leaky_relu", "sigmoid", "tanh")
@@ -40,8 +41,17 @@ def _into(result, out):
     return out
 
 
-def gemm(a, b, *, trans_a=False, trans_b=False, bias=None, activation="identity",
-         negative_slope=0.01, out=None):
+def gemm(
+    a,
+    b,
+    *,
+    trans_a=False,
+    trans_b=False,
+    bias=None,
+    activation="identity",
+    negative_slope=0.01,
+    out=None,
+):
     """act(op(a) @ op(b) + bias), op = transpose when trans_* is set."""
     a, b = np.asarray(a), np.asarray(b)
     z = (a.T if trans_a else a) @ (b.T if trans_b else b)
@@ -83,13 +93,19 @@ def dense_chain_forward(x, steps, outs=None):
     into outs[i] when given; returns the last x."""
     x = np.asarray(x)
     for i, (weight, bias, _, _, activation, negative_slope, _, _) in enumerate(steps):
-        x = gemm(x, weight, trans_b=True, bias=bias, activation=activation,
-                 negative_slope=negative_slope, out=None if outs is None else outs[i])
+        x = gemm(
+            x,
+            weight,
+            trans_b=True,
+            bias=bias,
+            activation=activation,
+            negative_slope=negative_slope,
+            out=None if outs is None else outs[i],
+        )
     return x
 
 
-def dense_chain_backward(dy, steps, x, outputs, dx_outs=None, input_grad=True,
-                         overwrite_dy=False):
+def dense_chain_backward(dy, steps, x, outputs, dx_outs=None, input_grad=True, overwrite_dy=False):
     """From the last step down, with y its output (outputs[i]) and x_i its input (x, then
     outputs[i - 1]): dz = activation_backward(dy, y) (dy for "identity");
     bias_grad = column sums of dz; weight_grad = dz^T x_i, plus penalty(weight) for l1/l2;
@@ -99,8 +115,11 @@ def dense_chain_backward(dy, steps, x, outputs, dx_outs=None, input_grad=True,
     inputs = [np.asarray(x)] + [np.asarray(o) for o in outputs[:-1]]
     for i in range(len(steps) - 1, -1, -1):
         weight, bias, weight_grad, bias_grad, activation, negative_slope, l1, l2 = steps[i]
-        dz = dy if activation == "identity" else activation_backward(
-            dy, outputs[i], activation, negative_slope=negative_slope)
+        dz = (
+            dy
+            if activation == "identity"
+            else activation_backward(dy, outputs[i], activation, negative_slope=negative_slope)
+        )
         if bias is not None:
             column_sum(dz, out=bias_grad)
         gemm(dz, inputs[i], trans_a=True, out=weight_grad)
@@ -147,7 +166,7 @@ def softmax_cross_entropy(logits, target, *, reduction="mean", out=None):
     """loss = -sum_i sum_j t_ij log softmax(x_i)_j; grad = softmax(x) * sum_j t_ij - t.
     With class labels t is one-hot and the gradient is softmax(x) - onehot."""
     x = np.asarray(logits)
-    m, k = x.shape
+    m, _k = x.shape
     target = np.asarray(target)
     if target.ndim == 2:
         t = target.astype(x.dtype)
@@ -172,7 +191,8 @@ def bce_with_logits(output, target, *, reduction="mean", out=None):
 
 
 def mse(output, target, *, reduction="mean", out=None):
-    """loss = s * sum (x - t)^2 with s = 1/N (mean), 1 (sum) or 1/2 (half_sum); grad = 2 s (x - t)."""
+    """loss = s * sum (x - t)^2 with s = 1/N (mean), 1 (sum) or 1/2 (half_sum);
+    grad = 2 s (x - t)."""
     x = np.asarray(output)
     d = x - np.asarray(target, dtype=x.dtype)
     scale = {"mean": 1.0 / max(x.size, 1), "sum": 1.0, "half_sum": 0.5}[reduction]
@@ -180,8 +200,18 @@ def mse(output, target, *, reduction="mean", out=None):
     return loss, _into(d * x.dtype.type(2 * scale), out)
 
 
-def sgd_step(param, grad, momentum_buffer, *, lr, momentum=0.0, dampening=0.0, nesterov=False,
-             weight_decay=0.0, first_step=True):
+def sgd_step(
+    param,
+    grad,
+    momentum_buffer,
+    *,
+    lr,
+    momentum=0.0,
+    dampening=0.0,
+    nesterov=False,
+    weight_decay=0.0,
+    first_step=True,
+):
     """PyTorch's SGD: d = g + wd p; buf = d (first step) or momentum buf + (1 - dampening) d;
     d = d + momentum buf (nesterov) or buf; p -= lr d. In place on param and buffer."""
     t = param.dtype.type
@@ -203,8 +233,8 @@ def penalty(weight, grad, *, l1=0.0, l2=0.0):
 
 # ---- optimizer updates (PyTorch's single-tensor formulas) ---------------------------------
 
-def adagrad_step(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10,
-                 step=1):
+
+def adagrad_step(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0, eps=1e-10, step=1):
     """d = g + wd p; sum += d^2; p -= clr d / (sqrt(sum) + eps) with
     clr = lr / (1 + (step - 1) lr_decay). In place on param and state_sum."""
     t = param.dtype.type
@@ -214,8 +244,20 @@ def adagrad_step(param, grad, state_sum, *, lr, lr_decay=0.0, weight_decay=0.0, 
     param -= t(clr) * (d / (np.sqrt(state_sum) + t(eps)))
 
 
-def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha=0.99,
-                 eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False):
+def rmsprop_step(
+    param,
+    grad,
+    square_avg,
+    grad_avg,
+    momentum_buffer,
+    *,
+    lr,
+    alpha=0.99,
+    eps=1e-8,
+    weight_decay=0.0,
+    momentum=0.0,
+    centered=False,
+):
     """d = g + wd p; sq = alpha sq + (1 - alpha) d^2; centered: ga = alpha ga + (1 - alpha) d
     and v = sq - ga^2, else v = sq; s = d / (sqrt(v) + eps); momentum: buf = momentum buf + s,
     p -= lr buf; else p -= lr s. In place."""
@@ -233,8 +275,20 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, *, lr, alph
     param -= t(lr) * s
 
 
-def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, beta1=0.9, beta2=0.999, eps=1e-8,
-              weight_decay=0.0, decoupled=False, step=1):
+def adam_step(
+    param,
+    grad,
+    exp_avg,
+    exp_avg_sq,
+    *,
+    lr,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-8,
+    weight_decay=0.0,
+    decoupled=False,
+    step=1,
+):
     """Adam: d = g + wd p. AdamW (decoupled): p *= 1 - lr wd, d = g.
     m = beta1 m + (1 - beta1) d; v = beta2 v + (1 - beta2) d^2;
     p -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps). In place."""
@@ -246,22 +300,45 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, *, lr, beta1=0.9, beta2=0.999, e
         d = grad + t(weight_decay) * param
     exp_avg += t(1 - beta1) * (d - exp_avg)
     exp_avg_sq[...] = t(beta2) * exp_avg_sq + t(1 - beta2) * d * d
-    step_size = lr / (1 - beta1 ** step)
-    denom = np.sqrt(exp_avg_sq) / t(np.sqrt(1 - beta2 ** step)) + t(eps)
+    step_size = lr / (1 - beta1**step)
+    denom = np.sqrt(exp_avg_sq) / t(np.sqrt(1 - beta2**step)) + t(eps)
     param -= t(step_size) * (exp_avg / denom)
 
 
-def adam_step_many(params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1=0.9, beta2=0.999,
-                   eps=1e-8, weight_decay=0.0, decoupled=False, sum_squares=False):
+def adam_step_many(
+    params,
+    grads,
+    exp_avgs,
+    exp_avg_sqs,
+    steps,
+    *,
+    lr,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-8,
+    weight_decay=0.0,
+    decoupled=False,
+    sum_squares=False,
+):
     """adam_step on each parameter, with its own step count; with sum_squares, returns
     sum p^2 over all parameters before the update (float64), else 0.0."""
     total = 0.0
-    for param, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs,
-                                                      steps):
+    for param, grad, exp_avg, exp_avg_sq, step in zip(params, grads, exp_avgs, exp_avg_sqs, steps):
         if sum_squares:
             total += float((param.astype(np.float64) ** 2).sum())
-        adam_step(param, grad, exp_avg, exp_avg_sq, lr=lr, beta1=beta1, beta2=beta2, eps=eps,
-                  weight_decay=weight_decay, decoupled=decoupled, step=step)
+        adam_step(
+            param,
+            grad,
+            exp_avg,
+            exp_avg_sq,
+            lr=lr,
+            beta1=beta1,
+            beta2=beta2,
+            eps=eps,
+            weight_decay=weight_decay,
+            decoupled=decoupled,
+            step=step,
+        )
     return total
 
 
@@ -278,6 +355,7 @@ def scale_inplace(x, alpha):
 
 # ---- toolbox layers --------------------------------------------------------------------------
 
+
 def mask_scale(x, mask, scale, *, out=None):
     """Inverted dropout: x * scale where mask is true, 0 elsewhere."""
     x = np.asarray(x)
@@ -291,8 +369,9 @@ def column_moments(x):
     return x64.mean(axis=0).astype(x.dtype), x64.var(axis=0).astype(x.dtype)
 
 
-def batchnorm_train(x, weight, bias, running_mean, running_var, *, momentum=0.1, eps=1e-5,
-                    out=None):
+def batchnorm_train(
+    x, weight, bias, running_mean, running_var, *, momentum=0.1, eps=1e-5, out=None
+):
     """mean, var = batch mean and biased variance per column; invstd = 1 / sqrt(var + eps);
     y = (x - mean) invstd weight + bias; running = (1 - momentum) running + momentum batch,
     with the unbiased variance var * m / (m - 1). Returns (y, mean, invstd)."""
@@ -323,8 +402,9 @@ def batchnorm_eval(x, weight, bias, running_mean, running_var, *, eps=1e-5, out=
     return _into(y.astype(x.dtype), out)
 
 
-def batchnorm_backward(dy, x, save_mean, save_invstd, weight, *, out=None, weight_grad_out=None,
-                       bias_grad_out=None):
+def batchnorm_backward(
+    dy, x, save_mean, save_invstd, weight, *, out=None, weight_grad_out=None, bias_grad_out=None
+):
     """xhat = (x - mean) invstd; dbias = sum dy; dweight = sum dy xhat;
     dx = weight invstd (dy - dbias / m - xhat dweight / m) (the batch statistics depend on x)."""
     dy, x = np.asarray(dy), np.asarray(x)
@@ -334,8 +414,11 @@ def batchnorm_backward(dy, x, save_mean, save_invstd, weight, *, out=None, weigh
     dbias, dweight = dy64.sum(axis=0), (dy64 * xhat).sum(axis=0)
     g = 1.0 if weight is None else weight.astype(np.float64)
     dx = g * save_invstd * (dy64 - dbias / m - xhat * dweight / m)
-    return (_into(dx.astype(dy.dtype), out), _into(dweight.astype(dy.dtype), weight_grad_out),
-            _into(dbias.astype(dy.dtype), bias_grad_out))
+    return (
+        _into(dx.astype(dy.dtype), out),
+        _into(dweight.astype(dy.dtype), weight_grad_out),
+        _into(dbias.astype(dy.dtype), bias_grad_out),
+    )
 
 
 def maxout_forward(z, pieces, *, out=None):

@@ -1,6 +1,7 @@
 """Optimizers, ordered by complexity. Update formulas are PyTorch's for the same arguments;
 each update is one fused kernel pass over a parameter. Invalid hyperparameters are rejected
 at construction with a message that names them."""
+
 import numpy as np
 
 from fastnn import kernels
@@ -16,12 +17,15 @@ def _parameter_list(params, name):
     try:
         params = list(params)
     except TypeError:
-        raise TypeError(f"{name}: params must be a model or an iterable of Parameters, "
-                        f"got {type(params).__name__}") from None
+        raise TypeError(
+            f"{name}: params must be a model or an iterable of Parameters, "
+            f"got {type(params).__name__}"
+        ) from None
     for p in params:
         if not (hasattr(p, "data") and hasattr(p, "grad")):
-            raise TypeError(f"{name}: params must be Parameters (with .data and .grad), "
-                            f"got {type(p).__name__}")
+            raise TypeError(
+                f"{name}: params must be Parameters (with .data and .grad), got {type(p).__name__}"
+            )
     return params
 
 
@@ -112,18 +116,21 @@ class Optimizer:
             "lr": self.lr,
             "hyper": dict(self.hyper),
             "steps": self.steps,
-            "state": [{k: v if k == "step" else v.copy() for k, v in s.items()}
-                      for s in self.state],
+            "state": [
+                {k: v if k == "step" else v.copy() for k, v in s.items()} for s in self.state
+            ],
         }
 
     def load_state_dict(self, state_dict):
         if state_dict.get("type") != type(self).__name__:
             raise ValueError(
-                f"{type(self).__name__}.load_state_dict: state is for {state_dict.get('type')!r}")
+                f"{type(self).__name__}.load_state_dict: state is for {state_dict.get('type')!r}"
+            )
         if len(state_dict["state"]) != len(self.params):
             raise ValueError(
                 f"{type(self).__name__}.load_state_dict: state has {len(state_dict['state'])} "
-                f"parameters, this optimizer has {len(self.params)}")
+                f"parameters, this optimizer has {len(self.params)}"
+            )
         new_state = []
         for p, s in zip(self.params, state_dict["state"]):
             entry = {}
@@ -135,7 +142,8 @@ class Optimizer:
                 if name not in self.state_names or value.shape != p.data.shape:
                     raise ValueError(
                         f"{type(self).__name__}.load_state_dict: bad state {name!r} "
-                        f"with shape {value.shape} for a parameter of shape {p.data.shape}")
+                        f"with shape {value.shape} for a parameter of shape {p.data.shape}"
+                    )
                 entry[name] = value.astype(p.data.dtype, copy=True)
             new_state.append(entry)
         self.lr = state_dict["lr"]
@@ -159,8 +167,14 @@ class SGD(Optimizer):
         weight_decay = real(weight_decay, "weight_decay", minimum=0.0)
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("nesterov momentum requires momentum > 0 and dampening = 0")
-        super().__init__(params, lr, momentum=momentum, dampening=dampening,
-                         nesterov=bool(nesterov), weight_decay=weight_decay)
+        super().__init__(
+            params,
+            lr,
+            momentum=momentum,
+            dampening=dampening,
+            nesterov=bool(nesterov),
+            weight_decay=weight_decay,
+        )
 
     @property
     def state_names(self):
@@ -168,10 +182,17 @@ class SGD(Optimizer):
 
     def _update(self, p, state, first):
         h = self.hyper
-        kernels.sgd_step(p.data, p.grad, state.get("momentum_buffer"), lr=self._lr,
-                         momentum=h["momentum"], dampening=h["dampening"],
-                         nesterov=h["nesterov"], weight_decay=h["weight_decay"],
-                         first_step=first)
+        kernels.sgd_step(
+            p.data,
+            p.grad,
+            state.get("momentum_buffer"),
+            lr=self._lr,
+            momentum=h["momentum"],
+            dampening=h["dampening"],
+            nesterov=h["nesterov"],
+            weight_decay=h["weight_decay"],
+            first_step=first,
+        )
 
 
 def _beta(value, name):
@@ -198,14 +219,25 @@ class Adagrad(Optimizer):
     state_names = ("sum",)
     counts_steps = True
 
-    def __init__(self, params, lr=0.01, lr_decay=0.0, weight_decay=0.0,
-                 initial_accumulator_value=0.0, eps=1e-10):
+    def __init__(
+        self,
+        params,
+        lr=0.01,
+        lr_decay=0.0,
+        weight_decay=0.0,
+        initial_accumulator_value=0.0,
+        eps=1e-10,
+    ):
         super().__init__(
-            params, lr, lr_decay=real(lr_decay, "lr_decay", minimum=0.0),
+            params,
+            lr,
+            lr_decay=real(lr_decay, "lr_decay", minimum=0.0),
             weight_decay=real(weight_decay, "weight_decay", minimum=0.0),
-            initial_accumulator_value=real(initial_accumulator_value,
-                                           "initial_accumulator_value", minimum=0.0),
-            eps=real(eps, "eps", minimum=0.0))
+            initial_accumulator_value=real(
+                initial_accumulator_value, "initial_accumulator_value", minimum=0.0
+            ),
+            eps=real(eps, "eps", minimum=0.0),
+        )
         for p, state in zip(self.params, self.state):
             self._allocate(p, state)
 
@@ -214,9 +246,16 @@ class Adagrad(Optimizer):
 
     def _update(self, p, state, first):
         h = self.hyper
-        kernels.adagrad_step(p.data, p.grad, state["sum"], lr=self._lr,
-                             lr_decay=h["lr_decay"], weight_decay=h["weight_decay"],
-                             eps=h["eps"], step=state["step"])
+        kernels.adagrad_step(
+            p.data,
+            p.grad,
+            state["sum"],
+            lr=self._lr,
+            lr_decay=h["lr_decay"],
+            weight_decay=h["weight_decay"],
+            eps=h["eps"],
+            step=state["step"],
+        )
 
 
 class RMSprop(Optimizer):
@@ -225,25 +264,43 @@ class RMSprop(Optimizer):
     ``s = d / (sqrt(.) + eps)``; with momentum ``buf = momentum buf + s``, ``p -= lr buf``,
     else ``p -= lr s``."""
 
-    def __init__(self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                 centered=False):
+    def __init__(
+        self, params, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False
+    ):
         super().__init__(
-            params, lr, alpha=real(alpha, "alpha", minimum=0.0), eps=real(eps, "eps", minimum=0.0),
+            params,
+            lr,
+            alpha=real(alpha, "alpha", minimum=0.0),
+            eps=real(eps, "eps", minimum=0.0),
             weight_decay=real(weight_decay, "weight_decay", minimum=0.0),
-            momentum=real(momentum, "momentum", minimum=0.0), centered=bool(centered))
+            momentum=real(momentum, "momentum", minimum=0.0),
+            centered=bool(centered),
+        )
 
     @property
     def state_names(self):
         h = self.hyper
-        return (("square_avg",) + (("momentum_buffer",) if h["momentum"] > 0 else ())
-                + (("grad_avg",) if h["centered"] else ()))
+        return (
+            ("square_avg",)
+            + (("momentum_buffer",) if h["momentum"] > 0 else ())
+            + (("grad_avg",) if h["centered"] else ())
+        )
 
     def _update(self, p, state, first):
         h = self.hyper
-        kernels.rmsprop_step(p.data, p.grad, state["square_avg"], state.get("grad_avg"),
-                             state.get("momentum_buffer"), lr=self._lr, alpha=h["alpha"],
-                             eps=h["eps"], weight_decay=h["weight_decay"],
-                             momentum=h["momentum"], centered=h["centered"])
+        kernels.rmsprop_step(
+            p.data,
+            p.grad,
+            state["square_avg"],
+            state.get("grad_avg"),
+            state.get("momentum_buffer"),
+            lr=self._lr,
+            alpha=h["alpha"],
+            eps=h["eps"],
+            weight_decay=h["weight_decay"],
+            momentum=h["momentum"],
+            centered=h["centered"],
+        )
 
 
 class Adam(Optimizer):
@@ -257,8 +314,13 @@ class Adam(Optimizer):
     _decoupled = False
 
     def __init__(self, params, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        super().__init__(params, lr, betas=_betas(betas), eps=real(eps, "eps", minimum=0.0),
-                         weight_decay=real(weight_decay, "weight_decay", minimum=0.0))
+        super().__init__(
+            params,
+            lr,
+            betas=_betas(betas),
+            eps=real(eps, "eps", minimum=0.0),
+            weight_decay=real(weight_decay, "weight_decay", minimum=0.0),
+        )
 
     def step(self, sum_squares=False):
         """Update every parameter. With ``sum_squares=True``, returns the sum of ``p**2``
@@ -274,10 +336,19 @@ class Adam(Optimizer):
         beta1, beta2 = h["betas"]
         params, state = self.params, self.state
         total = kernels.adam_step_many(
-            [p.data for p in params], [p.grad for p in params], [s["exp_avg"] for s in state],
-            [s["exp_avg_sq"] for s in state], [s["step"] for s in state], lr=self._lr,
-            beta1=beta1, beta2=beta2, eps=h["eps"], weight_decay=h["weight_decay"],
-            decoupled=self._decoupled, sum_squares=bool(sum_squares))
+            [p.data for p in params],
+            [p.grad for p in params],
+            [s["exp_avg"] for s in state],
+            [s["exp_avg_sq"] for s in state],
+            [s["step"] for s in state],
+            lr=self._lr,
+            beta1=beta1,
+            beta2=beta2,
+            eps=h["eps"],
+            weight_decay=h["weight_decay"],
+            decoupled=self._decoupled,
+            sum_squares=bool(sum_squares),
+        )
         return total if sum_squares else None
 
 
@@ -293,8 +364,11 @@ class AdamW(Adam):
 
 #: every optimizer of this module by class name, so that a new one needs no other change
 #: (the base class is not an optimizer to train with)
-_BY_NAME = {name: obj for name, obj in list(globals().items())
-            if isinstance(obj, type) and issubclass(obj, Optimizer) and obj is not Optimizer}
+_BY_NAME = {
+    name: obj
+    for name, obj in list(globals().items())
+    if isinstance(obj, type) and issubclass(obj, Optimizer) and obj is not Optimizer
+}
 
 
 def get(name):

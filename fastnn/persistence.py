@@ -19,6 +19,8 @@ Why this format and not pickle or ``np.savez``: loading must never run code (pic
 and safetensors is a documented format other tools read. Loading validates everything and
 builds layers only from registered Layer classes (``fastnn.layers.get``), never by importing
 a name."""
+
+import contextlib
 import json
 import math
 import os
@@ -41,16 +43,25 @@ FORMAT_VERSION = 1
 _MAX_HEADER = 100_000_000
 
 _DTYPES = {
-    "BOOL": np.dtype("bool"), "U8": np.dtype("u1"), "I8": np.dtype("i1"),
-    "U16": np.dtype("<u2"), "I16": np.dtype("<i2"), "F16": np.dtype("<f2"),
-    "U32": np.dtype("<u4"), "I32": np.dtype("<i4"), "F32": np.dtype("<f4"),
-    "U64": np.dtype("<u8"), "I64": np.dtype("<i8"), "F64": np.dtype("<f8"),
+    "BOOL": np.dtype("bool"),
+    "U8": np.dtype("u1"),
+    "I8": np.dtype("i1"),
+    "U16": np.dtype("<u2"),
+    "I16": np.dtype("<i2"),
+    "F16": np.dtype("<f2"),
+    "U32": np.dtype("<u4"),
+    "I32": np.dtype("<i4"),
+    "F32": np.dtype("<f4"),
+    "U64": np.dtype("<u8"),
+    "I64": np.dtype("<i8"),
+    "F64": np.dtype("<f8"),
 }
 _CODES = {(dt.kind, dt.itemsize): code for code, dt in _DTYPES.items()}
 _TENSOR_REF = "__tensor__"
 
 
 # ---- encoding arbitrary state (configs, optimizer state) as JSON plus tensors -----------------
+
 
 def _encode(obj, name, tensors, where):
     """`obj` as JSON-compatible data; arrays go to `tensors` under `name` and are replaced by
@@ -79,8 +90,10 @@ def _encode(obj, name, tensors, where):
         return out
     if isinstance(obj, (list, tuple)):
         return [_encode(v, f"{name}.{i}", tensors, where) for i, v in enumerate(obj)]
-    raise TypeError(f"save: {where} holds a {type(obj).__name__}, which the file format "
-                    "cannot store (expected numbers, strings, lists, dicts or arrays)")
+    raise TypeError(
+        f"save: {where} holds a {type(obj).__name__}, which the file format "
+        "cannot store (expected numbers, strings, lists, dicts or arrays)"
+    )
 
 
 def _decode(obj, tensors, used):
@@ -98,6 +111,7 @@ def _decode(obj, tensors, used):
 
 
 # ---- writing ----------------------------------------------------------------------------------
+
 
 def save(model, path, optimizer=None, metadata=None):
     """Write `model` (architecture, weights and buffers, dtype) to `path` as one safetensors
@@ -118,10 +132,18 @@ def save(model, path, optimizer=None, metadata=None):
         except ValueError:
             registered = None
         if registered is not type(layer):
-            raise TypeError(f"save: layer {i} is a {name}, which is not a registered "
-                            "fastnn Layer (its class name must not start with '_')")
-        architecture.append({"class": name, "config": _encode(
-            layer.get_config(), f"config.{i}", tensors, f"layer {i} ({name}) get_config()")})
+            raise TypeError(
+                f"save: layer {i} is a {name}, which is not a registered "
+                "fastnn Layer (its class name must not start with '_')"
+            )
+        architecture.append(
+            {
+                "class": name,
+                "config": _encode(
+                    layer.get_config(), f"config.{i}", tensors, f"layer {i} ({name}) get_config()"
+                ),
+            }
+        )
     for key, value in model.state_dict().items():
         tensors[key] = np.asarray(value)
     meta = {
@@ -135,7 +157,8 @@ def save(model, path, optimizer=None, metadata=None):
         if not hasattr(optimizer, "state_dict"):
             raise TypeError(f"optimizer must be a fastnn optimizer, got {type(optimizer).__name__}")
         meta["optimizer"] = json.dumps(
-            _encode(optimizer.state_dict(), "optimizer", tensors, "optimizer.state_dict()"))
+            _encode(optimizer.state_dict(), "optimizer", tensors, "optimizer.state_dict()")
+        )
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
@@ -155,11 +178,15 @@ def _serialize(tensors, meta):
         arr = np.asarray(tensors[name])
         code = _CODES.get((arr.dtype.kind, arr.dtype.itemsize))
         if code is None:
-            raise TypeError(f"save: tensor {name!r} has dtype {arr.dtype}, which safetensors "
-                            "cannot store")
+            raise TypeError(
+                f"save: tensor {name!r} has dtype {arr.dtype}, which safetensors cannot store"
+            )
         arr = np.ascontiguousarray(arr, dtype=_DTYPES[code]).reshape(-1)
-        header[name] = {"dtype": code, "shape": list(np.shape(tensors[name])),
-                        "data_offsets": [offset, offset + arr.nbytes]}
+        header[name] = {
+            "dtype": code,
+            "shape": list(np.shape(tensors[name])),
+            "data_offsets": [offset, offset + arr.nbytes],
+        }
         offset += arr.nbytes
         arrays.append(arr)
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
@@ -169,12 +196,12 @@ def _serialize(tensors, meta):
 
 def _write_atomic(path, payload):
     import tempfile
+
     header, arrays = payload
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot save {path}: no directory {directory}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp",
-                               dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(len(header).to_bytes(8, "little"))
@@ -189,10 +216,8 @@ def _write_atomic(path, payload):
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     _fsync_directory(directory)
 
@@ -209,6 +234,7 @@ def _fsync_directory(directory):
 
 
 # ---- reading ----------------------------------------------------------------------------------
+
 
 @dataclass
 class Checkpoint:
@@ -231,8 +257,10 @@ class Checkpoint:
         try:
             opt = cls(self.model, lr=state["lr"], **state.get("hyper", {}))
         except TypeError as exc:
-            raise ValueError(f"make_optimizer: cannot rebuild {cls.__name__} from the saved "
-                             f"hyperparameters: {exc}") from None
+            raise ValueError(
+                f"make_optimizer: cannot rebuild {cls.__name__} from the saved "
+                f"hyperparameters: {exc}"
+            ) from None
         opt.load_state_dict(state)
         return opt
 
@@ -270,15 +298,15 @@ def _no_duplicates(pairs):
 def _read_header(data):
     """(tensor entries, metadata) after checking the safetensors framing."""
     if len(data) < 8:
-        _fail(f"not a fastnn model file: {len(data)} bytes, too short for a header "
-              "(truncated file?)")
+        _fail(
+            f"not a fastnn model file: {len(data)} bytes, too short for a header (truncated file?)"
+        )
     n = int.from_bytes(data[:8], "little")
     if n < 2 or n > _MAX_HEADER:
         _fail(f"not a fastnn model file: header length {n} is out of range")
     if n > len(data) - 8:
-        _fail(f"header length {n} exceeds the {len(data) - 8} bytes after it "
-              "(truncated file?)")
-    raw = data[8:8 + n]
+        _fail(f"header length {n} exceeds the {len(data) - 8} bytes after it (truncated file?)")
+    raw = data[8 : 8 + n]
     if raw[:1] != b"{":
         _fail("not a fastnn model file: the header is not a JSON object")
     try:
@@ -297,11 +325,13 @@ def _read_header(data):
     except ValueError:
         _fail(f"bad header: format_version {meta.get('format_version')!r} is not an integer")
     if version > FORMAT_VERSION:
-        _fail(f"written in format version {version} by fastnn {meta.get('fastnn_version', '?')}; "
-              f"this fastnn ({__version__}) reads up to version {FORMAT_VERSION}: upgrade fastnn")
+        _fail(
+            f"written in format version {version} by fastnn {meta.get('fastnn_version', '?')}; "
+            f"this fastnn ({__version__}) reads up to version {FORMAT_VERSION}: upgrade fastnn"
+        )
     if version < 1:
         _fail(f"bad header: format_version {version}")
-    return header, meta, version, data[8 + n:]
+    return header, meta, version, data[8 + n :]
 
 
 def _read_tensors(entries, body):
@@ -313,31 +343,42 @@ def _read_tensors(entries, body):
         if dtype is None:
             _fail(f"bad header: tensor {name!r} has unknown dtype {entry['dtype']!r}")
         shape, offsets = entry["shape"], entry["data_offsets"]
-        if not isinstance(shape, list) or not all(
-                type(d) is int and d >= 0 for d in shape):
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             _fail(f"bad header: tensor {name!r} has invalid shape {shape!r}")
-        if not isinstance(offsets, list) or len(offsets) != 2 or not all(
-                type(o) is int and o >= 0 for o in offsets) or offsets[0] > offsets[1]:
+        if (
+            not isinstance(offsets, list)
+            or len(offsets) != 2
+            or not all(type(o) is int and o >= 0 for o in offsets)
+            or offsets[0] > offsets[1]
+        ):
             _fail(f"bad header: tensor {name!r} has invalid data_offsets {offsets!r}")
         size = math.prod(shape) * dtype.itemsize
         if offsets[1] - offsets[0] != size:
-            _fail(f"bad header: tensor {name!r} of dtype {entry['dtype']} and shape {shape} "
-                  f"needs {size} bytes, its data_offsets span {offsets[1] - offsets[0]}")
+            _fail(
+                f"bad header: tensor {name!r} of dtype {entry['dtype']} and shape {shape} "
+                f"needs {size} bytes, its data_offsets span {offsets[1] - offsets[0]}"
+            )
         spans.append((offsets[0], offsets[1], name, dtype, shape))
     spans.sort(key=lambda s: (s[0], s[1]))
     end = 0
     for begin, stop, name, _, _ in spans:
         if begin != end:
-            _fail(f"bad header: tensor {name!r} starts at byte {begin} of the data, expected "
-                  f"{end} (tensors overlap or leave a gap)")
+            _fail(
+                f"bad header: tensor {name!r} starts at byte {begin} of the data, expected "
+                f"{end} (tensors overlap or leave a gap)"
+            )
         end = stop
     if end != len(body):
         what = "truncated file?" if end > len(body) else "trailing bytes"
-        _fail(f"the header describes {end} bytes of tensor data, the file holds {len(body)} "
-              f"({what})")
-    return {name: np.frombuffer(body, dtype=dtype, count=math.prod(shape), offset=begin)
-            .reshape(shape).astype(dtype.newbyteorder("="), copy=True)
-            for begin, _, name, dtype, shape in spans}
+        _fail(
+            f"the header describes {end} bytes of tensor data, the file holds {len(body)} ({what})"
+        )
+    return {
+        name: np.frombuffer(body, dtype=dtype, count=math.prod(shape), offset=begin)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="), copy=True)
+        for begin, _, name, dtype, shape in spans
+    }
 
 
 def _json_field(meta, key, what):
@@ -357,8 +398,12 @@ def _build_model(meta, tensors, used):
         _fail("bad header: architecture must be a list of layers")
     built = []
     for i, spec in enumerate(architecture):
-        if not isinstance(spec, dict) or set(spec) != {"class", "config"} \
-                or not isinstance(spec["class"], str) or not isinstance(spec["config"], dict):
+        if (
+            not isinstance(spec, dict)
+            or set(spec) != {"class", "config"}
+            or not isinstance(spec["class"], str)
+            or not isinstance(spec["config"], dict)
+        ):
             _fail(f"bad header: layer {i} must be {{'class': name, 'config': {{...}}}}")
         try:
             cls = layers.get(spec["class"])
@@ -381,8 +426,10 @@ def _build_model(meta, tensors, used):
     for key, current in expected.items():
         value = tensors[key]
         if value.dtype != current.dtype or value.shape != current.shape:
-            _fail(f"tensor {key!r} is {value.dtype} {value.shape}; the architecture needs "
-                  f"{current.dtype} {current.shape}")
+            _fail(
+                f"tensor {key!r} is {value.dtype} {value.shape}; the architecture needs "
+                f"{current.dtype} {current.shape}"
+            )
         state[key] = value
         used.add(key)
     model.load_state_dict(state)
@@ -397,11 +444,14 @@ def _parse(data):
     optimizer_state = None
     if "optimizer" in meta:
         try:
-            optimizer_state = _decode(_json_field(meta, "optimizer", "optimizer state"),
-                                      tensors, used)
+            optimizer_state = _decode(
+                _json_field(meta, "optimizer", "optimizer state"), tensors, used
+            )
         except ValueError as exc:
             _fail(f"optimizer state: {exc}")
-        if not isinstance(optimizer_state, dict) or not isinstance(optimizer_state.get("type"), str):
+        if not isinstance(optimizer_state, dict) or not isinstance(
+            optimizer_state.get("type"), str
+        ):
             _fail("bad header: optimizer state must be a dict with a 'type'")
     metadata = {}
     if "metadata" in meta:
@@ -414,5 +464,6 @@ def _parse(data):
     unused = sorted(set(tensors) - used)
     if unused:
         _fail(f"the file holds tensors no part of the model uses: {unused[:5]}")
-    return Checkpoint(model=model, optimizer_state=optimizer_state, metadata=metadata,
-                      format_version=version)
+    return Checkpoint(
+        model=model, optimizer_state=optimizer_state, metadata=metadata, format_version=version
+    )

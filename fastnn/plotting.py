@@ -5,6 +5,7 @@ imports no other part of fastnn, so the training floor can draw through it.
 
 Drawing needs matplotlib (the ``plot`` extra), imported only when a figure is drawn; it
 draws on a private Agg canvas, so the caller's pyplot backend and state are left alone."""
+
 import math
 
 import numpy as np
@@ -37,8 +38,13 @@ def plot_history(history, path, *, title=None):
     for ax, name in zip(axes, names):
         for key, label in ((name, "train"), ("val_" + name, "validation")):
             if key in curves:
-                ax.plot(epochs, curves[key], marker="o" if len(epochs) < 30 else None,
-                        markersize=3, label=label)
+                ax.plot(
+                    epochs,
+                    curves[key],
+                    marker="o" if len(epochs) < 30 else None,
+                    markersize=3,
+                    label=label,
+                )
         ax.set_xlabel("epoch")
         ax.set_title(name)
         if name.endswith("loss") and _positive(curves, name):
@@ -67,7 +73,7 @@ def plot_lr_sweep(curves, path, *, smooth=0.9):
     finite = np.concatenate([c[np.isfinite(c)] for c in curves.values()] or [np.zeros(0)])
     for lr, losses in sorted(curves.items()):
         x = np.arange(1, len(losses) + 1)
-        line, = ax.plot(x, losses, alpha=0.25, linewidth=0.8)
+        (line,) = ax.plot(x, losses, alpha=0.25, linewidth=0.8)
         ax.plot(x, _ema(losses, smooth), color=line.get_color(), label=f"lr={lr:g}")
     if finite.size:
         first = [c[0] for c in curves.values() if c.size and math.isfinite(c[0])]

@@ -4,6 +4,7 @@ from 0) for :class:`fastnn.callbacks.LearningRateScheduler`::
     sched = fastnn.schedules.cosine_annealing(0.1, total_epochs=50, warmup_epochs=5)
     model.fit(X, y, ..., callbacks=[fastnn.callbacks.LearningRateScheduler(sched)])
 """
+
 import math
 import numbers
 
@@ -34,8 +35,10 @@ def step_decay(initial_lr, drop=0.5, every=10):
     initial_lr = real(initial_lr, "initial_lr", minimum=0.0)
     drop = real(drop, "drop", minimum=0.0, maximum=1.0)
     every = positive_int(every, "every")
-    return _Schedule(lambda e: initial_lr * drop ** (e // every),
-                     f"step_decay(initial_lr={initial_lr}, drop={drop}, every={every})")
+    return _Schedule(
+        lambda e: initial_lr * drop ** (e // every),
+        f"step_decay(initial_lr={initial_lr}, drop={drop}, every={every})",
+    )
 
 
 def exponential_decay(initial_lr, decay_rate=0.96, decay_epochs=1, staircase=False):
@@ -50,8 +53,11 @@ def exponential_decay(initial_lr, decay_rate=0.96, decay_epochs=1, staircase=Fal
         t = e / decay_epochs
         return initial_lr * decay_rate ** (math.floor(t) if staircase else t)
 
-    return _Schedule(lr, f"exponential_decay(initial_lr={initial_lr}, decay_rate={decay_rate}, "
-                         f"decay_epochs={decay_epochs}, staircase={staircase})")
+    return _Schedule(
+        lr,
+        f"exponential_decay(initial_lr={initial_lr}, decay_rate={decay_rate}, "
+        f"decay_epochs={decay_epochs}, staircase={staircase})",
+    )
 
 
 def cosine_annealing(initial_lr, total_epochs, min_lr=0.0, warmup_epochs=0):
@@ -68,8 +74,9 @@ def cosine_annealing(initial_lr, total_epochs, min_lr=0.0, warmup_epochs=0):
     min_lr = real(min_lr, "min_lr", minimum=0.0, maximum=initial_lr)
     warmup_epochs = positive_int(warmup_epochs, "warmup_epochs", minimum=0)
     if warmup_epochs >= total_epochs:
-        raise ValueError(f"warmup_epochs must be < total_epochs ({total_epochs}), "
-                         f"got {warmup_epochs}")
+        raise ValueError(
+            f"warmup_epochs must be < total_epochs ({total_epochs}), got {warmup_epochs}"
+        )
     span = total_epochs - warmup_epochs
 
     def lr(e):
@@ -78,5 +85,8 @@ def cosine_annealing(initial_lr, total_epochs, min_lr=0.0, warmup_epochs=0):
         t = min(e - warmup_epochs, span) / span
         return min_lr + (initial_lr - min_lr) * (1 + math.cos(math.pi * t)) / 2
 
-    return _Schedule(lr, f"cosine_annealing(initial_lr={initial_lr}, total_epochs={total_epochs}, "
-                         f"min_lr={min_lr}, warmup_epochs={warmup_epochs})")
+    return _Schedule(
+        lr,
+        f"cosine_annealing(initial_lr={initial_lr}, total_epochs={total_epochs}, "
+        f"min_lr={min_lr}, warmup_epochs={warmup_epochs})",
+    )

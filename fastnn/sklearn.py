@@ -13,6 +13,7 @@ The objective is scikit-learn's, batch by batch: with ``s`` the batch's sample-w
 (averaged over outputs). Its gradient with respect to the output layer's pre-activation is
 ``w_i (act(z_i) - y_i) / s`` for each pairing used (softmax + cross-entropy, sigmoid +
 binary cross-entropy, identity + squared error)."""
+
 from __future__ import annotations
 
 import functools
@@ -46,12 +47,15 @@ except ImportError as exc:  # pragma: no cover - exercised only without scikit-l
 try:
     from sklearn.utils.validation import validate_data as _validate_data
 except ImportError:  # scikit-learn < 1.6 validates through a BaseEstimator method
+
     def _validate_data(estimator, *args, **kwargs):
         return estimator._validate_data(*args, **kwargs)
 
-from fastnn import kernels
+
+import itertools
+
+from fastnn import kernels, optim
 from fastnn import layers as L
-from fastnn import optim
 from fastnn._validation import float_dtype
 from fastnn.losses import BCEWithLogits, MSELoss, SoftmaxCrossEntropy
 from fastnn.model import Sequential
@@ -73,15 +77,18 @@ _EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_dense_data": (
         "float32 rounding: weighted and repeated-row fits agree to ~1e-7 relative in the "
         "default float32, the check demands rtol=1e-7; it passes with dtype='float64' for "
-        "every solver (tests/test_sklearn.py)"),
+        "every solver (tests/test_sklearn.py)"
+    ),
 }
 
 
 def _stochastic_solver(estimator):
     """partial_fit exists only for the stochastic solvers, as in scikit-learn."""
     if estimator.solver not in _STOCHASTIC:
-        raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
-                             f"{estimator.solver} is not stochastic.")
+        raise AttributeError(
+            f"partial_fit is only available for stochastic optimizers. "
+            f"{estimator.solver} is not stochastic."
+        )
     return True
 
 
@@ -90,17 +97,23 @@ def _check_choice(value, name, options):
         raise ValueError(f"{name} must be one of {options}, got {value!r}")
 
 
-def _check_number(value, name, *, integer=False, low=None, high=None, low_open=False,
-                  high_open=False):
+def _check_number(
+    value, name, *, integer=False, low=None, high=None, low_open=False, high_open=False
+):
     kind = numbers.Integral if integer else numbers.Real
     if isinstance(value, bool) or not isinstance(value, kind):
         expected = "an integer" if integer else "a real number"
         raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})")
-    if np.isnan(value) or (low is not None and (value < low or (low_open and value == low))) or (
-            high is not None and (value > high or (high_open and value == high))):
+    if (
+        np.isnan(value)
+        or (low is not None and (value < low or (low_open and value == low)))
+        or (high is not None and (value > high or (high_open and value == high)))
+    ):
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high
-        interval = f"{'(' if low_open else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        interval = (
+            f"{'(' if low_open else '['}{lo}, {hi}{')' if high_open or high is None else ']'}"
+        )
         raise ValueError(f"{name} must be in {interval}, got {value!r}")
 
 
@@ -109,13 +122,36 @@ class _BaseMLP(BaseEstimator):
 
     _loss_name = ""
 
-    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
-                 alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dropout=0.0, batch_norm=False, dtype="float32"):
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=0.0,
+        batch_norm=False,
+        dtype="float32",
+    ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -152,8 +188,10 @@ class _BaseMLP(BaseEstimator):
         try:
             sizes = list(sizes)
         except TypeError:
-            raise TypeError("hidden_layer_sizes must be an int or a sequence of ints, got "
-                            f"{self.hidden_layer_sizes!r}") from None
+            raise TypeError(
+                "hidden_layer_sizes must be an int or a sequence of ints, got "
+                f"{self.hidden_layer_sizes!r}"
+            ) from None
         for s in sizes:
             _check_number(s, "hidden_layer_sizes[i]", integer=True, low=1)
         return [int(s) for s in sizes]
@@ -170,8 +208,9 @@ class _BaseMLP(BaseEstimator):
         _check_number(self.max_iter, "max_iter", integer=True, low=1)
         _check_number(self.tol, "tol", low=0)
         _check_number(self.momentum, "momentum", low=0, high=1)
-        _check_number(self.validation_fraction, "validation_fraction", low=0, high=1,
-                      high_open=True)
+        _check_number(
+            self.validation_fraction, "validation_fraction", low=0, high=1, high_open=True
+        )
         _check_number(self.beta_1, "beta_1", low=0, high=1, high_open=True)
         _check_number(self.beta_2, "beta_2", low=0, high=1, high_open=True)
         _check_number(self.epsilon, "epsilon", low=0, low_open=True)
@@ -179,13 +218,14 @@ class _BaseMLP(BaseEstimator):
             _check_number(self.n_iter_no_change, "n_iter_no_change", integer=True, low=1)
         _check_number(self.max_fun, "max_fun", integer=True, low=1)
         _check_number(self.dropout, "dropout", low=0, high=1, high_open=True)
-        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping",
-                     "batch_norm"):
+        for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping", "batch_norm"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise TypeError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.solver == "lbfgs" and self.dropout:
-            raise ValueError("dropout must be 0 with solver='lbfgs' (L-BFGS needs a "
-                             f"deterministic objective), got dropout={self.dropout!r}")
+            raise ValueError(
+                "dropout must be 0 with solver='lbfgs' (L-BFGS needs a "
+                f"deterministic objective), got dropout={self.dropout!r}"
+            )
         return float_dtype(self.dtype)
 
     # ---- model -------------------------------------------------------------------------------
@@ -198,7 +238,7 @@ class _BaseMLP(BaseEstimator):
         layers: list[L.Layer] = []
         dense = []
         n_dense = len(layer_units) - 1
-        for i, (fan_in, fan_out) in enumerate(zip(layer_units[:-1], layer_units[1:])):
+        for i, (fan_in, fan_out) in enumerate(itertools.pairwise(layer_units)):
             d = L.Dense(fan_in, fan_out, init="zeros", dtype=dtype)
             factor = 2.0 if self.activation == "logistic" else 6.0
             bound = np.sqrt(factor / (fan_in + fan_out))
@@ -239,8 +279,10 @@ class _BaseMLP(BaseEstimator):
         parameters, which scikit-learn does not penalise."""
         weights = [d.weight for d in self._dense]
         others = [p for p in self.model_.parameters() if all(p is not w for w in weights)]
-        return [self._make_optimizer(weights, self.alpha if self.solver == "adamw" else 0.0),
-                self._make_optimizer(others, 0.0)]
+        return [
+            self._make_optimizer(weights, self.alpha if self.solver == "adamw" else 0.0),
+            self._make_optimizer(others, 0.0),
+        ]
 
     def _make_optimizer(self, params, weight_decay):
         """The optimizer the solver names (``fastnn.optim.get``), with scikit-learn's
@@ -248,8 +290,9 @@ class _BaseMLP(BaseEstimator):
         as AdamW's decoupled weight decay, not an L2 term in the loss."""
         kwargs = {"lr": self.learning_rate_init, "weight_decay": weight_decay}
         if self.solver == "sgd":
-            kwargs.update(momentum=self.momentum,
-                          nesterov=self.nesterovs_momentum and self.momentum > 0)
+            kwargs.update(
+                momentum=self.momentum, nesterov=self.nesterovs_momentum and self.momentum > 0
+            )
         elif self.solver in ("adam", "adamw"):
             kwargs.update(betas=(self.beta_1, self.beta_2), eps=self.epsilon)
         else:
@@ -352,8 +395,11 @@ class _BaseMLP(BaseEstimator):
             self.t_ = 0
             self.n_outputs_ = n_outputs
             self.n_layers_ = len(hidden) + 2
-            self.out_activation_ = {"softmax": "softmax", "logistic": "logistic",
-                                    "squared_error": "identity"}[self._loss_name]
+            self.out_activation_ = {
+                "softmax": "softmax",
+                "logistic": "logistic",
+                "squared_error": "identity",
+            }[self._loss_name]
             self._build([X.shape[1]] + hidden + [n_outputs], dtype)
             if self.solver in _STOCHASTIC:
                 self.loss_curve_ = []
@@ -367,15 +413,19 @@ class _BaseMLP(BaseEstimator):
                     self.validation_scores_ = None
                     self.best_validation_score_ = None
         elif self.model_.dtype != dtype:
-            raise ValueError(f"dtype: warm_start/partial_fit needs the fitted model's dtype "
-                             f"{self.model_.dtype.name}, got {dtype.name}")
+            raise ValueError(
+                f"dtype: warm_start/partial_fit needs the fitted model's dtype "
+                f"{self.model_.dtype.name}, got {dtype.name}"
+            )
         if self.solver == "lbfgs":
             self._fit_lbfgs(X, y, sample_weight)
         else:
             self._fit_stochastic(X, y, sample_weight, incremental)
         if not all(np.isfinite(p.data).all() for p in self.model_.parameters()):
-            raise ValueError("Solver produced non-finite parameter weights. The input data may "
-                             "contain large values and need to be preprocessed.")
+            raise ValueError(
+                "Solver produced non-finite parameter weights. The input data may "
+                "contain large values and need to be preprocessed."
+            )
         self.model_.stop_training = False
         return self
 
@@ -389,13 +439,19 @@ class _BaseMLP(BaseEstimator):
             # As scikit-learn: stratified only for single-output classification.
             stratify = y if self._loss_name == "logistic" and self.n_outputs_ == 1 else None
             arrays = [X, y] if sample_weight is None else [X, y, sample_weight]
-            split = train_test_split(*arrays, random_state=self._random_state,
-                                     test_size=self.validation_fraction, stratify=stratify)
+            split = train_test_split(
+                *arrays,
+                random_state=self._random_state,
+                test_size=self.validation_fraction,
+                stratify=stratify,
+            )
             X_train, X_val, y_train, y_val = split[:4]
             sw_train, sw_val = (split[4], split[5]) if sample_weight is not None else (None, None)
             if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase "
-                                 "'validation_fraction' or the size of your dataset.")
+                raise ValueError(
+                    "The validation set is too small. Increase "
+                    "'validation_fraction' or the size of your dataset."
+                )
             y_val = self._decode_target(y_val)
         else:
             X_train, y_train, sw_train = X, y, sample_weight
@@ -405,8 +461,10 @@ class _BaseMLP(BaseEstimator):
             batch_size = min(200, n)
         else:
             if self.batch_size > n:
-                warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
-                              "It is going to be clipped")
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. "
+                    "It is going to be clipped"
+                )
             batch_size = int(np.clip(self.batch_size, 1, n))
         sample_idx = np.arange(n)
         self.model_.stop_training = False
@@ -442,17 +500,21 @@ class _BaseMLP(BaseEstimator):
                     self._set_lr(self.learning_rate_init / (self.t_ + 1) ** self.power_t)
                 if self._no_improvement_count > self.n_iter_no_change:
                     what = "Validation score" if self.early_stopping else "Training loss"
-                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                           f"{self.n_iter_no_change} consecutive epochs.")
+                    msg = (
+                        f"{what} did not improve more than tol={self.tol:f} for "
+                        f"{self.n_iter_no_change} consecutive epochs."
+                    )
                     if self._trigger_stopping(msg):
                         break
                     self._no_improvement_count = 0
                 if incremental:
                     break
                 if self.n_iter_ == self.max_iter:
-                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
-                                  "reached and the optimization hasn't converged yet.",
-                                  ConvergenceWarning)
+                    warnings.warn(
+                        f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                        "reached and the optimization hasn't converged yet.",
+                        ConvergenceWarning,
+                    )
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         if self.early_stopping:
@@ -518,7 +580,7 @@ class _BaseMLP(BaseEstimator):
         def unpack(theta):
             start = 0
             for p in params:
-                p.data[...] = theta[start:start + p.data.size].reshape(p.data.shape)
+                p.data[...] = theta[start : start + p.data.size].reshape(p.data.shape)
                 start += p.data.size
 
         def objective(theta):
@@ -528,17 +590,25 @@ class _BaseMLP(BaseEstimator):
                 # alpha/2 ||W||^2 / s: one kernel pass per weight adds the gradient and
                 # returns the value.
                 l2 = self.alpha / (2.0 * s)
-                loss += sum(kernels.penalty(d.weight.data, d.weight.grad, l2=l2)
-                            for d in self._dense)
+                loss += sum(
+                    kernels.penalty(d.weight.data, d.weight.grad, l2=l2) for d in self._dense
+                )
             return loss, np.concatenate([p.grad.ravel() for p in params]).astype(np.float64)
 
         theta0 = np.concatenate([p.data.ravel() for p in params]).astype(np.float64)
         res = scipy.optimize.minimize(
-            objective, theta0, method="L-BFGS-B", jac=True,
-            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+            objective,
+            theta0,
+            method="L-BFGS-B",
+            jac=True,
+            options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol},
+        )
         if res.status != 0:
-            warnings.warn(f"lbfgs failed to converge after {res.nit} iteration(s) "
-                          f"(status={res.status}): {res.message}", ConvergenceWarning)
+            warnings.warn(
+                f"lbfgs failed to converge after {res.nit} iteration(s) "
+                f"(status={res.status}): {res.message}",
+                ConvergenceWarning,
+            )
         self.n_iter_ = min(int(res.nit), self.max_iter)
         self.loss_ = float(res.fun)
         unpack(res.x)
@@ -575,8 +645,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ``predict_proba`` returns the model's dtype (float32 by default)."""
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = _validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32),
-                              reset=reset)
+        X, y = _validate_data(
+            self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -590,12 +661,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                 if set(classes) != set(self.classes_):
                     raise ValueError(
                         "warm_start can only be used where `y` has the same classes as in the "
-                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}")
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
             elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
-                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
-                                 f"{self.classes_}. 'y' has {classes}.")
-        self._loss_name = ("softmax" if self._label_binarizer.y_type_ == "multiclass"
-                           else "logistic")
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        self._loss_name = "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
         return X, y
 
     def _encode_target(self, y, dtype):
@@ -666,33 +739,84 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     _loss_name = "squared_error"
 
-    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
-                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
-                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 dropout=0.0, batch_norm=False, dtype="float32"):
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=0.0,
+        batch_norm=False,
+        dtype="float32",
+    ):
         self.loss = loss
         super().__init__(
-            hidden_layer_sizes=hidden_layer_sizes, activation=activation, solver=solver,
-            alpha=alpha, batch_size=batch_size, learning_rate=learning_rate,
-            learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
-            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
-            warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
-            early_stopping=early_stopping, validation_fraction=validation_fraction,
-            beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change,
-            max_fun=max_fun, dropout=dropout, batch_norm=batch_norm, dtype=dtype)
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            solver=solver,
+            alpha=alpha,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            learning_rate_init=learning_rate_init,
+            power_t=power_t,
+            max_iter=max_iter,
+            shuffle=shuffle,
+            random_state=random_state,
+            tol=tol,
+            verbose=verbose,
+            warm_start=warm_start,
+            momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            beta_1=beta_1,
+            beta_2=beta_2,
+            epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change,
+            max_fun=max_fun,
+            dropout=dropout,
+            batch_norm=batch_norm,
+            dtype=dtype,
+        )
 
     def _check_params(self):
         if self.loss != "squared_error":
-            raise ValueError(f"loss must be 'squared_error' (fastnn has no Poisson loss yet), "
-                             f"got {self.loss!r}")
+            raise ValueError(
+                f"loss must be 'squared_error' (fastnn has no Poisson loss yet), got {self.loss!r}"
+            )
         return super()._check_params()
 
     def _validate_input(self, X, y, incremental, reset):
-        X, y = _validate_data(self, X, y, multi_output=True, y_numeric=True,
-                              dtype=(np.float64, np.float32), reset=reset)
+        X, y = _validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, y

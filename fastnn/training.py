@@ -10,6 +10,7 @@ Public helpers for other modules that feed data to a model: :func:`check_pair` (
 ``(X, y)`` checks of ``fit``), :func:`loss_target` (a target batch in the form the loss
 takes) and :class:`PageReleaser` (bounded resident memory over a memory-mapped array).
 :func:`lr_sweep` runs ``fit`` once per learning rate."""
+
 import math
 import mmap
 import os
@@ -38,8 +39,9 @@ def _as_rows(data, name):
     are, without a copy, and so are duck arrays (``shape``, ``ndim``, ``dtype`` and row
     indexing, like h5py datasets); lists and pandas objects become arrays."""
     if isinstance(data, np.ndarray) or (
-            all(hasattr(data, a) for a in ("shape", "ndim", "dtype", "__getitem__", "__len__"))
-            and not hasattr(data, "iloc")):
+        all(hasattr(data, a) for a in ("shape", "ndim", "dtype", "__getitem__", "__len__"))
+        and not hasattr(data, "iloc")
+    ):
         arr = data
     else:
         arr = as_array(data, name)  # names None and ragged lists
@@ -63,11 +65,9 @@ class PageReleaser:
         while base is not None and not isinstance(base, np.memmap):
             base = getattr(base, "base", None)
         mm = getattr(base, "_mmap", None)
-        if (mm is not None and base.mode in ("r", "r+", "w+")
-                and hasattr(mmap, "MADV_DONTNEED")):
+        if mm is not None and base.mode in ("r", "r+", "w+") and hasattr(mmap, "MADV_DONTNEED"):
             self.mm = mm
-            self.row_bytes = max(int(np.prod(arr.shape[1:], dtype=np.int64)) * base.itemsize,
-                                 1)
+            self.row_bytes = max(int(np.prod(arr.shape[1:], dtype=np.int64)) * base.itemsize, 1)
         self.pending = 0
 
     def read(self, n_rows, contiguous):
@@ -75,8 +75,9 @@ class PageReleaser:
         scattered row maps a whole fault-around window)."""
         if self.mm is None:
             return
-        self.pending += n_rows * (self.row_bytes if contiguous
-                                  else max(self.row_bytes, _FAULT_AROUND))
+        self.pending += n_rows * (
+            self.row_bytes if contiguous else max(self.row_bytes, _FAULT_AROUND)
+        )
         if self.pending >= _RELEASE_BYTES:
             self.release()
 
@@ -105,13 +106,19 @@ class _FileRows:
         origin = arr
         while isinstance(origin, np.ndarray) and not isinstance(origin.base, mmap.mmap):
             origin = origin.base
-        if (not isinstance(origin, np.memmap) or not origin.filename
-                or origin.mode not in ("r", "r+", "w+")):
+        if (
+            not isinstance(origin, np.memmap)
+            or not origin.filename
+            or origin.mode not in ("r", "r+", "w+")
+        ):
             return None  # a copy-on-write map's changes are not in the file
         row_shape = arr.shape[1:]
         row_bytes = arr.itemsize * int(np.prod(row_shape, dtype=np.int64))
-        if arr.strides[1:] != np.empty((1,) + row_shape, arr.dtype).strides[1:] \
-                or arr.strides[0] < row_bytes or row_bytes == 0:
+        if (
+            arr.strides[1:] != np.empty((1,) + row_shape, arr.dtype).strides[1:]
+            or arr.strides[0] < row_bytes
+            or row_bytes == 0
+        ):
             return None
         offset = arr.__array_interface__["data"][0] - origin.__array_interface__["data"][0]
         try:
@@ -127,12 +134,14 @@ class _FileRows:
         buf = memoryview(out.reshape(-1).view(np.uint8))
         if self.stride == self.row_bytes:
             starts = np.flatnonzero(np.diff(idx) != 1) + 1
-            bounds = zip(np.concatenate(([0], starts)).tolist(),
-                         np.concatenate((starts, [len(idx)])).tolist())
+            bounds = zip(
+                np.concatenate(([0], starts)).tolist(),
+                np.concatenate((starts, [len(idx)])).tolist(),
+            )
         else:
             bounds = ((k, k + 1) for k in range(len(idx)))
         for a, b in bounds:
-            self._read(buf[a * self.row_bytes:b * self.row_bytes], int(idx[a]))
+            self._read(buf[a * self.row_bytes : b * self.row_bytes], int(idx[a]))
         return out
 
     def _read(self, view, row):
@@ -175,7 +184,11 @@ def _output_width(model):
     """The width of the model's output, from the layers' declared widths."""
     width = model.in_features
     for layer in model.layers:
-        width = layer.output_features(width) if width is not None else getattr(layer, "out_features", None)
+        width = (
+            layer.output_features(width)
+            if width is not None
+            else getattr(layer, "out_features", None)
+        )
     return width
 
 
@@ -235,9 +248,23 @@ def predict(model, X, batch_size=4096):
     return out
 
 
-def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
-        validation_data=None, validation_split=0.0, shuffle=True, callbacks=(), seed=None,
-        verbose=0):
+def fit(
+    model,
+    X,
+    y,
+    *,
+    loss,
+    optimizer,
+    epochs=1,
+    batch_size=32,
+    metrics=(),
+    validation_data=None,
+    validation_split=0.0,
+    shuffle=True,
+    callbacks=(),
+    seed=None,
+    verbose=0,
+):
     X, y = check_pair(X, y)
     epochs = positive_int(epochs, "epochs", minimum=0)
     batch_size = positive_int(batch_size, "batch_size")
@@ -249,8 +276,10 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
     if not hasattr(optimizer, "step"):
         raise TypeError(f"optimizer must be an optimizer such as optim.SGD(...), got {optimizer!r}")
     if isinstance(callbacks, Callback):
-        raise TypeError("callbacks must be a list of Callback instances, got a single "
-                        f"{type(callbacks).__name__}; wrap it in a list")
+        raise TypeError(
+            "callbacks must be a list of Callback instances, got a single "
+            f"{type(callbacks).__name__}; wrap it in a list"
+        )
     callbacks = list(callbacks)
     for cb in callbacks:
         if not isinstance(cb, Callback):
@@ -266,7 +295,8 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
         if split <= 0 or split >= len(X):
             raise ValueError(
                 f"validation_split={validation_split} leaves no training or no validation samples "
-                f"out of {len(X)}")
+                f"out of {len(X)}"
+            )
         X, X_val, y, y_val = X[:split], X[split:], y[:split], y[split:]
     else:
         X_val = y_val = None
@@ -280,8 +310,13 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
     # records what callbacks added to the logs.
     callbacks = ([ProgressBar(verbose)] if verbose else []) + callbacks + [history]
     n_batches = (n + batch_size - 1) // batch_size
-    params = {"epochs": epochs, "steps": n_batches, "batch_size": batch_size, "samples": n,
-              "verbose": verbose}
+    params = {
+        "epochs": epochs,
+        "steps": n_batches,
+        "batch_size": batch_size,
+        "samples": n,
+        "verbose": verbose,
+    }
     model.optimizer = optimizer
     model.history = history
     for cb in callbacks:
@@ -292,8 +327,23 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
     files = (_FileRows.open(X), _FileRows.open(y)) if shuffle else (None, None)
     releasers = tuple(PageReleaser(a if f is None else None) for a, f in zip((X, y), files))
     try:
-        _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuffle, rng,
-               callbacks, mets, releasers, files)
+        _train(
+            model,
+            X,
+            y,
+            X_val,
+            y_val,
+            loss,
+            optimizer,
+            epochs,
+            batch_size,
+            shuffle,
+            rng,
+            callbacks,
+            mets,
+            releasers,
+            files,
+        )
     finally:
         for f in files:
             if f is not None:
@@ -301,8 +351,23 @@ def fit(model, X, y, *, loss, optimizer, epochs=1, batch_size=32, metrics=(),
     return history
 
 
-def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuffle, rng,
-           callbacks, mets, releasers, files):
+def _train(
+    model,
+    X,
+    y,
+    X_val,
+    y_val,
+    loss,
+    optimizer,
+    epochs,
+    batch_size,
+    shuffle,
+    rng,
+    callbacks,
+    mets,
+    releasers,
+    files,
+):
     n = len(X)
     n_batches = (n + batch_size - 1) // batch_size
     out_width = _output_width(model)
@@ -325,8 +390,10 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
             else:
                 # Sorted rows read a memmap sequentially; the batch's gradient is the same set.
                 idx = np.sort(order[start:stop])
-                xb, yb = (X[idx] if files[0] is None else files[0].take(idx),
-                          y[idx] if files[1] is None else files[1].take(idx))
+                xb, yb = (
+                    X[idx] if files[0] is None else files[0].take(idx),
+                    y[idx] if files[1] is None else files[1].take(idx),
+                )
             for r in releasers:
                 r.read(stop - start, contiguous=order is None)
             for cb in callbacks:
@@ -368,8 +435,10 @@ def _train(model, X, y, X_val, y_val, loss, optimizer, epochs, batch_size, shuff
 
 def _divergence_message(model, epoch, batch, n_batches, xb, yb):
     """Why the loss of a batch is not finite, as far as a cheap look can tell."""
-    where = (f"fit: the loss or its gradient is not finite at epoch {epoch + 1}, batch "
-             f"{batch + 1} of {n_batches}")
+    where = (
+        f"fit: the loss or its gradient is not finite at epoch {epoch + 1}, batch "
+        f"{batch + 1} of {n_batches}"
+    )
     bad = model.nonfinite_state()
     if _has_nonfinite(xb):
         cause = "this batch of X contains NaN or infinity"
@@ -378,10 +447,14 @@ def _divergence_message(model, epoch, batch, n_batches, xb, yb):
     elif bad is not None:
         cause = f"weight {bad!r} is no longer finite: training diverged; lower the learning rate"
     else:
-        cause = ("the outputs overflowed: training is diverging; lower the learning rate or "
-                 "scale the inputs")
-    return (f"{where}: {cause}. The weights are those before this batch. Pass "
-            "callbacks.TerminateOnNaN() to stop training instead of raising")
+        cause = (
+            "the outputs overflowed: training is diverging; lower the learning rate or "
+            "scale the inputs"
+        )
+    return (
+        f"{where}: {cause}. The weights are those before this batch. Pass "
+        "callbacks.TerminateOnNaN() to stop training instead of raising"
+    )
 
 
 def _has_nonfinite(batch):
@@ -389,8 +462,20 @@ def _has_nonfinite(batch):
     return batch.dtype.kind in "fc" and not np.isfinite(batch).all()
 
 
-def lr_sweep(build_model, X, y, *, loss, lrs, optimizer_factory=None, epochs=1, steps=None,
-             batch_size=32, seed=0, path=None):
+def lr_sweep(
+    build_model,
+    X,
+    y,
+    *,
+    loss,
+    lrs,
+    optimizer_factory=None,
+    epochs=1,
+    steps=None,
+    batch_size=32,
+    seed=0,
+    path=None,
+):
     """Train the same architecture from the same initial weights once per learning rate and
     record the training loss after every update: the curves to look at when choosing a
     learning rate (too low crawls, too high is noisy or diverges).
@@ -412,6 +497,7 @@ def lr_sweep(build_model, X, y, *, loss, lrs, optimizer_factory=None, epochs=1, 
     if steps is not None:
         steps = positive_int(steps, "steps")
     if optimizer_factory is None:
+
         def optimizer_factory(model, lr):
             return optim.SGD(model, lr=lr)
 
@@ -431,8 +517,18 @@ def lr_sweep(build_model, X, y, *, loss, lrs, optimizer_factory=None, epochs=1, 
         model = build_model()
         model.load_state_dict(initial)
         recorder = _Recorder()
-        fit(model, X, y, loss=loss, optimizer=optimizer_factory(model, lr), epochs=epochs,
-            batch_size=batch_size, seed=seed, callbacks=[recorder], verbose=0)
+        fit(
+            model,
+            X,
+            y,
+            loss=loss,
+            optimizer=optimizer_factory(model, lr),
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            callbacks=[recorder],
+            verbose=0,
+        )
         curves[lr] = np.asarray(recorder.losses, dtype=np.float64)
     if path is not None:
         plot_lr_sweep(curves, path)

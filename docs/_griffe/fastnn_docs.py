@@ -12,6 +12,7 @@
 - Docstrings are written in reStructuredText prose and rendered as Markdown: a Sphinx role
   (``:func:`name```) becomes the code span ``name``, and an asterisk outside code (``2*m*n``,
   ``slope * x``) stays an asterisk instead of starting emphasis."""
+
 import importlib
 import inspect
 import re
@@ -40,7 +41,8 @@ def _import_compiled(package_dir):
     except ImportError as exc:
         raise ImportError(
             f"the API reference needs the compiled {_COMPILED}: install fastnn into this "
-            f"environment (pip install \".[docs]\") or build it in place") from exc
+            f'environment (pip install ".[docs]") or build it in place'
+        ) from exc
     finally:
         sys.path.remove(str(package_dir.parent))
 
@@ -69,8 +71,11 @@ def _defaults(function, live):
         return
     for parameter in function.parameters:
         given = parameters.get(parameter.name)
-        if given is not None and given.default is not inspect.Parameter.empty \
-                and str(parameter.default) == "...":
+        if (
+            given is not None
+            and given.default is not inspect.Parameter.empty
+            and str(parameter.default) == "..."
+        ):
             parameter.default = repr(given.default)
 
 
@@ -85,8 +90,9 @@ def _markdown(text):
             out.append(paragraph)
             continue
         parts = _CODE_SPAN.split(paragraph)
-        out.append("".join(part if i % 2 else part.replace("*", r"\*")
-                           for i, part in enumerate(parts)))
+        out.append(
+            "".join(part if i % 2 else part.replace("*", r"\*") for i, part in enumerate(parts))
+        )
     return "".join(out)
 
 

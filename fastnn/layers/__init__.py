@@ -8,6 +8,10 @@ from ``fastnn``).
 Each layer owns its parameters and the cache of its last training forward; its
 ``backward`` sits beside its ``forward``, returns the input gradient and overwrites its
 parameters' ``.grad``. Every numeric step is a kernel call (:mod:`fastnn.kernels`)."""
+
+# isort: off
+# The import order is the order in which the layer classes register (Layer.registry), which
+# is the order an unknown layer name's error lists them in: the reading order of __all__.
 from fastnn.layers.base import Layer, Parameter, get, plan_token
 from fastnn.layers.dense import Dense
 from fastnn.layers.activations import (
@@ -25,7 +29,23 @@ from fastnn.layers.maxout import Maxout
 from fastnn.layers.dropout import Dropout
 from fastnn.layers.normalization import BatchNorm1d
 from fastnn.layers.preprocessing import Standardize
+# isort: on
 
-__all__ = ["Parameter", "Layer", "Dense", "Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh",
-           "Softmax", "Maxout", "Dropout", "BatchNorm1d", "Standardize", "get",
-           "get_activation", "plan_token"]
+__all__ = [
+    "Parameter",
+    "Layer",
+    "Dense",
+    "Identity",
+    "ReLU",
+    "LeakyReLU",
+    "Sigmoid",
+    "Tanh",
+    "Softmax",
+    "Maxout",
+    "Dropout",
+    "BatchNorm1d",
+    "Standardize",
+    "get",
+    "get_activation",
+    "plan_token",
+]

@@ -1,5 +1,6 @@
 """Activations: the elementwise ones (which the model fuses into a preceding Dense) and
 Softmax; :func:`get` finds an elementwise one by name."""
+
 from fastnn import kernels
 from fastnn._validation import lookup, real
 from fastnn.layers.base import Layer, mark_replaced
@@ -32,10 +33,17 @@ class _Activation(Layer):
 
     def backward(self, dy, bias_grad_out=None, out=None):
         if self._y is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before a forward with training=True")
-        return kernels.activation_backward(dy, self._y, self.kernel_name,
-                                           negative_slope=self.negative_slope,
-                                           bias_grad_out=bias_grad_out, out=out)
+            raise RuntimeError(
+                f"{type(self).__name__}.backward called before a forward with training=True"
+            )
+        return kernels.activation_backward(
+            dy,
+            self._y,
+            self.kernel_name,
+            negative_slope=self.negative_slope,
+            bias_grad_out=bias_grad_out,
+            out=out,
+        )
 
 
 class Identity(_Activation):
@@ -116,6 +124,7 @@ def get(name):
     (``"relu"``, ``"leaky_relu"``, ``"Tanh"``): a registered subclass of the elementwise
     activations, so the ones a user defines are found too. Re-exported as
     ``fastnn.layers.get_activation``."""
-    table = {cls_name: cls for cls_name, cls in Layer.registry.items()
-             if issubclass(cls, _Activation)}
+    table = {
+        cls_name: cls for cls_name, cls in Layer.registry.items() if issubclass(cls, _Activation)
+    }
     return lookup(table, name, "activation", loose=True)

@@ -1,6 +1,9 @@
 """The base of every layer: :class:`Parameter`, :class:`Layer` and its registry of
 subclasses by name (how saved files name their layers, :func:`get`), and the token by
 which the model knows that a plan of layer arrays is stale (:func:`plan_token`)."""
+
+from typing import ClassVar
+
 import numpy as np
 
 # `init` is the name of the layers' initialiser argument; the module goes by another one.
@@ -59,7 +62,7 @@ class Layer:
     dtype = None  # fixed by layers with parameters; parameter-free layers follow their input
     _buffers: tuple[str, ...] = ()
     #: every Layer subclass by name, so that a saved architecture can be rebuilt
-    registry: dict[str, type["Layer"]] = {}
+    registry: ClassVar[dict[str, type["Layer"]]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -96,7 +99,9 @@ class Layer:
 
     def load_state_dict(self, state):
         """Every entry is checked before any is loaded: a bad one leaves the layer unchanged."""
-        targets = [p.data for p in self._params.values()] + [getattr(self, n) for n in self._buffers]
+        targets = [p.data for p in self._params.values()] + [
+            getattr(self, n) for n in self._buffers
+        ]
         names = [*self._params, *self._buffers]
         values = [self._checked(state, name, current) for name, current in zip(names, targets)]
         for current, value in zip(targets, values):
@@ -105,10 +110,13 @@ class Layer:
     def _checked(self, state, name, current):
         label = f"{type(self).__name__}.{name}"
         if name not in state:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: state has no {name!r} "
-                             f"(expected {[*self._params, *self._buffers]})")
-        value = check_numeric(as_array(state[name], label, f"an array of shape {current.shape}"),
-                              label)
+            raise ValueError(
+                f"{type(self).__name__}.load_state_dict: state has no {name!r} "
+                f"(expected {[*self._params, *self._buffers]})"
+            )
+        value = check_numeric(
+            as_array(state[name], label, f"an array of shape {current.shape}"), label
+        )
         if value.shape != current.shape:
             raise ValueError(f"{label}: expected shape {current.shape}, got {value.shape}")
         return value
@@ -125,13 +133,20 @@ class Layer:
 
     def _input(self, x, in_features=None):
         """User input as a 2-D array of this layer's dtype (float32 if it has none)."""
-        dtype = self.dtype if self.dtype is not None else (
-            x.dtype if isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64)
-            else np.float32)
+        dtype = (
+            self.dtype
+            if self.dtype is not None
+            else (
+                x.dtype
+                if isinstance(x, np.ndarray) and x.dtype in (np.float32, np.float64)
+                else np.float32
+            )
+        )
         x = as_float_array(x, dtype, "x", ndim=2)
         if in_features is not None and x.shape[1] != in_features:
             raise ValueError(
-                f"x: {type(self).__name__} expects {in_features} features, got shape {x.shape}")
+                f"x: {type(self).__name__} expects {in_features} features, got shape {x.shape}"
+            )
         return x
 
     def extra_repr(self):
@@ -156,6 +171,8 @@ def initial_weight(init, shape, rng, dtype, init_kwargs):
         return initializer(shape, rng=rng, dtype=dtype, **init_kwargs)
     except TypeError as exc:
         if "unexpected keyword" in str(exc):
-            raise TypeError(f"init={init!r} does not take the keyword(s) {sorted(init_kwargs)}; "
-                            'only init="normal" takes std=') from None
+            raise TypeError(
+                f"init={init!r} does not take the keyword(s) {sorted(init_kwargs)}; "
+                'only init="normal" takes std='
+            ) from None
         raise

@@ -1,4 +1,5 @@
 """Fully connected layers."""
+
 import numpy as np
 
 from fastnn import kernels
@@ -13,16 +14,28 @@ class Dense(Layer):
     (PyTorch's ``nn.Linear`` layout). ``l1``/``l2`` add ``l1 sum|W| + l2 sum W^2`` to the loss
     (weights only) and their gradient to ``weight.grad``."""
 
-    def __init__(self, in_features, out_features, *, bias=True, init="he_uniform", l1=0.0,
-                 l2=0.0, dtype=np.float32, rng=None, **init_kwargs):
+    def __init__(
+        self,
+        in_features,
+        out_features,
+        *,
+        bias=True,
+        init="he_uniform",
+        l1=0.0,
+        l2=0.0,
+        dtype=np.float32,
+        rng=None,
+        **init_kwargs,
+    ):
         super().__init__()
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
         self.l1, self.l2 = l1, l2
         self.dtype = float_dtype(dtype)
         self.init = init
-        w = initial_weight(init, (self.out_features, self.in_features), rng, self.dtype,
-                           init_kwargs)
+        w = initial_weight(
+            init, (self.out_features, self.in_features), rng, self.dtype, init_kwargs
+        )
         self.weight = Parameter("weight", w)
         self._params["weight"] = self.weight
         self.bias = Parameter("bias", np.zeros(self.out_features, self.dtype)) if bias else None
@@ -31,9 +44,14 @@ class Dense(Layer):
         self._x = None
 
     def get_config(self):
-        return {"in_features": self.in_features, "out_features": self.out_features,
-                "bias": self.bias is not None, "l1": self.l1, "l2": self.l2,
-                "dtype": self.dtype.name}
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "bias": self.bias is not None,
+            "l1": self.l1,
+            "l2": self.l2,
+            "dtype": self.dtype.name,
+        }
 
     def output_features(self, in_features):
         if in_features != self.in_features:
@@ -63,11 +81,16 @@ class Dense(Layer):
         as one step of the compiled Dense chain: a :class:`fastnn.kernels.DenseStep` of
         its own arrays (not copies), which the chain's backward writes the gradients into."""
         bias = self.bias
-        return kernels.DenseStep(self.weight.data, None if bias is None else bias.data,
-                                 self.weight.grad, None if bias is None else bias.grad,
-                                 "identity" if activation is None else activation.kernel_name,
-                                 0.0 if activation is None else activation.negative_slope,
-                                 self._l1, self._l2)
+        return kernels.DenseStep(
+            self.weight.data,
+            None if bias is None else bias.data,
+            self.weight.grad,
+            None if bias is None else bias.grad,
+            "identity" if activation is None else activation.kernel_name,
+            0.0 if activation is None else activation.negative_slope,
+            self._l1,
+            self._l2,
+        )
 
     def forward(self, x, training=False):
         x = self._input(x, self.in_features)
@@ -90,7 +113,10 @@ class Dense(Layer):
         return kernels.penalty(w, np.zeros_like(w), l1=self.l1, l2=self.l2)
 
     def extra_repr(self):
-        extra = f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        extra = (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"bias={self.bias is not None}"
+        )
         if self.l1:
             extra += f", l1={self.l1}"
         if self.l2:

@@ -1,4 +1,5 @@
 """Dropout."""
+
 from fastnn import kernels
 from fastnn._validation import real, rng_from
 from fastnn.layers.base import Layer

@@ -1,4 +1,5 @@
 """Maxout: the maximum over several affine maps of the input."""
+
 import numpy as np
 
 from fastnn import kernels
@@ -16,8 +17,18 @@ class Maxout(Layer):
     ``j*pieces .. j*pieces + pieces - 1`` are unit ``j``'s pieces (likewise ``bias``). The
     gradient flows only through each unit's winning piece (the first one on ties)."""
 
-    def __init__(self, in_features, out_features, pieces, *, bias=True, init="he_uniform",
-                 dtype=np.float32, rng=None, **init_kwargs):
+    def __init__(
+        self,
+        in_features,
+        out_features,
+        pieces,
+        *,
+        bias=True,
+        init="he_uniform",
+        dtype=np.float32,
+        rng=None,
+        **init_kwargs,
+    ):
         super().__init__()
         self.in_features = positive_int(in_features, "in_features")
         self.out_features = positive_int(out_features, "out_features")
@@ -25,8 +36,9 @@ class Maxout(Layer):
         self.dtype = float_dtype(dtype)
         self.init = init
         rows = self.out_features * self.pieces
-        self.weight = Parameter("weight", initial_weight(init, (rows, self.in_features), rng,
-                                                         self.dtype, init_kwargs))
+        self.weight = Parameter(
+            "weight", initial_weight(init, (rows, self.in_features), rng, self.dtype, init_kwargs)
+        )
         self._params["weight"] = self.weight
         self.bias = Parameter("bias", np.zeros(rows, self.dtype)) if bias else None
         if bias:
@@ -34,8 +46,13 @@ class Maxout(Layer):
         self._x = self._argmax = None
 
     def get_config(self):
-        return {"in_features": self.in_features, "out_features": self.out_features,
-                "pieces": self.pieces, "bias": self.bias is not None, "dtype": self.dtype.name}
+        return {
+            "in_features": self.in_features,
+            "out_features": self.out_features,
+            "pieces": self.pieces,
+            "bias": self.bias is not None,
+            "dtype": self.dtype.name,
+        }
 
     def output_features(self, in_features):
         if in_features != self.in_features:
@@ -44,8 +61,9 @@ class Maxout(Layer):
 
     def forward(self, x, training=False):
         x = self._input(x, self.in_features)
-        z = kernels.gemm(x, self.weight.data, trans_b=True,
-                         bias=None if self.bias is None else self.bias.data)
+        z = kernels.gemm(
+            x, self.weight.data, trans_b=True, bias=None if self.bias is None else self.bias.data
+        )
         y, argmax = kernels.maxout_forward(z, self.pieces)
         if training:
             self._x, self._argmax = x, argmax
@@ -63,5 +81,7 @@ class Maxout(Layer):
         return kernels.gemm(dz, self.weight.data)
 
     def extra_repr(self):
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"pieces={self.pieces}, bias={self.bias is not None}")
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"pieces={self.pieces}, bias={self.bias is not None}"
+        )

@@ -1,4 +1,5 @@
 """Normalisation layers."""
+
 import numpy as np
 
 from fastnn import kernels
@@ -23,8 +24,9 @@ class BatchNorm1d(Layer):
         super().__init__()
         self.num_features = positive_int(num_features, "num_features")
         self.eps = real(eps, "eps", minimum=0.0)
-        self.momentum = None if momentum is None else real(momentum, "momentum", minimum=0.0,
-                                                            maximum=1.0)
+        self.momentum = (
+            None if momentum is None else real(momentum, "momentum", minimum=0.0, maximum=1.0)
+        )
         self.affine = bool(affine)
         self.dtype = float_dtype(dtype)
         n = self.num_features
@@ -43,8 +45,13 @@ class BatchNorm1d(Layer):
         return self.num_features
 
     def get_config(self):
-        return {"num_features": self.num_features, "eps": self.eps, "momentum": self.momentum,
-                "affine": self.affine, "dtype": self.dtype.name}
+        return {
+            "num_features": self.num_features,
+            "eps": self.eps,
+            "momentum": self.momentum,
+            "affine": self.affine,
+            "dtype": self.dtype.name,
+        }
 
     def output_features(self, in_features):
         if in_features != self.num_features:
@@ -63,13 +70,14 @@ class BatchNorm1d(Layer):
         x = self._input(x, self.num_features)
         weight, bias = self._affine()
         if not training:
-            return kernels.batchnorm_eval(x, weight, bias, self.running_mean, self.running_var,
-                                          eps=self.eps)
+            return kernels.batchnorm_eval(
+                x, weight, bias, self.running_mean, self.running_var, eps=self.eps
+            )
         self.num_batches_tracked += 1
-        factor = (1.0 / int(self.num_batches_tracked) if self.momentum is None
-                  else self.momentum)
-        y, mean, invstd = kernels.batchnorm_train(x, weight, bias, self.running_mean,
-                                                  self.running_var, momentum=factor, eps=self.eps)
+        factor = 1.0 / int(self.num_batches_tracked) if self.momentum is None else self.momentum
+        y, mean, invstd = kernels.batchnorm_train(
+            x, weight, bias, self.running_mean, self.running_var, momentum=factor, eps=self.eps
+        )
         self._cache = (x, mean, invstd)
         return y
 
@@ -80,11 +88,17 @@ class BatchNorm1d(Layer):
             raise RuntimeError("BatchNorm1d.backward called before a forward with training=True")
         x, mean, invstd = self._cache
         dx, _, _ = kernels.batchnorm_backward(
-            dy, x, mean, invstd, self.weight.data if self.affine else None,
+            dy,
+            x,
+            mean,
+            invstd,
+            self.weight.data if self.affine else None,
             weight_grad_out=self.weight.grad if self.affine else None,
-            bias_grad_out=self.bias.grad if self.affine else None)
+            bias_grad_out=self.bias.grad if self.affine else None,
+        )
         return dx
 
     def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}")
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
+        )

@@ -1,4 +1,5 @@
 """Preprocessing as layers, so that it is saved and loaded with the model."""
+
 import numpy as np
 
 from fastnn import kernels
@@ -29,8 +30,9 @@ class Standardize(Layer):
         if num_features is not None:
             widths.add(positive_int(num_features, "num_features"))
         if len(widths) > 1:
-            raise ValueError(f"mean, std and num_features disagree on the number of features: "
-                             f"{sorted(widths)}")
+            raise ValueError(
+                f"mean, std and num_features disagree on the number of features: {sorted(widths)}"
+            )
         if "std" in stats and np.any(stats["std"] < 0):
             raise ValueError("std must be >= 0 everywhere")
         self.mean = self.std = None
@@ -55,7 +57,9 @@ class Standardize(Layer):
         """Set mean and std from the rows of X (computed in float64); returns self."""
         x = as_float_array(X, np.float64, "X", ndim=2)
         if self.num_features is not None and x.shape[1] != self.num_features:
-            raise ValueError(f"X: Standardize has {self.num_features} features, got shape {x.shape}")
+            raise ValueError(
+                f"X: Standardize has {self.num_features} features, got shape {x.shape}"
+            )
         mean, var = kernels.column_moments(x)
         self._store(mean, np.sqrt(var))
         return self
@@ -78,8 +82,9 @@ class Standardize(Layer):
                 raise ValueError("Standardize.load_state_dict: state has 'mean' but no 'std'")
             std = as_float_array(state["std"], np.float64, "Standardize.std")
             if std.shape != mean.shape:
-                raise ValueError(f"Standardize.std: expected shape {mean.shape} (that of mean), "
-                                 f"got {std.shape}")
+                raise ValueError(
+                    f"Standardize.std: expected shape {mean.shape} (that of mean), got {std.shape}"
+                )
             self._store(mean, std)
             return
         super().load_state_dict(state)
@@ -91,8 +96,9 @@ class Standardize(Layer):
 
     def _stats(self, dtype):
         if self.mean is None:
-            raise RuntimeError("Standardize has no statistics: call adapt(X) first "
-                               "(or pass mean= and std=)")
+            raise RuntimeError(
+                "Standardize has no statistics: call adapt(X) first (or pass mean= and std=)"
+            )
         return self.mean.astype(dtype, copy=False), self.std.astype(dtype, copy=False)
 
     def forward(self, x, training=False):
