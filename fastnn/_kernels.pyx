@@ -89,7 +89,8 @@ cdef cnp.ndarray _float_array(object x, str fn, str name, int ndim, object dtype
         try:
             arr = np.asarray(x)
         except Exception as exc:
-            raise TypeError(f"{fn}: {name} must be an array of floats, got {type(x).__name__}") from exc
+            raise TypeError(f"{fn}: {name} must be an array of floats,"
+                            f" got {type(x).__name__}") from exc
     tnum = cnp.PyArray_TYPE(arr)
     if tnum != cnp.NPY_FLOAT32 and tnum != cnp.NPY_FLOAT64:
         raise TypeError(
@@ -122,7 +123,8 @@ cdef bint _non_overlapping(cnp.ndarray o):
     """Whether distinct indices of o address distinct elements: with the axes ordered by
     |stride|, each stride must step over the whole extent of the smaller ones. (Sufficient,
     not necessary: interleaved layouts that happen not to collide are refused too.)"""
-    cdef list axes = sorted((abs(o.strides[d]), o.shape[d]) for d in range(o.ndim) if o.shape[d] > 1)
+    cdef list axes = sorted((abs(o.strides[d]), o.shape[d])
+                            for d in range(o.ndim) if o.shape[d] > 1)
     cdef Py_ssize_t extent = o.itemsize
     for stride, size in axes:
         if stride < extent:
@@ -446,13 +448,13 @@ cdef cnp.ndarray _saved_output(object a, Py_ssize_t m, Py_ssize_t n, object dtyp
     activation backward reads (then contiguous)."""
     if a is None:
         raise TypeError(f"{fn}: outputs[{i}] is None, but the backward reads it")
-    cdef cnp.ndarray O = _float_at(a, fn, "outputs[{}]", i, 2, dtype)
-    if O.shape[0] != m or O.shape[1] != n:
-        raise ValueError(f"{fn}: outputs[{i}] has shape {_shape(O)}, expected {(m, n)} "
+    cdef cnp.ndarray Out = _float_at(a, fn, "outputs[{}]", i, 2, dtype)
+    if Out.shape[0] != m or Out.shape[1] != n:
+        raise ValueError(f"{fn}: outputs[{i}] has shape {_shape(Out)}, expected {(m, n)} "
                          f"(step {i}'s output)")
     if not contiguous:
-        return _strided(O)
-    return O if cnp.PyArray_IS_C_CONTIGUOUS(O) else np.ascontiguousarray(O)
+        return _strided(Out)
+    return Out if cnp.PyArray_IS_C_CONTIGUOUS(Out) else np.ascontiguousarray(Out)
 
 
 # Which argument a memory span belongs to, for the message of an overlap.
@@ -922,7 +924,8 @@ cdef cnp.ndarray _checked_int64_labels(cnp.ndarray t, Py_ssize_t k, str fn):
         if lo < 0 or hi >= k:
             for i in range(n):  # only on the error path: name the first bad label
                 if p[i] < 0 or p[i] >= k:
-                    raise ValueError(f"{fn}: target labels must be in [0, {k}), got {p[i]} at index {i}")
+                    raise ValueError(f"{fn}: target labels must be in [0, {k}),"
+                                     f" got {p[i]} at index {i}")
     return t
 
 
@@ -986,7 +989,8 @@ def softmax_cross_entropy(logits,            # type: ArrayLike
     if ndim == 2:
         P = _contiguous(target, fn, "target", 2, X.dtype)
         if P.shape[0] != m or P.shape[1] != k:
-            raise ValueError(f"{fn}: target probabilities must have shape {(m, k)}, got {_shape(P)}")
+            raise ValueError(f"{fn}: target probabilities must have shape {(m, k)},"
+                             f" got {_shape(P)}")
     else:
         L = _labels(target, m, k, fn)
     cdef cnp.ndarray G = _output(out, (m, k), X.dtype, fn, True, (X, P, L))
@@ -1008,14 +1012,16 @@ cdef tuple _pair(object output, object target, str fn):
     try:
         T = np.asarray(target)
     except Exception as exc:
-        raise TypeError(f"{fn}: target must be a numeric array, got {type(target).__name__}") from exc
+        raise TypeError(f"{fn}: target must be a numeric array,"
+                        f" got {type(target).__name__}") from exc
     # Strings would parse and complex numbers would lose their imaginary part in a cast.
     if T.dtype.kind not in "biuf":
         raise TypeError(f"{fn}: target must be numeric (bool, int or float), got dtype "
                         f"{_dtype_name(T.dtype)}")
     T = np.ascontiguousarray(T, dtype=X.dtype)
     if _shape(T) != _shape(X):
-        raise ValueError(f"{fn}: target has shape {_shape(T)}, expected the output's shape {_shape(X)}")
+        raise ValueError(f"{fn}: target has shape {_shape(T)},"
+                         f" expected the output's shape {_shape(X)}")
     return X, T
 
 
@@ -1645,7 +1651,8 @@ def maxout_backward(dy,        # type: ArrayLike
     if Idx.dtype.kind not in "iu":
         raise TypeError(f"{fn}: argmax must be integers, got dtype {_dtype_name(Idx.dtype)}")
     if _shape(Idx) != _shape(DY):
-        raise ValueError(f"{fn}: argmax has shape {_shape(Idx)}, expected the shape of dy {_shape(DY)}")
+        raise ValueError(f"{fn}: argmax has shape {_shape(Idx)},"
+                         f" expected the shape of dy {_shape(DY)}")
     if Idx.size and (Idx.min() < 0 or Idx.max() >= k):
         raise ValueError(f"{fn}: argmax entries must be in [0, {k}), got range "
                          f"[{Idx.min()}, {Idx.max()}]")

@@ -28,6 +28,7 @@ A public def or constant without a type, a type naming something the stub cannot
 out of the stub silently. tests/test_stubs.py regenerates the stub and fails when the
 committed one differs, and checks it against the compiled module's names and signatures.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -98,12 +99,14 @@ class Function:
     def render(self) -> str:
         parts: list[str] = []
         for i, p in enumerate(self.params):
-            if p.kind == "keyword_only" and (i == 0 or self.params[i - 1].kind
-                                              not in ("keyword_only", "var_positional")):
+            if p.kind == "keyword_only" and (
+                i == 0 or self.params[i - 1].kind not in ("keyword_only", "var_positional")
+            ):
                 parts.append("*")
             parts.append(p.render())
-            if p.kind == "positional_only" and (i + 1 == len(self.params)
-                                                or self.params[i + 1].kind != "positional_only"):
+            if p.kind == "positional_only" and (
+                i + 1 == len(self.params) or self.params[i + 1].kind != "positional_only"
+            ):
                 parts.append("/")
         one_line = f"def {self.name}({', '.join(parts)}) -> {self.returns}: ..."
         if len(one_line) <= WIDTH:
@@ -127,9 +130,11 @@ class Constant:
 _DEF = re.compile(r"def\s+([A-Za-z_]\w*)\s*\(")
 _ASSIGN = re.compile(r"([A-Za-z_]\w*)\s*(:[^=]|=[^=])")
 # Cython statements that make a module attribute: a cpdef function or enum, a cdef class.
-_CYTHON_PUBLIC = re.compile(r"cpdef\s+enum\s+(?P<enum>\w+)"
-                            r"|cpdef\b.*?\b(?P<function>[A-Za-z_]\w*)\s*\("
-                            r"|cdef\s+class\s+(?P<cls>\w+)")
+_CYTHON_PUBLIC = re.compile(
+    r"cpdef\s+enum\s+(?P<enum>\w+)"
+    r"|cpdef\b.*?\b(?P<function>[A-Za-z_]\w*)\s*\("
+    r"|cdef\s+class\s+(?P<cls>\w+)"
+)
 _STATEMENT_LINES = 60  # a def header or an assignment longer than this is an error
 
 
@@ -137,15 +142,19 @@ def _statement(lines: list[str], start: int, suffix: str, what: str) -> tuple[as
     """The Python statement that begins at lines[start] (0-based), and the text parsed: the
     shortest run of lines that parses, with `suffix` appended (a body for a def header)."""
     for end in range(start + 1, min(len(lines), start + _STATEMENT_LINES) + 1):
-        for chunk in ("\n".join(lines[start:end]) + "\n" + suffix,
-                      "\n".join(lines[start:end]) + "\n"):
+        for chunk in (
+            "\n".join(lines[start:end]) + "\n" + suffix,
+            "\n".join(lines[start:end]) + "\n",
+        ):
             try:
                 tree = ast.parse(chunk, type_comments=True)
             except SyntaxError:
                 continue
             return tree.body[0], chunk
-    raise StubError(f"line {start + 1}: {what} is not Python syntax (a public def needs a "
-                    "Python signature: no C types in it)")
+    raise StubError(
+        f"line {start + 1}: {what} is not Python syntax (a public def needs a "
+        "Python signature: no C types in it)"
+    )
 
 
 def _body_type_comment(lines: list[str], after: int) -> str | None:
@@ -189,8 +198,9 @@ def _default_text(node: ast.expr | None, source: str) -> str | None:
     return "..."
 
 
-def _function(node: ast.FunctionDef, chunk: str, body_comment: str | None, line: int,
-              names: set[str]) -> Function:
+def _function(
+    node: ast.FunctionDef, chunk: str, body_comment: str | None, line: int, names: set[str]
+) -> Function:
     name = node.name
     a = node.args
     ordered: list[tuple[ast.arg, str, ast.expr | None]] = []
@@ -218,18 +228,24 @@ def _function(node: ast.FunctionDef, chunk: str, body_comment: str | None, line:
         try:
             signature = ast.parse(comment, mode="func_type")
         except SyntaxError:
-            raise StubError(f"{where}: type comment {comment!r} is not "
-                            "'(T1, T2, ...) -> R'") from None
+            raise StubError(
+                f"{where}: type comment {comment!r} is not '(T1, T2, ...) -> R'"
+            ) from None
         returns = signature.returns
         given = signature.argtypes
-        if not (len(given) == 1 and isinstance(given[0], ast.Constant)
-                and given[0].value is Ellipsis):
+        if not (
+            len(given) == 1 and isinstance(given[0], ast.Constant) and given[0].value is Ellipsis
+        ):
             if a.vararg is not None or a.kwarg is not None:
-                raise StubError(f"{where}: give *args/**kwargs their types one parameter per "
-                                "line, with '(...) -> R' for the return")
+                raise StubError(
+                    f"{where}: give *args/**kwargs their types one parameter per "
+                    "line, with '(...) -> R' for the return"
+                )
             if len(given) != len(ordered):
-                raise StubError(f"{where}: the type comment has {len(given)} parameter types "
-                                f"for {len(ordered)} parameters")
+                raise StubError(
+                    f"{where}: the type comment has {len(given)} parameter types "
+                    f"for {len(ordered)} parameters"
+                )
             arg_types = list(given)
 
     params = []
@@ -245,11 +261,15 @@ def _function(node: ast.FunctionDef, chunk: str, body_comment: str | None, line:
             typ = _parse_type(arg.type_comment, f"{where}, parameter {arg.arg!r}")
         else:
             typ = arg.annotation
-        params.append(Param(arg.arg, kind, _type_text(typ, f"{where}: parameter {arg.arg!r}",
-                                                       names),
-                             _default_text(default, chunk)))
-    return Function(name, tuple(params), _type_text(returns, f"{where}: the return", names),
-                    line)
+        params.append(
+            Param(
+                arg.arg,
+                kind,
+                _type_text(typ, f"{where}: parameter {arg.arg!r}", names),
+                _default_text(default, chunk),
+            )
+        )
+    return Function(name, tuple(params), _type_text(returns, f"{where}: the return", names), line)
 
 
 def read_source(text: str) -> tuple[list[Constant | Function], set[str]]:
@@ -266,8 +286,10 @@ def read_source(text: str) -> tuple[list[Constant | Function], set[str]]:
         if cython:
             public = next(name for name in cython.groupdict().values() if name)
             if not public.startswith("_"):
-                raise StubError(f"line {i + 1}: public {public!r} is a cpdef function or a "
-                                "cdef class: the generator only types defs and constants")
+                raise StubError(
+                    f"line {i + 1}: public {public!r} is a cpdef function or a "
+                    "cdef class: the generator only types defs and constants"
+                )
             continue
         item: Constant | Function | None = None
         match = _DEF.match(line)
@@ -292,11 +314,13 @@ def read_source(text: str) -> tuple[list[Constant | Function], set[str]]:
                 typ = None
             else:
                 continue
-            item = Constant(name, _type_text(typ, f"line {i + 1}: the constant {name}", names),
-                            i + 1)
+            item = Constant(
+                name, _type_text(typ, f"line {i + 1}: the constant {name}", names), i + 1
+            )
         if item.name in seen:
-            raise StubError(f"line {i + 1}: {item.name} is defined again (first at line "
-                            f"{seen[item.name]})")
+            raise StubError(
+                f"line {i + 1}: {item.name} is defined again (first at line {seen[item.name]})"
+            )
         seen[item.name] = i + 1
         items.append(item)
     return items, names
@@ -304,11 +328,14 @@ def read_source(text: str) -> tuple[list[Constant | Function], set[str]]:
 
 # ---- writing the stub ---------------------------------------------------------------------
 
+
 def _imports(names: set[str]) -> str:
     unknown = sorted(n for n in names if n not in IMPORTS and not hasattr(builtins, n))
     if unknown:
-        raise StubError(f"types use {', '.join(unknown)}, which the stub cannot import: add "
-                        "them to IMPORTS in tools/gen_stubs.py")
+        raise StubError(
+            f"types use {', '.join(unknown)}, which the stub cannot import: add "
+            "them to IMPORTS in tools/gen_stubs.py"
+        )
     blocks = []
     for section in _SECTIONS:
         block: list[str] = []
@@ -342,15 +369,23 @@ def render(text: str) -> str:
 
 
 def diff(current: str, expected: str) -> str:
-    return "".join(difflib.unified_diff(
-        current.splitlines(keepends=True), expected.splitlines(keepends=True),
-        "fastnn/_kernels.pyi (committed)", "fastnn/_kernels.pyi (generated)"))
+    return "".join(
+        difflib.unified_diff(
+            current.splitlines(keepends=True),
+            expected.splitlines(keepends=True),
+            "fastnn/_kernels.pyi (committed)",
+            "fastnn/_kernels.pyi (generated)",
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true",
-                        help="do not write: exit 1 and print a diff if the stub is stale")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="do not write: exit 1 and print a diff if the stub is stale",
+    )
     args = parser.parse_args(argv)
     try:
         expected = render(SOURCE.read_text(encoding="utf-8"))
@@ -360,8 +395,11 @@ def main(argv: list[str] | None = None) -> int:
     current = STUB.read_text(encoding="utf-8") if STUB.exists() else ""
     if args.check:
         if current != expected:
-            print(f"{STUB.relative_to(ROOT)} is stale; run `python tools/gen_stubs.py`:\n"
-                  + diff(current, expected), file=sys.stderr)
+            print(
+                f"{STUB.relative_to(ROOT)} is stale; run `python tools/gen_stubs.py`:\n"
+                + diff(current, expected),
+                file=sys.stderr,
+            )
             return 1
         return 0
     if current != expected:
