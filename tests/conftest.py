@@ -1,4 +1,7 @@
-"""Shared fixtures and tolerances, and CI's rule for skips.
+"""CI's rule for skips, and the fixtures every test module may use: ``isa`` (once per
+instruction-set path this CPU has), ``rng``, ``dtype`` (float32 and float64), and the
+session's scratch working directory. Plain helpers (tolerances, layouts, gradient checks,
+small models) are in helpers.py, imported by name.
 
 Skips in CI. With ``FASTNN_STRICT_SKIPS=1`` (.ci/run sets it) a skipped test, or a skipped
 test module, counts as a failure unless its reason is on the short list ``ALLOWED_SKIPS``
@@ -8,11 +11,14 @@ documentation example that needs a cluster; a scikit-learn check that does not a
 estimator). A missing optional package is never allowed: the ``test`` extra brings them all,
 the ``torch`` extra PyTorch. Expected failures (xfail) are not skips. Without the variable a
 skip stays a skip, so a partial environment still runs what it can."""
+
 import os
 import re
 
 import numpy as np
 import pytest
+
+from helpers import DTYPES, isas
 
 # scikit-learn's estimator checks test array-API dispatch with NumPy inputs only when SciPy's
 # array API support is on; it must be set before SciPy is first imported.
@@ -50,20 +56,25 @@ def _skip_reason(report):
         reason = str(longrepr[2])
     else:
         reason = str(longrepr)
-    return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+    return reason[len("Skipped: ") :] if reason.startswith("Skipped: ") else reason
 
 
 def _enforce(report):
-    if (os.environ.get("FASTNN_STRICT_SKIPS") != "1" or not report.skipped
-            or hasattr(report, "wasxfail")):
+    if (
+        os.environ.get("FASTNN_STRICT_SKIPS") != "1"
+        or not report.skipped
+        or hasattr(report, "wasxfail")
+    ):
         return
     reason = _skip_reason(report)
     if any(re.search(pattern, reason) for pattern in ALLOWED_SKIPS):
         return
     report.outcome = "failed"
-    report.longrepr = (f"skipped with FASTNN_STRICT_SKIPS=1 for a reason the machine does not "
-                       f"impose: {reason!r} (allowed reasons: ALLOWED_SKIPS in "
-                       f"tests/conftest.py)")
+    report.longrepr = (
+        f"skipped with FASTNN_STRICT_SKIPS=1 for a reason the machine does not "
+        f"impose: {reason!r} (allowed reasons: ALLOWED_SKIPS in "
+        f"tests/conftest.py)"
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -78,27 +89,7 @@ def pytest_make_collect_report(collector):
     _enforce(outcome.get_result())
 
 
-DTYPES = (np.float32, np.float64)
-
-# One tolerance table for every kernel-vs-reference comparison: (rtol, atol) per dtype.
-# Reductions over k terms are scaled by sqrt(k) in close().
-TOL = {np.dtype(np.float32): (2e-5, 2e-6), np.dtype(np.float64): (1e-12, 1e-13)}
-
-
-def close(actual, expected, dtype, k=1, scale=1.0):
-    rtol, atol = TOL[np.dtype(dtype)]
-    grow = max(1.0, np.sqrt(k))
-    np.testing.assert_allclose(actual, expected, rtol=rtol * grow, atol=atol * grow * scale)
-
-
-def _isas():
-    from fastnn import kernels
-
-    order = ("generic", "avx2", "avx512")
-    return order[: order.index(kernels.info()["cpu_isa"]) + 1]
-
-
-@pytest.fixture(params=_isas())
+@pytest.fixture(params=isas())
 def isa(request):
     """Runs a test once per instruction-set path this CPU has, as FASTNN_ISA would force
     it: the GEMM micro-kernels and packing, and the AVX2 builds of the other kernels."""

@@ -1,4 +1,8 @@
-"""Callbacks (Keras semantics) and learning-rate schedules."""
+"""The callbacks (fastnn/callbacks.py) with Keras's semantics: EarlyStopping,
+ModelCheckpoint, LearningRateScheduler (driven by a schedule too), ReduceLROnPlateau,
+TerminateOnNaN, CSVLogger, and the order of the hooks. (The schedules themselves:
+test_schedules.py.)"""
+
 import csv
 import math
 
@@ -38,9 +42,18 @@ class Script(C.Callback):
 def run(callbacks, epochs, lr=0.05):
     X, y = data()
     model, opt = model_and_opt(lr)
-    h = model.fit(X, y, loss=fastnn.SoftmaxCrossEntropy(), optimizer=opt, epochs=epochs,
-                  batch_size=16, metrics=("accuracy",), validation_split=0.25, seed=0,
-                  callbacks=callbacks)
+    h = model.fit(
+        X,
+        y,
+        loss=fastnn.SoftmaxCrossEntropy(),
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=16,
+        metrics=("accuracy",),
+        validation_split=0.25,
+        seed=0,
+        callbacks=callbacks,
+    )
     return model, opt, h
 
 
@@ -85,8 +98,14 @@ def test_missing_monitor_warns():
     X, y = data()
     model, opt = model_and_opt()
     with pytest.warns(RuntimeWarning, match="val_loss"):
-        model.fit(X, y, loss=fastnn.SoftmaxCrossEntropy(), optimizer=opt, epochs=1,
-                  callbacks=[C.EarlyStopping()])
+        model.fit(
+            X,
+            y,
+            loss=fastnn.SoftmaxCrossEntropy(),
+            optimizer=opt,
+            epochs=1,
+            callbacks=[C.EarlyStopping()],
+        )
 
 
 def test_model_checkpoint_saves_best_only(tmp_path):
@@ -171,8 +190,16 @@ def test_terminate_on_nan_names_epoch_and_batch():
             batches.append(batch)
 
     with pytest.warns(RuntimeWarning, match=r"epoch 1, batch 3"):
-        h = model.fit(X, y, loss=fastnn.MSELoss(), optimizer=opt, epochs=5, batch_size=16,
-                      shuffle=False, callbacks=[stopper, Count()])
+        h = model.fit(
+            X,
+            y,
+            loss=fastnn.MSELoss(),
+            optimizer=opt,
+            epochs=5,
+            batch_size=16,
+            shuffle=False,
+            callbacks=[stopper, Count()],
+        )
     assert batches == [0, 1, 2] and len(h.epoch) == 1
     assert "batch 3" in stopper.message
     assert not math.isfinite(h.history["loss"][0])
@@ -214,47 +241,31 @@ def test_custom_callback_hook_order():
 
     X, y = data(20)
     model, opt = model_and_opt()
-    model.fit(X, y, loss=fastnn.SoftmaxCrossEntropy(), optimizer=opt, epochs=2, batch_size=16,
-              callbacks=[Trace()])
-    assert events == ["train_begin", "epoch_begin 0", "batch_begin", "batch_end 16",
-                      "batch_begin", "batch_end 4", "epoch_end 0", "epoch_begin 1",
-                      "batch_begin", "batch_end 16", "batch_begin", "batch_end 4",
-                      "epoch_end 1", "train_end"]
-
-
-def test_step_decay():
-    s = schedules.step_decay(0.1, drop=0.5, every=3)
-    assert [s(e) for e in range(7)] == pytest.approx([0.1] * 3 + [0.05] * 3 + [0.025])
-
-
-def test_exponential_decay():
-    s = schedules.exponential_decay(1.0, decay_rate=0.5, decay_epochs=2)
-    assert [s(e) for e in range(4)] == pytest.approx([1, 0.5 ** 0.5, 0.5, 0.5 ** 1.5])
-    s = schedules.exponential_decay(1.0, decay_rate=0.5, decay_epochs=2, staircase=True)
-    assert [s(e) for e in range(4)] == pytest.approx([1, 1, 0.5, 0.5])
-
-
-def test_cosine_annealing_with_warmup():
-    s = schedules.cosine_annealing(0.1, total_epochs=10, min_lr=0.001, warmup_epochs=2)
-    assert s(0) == pytest.approx(0.1 / 3) and s(1) == pytest.approx(0.2 / 3)
-    assert s(2) == pytest.approx(0.1)
-    assert s(6) == pytest.approx(0.001 + 0.099 * 0.5)  # halfway through the 8 cosine epochs
-    assert s(10) == pytest.approx(0.001) and s(50) == pytest.approx(0.001)
-    values = [s(e) for e in range(2, 11)]
-    assert all(a >= b for a, b in zip(values, values[1:]))
-    plain = schedules.cosine_annealing(1.0, total_epochs=4)
-    assert [plain(e) for e in range(5)] == pytest.approx(
-        [1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2, 0.0])
-    assert "cosine_annealing" in repr(s)
-
-
-def test_schedule_arguments_are_validated():
-    with pytest.raises(ValueError, match="warmup_epochs"):
-        schedules.cosine_annealing(0.1, total_epochs=5, warmup_epochs=5)
-    with pytest.raises(ValueError, match="every"):
-        schedules.step_decay(0.1, every=0)
-    with pytest.raises(ValueError, match="epoch"):
-        schedules.step_decay(0.1)(-1)
+    model.fit(
+        X,
+        y,
+        loss=fastnn.SoftmaxCrossEntropy(),
+        optimizer=opt,
+        epochs=2,
+        batch_size=16,
+        callbacks=[Trace()],
+    )
+    assert events == [
+        "train_begin",
+        "epoch_begin 0",
+        "batch_begin",
+        "batch_end 16",
+        "batch_begin",
+        "batch_end 4",
+        "epoch_end 0",
+        "epoch_begin 1",
+        "batch_begin",
+        "batch_end 16",
+        "batch_begin",
+        "batch_end 4",
+        "epoch_end 1",
+        "train_end",
+    ]
 
 
 def test_schedule_drives_training():

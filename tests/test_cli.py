@@ -1,4 +1,7 @@
-"""The command line end to end, through `python -m fastnn` in a temporary directory."""
+"""The command line (fastnn/cli.py, reading data through fastnn/_cli_data.py) end to end,
+through `python -m fastnn` in a temporary directory: train, evaluate, predict, lr-sweep,
+demo, info and bench, and one-line errors."""
+
 import csv
 import os
 import subprocess
@@ -15,11 +18,19 @@ SGD = ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9"]
 
 
 def fastnn_cmd(cwd, *args):
-    return subprocess.run([sys.executable, "-m", "fastnn", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True,
-                          env={**os.environ, "FASTNN_NUM_THREADS": "1",
-                               "PYTHONPATH": os.pathsep.join(
-                                   [ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p])})
+    return subprocess.run(
+        [sys.executable, "-m", "fastnn", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "FASTNN_NUM_THREADS": "1",
+            "PYTHONPATH": os.pathsep.join(
+                [ROOT] + [p for p in [os.environ.get("PYTHONPATH")] if p]
+            ),
+        },
+    )
 
 
 def ok(cwd, *args):
@@ -45,8 +56,14 @@ def digits(tmp_path_factory):
     order = np.random.default_rng(0).permutation(len(X))
     header = ",".join([f"p{i}" for i in range(64)] + ["digit"])
     for name, idx in (("train.csv", order[360:]), ("test.csv", order[:360])):
-        np.savetxt(d / name, np.column_stack([X[idx].astype(int), y[idx]]), fmt="%d",
-                   delimiter=",", header=header, comments="")
+        np.savetxt(
+            d / name,
+            np.column_stack([X[idx].astype(int), y[idx]]),
+            fmt="%d",
+            delimiter=",",
+            header=header,
+            comments="",
+        )
     np.save(d / "train.npy", np.column_stack([y[order[360:]], X[order[360:]]]).astype(np.float32))
     np.savez(d / "test.npz", X=X[order[:360]], y=y[order[:360]])
     return d, y[order[:360]]
@@ -54,8 +71,22 @@ def digits(tmp_path_factory):
 
 def test_train_evaluate_predict_on_digits_csv(digits):
     d, y_test = digits
-    r = ok(d, "train", "train.csv", "--target", "digit", "--out", "m.safetensors",
-           "--hidden", "128,64", "--epochs", "30", "--val-split", "0.1", *SGD)
+    r = ok(
+        d,
+        "train",
+        "train.csv",
+        "--target",
+        "digit",
+        "--out",
+        "m.safetensors",
+        "--hidden",
+        "128,64",
+        "--epochs",
+        "30",
+        "--val-split",
+        "0.1",
+        *SGD,
+    )
     assert "saved m.safetensors" in r.stdout and "10 classes" in r.stdout
     assert r.stderr.count("\n") == 30  # one progress line per epoch (stderr is not a tty)
     r = ok(d, "evaluate", "m.safetensors", "test.csv", "--target", "digit")
@@ -82,9 +113,20 @@ def test_train_evaluate_predict_on_digits_csv(digits):
 
 
 def test_npy_with_target_column_and_npz(digits):
-    d, y_test = digits
-    ok(d, "train", "train.npy", "--target", "0", "--out", "npy.safetensors", "--epochs", "10",
-       "-q", *SGD)
+    d, _y_test = digits
+    ok(
+        d,
+        "train",
+        "train.npy",
+        "--target",
+        "0",
+        "--out",
+        "npy.safetensors",
+        "--epochs",
+        "10",
+        "-q",
+        *SGD,
+    )
     ok(d, "predict", "npy.safetensors", "train.npy", "--out", "p.npy")  # target column dropped
     assert np.load(d / "p.npy").shape == (1437,)
     r = ok(d, "evaluate", "npy.safetensors", "test.npz", "--target", "y")
@@ -101,8 +143,21 @@ def test_text_labels_map_back(tmp_path):
         for i in range(300):
             c = i % 3
             f.write(f"{rng.normal() + 4 * c:.3f},{rng.normal() - 3 * c:.3f},{names[c]}\n")
-    ok(tmp_path, "train", "iris.csv", "--target", "species", "--out", "m.safetensors",
-       "--hidden", "16", "--epochs", "20", "-q", *SGD)
+    ok(
+        tmp_path,
+        "train",
+        "iris.csv",
+        "--target",
+        "species",
+        "--out",
+        "m.safetensors",
+        "--hidden",
+        "16",
+        "--epochs",
+        "20",
+        "-q",
+        *SGD,
+    )
     ok(tmp_path, "predict", "m.safetensors", "iris.csv", "--out", "p.csv")
     labels = [r[0] for r in csv.reader(open(tmp_path / "p.csv"))]
     assert labels[0] == "species" and labels[1:4] == names
@@ -115,22 +170,62 @@ def test_regression_reports_original_units(tmp_path):
     X = rng.normal(size=(600, 3))
     y = 1000 + 250 * (X @ np.array([1.0, -2.0, 0.5]))
     np.savez(tmp_path / "reg.npz", X=X, price=y)
-    ok(tmp_path, "train", "reg.npz", "--target", "price", "--task", "regression", "--out",
-       "r.safetensors", "--epochs", "40", "-q", "--optimizer", "sgd", "--lr", "0.01",
-       "--momentum", "0.9", "--hidden", "32")
+    ok(
+        tmp_path,
+        "train",
+        "reg.npz",
+        "--target",
+        "price",
+        "--task",
+        "regression",
+        "--out",
+        "r.safetensors",
+        "--epochs",
+        "40",
+        "-q",
+        "--optimizer",
+        "sgd",
+        "--lr",
+        "0.01",
+        "--momentum",
+        "0.9",
+        "--hidden",
+        "32",
+    )
     r = ok(tmp_path, "evaluate", "r.safetensors", "reg.npz", "--target", "price")
     values = dict(line.split(": ") for line in r.stdout.splitlines() if ": " in line)
     assert float(values["r2"]) > 0.99 and float(values["mae"]) < 60
     ok(tmp_path, "predict", "r.safetensors", "reg.npz", "--out", "p.npy")
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), y, atol=200)
-    fails(tmp_path, "predict", "r.safetensors", "reg.npz", "--out", "p.csv", "--proba",
-          match="--proba")
+    fails(
+        tmp_path,
+        "predict",
+        "r.safetensors",
+        "reg.npz",
+        "--out",
+        "p.csv",
+        "--proba",
+        match="--proba",
+    )
 
 
 def test_lr_sweep_command(digits):
     d, _ = digits
-    r = ok(d, "lr-sweep", "train.csv", "--target", "digit", "--optimizer", "sgd",
-           "--lrs", "0.001,0.1,100", "--steps", "60", "--hidden", "32")
+    r = ok(
+        d,
+        "lr-sweep",
+        "train.csv",
+        "--target",
+        "digit",
+        "--optimizer",
+        "sgd",
+        "--lrs",
+        "0.001,0.1,100",
+        "--steps",
+        "60",
+        "--hidden",
+        "32",
+    )
     lines = r.stdout.splitlines()
     assert lines[0].startswith("lr 0.001: 60 updates") and "diverged" in lines[2]
 
@@ -140,29 +235,110 @@ def test_errors_are_one_line(digits, tmp_path):
     (tmp_path / "bad.csv").write_text("a,b,y\n1,2,0\n3,x,1\n")
     (tmp_path / "ragged.csv").write_text("a,b,y\n1,2,0\n3,1\n")
     fails(tmp_path, "train", "missing.csv", "--target", "y", "--out", "m", match="no such file")
-    fails(d, "train", "train.csv", "--target", "nope", "--out", "m", *SGD,
-          match="unknown column 'nope'")
-    fails(tmp_path, "train", "bad.csv", "--target", "y", "--out", "m", *SGD,
-          match="column 'b', row 3: non-numeric value 'x'")
-    fails(tmp_path, "train", "ragged.csv", "--target", "y", "--out", "m", *SGD,
-          match="row 3 has 2 fields")
-    fails(d, "train", "train.csv", "--target", "digit", "--out", "m", "--epochs", "0",
-          match="--epochs")
-    fails(d, "train", "train.csv", "--target", "digit", "--out", "m", "--hidden", "8,x",
-          match="--hidden")
-    fails(d, "train", "train.csv", "--target", "digit", "--out", "m", "--val-split", "1.5",
-          match="--val-split")
-    fails(d, "train", "train.csv", "--target", "digit", "--out", "m", "--optimizer", "lbfgs",
-          match="unknown optimizer 'lbfgs'")
-    fails(d, "train", "train.csv", "--target", "digit", "--out", "m", "--activation", "swish",
-          *SGD, match="unknown activation 'swish'")
-    fails(d, "train", "train.csv", "--target", "digit", "--out", "no/such/dir/m", *SGD,
-          match="--out")
+    fails(
+        d,
+        "train",
+        "train.csv",
+        "--target",
+        "nope",
+        "--out",
+        "m",
+        *SGD,
+        match="unknown column 'nope'",
+    )
+    fails(
+        tmp_path,
+        "train",
+        "bad.csv",
+        "--target",
+        "y",
+        "--out",
+        "m",
+        *SGD,
+        match="column 'b', row 3: non-numeric value 'x'",
+    )
+    fails(
+        tmp_path,
+        "train",
+        "ragged.csv",
+        "--target",
+        "y",
+        "--out",
+        "m",
+        *SGD,
+        match="row 3 has 2 fields",
+    )
+    fails(
+        d,
+        "train",
+        "train.csv",
+        "--target",
+        "digit",
+        "--out",
+        "m",
+        "--epochs",
+        "0",
+        match="--epochs",
+    )
+    fails(
+        d,
+        "train",
+        "train.csv",
+        "--target",
+        "digit",
+        "--out",
+        "m",
+        "--hidden",
+        "8,x",
+        match="--hidden",
+    )
+    fails(
+        d,
+        "train",
+        "train.csv",
+        "--target",
+        "digit",
+        "--out",
+        "m",
+        "--val-split",
+        "1.5",
+        match="--val-split",
+    )
+    fails(
+        d,
+        "train",
+        "train.csv",
+        "--target",
+        "digit",
+        "--out",
+        "m",
+        "--optimizer",
+        "lbfgs",
+        match="unknown optimizer 'lbfgs'",
+    )
+    fails(
+        d,
+        "train",
+        "train.csv",
+        "--target",
+        "digit",
+        "--out",
+        "m",
+        "--activation",
+        "swish",
+        *SGD,
+        match="unknown activation 'swish'",
+    )
+    fails(
+        d, "train", "train.csv", "--target", "digit", "--out", "no/such/dir/m", *SGD, match="--out"
+    )
     fails(d, "train", "train.npy", "--target", "x", "--out", "m", *SGD, match="column index")
-    fails(d, "evaluate", "nothing.safetensors", "test.csv", "--target", "digit",
-          match="no such file")
-    fails(d, "evaluate", "train.csv", "test.csv", "--target", "digit",
-          match="not a fastnn model file")
+    fails(
+        d, "evaluate", "nothing.safetensors", "test.csv", "--target", "digit", match="no such file"
+    )
+    fails(
+        d, "evaluate", "train.csv", "test.csv", "--target", "digit", match="not a fastnn model file"
+    )
     fails(tmp_path, "frobnicate", match="invalid choice")
 
 
@@ -172,15 +348,6 @@ def test_default_optimizer_is_adam():
     assert type(cli._optimizer(args, fastnn.Sequential(fastnn.Dense(2, 2)))) is fastnn.optim.Adam
 
 
-def test_optimizer_names_resolve_generically():
-    get = fastnn.optim.get
-    assert get("SGD") is get("sgd") is fastnn.optim.SGD
-    for name in ("Adam", "AdamW", "RMSprop", "Adagrad"):
-        assert get(name.lower()) is getattr(fastnn.optim, name)
-    with pytest.raises(ValueError):
-        get("Optimizer")  # the base class is not an optimizer to train with
-
-
 def test_scaling_is_the_models_first_layer(tmp_path, monkeypatch):
     """train fits a Standardize layer to the training rows and puts it first in the saved
     model, so the scaling travels with the model into evaluate."""
@@ -188,8 +355,25 @@ def test_scaling_is_the_models_first_layer(tmp_path, monkeypatch):
     X = rng.normal(loc=50, scale=10, size=(200, 2))
     np.savez(tmp_path / "d.npz", X=X, y=(X[:, 0] > 50).astype(int))
     monkeypatch.chdir(tmp_path)
-    assert cli.main(["train", "d.npz", "--target", "y", "--out", "m.safetensors", "-q",
-                     "--epochs", "5", "--hidden", "8", *SGD]) == 0
+    assert (
+        cli.main(
+            [
+                "train",
+                "d.npz",
+                "--target",
+                "y",
+                "--out",
+                "m.safetensors",
+                "-q",
+                "--epochs",
+                "5",
+                "--hidden",
+                "8",
+                *SGD,
+            ]
+        )
+        == 0
+    )
     ckpt = fastnn.load_checkpoint("m.safetensors")
     assert type(ckpt.model[0]) is fastnn.Standardize
     np.testing.assert_allclose(ckpt.model[0].mean, X.mean(axis=0))
@@ -202,74 +386,96 @@ def test_plot_options(digits, tmp_path):
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        fails(d, "train", "train.csv", "--target", "digit", "--out", "m", "--plot", "c.png",
-              *SGD, match="pip install 'fastnn[plot]'")
+        fails(
+            d,
+            "train",
+            "train.csv",
+            "--target",
+            "digit",
+            "--out",
+            "m",
+            "--plot",
+            "c.png",
+            *SGD,
+            match="pip install 'fastnn[plot]'",
+        )
         return
-    ok(d, "train", "train.csv", "--target", "digit", "--out", str(tmp_path / "m"), "-q",
-       "--epochs", "3", "--val-split", "0.2", "--plot", str(tmp_path / "c.png"), *SGD)
+    ok(
+        d,
+        "train",
+        "train.csv",
+        "--target",
+        "digit",
+        "--out",
+        str(tmp_path / "m"),
+        "-q",
+        "--epochs",
+        "3",
+        "--val-split",
+        "0.2",
+        "--plot",
+        str(tmp_path / "c.png"),
+        *SGD,
+    )
     ok(d, "demo", "--epochs", "2", "--plot", str(tmp_path / "demo.png"))
-    ok(d, "lr-sweep", "train.csv", "--target", "digit", "--optimizer", "sgd", "--steps", "20",
-       "--plot", str(tmp_path / "sweep.png"))
+    ok(
+        d,
+        "lr-sweep",
+        "train.csv",
+        "--target",
+        "digit",
+        "--optimizer",
+        "sgd",
+        "--steps",
+        "20",
+        "--plot",
+        str(tmp_path / "sweep.png"),
+    )
     for name in ("c.png", "demo.png", "sweep.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_demo_still_reaches_97_percent():
+def test_demo_reaches_97_percent():
     r = ok(ROOT, "demo")
     accuracy = float(r.stdout.split("held-out accuracy: ")[1].split()[0])
     assert accuracy >= 0.97
 
 
+def test_cli_demo_and_info():
+    out = subprocess.run(
+        [sys.executable, "-m", "fastnn", "demo"], capture_output=True, text=True, check=True
+    ).stdout
+    acc = float(out.split("held-out accuracy:")[1].split()[0])
+    assert acc >= 0.97
+    info = subprocess.run(
+        [sys.executable, "-m", "fastnn", "info"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "isa" in info and "threads" in info
+
+
 # ----------------------------------------------------------------------------------------
-# fastnn bench and the host description it shares with bench/ (fastnn.benchmark)
+# fastnn bench (the host description and the helpers behind it: test_benchmark.py)
 # ----------------------------------------------------------------------------------------
+
 
 def test_bench_states_the_host_and_judges_the_targets(tmp_path):
     r = ok(tmp_path, "bench", "--seconds", "0.01")
     out = r.stdout
-    for text in ("host: ", "family", "ISA flags: avx2 ", "fma ", "avx512f ",
-                 f"isa={fastnn.kernels.info()['isa']}", "threads=1", "numpy ",
-                 "requested threads: 1", "geometric mean ratio fastnn/numpy",
-                 "targets (PERFORMANCE.md) met: "):
+    for text in (
+        "host: ",
+        "family",
+        "ISA flags: avx2 ",
+        "fma ",
+        "avx512f ",
+        f"isa={fastnn.kernels.info()['isa']}",
+        "threads=1",
+        "numpy ",
+        "requested threads: 1",
+        "geometric mean ratio fastnn/numpy",
+        "targets (PERFORMANCE.md) met: ",
+    ):
         assert text in out, (text, out)
     assert len([line for line in out.splitlines() if " NT " in line]) == 6
     if fastnn.kernels.fma_peak_gflops():
         assert "FMA limit used for the fractions" in out and "% FMA" in out
     fails(tmp_path, "bench", "--threads", "0", match="--threads")
-
-
-def test_host_info_is_json_and_warns_of_openblas_pins(monkeypatch):
-    import json
-
-    from fastnn import benchmark as B
-
-    monkeypatch.setenv("OPENBLAS_CORETYPE", "Prescott")
-    fma = B.FmaLimit(probe=False)
-    fma.readings = [50.0, 60.0]
-    info = B.host_info(fma=fma, threads=2)
-    json.dumps(info)
-    assert info["fma_peak_gflops"] == 60.0 and info["threads"] == 2
-    assert set(info["cpu"]["flags"]) == {"avx2", "fma", "avx512f"}
-    assert info["isa"] == fastnn.kernels.info()["isa"]
-    lines = "\n".join(B.host_lines(info))
-    assert "60.0 GFLOP/s per core, 120.0 for 2 thread(s) (larger of 2 probes)" in lines
-    assert "WARNING: OPENBLAS_CORETYPE=Prescott" in lines
-    assert "the larger of the probes before and after the run: 50.0, 60.0" in fma.line(2)
-
-
-def test_benchmark_helpers():
-    from fastnn import benchmark as B
-
-    assert B.mlp_flops((784, 256, 256, 10), 128) == 155_058_176  # PERFORMANCE.md: 155 MFLOP
-    assert B.mlp_flops((784, 256, 256, 10), 1, training=False) == 537_600
-    calls = []
-    times = B.interleave({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")},
-                         0.0, block=2, min_rounds=3, warmup=1)
-    assert calls == ["a", "b"] + ["a", "a", "b", "b"] * 3
-    assert len(times["a"]) == len(times["b"]) == 3
-    assert B.paired_ratio({"a": [2.0, 4.0, 9.0], "b": [1.0, 1.0, 3.0]}, "a", "b") == 3.0
-    t = B.Targets()
-    assert t.line("x", 1.0999, 1.1).endswith("1.09x >= 1.10x: NOT met")
-    assert t.line("floor", 0.8497, 0.85, unit="%").endswith("84.9% >= 85%: NOT met")
-    assert t.line("latency", 0.8, 0.8, at_most=True).endswith(": met")
-    assert t.summary().startswith("targets (PERFORMANCE.md) met: 1 of 3")

@@ -1,5 +1,6 @@
 """Closed-form models against numpy.linalg.lstsq and the explicit maximum-likelihood
 formulas of the Gaussian generative classifier."""
+
 import numpy as np
 import pytest
 
@@ -40,21 +41,29 @@ def test_ridge_does_not_penalise_the_bias():
     w_ref = np.linalg.solve(Xc.T @ Xc + l2 * np.eye(X.shape[1]), Xc.T @ (y - ym))
     np.testing.assert_allclose(w, w_ref, rtol=1e-10)
     np.testing.assert_allclose(b, ym - xm @ w_ref, rtol=1e-10)
+
     # and it is the minimum of the loss that Dense(l2=...) + MSELoss("sum") trains on
     def objective(w_, b_):
-        return ((X @ w_ + b_ - y) ** 2).sum() + l2 * (w_ ** 2).sum()
+        return ((X @ w_ + b_ - y) ** 2).sum() + l2 * (w_**2).sum()
+
     base = objective(w, b)
     rng = np.random.default_rng(1)
     for _ in range(5):
-        assert objective(w + 1e-3 * rng.standard_normal(w.shape), b + 1e-3 * rng.standard_normal()) > base
+        assert (
+            objective(w + 1e-3 * rng.standard_normal(w.shape), b + 1e-3 * rng.standard_normal())
+            > base
+        )
 
 
 def test_linear_regression_handles_collinear_features_and_checks_input():
     X, y = regression_data()
     X2 = np.hstack([X, X[:, :1]])  # a duplicated column: singular normal equations
     model = linear_regression(X2, y, dtype=np.float64)
-    np.testing.assert_allclose(model.predict(X2)[:, 0],
-                               linear_regression(X, y, dtype=np.float64).predict(X)[:, 0], rtol=1e-8)
+    np.testing.assert_allclose(
+        model.predict(X2)[:, 0],
+        linear_regression(X, y, dtype=np.float64).predict(X)[:, 0],
+        rtol=1e-8,
+    )
     with pytest.raises(ValueError, match="y must have shape"):
         linear_regression(X, y[:-1])
     with pytest.raises(ValueError, match="X must be 2-D"):
@@ -85,9 +94,16 @@ def ml_posterior(X, y, naive):
         pooled = np.diag(np.diag(pooled))
     inv = np.linalg.inv(pooled)
     _, logdet = np.linalg.slogdet(pooled)
-    logp = np.stack([
-        -0.5 * np.einsum("nd,de,ne->n", X - mus[c], inv, X - mus[c]) - 0.5 * logdet
-        - 0.5 * d * np.log(2 * np.pi) + np.log(priors[c]) for c in range(k)], axis=1)
+    logp = np.stack(
+        [
+            -0.5 * np.einsum("nd,de,ne->n", X - mus[c], inv, X - mus[c])
+            - 0.5 * logdet
+            - 0.5 * d * np.log(2 * np.pi)
+            + np.log(priors[c])
+            for c in range(k)
+        ],
+        axis=1,
+    )
     logp -= logp.max(axis=1, keepdims=True)
     p = np.exp(logp)
     return p / p.sum(axis=1, keepdims=True), priors, mus, pooled
@@ -104,9 +120,11 @@ def test_gaussian_classifier_is_bayes_rule_with_ml_estimates(k, naive):
     # the parameters are the textbook ones: w_c = S^-1 mu_c, b_c = -mu_c S^-1 mu_c / 2 + log pi_c
     inv = np.linalg.inv(pooled)
     np.testing.assert_allclose(model[0].weight.data, mus @ inv, rtol=1e-9)
-    np.testing.assert_allclose(model[0].bias.data,
-                               -0.5 * np.einsum("cd,de,ce->c", mus, inv, mus) + np.log(priors),
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        model[0].bias.data,
+        -0.5 * np.einsum("cd,de,ce->c", mus, inv, mus) + np.log(priors),
+        rtol=1e-9,
+    )
 
 
 def test_two_class_posterior_is_a_sigmoid():

@@ -19,15 +19,26 @@ HTML comments on the lines just above a block say how it runs:
 A block that needs an optional package that is not installed is skipped (and so are later
 blocks of its file that fail only for lack of its names); the ``test`` extra installs them
 all, and CI fails on such a skip."""
-import os
+
 import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-OPTIONAL = {"sklearn", "scipy", "onnx", "onnxruntime", "torch", "matplotlib", "dask", "ray",
-            "joblib", "safetensors", "pandas"}
+OPTIONAL = {
+    "sklearn",
+    "scipy",
+    "onnx",
+    "onnxruntime",
+    "torch",
+    "matplotlib",
+    "dask",
+    "ray",
+    "joblib",
+    "safetensors",
+    "pandas",
+}
 
 _MARKER = re.compile(r"<!-- readme-test: (?P<what>.*?) -->")
 _BLOCK = re.compile(r"((?:<!-- readme-test: .*? -->\n)*)```python\n(.*?)```", re.S)
@@ -38,7 +49,7 @@ def _directives(markers, name):
     for m in _MARKER.finditer(markers):
         what = m.group("what")
         if what.startswith("before: "):
-            how["before"].append(what[len("before: "):])
+            how["before"].append(what[len("before: ") :])
         elif what == "slow":
             how["slow"] = True
         elif (c := re.fullmatch(r"cluster \((.+)\)", what)) is not None:
@@ -64,11 +75,12 @@ def blocks(text, name):
     return [(m.group(2), _directives(m.group(1), name)) for m in _BLOCK.finditer(text)]
 
 
-BLOCKS = {name: blocks((ROOT / name).read_text(encoding="utf-8"), name)
-          for name in documents()}
-_PARAMS = [pytest.param(name, i, id=f"{name}[{i}]",
-                        marks=[pytest.mark.slow] if how["slow"] else [])
-           for name, found in BLOCKS.items() for i, (_, how) in enumerate(found)]
+BLOCKS = {name: blocks((ROOT / name).read_text(encoding="utf-8"), name) for name in documents()}
+_PARAMS = [
+    pytest.param(name, i, id=f"{name}[{i}]", marks=[pytest.mark.slow] if how["slow"] else [])
+    for name, found in BLOCKS.items()
+    for i, (_, how) in enumerate(found)
+]
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +97,12 @@ def namespaces(tmp_path_factory):
     def get(name):
         if name not in made:
             workdir = tmp_path_factory.mktemp(re.sub(r"\W+", "_", name))
-            made[name] = {"__name__": "__docs__", "skipped": False, "tried": set(),
-                          "workdir": workdir}
+            made[name] = {
+                "__name__": "__docs__",
+                "skipped": False,
+                "tried": set(),
+                "workdir": workdir,
+            }
         return made[name]
 
     yield get
@@ -144,5 +160,5 @@ def test_every_document_is_found():
     for name in names:
         text = (ROOT / name).read_text(encoding="utf-8")
         langs = fence.findall(text)[::2]  # opening fences only
-        odd = sorted({lang for lang in langs} - {"python", "bash", "text", ""})
+        odd = sorted(set(langs) - {"python", "bash", "text", ""})
         assert not odd, f"{name}: code blocks in {odd}; use python (run), bash or text"

@@ -5,6 +5,8 @@ backward agrees with float64 finite differences over random architectures.
 
 FASTNN_FUZZ_EXAMPLES (default 30) sets hypothesis' examples per test; raise it for a
 longer hunt, e.g. FASTNN_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz.py."""
+
+import itertools
 import os
 
 import numpy as np
@@ -13,20 +15,24 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import fastnn
-from fastnn import kernels
-from fastnn import ops
-
-from gradcheck_util import check_model
+from fastnn import kernels, ops
+from helpers import check_model
 
 EXAMPLES = int(os.environ.get("FASTNN_FUZZ_EXAMPLES", "30"))
-fuzz = settings(max_examples=EXAMPLES, deadline=None, derandomize=False,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+fuzz = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=False,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 DTYPES = st.sampled_from([np.float32, np.float64])
 LAYOUTS = st.sampled_from(["c", "fortran", "strided", "transposed", "negative"])
 # Magnitudes of the entries: subnormal (for each dtype), tiny, ordinary, large, huge.
-SCALES = {np.float32: [1e-41, 1e-30, 1e-3, 1.0, 1e3, 1e12],
-          np.float64: [1e-310, 1e-200, 1e-3, 1.0, 1e3, 1e100]}
+SCALES = {
+    np.float32: [1e-41, 1e-30, 1e-3, 1.0, 1e3, 1e12],
+    np.float64: [1e-310, 1e-200, 1e-3, 1.0, 1e3, 1e100],
+}
 
 
 def layout(a, kind):
@@ -69,16 +75,28 @@ def assert_within(got, want, bound, what):
     assert got.shape == want.shape, what
     err = np.abs(got - want)
     bad = ~(err <= bound)
-    assert not bad.any(), (f"{what}: worst |error| {err[bad].max()} over bound; "
-                           f"got {got[bad][:3]}, want {want[bad][:3]}")
+    assert not bad.any(), (
+        f"{what}: worst |error| {err[bad].max()} over bound; "
+        f"got {got[bad][:3]}, want {want[bad][:3]}"
+    )
 
 
 # ---- GEMM ---------------------------------------------------------------------------------
 
+
 @fuzz
-@given(data=st.data(), m=st.integers(0, 24), k=st.integers(0, 40), n=st.integers(0, 24),
-       dtype=DTYPES, ta=st.booleans(), tb=st.booleans(),
-       act=st.sampled_from(kernels.ACTIVATIONS), with_bias=st.booleans(), threads=st.sampled_from([1, 2]))
+@given(
+    data=st.data(),
+    m=st.integers(0, 24),
+    k=st.integers(0, 40),
+    n=st.integers(0, 24),
+    dtype=DTYPES,
+    ta=st.booleans(),
+    tb=st.booleans(),
+    act=st.sampled_from(kernels.ACTIVATIONS),
+    with_bias=st.booleans(),
+    threads=st.sampled_from([1, 2]),
+)
 def test_gemm_against_reference(data, m, k, n, dtype, ta, tb, act, with_bias, threads):
     a = data.draw(arrays((k, m) if ta else (m, k), dtype))
     b = data.draw(arrays((n, k) if tb else (k, n), dtype))
@@ -86,7 +104,9 @@ def test_gemm_against_reference(data, m, k, n, dtype, ta, tb, act, with_bias, th
     old = fastnn.get_num_threads()
     fastnn.set_num_threads(threads)
     try:
-        got = kernels.gemm(a, b, trans_a=ta, trans_b=tb, bias=bias, activation=act, negative_slope=0.1)
+        got = kernels.gemm(
+            a, b, trans_a=ta, trans_b=tb, bias=bias, activation=act, negative_slope=0.1
+        )
     finally:
         fastnn.set_num_threads(old)
     A = (a.T if ta else a).astype(np.float64)
@@ -109,8 +129,13 @@ SHAPES = st.tuples(st.integers(0, 9), st.integers(1, 40))
 
 
 @fuzz
-@given(data=st.data(), shape=SHAPES, dtype=DTYPES, act=st.sampled_from(kernels.ACTIVATIONS),
-       slope=st.sampled_from([0.0, 0.01, 0.5, -0.3]))
+@given(
+    data=st.data(),
+    shape=SHAPES,
+    dtype=DTYPES,
+    act=st.sampled_from(kernels.ACTIVATIONS),
+    slope=st.sampled_from([0.0, 0.01, 0.5, -0.3]),
+)
 def test_activations_against_reference(data, shape, dtype, act, slope):
     x = data.draw(arrays(shape, dtype))
     dy = data.draw(arrays(shape, dtype, scale=1.0))
@@ -125,8 +150,12 @@ def test_activations_against_reference(data, shape, dtype, act, slope):
     got = kernels.activation_backward(dy, src, act, negative_slope=slope, bias_grad_out=db)
     want = ops.activation_backward(dy, src, act, negative_slope=slope, bias_grad_out=db_ref)
     assert_within(got, want, 4 * eps * np.abs(want) + tiny(dtype), f"{act} backward")
-    assert_within(db, db_ref, (shape[0] + 2) * eps * np.abs(want).sum(axis=0) + tiny(dtype),
-                  f"{act} bias grad")
+    assert_within(
+        db,
+        db_ref,
+        (shape[0] + 2) * eps * np.abs(want).sum(axis=0) + tiny(dtype),
+        f"{act} bias grad",
+    )
 
 
 @fuzz
@@ -142,12 +171,18 @@ def test_row_kernels_against_reference(data, shape, dtype):
     assert_within(kernels.column_sum(x), want, bound, "column_sum")
     p = kernels.softmax(x)
     assert np.isfinite(p).all()
-    assert_within(p, ops.softmax(x), (shape[1] + 4) * 4 * eps * np.maximum(p, tiny(dtype)) + 8 * eps,
-                  "softmax")
+    assert_within(
+        p,
+        ops.softmax(x),
+        (shape[1] + 4) * 4 * eps * np.maximum(p, tiny(dtype)) + 8 * eps,
+        "softmax",
+    )
     np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=0, atol=(shape[1] + 2) * 4 * eps)
     dy = data.draw(arrays(shape, dtype, scale=1.0))
     want = ops.softmax_backward(dy, p)
-    assert_within(kernels.softmax_backward(dy, p), want, (shape[1] + 4) * 4 * eps, "softmax_backward")
+    assert_within(
+        kernels.softmax_backward(dy, p), want, (shape[1] + 4) * 4 * eps, "softmax_backward"
+    )
 
 
 # ---- losses ------------------------------------------------------------------------------
@@ -157,8 +192,15 @@ LOGIT_SCALES = st.sampled_from([1e-30, 1e-3, 1.0, 30.0, 1e4, 1e6, 1e30])
 
 
 @fuzz
-@given(data=st.data(), m=st.integers(1, 12), k=st.integers(1, 12), dtype=DTYPES,
-       scale=LOGIT_SCALES, reduction=st.sampled_from(["mean", "sum"]), probs=st.booleans())
+@given(
+    data=st.data(),
+    m=st.integers(1, 12),
+    k=st.integers(1, 12),
+    dtype=DTYPES,
+    scale=LOGIT_SCALES,
+    reduction=st.sampled_from(["mean", "sum"]),
+    probs=st.booleans(),
+)
 def test_softmax_cross_entropy_finite_and_correct(data, m, k, dtype, scale, reduction, probs):
     x = data.draw(arrays((m, k), dtype, scale=scale))
     seed = data.draw(st.integers(0, 2**32 - 1))
@@ -174,13 +216,20 @@ def test_softmax_cross_entropy_finite_and_correct(data, m, k, dtype, scale, redu
     want_loss, want_grad = ops.softmax_cross_entropy(x, t, reduction=reduction)
     eps = np.finfo(dtype).eps
     # lse - x_y cancels: the error scales with the logits' magnitude.
-    assert abs(loss - want_loss) <= (k + 4) * 4 * eps * (scale + 1) * (m if reduction == "sum" else 1)
+    assert abs(loss - want_loss) <= (k + 4) * 4 * eps * (scale + 1) * (
+        m if reduction == "sum" else 1
+    )
     assert_within(grad, want_grad, (k + 4) * 4 * eps, "softmax_cross_entropy grad")
 
 
 @fuzz
-@given(data=st.data(), shape=SHAPES.filter(lambda s: s[0] > 0), dtype=DTYPES,
-       scale=LOGIT_SCALES, reduction=st.sampled_from(["mean", "sum"]))
+@given(
+    data=st.data(),
+    shape=SHAPES.filter(lambda s: s[0] > 0),
+    dtype=DTYPES,
+    scale=LOGIT_SCALES,
+    reduction=st.sampled_from(["mean", "sum"]),
+)
 def test_bce_and_mse_finite_and_correct(data, shape, dtype, scale, reduction):
     x = data.draw(arrays(shape, dtype, scale=scale))
     t = data.draw(arrays(shape, dtype, scale=1.0, signed=False))
@@ -233,7 +282,10 @@ def test_non_finite_inputs_propagate(dtype):
     nan, inf = np.nan, np.inf
     x = np.array([[nan, inf, -inf, 0.0]], dtype)
     assert np.isnan(kernels.activation_forward(x, "relu")[0, 0])
-    assert kernels.activation_forward(x, "relu")[0, 1] == inf and kernels.activation_forward(x, "relu")[0, 2] == 0
+    assert (
+        kernels.activation_forward(x, "relu")[0, 1] == inf
+        and kernels.activation_forward(x, "relu")[0, 2] == 0
+    )
     np.testing.assert_array_equal(kernels.activation_forward(x, "sigmoid")[0, 1:], [1.0, 0.0, 0.5])
     np.testing.assert_array_equal(kernels.activation_forward(x, "tanh")[0, 1:], [1.0, -1.0, 0.0])
     assert np.isnan(kernels.activation_forward(x, "sigmoid")[0, 0])
@@ -256,9 +308,17 @@ def test_gemm_relu_epilogue_propagates_nan(dtype):
 
 # ---- optimizer kernels ----------------------------------------------------------------------
 
+
 @fuzz
-@given(data=st.data(), n=st.integers(0, 70), dtype=DTYPES, momentum=st.sampled_from([0.0, 0.9]),
-       nesterov=st.booleans(), first=st.booleans(), wd=st.sampled_from([0.0, 1e-2]))
+@given(
+    data=st.data(),
+    n=st.integers(0, 70),
+    dtype=DTYPES,
+    momentum=st.sampled_from([0.0, 0.9]),
+    nesterov=st.booleans(),
+    first=st.booleans(),
+    wd=st.sampled_from([0.0, 1e-2]),
+)
 def test_sgd_and_penalty_against_reference(data, n, dtype, momentum, nesterov, first, wd):
     p = np.ascontiguousarray(data.draw(arrays((n,), dtype, scale=1.0)))
     g = data.draw(arrays((n,), dtype))
@@ -280,8 +340,14 @@ def test_sgd_and_penalty_against_reference(data, n, dtype, momentum, nesterov, f
 
 # ---- Sequential against finite differences --------------------------------------------------
 
-ACTIVATION_LAYERS = [fastnn.Tanh, fastnn.Sigmoid, fastnn.Identity, fastnn.ReLU,
-                     lambda: fastnn.LeakyReLU(0.1), lambda: fastnn.LeakyReLU(-0.2)]
+ACTIVATION_LAYERS = [
+    fastnn.Tanh,
+    fastnn.Sigmoid,
+    fastnn.Identity,
+    fastnn.ReLU,
+    lambda: fastnn.LeakyReLU(0.1),
+    lambda: fastnn.LeakyReLU(-0.2),
+]
 
 
 @st.composite
@@ -291,9 +357,16 @@ def architectures(draw):
     rng = np.random.default_rng(seed)
     widths = draw(st.lists(st.integers(1, 6), min_size=2, max_size=4))
     layers = []
-    for i, (a, b) in enumerate(zip(widths, widths[1:])):
-        layers.append(fastnn.Dense(a, b, rng=int(rng.integers(1 << 30)),
-                                   l2=draw(st.sampled_from([0.0, 0.01])), dtype=np.float64))
+    for i, (a, b) in enumerate(itertools.pairwise(widths)):
+        layers.append(
+            fastnn.Dense(
+                a,
+                b,
+                rng=int(rng.integers(1 << 30)),
+                l2=draw(st.sampled_from([0.0, 0.01])),
+                dtype=np.float64,
+            )
+        )
         if i < len(widths) - 2:
             layers.append(draw(st.sampled_from(ACTIVATION_LAYERS))())
     model = fastnn.Sequential(*layers, dtype=np.float64)
@@ -313,8 +386,9 @@ def architectures(draw):
     return model, X, rng.integers(0, 2, (batch, out)).astype(np.float64), fastnn.BCEWithLogits()
 
 
-@settings(max_examples=max(5, EXAMPLES // 2), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=max(5, EXAMPLES // 2), deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(arch=architectures())
 def test_sequential_backward_matches_finite_differences(arch):
     model, X, y, loss = arch

@@ -2,6 +2,7 @@
 every truncation of a saved file loads or raises ValueError (never another exception, never
 a crash, never a huge allocation); absurd header lengths and shapes; JSON bombs; and a file
 whose weights are NaN loads but refuses to predict."""
+
 import json
 
 import numpy as np
@@ -24,8 +25,11 @@ def _load_or_valueerror(path):
         model = fastnn.load(path)
     except ValueError as exc:
         return str(exc)
-    out = model.predict(np.ones((2, model.in_features or 3))) if model.nonfinite_state() is None \
+    out = (
+        model.predict(np.ones((2, model.in_features or 3)))
+        if model.nonfinite_state() is None
         else None
+    )
     assert out is None or out.shape[0] == 2
     return None
 
@@ -64,38 +68,44 @@ def test_huge_header_length_is_refused_without_allocating(saved, length):
 def _rewrite_header(path, edit):
     raw = path.read_bytes()
     n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     text = edit(header)
     if not isinstance(text, bytes):
         text = json.dumps(header).encode()
-    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n:])
+    path.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n :])
 
 
-@pytest.mark.parametrize("text", ids=["deep-list", "deep-dict", "huge-exponent", "NaN", "not-utf8", "string", "null"], argvalues=[
-    b"[" * 100000 + b"]" * 100000,                      # nesting deeper than the recursion limit
-    b'{"a":' * 50000 + b"1" + b"}" * 50000,
-    b'{"__metadata__": {"format": "fastnn", "format_version": "1e999999"}}',
-    b'{"__metadata__": NaN}',
-    b"\xff\xfe\x00\x00",                                 # not UTF-8
-    b'"just a string"',
-    b"null",
-])
+@pytest.mark.parametrize(
+    "text",
+    ids=["deep-list", "deep-dict", "huge-exponent", "NaN", "not-utf8", "string", "null"],
+    argvalues=[
+        b"[" * 100000 + b"]" * 100000,  # nesting deeper than the recursion limit
+        b'{"a":' * 50000 + b"1" + b"}" * 50000,
+        b'{"__metadata__": {"format": "fastnn", "format_version": "1e999999"}}',
+        b'{"__metadata__": NaN}',
+        b"\xff\xfe\x00\x00",  # not UTF-8
+        b'"just a string"',
+        b"null",
+    ],
+)
 def test_json_bombs_and_oddities(saved, text):
     _rewrite_header(saved, lambda h: text)
     with pytest.raises(ValueError):
         fastnn.load(saved)
 
 
-@pytest.mark.parametrize("shape", [[2**62, 2**62], [2**31, 2**31, 2**31], [1e300], ["4"], [None],
-                                   [True, 3], 5, "4,3"])
+@pytest.mark.parametrize(
+    "shape", [[2**62, 2**62], [2**31, 2**31, 2**31], [1e300], ["4"], [None], [True, 3], 5, "4,3"]
+)
 def test_absurd_shapes(saved, shape):
     _rewrite_header(saved, lambda h: h["0.weight"].update(shape=shape))
     with pytest.raises(ValueError):
         fastnn.load(saved)
 
 
-@pytest.mark.parametrize("offsets", [[0, 2**64], [-8, 40], [2**63, 2**63 + 48], [0], "0-48",
-                                     [0.0, 48.0], None])
+@pytest.mark.parametrize(
+    "offsets", [[0, 2**64], [-8, 40], [2**63, 2**63 + 48], [0], "0-48", [0.0, 48.0], None]
+)
 def test_absurd_offsets(saved, offsets):
     _rewrite_header(saved, lambda h: h["0.weight"].update(data_offsets=offsets))
     with pytest.raises(ValueError):
@@ -125,6 +135,7 @@ def test_load_never_unpickles(saved, monkeypatch):
 
     def forbidden(*args, **kwargs):
         raise AssertionError("load used pickle")
+
     monkeypatch.setattr(pickle, "loads", forbidden)
     monkeypatch.setattr(pickle, "load", forbidden)
     monkeypatch.setattr(np, "load", forbidden)

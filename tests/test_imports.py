@@ -20,6 +20,7 @@ Not counted, and why:
 
 ``ALLOWED_UPWARD`` lists the only edges that may close a cycle, each with its reason; the
 graph without them must be acyclic, and each must still exist (a stale entry fails)."""
+
 import ast
 import importlib.util
 import itertools
@@ -34,7 +35,8 @@ ALLOWED_UPWARD = {
     ("fastnn.model", "fastnn.training"): (
         "Sequential.fit / evaluate / predict are the documented entry points of the one "
         "training loop, which lives a floor above the model (it drives callbacks, "
-        "checkpoints and progress, which the model must not know)"),
+        "checkpoints and progress, which the model must not know)"
+    ),
 }
 
 
@@ -77,7 +79,8 @@ def module_files(root):
 
 def _is_type_checking(test):
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _statements(tree):
@@ -97,8 +100,12 @@ def _statements(tree):
 def _dynamic_name(call):
     func = call.func
     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-    if name in ("import_module", "__import__") and call.args \
-            and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, str):
+    if (
+        name in ("import_module", "__import__")
+        and call.args
+        and isinstance(call.args[0], ast.Constant)
+        and isinstance(call.args[0].value, str)
+    ):
         return call.args[0].value
     return None
 
@@ -127,14 +134,16 @@ def import_edges(root):
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
                     base = module.split(".")
-                    base = base[:len(base) - node.level + (1 if is_package else 0)]
+                    base = base[: len(base) - node.level + (1 if is_package else 0)]
                     source = ".".join(base + ([node.module] if node.module else []))
                 else:
                     source = node.module or ""
                 # `from fastnn import model` names the submodule; `from fastnn import save`
                 # a name of the package itself.
-                targets = [f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules
-                           else source for alias in node.names]
+                targets = [
+                    f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
+                    for alias in node.names
+                ]
             else:
                 dynamic = _dynamic_name(node)
                 targets = [dynamic] if dynamic else []
@@ -229,8 +238,7 @@ def describe(cycle, edges, root):
     modules = module_files(root)
     lines = []
     for a, b in itertools.pairwise(cycle):
-        where = ", ".join(f"{os.path.relpath(modules[a], root.parent)}:{n}"
-                          for n in edges[(a, b)])
+        where = ", ".join(f"{os.path.relpath(modules[a], root.parent)}:{n}" for n in edges[(a, b)])
         lines.append(f"  {a} -> {b}  ({where})")
     return "\n".join(lines)
 
@@ -258,9 +266,11 @@ def test_layers_import_only_the_kernel_floor():
     edges = import_edges(root)
     layer_modules = {m for m in module_files(root) if _is_layer_module(m)}
     assert len(layer_modules) > 1, f"expected the fastnn.layers package, found {layer_modules}"
-    upward = sorted(f"{a} -> {b} (line {', '.join(map(str, lines))})"
-                    for (a, b), lines in edges.items()
-                    if _is_layer_module(a) and not _is_layer_module(b) and b not in LAYER_FLOOR)
+    upward = sorted(
+        f"{a} -> {b} (line {', '.join(map(str, lines))})"
+        for (a, b), lines in edges.items()
+        if _is_layer_module(a) and not _is_layer_module(b) and b not in LAYER_FLOOR
+    )
     assert not upward, "layer modules importing above the kernel floor:\n" + "\n".join(upward)
 
 
@@ -273,15 +283,22 @@ def test_the_graph_sees_every_kind_of_import(tmp_path):
     (root / "a.py").write_text(
         "import numpy\nfrom typing import TYPE_CHECKING\n"
         "if TYPE_CHECKING:\n    from fastnn import d\nelse:\n    from fastnn import e\n"
-        "class A:\n    def f(self):\n        from .b import g\n        return g\n")
+        "class A:\n    def f(self):\n        from .b import g\n        return g\n"
+    )
     (root / "b.py").write_text("def g():\n    from fastnn import __version__\n")
     (root / "c.py").write_text("import importlib\nimportlib.import_module('fastnn.a')\n")
     (root / "d.py").write_text("")
     (root / "e.py").write_text("import fastnn.d\n")
     edges = import_edges(root)
-    assert set(edges) == {("fastnn", "fastnn.a"), ("fastnn.a", "fastnn.e"),
-                          ("fastnn.a", "fastnn.b"), ("fastnn.b", "fastnn"),
-                          ("fastnn.c", "fastnn.a"), ("fastnn.e", "fastnn.d")}
+    assert set(edges) == {
+        ("fastnn", "fastnn.a"),
+        ("fastnn.a", "fastnn.e"),
+        ("fastnn.a", "fastnn.b"),
+        ("fastnn.b", "fastnn"),
+        ("fastnn.c", "fastnn.a"),
+        ("fastnn.e", "fastnn.d"),
+    }
     assert cyclic_components(edges) == [["fastnn", "fastnn.a", "fastnn.b"]]
-    assert find_cycles(edges) == [(["fastnn", "fastnn.a", "fastnn.b"],
-                                   [["fastnn", "fastnn.a", "fastnn.b", "fastnn"]])]
+    assert find_cycles(edges) == [
+        (["fastnn", "fastnn.a", "fastnn.b"], [["fastnn", "fastnn.a", "fastnn.b", "fastnn"]])
+    ]

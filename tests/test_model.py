@@ -1,24 +1,31 @@
-import subprocess
-import sys
+"""Sequential (fastnn/model.py): PyTorch's repr and state_dict keys, fused runs equal to the
+layers run one by one, state_dict round trips and loading (PyTorch tensors included,
+everything checked before anything is written), the dtype rules, the manual loop
+(forward, backward, forward_backward, train_on_batch) and what it writes or leaves alone,
+the products backward runs, and how the model follows arrays and scalars replaced between
+steps."""
+
+import itertools
 
 import numpy as np
 import pytest
 
 import fastnn
-from fastnn import optim
-
-
-def mlp(dtype=np.float32, seed=0):
-    return fastnn.Sequential(fastnn.Dense(8, 16, rng=seed, dtype=dtype), fastnn.ReLU(),
-                             fastnn.Dense(16, 16, rng=seed + 1, dtype=dtype), fastnn.Tanh(),
-                             fastnn.Dense(16, 3, rng=seed + 2, dtype=dtype))
+from fastnn import BatchNorm1d, Dense, Dropout, Maxout, Sequential, Standardize, optim
+from helpers import classification_batch, mlp
 
 
 def test_repr_and_keys_follow_pytorch():
     model = mlp()
     assert repr(model).splitlines()[1] == "  (0): Dense(in_features=8, out_features=16, bias=True)"
-    assert list(model.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias",
-                                        "4.weight", "4.bias"]
+    assert list(model.state_dict()) == [
+        "0.weight",
+        "0.bias",
+        "2.weight",
+        "2.bias",
+        "4.weight",
+        "4.bias",
+    ]
     assert [p.name for p in model.parameters()] == list(model.state_dict())
     assert model[0].weight.data.shape == (16, 8)
 
@@ -75,6 +82,17 @@ def test_load_state_dict_errors():
         model.load_state_dict({**state, "0.weight": np.zeros((3, 3))})
 
 
+def test_load_state_dict_checks_every_value_before_loading_any():
+    model = fastnn.Sequential(fastnn.Dense(4, 5, rng=0), fastnn.ReLU(), fastnn.Dense(5, 3, rng=1))
+    before = model.state_dict()
+    bad = {k: v + 1 for k, v in before.items()}
+    bad["2.weight"] = np.ones((3, 6))
+    with pytest.raises(ValueError, match=r"'2\.weight'"):
+        model.load_state_dict(bad)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
+
+
 class FakeTensor:
     """What a torch CPU tensor offers: detach(), cpu() and the array protocol."""
 
@@ -120,6 +138,27 @@ def test_dtype_rules(rng):
         fastnn.Sequential(fastnn.Dense(3, 2), fastnn.Dense(4, 2))
 
 
+@pytest.mark.parametrize("dtype", (np.float32, np.float64))
+def test_model_dtype_reaches_every_toolbox_layer(dtype):
+    X, _y = classification_batch(20, 4)
+    model = Sequential(
+        Standardize().adapt(X),
+        Maxout(4, 5, 2),
+        BatchNorm1d(5),
+        Dropout(0.1, rng=0),
+        Dense(5, 3),
+        dtype=dtype,
+    )
+    out = model.forward(X, training=True)
+    assert out.dtype == dtype
+    model.backward(np.ones_like(out))
+    for p in model.parameters():
+        assert p.data.dtype == dtype and p.grad.dtype == dtype
+    assert model[2].running_mean.dtype == dtype and model[0].mean.dtype == dtype
+    assert model[2].num_batches_tracked.dtype == np.int64
+    assert "Maxout(in_features=4, out_features=5, pieces=2, bias=True)" in repr(model)
+
+
 def test_input_not_modified(rng):
     model = mlp()
     X = rng.standard_normal((5, 8)).astype(np.float32)
@@ -133,93 +172,6 @@ def test_predict_batches_large_inputs(rng):
     model = mlp()
     X = rng.standard_normal((1000, 8)).astype(np.float32)
     np.testing.assert_allclose(model.predict(X, batch_size=128), model(X), rtol=1e-6)
-
-
-def test_sgd_optimizer_matches_pytorch_formula(rng):
-    """Momentum SGD with dampening and weight decay over 20 steps, float64."""
-    model = fastnn.Sequential(fastnn.Dense(3, 2, dtype=np.float64, rng=0))
-    opt = optim.SGD(model, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)
-    p = model[0].weight
-    ref, buf = p.data.copy(), None
-    for _ in range(20):
-        g = rng.standard_normal(p.data.shape)
-        p.grad[...] = g
-        model[0].bias.grad[...] = 0
-        opt.step()
-        d = g + 0.01 * ref
-        buf = d if buf is None else 0.9 * buf + 0.9 * d
-        ref = ref - 0.1 * buf
-    np.testing.assert_allclose(p.data, ref, rtol=1e-12)
-
-
-def test_optimizer_state_resumes_exactly(rng):
-    def run(steps, resume_at=None):
-        model = fastnn.Sequential(fastnn.Dense(4, 3, rng=0))
-        opt = optim.SGD(model, lr=0.05, momentum=0.9, nesterov=True)
-        grads = np.random.default_rng(5).standard_normal((steps, 3, 4)).astype(np.float32)
-        for i in range(steps):
-            if i == resume_at:
-                saved_model, saved_opt = model.state_dict(), opt.state_dict()
-                model = fastnn.Sequential(fastnn.Dense(4, 3, rng=9))
-                model.load_state_dict(saved_model)
-                opt = optim.SGD(model, lr=1.0)
-                with pytest.raises(ValueError):
-                    opt.load_state_dict({**saved_opt, "type": "Adam"})
-                opt = optim.SGD(model, lr=0.05, momentum=0.9, nesterov=True)
-                opt.load_state_dict(saved_opt)
-            model[0].weight.grad[...] = grads[i]
-            opt.step()
-        return model[0].weight.data
-
-    np.testing.assert_array_equal(run(10), run(10, resume_at=4))
-
-
-def test_optimizer_rejects_bad_hyperparameters():
-    model = mlp()
-    with pytest.raises(ValueError, match="lr"):
-        optim.SGD(model, lr=-1)
-    with pytest.raises(ValueError, match="momentum"):
-        optim.SGD(model, lr=0.1, momentum=-0.5)
-    with pytest.raises(ValueError, match="nesterov"):
-        optim.SGD(model, lr=0.1, nesterov=True)
-
-
-def test_fit_on_digits_reaches_97_percent():
-    X, y = fastnn.load_digits()
-    X = X / 16
-    order = np.random.default_rng(0).permutation(len(X))
-    test, train = order[:360], order[360:]
-    model = fastnn.Sequential(fastnn.Dense(64, 128, rng=0), fastnn.ReLU(),
-                              fastnn.Dense(128, 10, rng=1))
-    loss = fastnn.SoftmaxCrossEntropy()
-    history = model.fit(X[train], y[train], loss=loss,
-                        optimizer=optim.SGD(model, lr=0.05, momentum=0.9), epochs=25,
-                        metrics=("accuracy",), validation_data=(X[test], y[test]), seed=0)
-    assert len(history.history["loss"]) == 25
-    assert history.history["loss"][-1] < history.history["loss"][0]
-    assert model.evaluate(X[test], y[test], loss=loss, metrics=("accuracy",))["accuracy"] >= 0.97
-
-
-def test_fit_is_reproducible_with_seed():
-    X, y = fastnn.load_digits()
-    runs = []
-    for _ in range(2):
-        model = fastnn.Sequential(fastnn.Dense(64, 32, rng=0), fastnn.ReLU(), fastnn.Dense(32, 10, rng=1))
-        model.fit(X[:300] / 16, y[:300], loss=fastnn.SoftmaxCrossEntropy(),
-                  optimizer=optim.SGD(model, lr=0.05), epochs=2, seed=3)
-        runs.append(model.state_dict())
-    for k in runs[0]:
-        np.testing.assert_array_equal(runs[0][k], runs[1][k])
-
-
-def test_cli_demo_and_info():
-    out = subprocess.run([sys.executable, "-m", "fastnn", "demo"], capture_output=True, text=True,
-                         check=True).stdout
-    acc = float(out.split("held-out accuracy:")[1].split()[0])
-    assert acc >= 0.97
-    info = subprocess.run([sys.executable, "-m", "fastnn", "info"], capture_output=True, text=True,
-                          check=True).stdout
-    assert "isa" in info and "threads" in info
 
 
 def test_train_on_batch_equals_manual_step(rng):
@@ -297,13 +249,20 @@ def test_forward_backward_leaves_a_user_gradient_alone_and_checks_its_shape(rng)
 
 def _gemm_flops(fn):
     from fastnn import kernels
+
     before = kernels.gemm_flop_count()
     result = fn()
     return kernels.gemm_flop_count() - before, result
 
 
-@pytest.mark.parametrize("front", [(), (fastnn.Standardize(np.zeros(8), np.ones(8)),),
-                                   (fastnn.Dropout(0.2, rng=0), fastnn.Identity())])
+@pytest.mark.parametrize(
+    "front",
+    [
+        (),
+        (fastnn.Standardize(np.zeros(8), np.ones(8)),),
+        (fastnn.Dropout(0.2, rng=0), fastnn.Identity()),
+    ],
+)
 def test_backward_runs_no_input_gradient_product_unless_asked(front, rng):
     """The manual loop's backward does exactly the products of the FLOP floor: forward, every
     weight gradient, the input gradients of all Dense layers but the first. Layers without
@@ -313,7 +272,7 @@ def test_backward_runs_no_input_gradient_product_unless_asked(front, rng):
     X = rng.standard_normal((m, 8))
     fwd, out = _gemm_flops(lambda: model.forward(X, training=True))
     dY = rng.standard_normal(out.shape)
-    products = list(zip(widths, widths[1:]))
+    products = list(itertools.pairwise(widths))
     assert fwd == sum(2 * m * k * n for k, n in products)
     bwd, dx = _gemm_flops(lambda: model.backward(dY))
     assert dx is None
@@ -326,9 +285,13 @@ def test_backward_runs_no_input_gradient_product_unless_asked(front, rng):
 
 
 def test_input_gradient_matches_finite_differences():
-    model = fastnn.Sequential(fastnn.Standardize(np.full(4, 0.5), np.full(4, 2.0)),
-                              fastnn.Dense(4, 5, rng=0), fastnn.Tanh(), fastnn.Dense(5, 2, rng=1),
-                              dtype=np.float64)
+    model = fastnn.Sequential(
+        fastnn.Standardize(np.full(4, 0.5), np.full(4, 2.0)),
+        fastnn.Dense(4, 5, rng=0),
+        fastnn.Tanh(),
+        fastnn.Dense(5, 2, rng=1),
+        dtype=np.float64,
+    )
     X = np.random.default_rng(3).standard_normal((3, 4))
     W = np.random.default_rng(4).standard_normal((3, 2))
 
@@ -357,8 +320,12 @@ def test_manual_loop_results_survive_the_next_step(rng):
     keep_dx = dx1.copy()
     model.forward(X2, training=True)
     model.backward(np.full_like(out1, 2.0), input_grad=True)
-    model.train_on_batch(X2, [0, 1, 2, 0, 1, 2], loss=fastnn.SoftmaxCrossEntropy(),
-                         optimizer=optim.SGD(model, lr=0.0))
+    model.train_on_batch(
+        X2,
+        [0, 1, 2, 0, 1, 2],
+        loss=fastnn.SoftmaxCrossEntropy(),
+        optimizer=optim.SGD(model, lr=0.0),
+    )
     np.testing.assert_array_equal(out1, keep_out)
     np.testing.assert_array_equal(dx1, keep_dx)
     np.testing.assert_array_equal(dY, keep_dY)
@@ -386,16 +353,24 @@ def test_replaced_arrays_and_scalars_reach_the_compiled_chain(rng):
     """The model keeps its Dense layers' arrays between steps: a replaced Parameter array,
     l1/l2 or negative slope must be used from the next call on, as a fresh model would."""
     X = rng.standard_normal((5, 8))
-    model = fastnn.Sequential(fastnn.Dense(8, 6, rng=0), fastnn.LeakyReLU(0.1),
-                              fastnn.Dense(6, 3, rng=1), dtype=np.float64)
+    model = fastnn.Sequential(
+        fastnn.Dense(8, 6, rng=0),
+        fastnn.LeakyReLU(0.1),
+        fastnn.Dense(6, 3, rng=1),
+        dtype=np.float64,
+    )
     dY = rng.standard_normal((5, 3))
     model.forward(X)
     new_weight = rng.standard_normal((6, 8))
     model[0].weight.data = new_weight.copy()  # replaced, not written into
     model[2].l2 = 0.3
     model[1].negative_slope = -0.5  # no longer fusable: LeakyReLU runs on its own
-    fresh = fastnn.Sequential(fastnn.Dense(8, 6, rng=0), fastnn.LeakyReLU(-0.5),
-                              fastnn.Dense(6, 3, rng=1, l2=0.3), dtype=np.float64)
+    fresh = fastnn.Sequential(
+        fastnn.Dense(8, 6, rng=0),
+        fastnn.LeakyReLU(-0.5),
+        fastnn.Dense(6, 3, rng=1, l2=0.3),
+        dtype=np.float64,
+    )
     fresh[0].weight.data[...] = new_weight
     np.testing.assert_array_equal(model.forward(X), fresh.forward(X))
     for g, f in zip(_step_grads(model, X, dY), _step_grads(fresh, X, dY)):

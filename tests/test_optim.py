@@ -1,10 +1,15 @@
-"""Optimizers against a NumPy statement of PyTorch's published update rules (the algorithm
-boxes of torch.optim's documentation), over 20 steps, for every argument."""
+"""The optimizers (fastnn/optim.py) against a NumPy statement of PyTorch's published update
+rules (the algorithm boxes of torch.optim's documentation), over 20 steps, for every
+argument; state_dict resumes bit for bit; bad hyperparameters are named; clip_grad_norm;
+optim.get; Adam's one-call update and its independence of the thread count."""
+
 import numpy as np
 import pytest
 
+import fastnn
 from fastnn import optim
 from fastnn.layers import Parameter
+from helpers import mlp
 
 SHAPES = ((3, 4), (5,))
 
@@ -16,6 +21,7 @@ def grad_fn(p, c):
 
 # ---- the reference: PyTorch's algorithms, written out in float64 ---------------------------
 
+
 def ref_sgd(p, g, st, t, lr, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0):
     g = g + weight_decay * p
     if momentum:
@@ -24,16 +30,18 @@ def ref_sgd(p, g, st, t, lr, momentum=0.0, dampening=0.0, nesterov=False, weight
     return p - lr * g
 
 
-def ref_adagrad(p, g, st, t, lr=0.01, lr_decay=0.0, weight_decay=0.0,
-                initial_accumulator_value=0.0, eps=1e-10):
+def ref_adagrad(
+    p, g, st, t, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10
+):
     clr = lr / (1 + (t - 1) * lr_decay)
     g = g + weight_decay * p
     st["sum"] = st.get("sum", np.full_like(p, initial_accumulator_value)) + g * g
     return p - clr * g / (np.sqrt(st["sum"]) + eps)
 
 
-def ref_rmsprop(p, g, st, t, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0,
-                centered=False):
+def ref_rmsprop(
+    p, g, st, t, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False
+):
     g = g + weight_decay * p
     st["v"] = alpha * st.get("v", 0.0) + (1 - alpha) * g * g
     v = st["v"]
@@ -46,8 +54,9 @@ def ref_rmsprop(p, g, st, t, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, mo
     return p - lr * g / (np.sqrt(v) + eps)
 
 
-def ref_adam(p, g, st, t, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-             decoupled=False):
+def ref_adam(
+    p, g, st, t, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, decoupled=False
+):
     b1, b2 = betas
     if decoupled:
         p = p * (1 - lr * weight_decay)
@@ -55,8 +64,8 @@ def ref_adam(p, g, st, t, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=0
         g = g + weight_decay * p
     st["m"] = b1 * st.get("m", 0.0) + (1 - b1) * g
     st["v"] = b2 * st.get("v", 0.0) + (1 - b2) * g * g
-    mhat = st["m"] / (1 - b1 ** t)
-    vhat = st["v"] / (1 - b2 ** t)
+    mhat = st["m"] / (1 - b1**t)
+    vhat = st["v"] / (1 - b2**t)
     return p - lr * mhat / (np.sqrt(vhat) + eps)
 
 
@@ -71,26 +80,36 @@ CASES = [
     (optim.SGD, ref_sgd, dict(lr=0.05, momentum=0.8, nesterov=True)),
     (optim.Adagrad, ref_adagrad, dict()),
     (optim.Adagrad, ref_adagrad, dict(lr=0.3, lr_decay=0.1)),
-    (optim.Adagrad, ref_adagrad, dict(lr=0.2, weight_decay=0.1, initial_accumulator_value=0.5,
-                                      eps=1e-3)),
+    (
+        optim.Adagrad,
+        ref_adagrad,
+        dict(lr=0.2, weight_decay=0.1, initial_accumulator_value=0.5, eps=1e-3),
+    ),
     (optim.RMSprop, ref_rmsprop, dict()),
     (optim.RMSprop, ref_rmsprop, dict(lr=0.02, alpha=0.9, eps=1e-3, weight_decay=0.1)),
     (optim.RMSprop, ref_rmsprop, dict(lr=0.01, momentum=0.9)),
     (optim.RMSprop, ref_rmsprop, dict(lr=0.01, centered=True)),
-    (optim.RMSprop, ref_rmsprop, dict(lr=0.01, alpha=0.95, momentum=0.5, centered=True,
-                                      weight_decay=0.05)),
+    (
+        optim.RMSprop,
+        ref_rmsprop,
+        dict(lr=0.01, alpha=0.95, momentum=0.5, centered=True, weight_decay=0.05),
+    ),
     (optim.Adam, ref_adam, dict()),
     (optim.Adam, ref_adam, dict(lr=0.05, betas=(0.8, 0.99), eps=1e-3, weight_decay=0.1)),
     (optim.AdamW, ref_adamw, dict()),
     (optim.AdamW, ref_adamw, dict(lr=0.05, betas=(0.5, 0.9), eps=1e-4, weight_decay=0.2)),
 ]
-IDS = [f"{cls.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'}"
-       for cls, _, kw in CASES]
+IDS = [
+    f"{cls.__name__}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'}"
+    for cls, _, kw in CASES
+]
 
 
 def make_params(dtype, seed=0):
     rng = np.random.default_rng(seed)
-    params = [Parameter(f"p{i}", rng.standard_normal(s).astype(dtype)) for i, s in enumerate(SHAPES)]
+    params = [
+        Parameter(f"p{i}", rng.standard_normal(s).astype(dtype)) for i, s in enumerate(SHAPES)
+    ]
     curv = [rng.uniform(0.5, 2.0, s) for s in SHAPES]
     return params, curv
 
@@ -190,23 +209,26 @@ def test_lr_is_settable():
         opt.lr = -1
 
 
-@pytest.mark.parametrize("make,match", [
-    (lambda p: optim.Adagrad(p, lr=-0.1), "lr"),
-    (lambda p: optim.Adagrad(p, lr_decay=-1), "lr_decay"),
-    (lambda p: optim.Adagrad(p, initial_accumulator_value=-1), "initial_accumulator_value"),
-    (lambda p: optim.Adagrad(p, eps=-1), "eps"),
-    (lambda p: optim.Adagrad(p, weight_decay=-1), "weight_decay"),
-    (lambda p: optim.RMSprop(p, alpha=-0.5), "alpha"),
-    (lambda p: optim.RMSprop(p, momentum=-0.5), "momentum"),
-    (lambda p: optim.RMSprop(p, eps=float("nan")), "eps"),
-    (lambda p: optim.Adam(p, betas=(1.0, 0.999)), r"betas\[0\]"),
-    (lambda p: optim.Adam(p, betas=(0.9, -0.1)), r"betas\[1\]"),
-    (lambda p: optim.Adam(p, betas=0.9), "betas"),
-    (lambda p: optim.Adam(p, eps=-1e-8), "eps"),
-    (lambda p: optim.AdamW(p, weight_decay=-0.01), "weight_decay"),
-    (lambda p: optim.AdamW(p, lr="fast"), "lr"),
-    (lambda p: optim.Adam([]), "params"),
-])
+@pytest.mark.parametrize(
+    "make,match",
+    [
+        (lambda p: optim.Adagrad(p, lr=-0.1), "lr"),
+        (lambda p: optim.Adagrad(p, lr_decay=-1), "lr_decay"),
+        (lambda p: optim.Adagrad(p, initial_accumulator_value=-1), "initial_accumulator_value"),
+        (lambda p: optim.Adagrad(p, eps=-1), "eps"),
+        (lambda p: optim.Adagrad(p, weight_decay=-1), "weight_decay"),
+        (lambda p: optim.RMSprop(p, alpha=-0.5), "alpha"),
+        (lambda p: optim.RMSprop(p, momentum=-0.5), "momentum"),
+        (lambda p: optim.RMSprop(p, eps=float("nan")), "eps"),
+        (lambda p: optim.Adam(p, betas=(1.0, 0.999)), r"betas\[0\]"),
+        (lambda p: optim.Adam(p, betas=(0.9, -0.1)), r"betas\[1\]"),
+        (lambda p: optim.Adam(p, betas=0.9), "betas"),
+        (lambda p: optim.Adam(p, eps=-1e-8), "eps"),
+        (lambda p: optim.AdamW(p, weight_decay=-0.01), "weight_decay"),
+        (lambda p: optim.AdamW(p, lr="fast"), "lr"),
+        (lambda p: optim.Adam([]), "params"),
+    ],
+)
 def test_invalid_hyperparameters_are_named(make, match):
     params, _ = make_params(np.float64)
     with pytest.raises(ValueError, match=match):
@@ -223,9 +245,11 @@ def test_load_state_dict_rejects_other_optimizer():
 
 # ---- clip_grad_norm -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("dtype", (np.float32, np.float64))
 def test_clip_grad_norm(dtype):
     from fastnn import clip_grad_norm
+
     params, _ = make_params(dtype)
     rng = np.random.default_rng(3)
     for p in params:
@@ -247,7 +271,6 @@ def test_clip_grad_norm(dtype):
 
 
 def test_clip_grad_norm_accepts_model_and_checks_args():
-    import fastnn
     model = fastnn.Sequential(fastnn.Dense(3, 2))
     for p in model.parameters():
         p.grad[...] = 3.0
@@ -261,6 +284,7 @@ def test_clip_grad_norm_accepts_model_and_checks_args():
 
 
 # ---- against PyTorch itself, when it is installed -------------------------------------------
+
 
 @pytest.mark.parametrize("cls,ref,kw", CASES, ids=IDS)
 def test_against_torch(cls, ref, kw):
@@ -286,7 +310,9 @@ def test_adam_one_call_equals_the_per_parameter_kernel(cls, dtype):
 
     rng = np.random.default_rng(7)
     shapes = [(70, 33), (5,), (4097,), (3, 1)]
-    params = [Parameter(f"p{i}", rng.standard_normal(s).astype(dtype)) for i, s in enumerate(shapes)]
+    params = [
+        Parameter(f"p{i}", rng.standard_normal(s).astype(dtype)) for i, s in enumerate(shapes)
+    ]
     twins = [p.data.copy() for p in params]
     states = [{"exp_avg": np.zeros_like(t), "exp_avg_sq": np.zeros_like(t)} for t in twins]
     opt = cls(params, lr=0.01, weight_decay=0.03)
@@ -295,9 +321,19 @@ def test_adam_one_call_equals_the_per_parameter_kernel(cls, dtype):
             p.grad[...] = rng.standard_normal(p.data.shape)
         expected = sum(kernels.sum_squares(w) for w in twins)
         for p, w, st in zip(params, twins, states):
-            kernels.adam_step(w, p.grad, st["exp_avg"], st["exp_avg_sq"], lr=0.01, beta1=0.9,
-                              beta2=0.999, eps=1e-8, weight_decay=0.03,
-                              decoupled=cls is optim.AdamW, step=t)
+            kernels.adam_step(
+                w,
+                p.grad,
+                st["exp_avg"],
+                st["exp_avg_sq"],
+                lr=0.01,
+                beta1=0.9,
+                beta2=0.999,
+                eps=1e-8,
+                weight_decay=0.03,
+                decoupled=cls is optim.AdamW,
+                step=t,
+            )
         if t < 4:
             assert opt.step(sum_squares=True) == expected
         else:
@@ -325,3 +361,64 @@ def test_adam_sum_of_squares_and_update_independent_of_threads():
         kernels.set_num_threads(n)
     assert results[0][0] == results[1][0] == kernels.sum_squares(start)
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+# ---- on a model ------------------------------------------------------------------------------
+
+
+def test_sgd_optimizer_matches_pytorch_formula(rng):
+    """Momentum SGD with dampening and weight decay over 20 steps, float64."""
+    model = fastnn.Sequential(fastnn.Dense(3, 2, dtype=np.float64, rng=0))
+    opt = optim.SGD(model, lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)
+    p = model[0].weight
+    ref, buf = p.data.copy(), None
+    for _ in range(20):
+        g = rng.standard_normal(p.data.shape)
+        p.grad[...] = g
+        model[0].bias.grad[...] = 0
+        opt.step()
+        d = g + 0.01 * ref
+        buf = d if buf is None else 0.9 * buf + 0.9 * d
+        ref = ref - 0.1 * buf
+    np.testing.assert_allclose(p.data, ref, rtol=1e-12)
+
+
+def test_optimizer_state_resumes_exactly(rng):
+    def run(steps, resume_at=None):
+        model = fastnn.Sequential(fastnn.Dense(4, 3, rng=0))
+        opt = optim.SGD(model, lr=0.05, momentum=0.9, nesterov=True)
+        grads = np.random.default_rng(5).standard_normal((steps, 3, 4)).astype(np.float32)
+        for i in range(steps):
+            if i == resume_at:
+                saved_model, saved_opt = model.state_dict(), opt.state_dict()
+                model = fastnn.Sequential(fastnn.Dense(4, 3, rng=9))
+                model.load_state_dict(saved_model)
+                opt = optim.SGD(model, lr=1.0)
+                with pytest.raises(ValueError):
+                    opt.load_state_dict({**saved_opt, "type": "Adam"})
+                opt = optim.SGD(model, lr=0.05, momentum=0.9, nesterov=True)
+                opt.load_state_dict(saved_opt)
+            model[0].weight.grad[...] = grads[i]
+            opt.step()
+        return model[0].weight.data
+
+    np.testing.assert_array_equal(run(10), run(10, resume_at=4))
+
+
+def test_optimizer_rejects_bad_hyperparameters():
+    model = mlp()
+    with pytest.raises(ValueError, match="lr"):
+        optim.SGD(model, lr=-1)
+    with pytest.raises(ValueError, match="momentum"):
+        optim.SGD(model, lr=0.1, momentum=-0.5)
+    with pytest.raises(ValueError, match="nesterov"):
+        optim.SGD(model, lr=0.1, nesterov=True)
+
+
+def test_optimizer_names_resolve_generically():
+    get = fastnn.optim.get
+    assert get("SGD") is get("sgd") is fastnn.optim.SGD
+    for name in ("Adam", "AdamW", "RMSprop", "Adagrad"):
+        assert get(name.lower()) is getattr(fastnn.optim, name)
+    with pytest.raises(ValueError):
+        get("Optimizer")  # the base class is not an optimizer to train with

@@ -1,5 +1,6 @@
 """fastnn.save / fastnn.load: round trips, optimizer state, atomic writes and every kind of
 damaged or foreign file."""
+
 import json
 import os
 
@@ -11,8 +12,9 @@ from fastnn import persistence
 
 LAYERS = {
     "Dense": lambda dt: fastnn.Dense(4, 4, rng=0, dtype=dt),
-    "Dense(bias=False, l1, l2)": lambda dt: fastnn.Dense(4, 4, bias=False, l1=0.01, l2=0.02,
-                                                          rng=1, dtype=dt),
+    "Dense(bias=False, l1, l2)": lambda dt: fastnn.Dense(
+        4, 4, bias=False, l1=0.01, l2=0.02, rng=1, dtype=dt
+    ),
     "ReLU": lambda dt: fastnn.ReLU(),
     "LeakyReLU": lambda dt: fastnn.LeakyReLU(0.2),
     "LeakyReLU(negative)": lambda dt: fastnn.LeakyReLU(-0.5),
@@ -21,12 +23,14 @@ LAYERS = {
     "Identity": lambda dt: fastnn.Identity(),
     "Softmax": lambda dt: fastnn.Softmax(),
     "BatchNorm1d": lambda dt: _trained_batchnorm(dt),
-    "BatchNorm1d(affine=False)": lambda dt: fastnn.BatchNorm1d(4, affine=False, momentum=None,
-                                                               dtype=dt),
+    "BatchNorm1d(affine=False)": lambda dt: fastnn.BatchNorm1d(
+        4, affine=False, momentum=None, dtype=dt
+    ),
     "Dropout": lambda dt: fastnn.Dropout(0.3, rng=0),
     "Maxout": lambda dt: fastnn.Maxout(4, 3, 2, rng=3, dtype=dt),
     "Standardize": lambda dt: fastnn.Standardize().adapt(
-        np.random.default_rng(4).normal(2.0, 3.0, size=(50, 4))),
+        np.random.default_rng(4).normal(2.0, 3.0, size=(50, 4))
+    ),
 }
 
 
@@ -52,8 +56,9 @@ def assert_same_model(a, b):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name", sorted(LAYERS))
 def test_round_trip_every_layer_type(tmp_path, name, dtype):
-    model = fastnn.Sequential(fastnn.Dense(3, 4, rng=2, dtype=dtype), LAYERS[name](dtype),
-                              dtype=dtype)
+    model = fastnn.Sequential(
+        fastnn.Dense(3, 4, rng=2, dtype=dtype), LAYERS[name](dtype), dtype=dtype
+    )
     path = tmp_path / "m.safetensors"
     fastnn.save(model, path)
     loaded = fastnn.load(path)
@@ -74,17 +79,23 @@ def test_trained_model_round_trip_and_file_layout(tmp_path):
     fastnn.save(model, str(path))
     raw = path.read_bytes()
     n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     assert (8 + n) % 8 == 0
     meta = header.pop("__metadata__")
     assert meta["format"] == "fastnn" and meta["format_version"] == "1"
     assert meta["dtype"] == "float32"
-    assert [layer["class"] for layer in json.loads(meta["architecture"])] == ["Dense", "Tanh",
-                                                                              "Dense"]
+    assert [layer["class"] for layer in json.loads(meta["architecture"])] == [
+        "Dense",
+        "Tanh",
+        "Dense",
+    ]
     assert set(header) == {"0.weight", "0.bias", "2.weight", "2.bias"}
-    assert header["0.weight"] == {"dtype": "F32", "shape": [5, 3],
-                                  "data_offsets": header["0.weight"]["data_offsets"]}
-    assert b"pickle" not in raw and not raw[8 + n:].startswith(b"\x80")
+    assert header["0.weight"] == {
+        "dtype": "F32",
+        "shape": [5, 3],
+        "data_offsets": header["0.weight"]["data_offsets"],
+    }
+    assert b"pickle" not in raw and not raw[8 + n :].startswith(b"\x80")
 
 
 def test_optimizer_state_round_trip_resumes_bit_exactly(tmp_path):
@@ -93,8 +104,11 @@ def test_optimizer_state_round_trip_resumes_bit_exactly(tmp_path):
     loss = fastnn.SoftmaxCrossEntropy()
 
     def make():
-        m = fastnn.Sequential(fastnn.Dense(3, 6, rng=0, dtype=np.float64), fastnn.ReLU(),
-                              fastnn.Dense(6, 2, rng=1, dtype=np.float64))
+        m = fastnn.Sequential(
+            fastnn.Dense(3, 6, rng=0, dtype=np.float64),
+            fastnn.ReLU(),
+            fastnn.Dense(6, 2, rng=1, dtype=np.float64),
+        )
         return m, fastnn.optim.SGD(m, lr=0.1, momentum=0.9, nesterov=True)
 
     straight, opt = make()
@@ -150,13 +164,17 @@ def test_safetensors_package_reads_fastnn_files(tmp_path):
         np.testing.assert_array_equal(tensors[k], v)
     # and fastnn reads what the package writes, given fastnn's metadata
     raw = (tmp_path / "m.safetensors").read_bytes()
-    meta = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
-    st.save_file(model.state_dict(), str(tmp_path / "theirs.safetensors"),
-                 metadata={k: v for k, v in meta.items() if k != "optimizer"})
+    meta = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
+    st.save_file(
+        model.state_dict(),
+        str(tmp_path / "theirs.safetensors"),
+        metadata={k: v for k, v in meta.items() if k != "optimizer"},
+    )
     assert_same_model(model, fastnn.load(tmp_path / "theirs.safetensors"))
 
 
 # ---- atomic writes ------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("fail_at", ["write", "fsync", "replace"])
 def test_failed_save_leaves_the_old_file_intact(tmp_path, monkeypatch, fail_at):
@@ -179,7 +197,9 @@ def test_failed_save_leaves_the_old_file_intact(tmp_path, monkeypatch, fail_at):
                 @property
                 def data(self):
                     boom()
+
             return header, arrays[:1] + [Broken()]
+
         monkeypatch.setattr(persistence, "_serialize", half)
     else:
         monkeypatch.setattr(os, fail_at, boom)
@@ -193,6 +213,7 @@ def test_failed_save_leaves_the_old_file_intact(tmp_path, monkeypatch, fail_at):
 
 # ---- damaged and foreign files ---------------------------------------------------------------
 
+
 @pytest.fixture
 def saved(tmp_path):
     model = fastnn.Sequential(fastnn.Dense(3, 4, rng=0), fastnn.ReLU(), fastnn.Dense(4, 2, rng=1))
@@ -204,7 +225,7 @@ def saved(tmp_path):
 def split(path):
     raw = path.read_bytes()
     n = int.from_bytes(raw[:8], "little")
-    return json.loads(raw[8:8 + n]), raw[8 + n:]
+    return json.loads(raw[8 : 8 + n]), raw[8 + n :]
 
 
 def write(path, header, body):
@@ -222,10 +243,17 @@ def test_truncated_files(saved, keep):
         fastnn.load(saved)
 
 
-@pytest.mark.parametrize("content", [
-    b"", b"\x89PNG\r\n\x1a\n" + bytes(100), b'{"weights": [1, 2, 3]}', b"x" * 64,
-    (10).to_bytes(8, "little") + b"not json!!", (4).to_bytes(8, "little") + b"[1] ",
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"\x89PNG\r\n\x1a\n" + bytes(100),
+        b'{"weights": [1, 2, 3]}',
+        b"x" * 64,
+        (10).to_bytes(8, "little") + b"not json!!",
+        (4).to_bytes(8, "little") + b"[1] ",
+    ],
+)
 def test_foreign_files(tmp_path, content):
     path = tmp_path / "foreign.safetensors"
     path.write_bytes(content)
@@ -242,41 +270,75 @@ def mutate(saved, fn):
 CASES = {
     "no fastnn metadata": (lambda h, b: h.pop("__metadata__"), "not a fastnn model file"),
     "foreign format": (lambda h, b: h["__metadata__"].update(format="other"), "not a fastnn"),
-    "newer version": (lambda h, b: h["__metadata__"].update(format_version="2"),
-                      "format version 2.*upgrade fastnn"),
+    "newer version": (
+        lambda h, b: h["__metadata__"].update(format_version="2"),
+        "format version 2.*upgrade fastnn",
+    ),
     "bad version": (lambda h, b: h["__metadata__"].update(format_version="one"), "format_version"),
     "metadata not strings": (lambda h, b: h["__metadata__"].update(x=1), "strings to strings"),
-    "unknown layer": (lambda h, b: h["__metadata__"].update(architecture=json.dumps(
-        [{"class": "os.system", "config": {"command": "echo hi"}}])), "unknown layer class"),
-    "private layer": (lambda h, b: h["__metadata__"].update(architecture=json.dumps(
-        [{"class": "_Activation", "config": {}}])), "unknown layer class"),
-    "bad config": (lambda h, b: h["__metadata__"].update(architecture=json.dumps(
-        [{"class": "Dense", "config": {"in_features": 3, "out_features": 4, "evil": 1}},
-         {"class": "ReLU", "config": {}},
-         {"class": "Dense", "config": {"in_features": 4, "out_features": 2}}])),
-        "cannot rebuild"),
-    "architecture not JSON": (lambda h, b: h["__metadata__"].update(architecture="[{"),
-                              "not valid JSON"),
+    "unknown layer": (
+        lambda h, b: h["__metadata__"].update(
+            architecture=json.dumps([{"class": "os.system", "config": {"command": "echo hi"}}])
+        ),
+        "unknown layer class",
+    ),
+    "private layer": (
+        lambda h, b: h["__metadata__"].update(
+            architecture=json.dumps([{"class": "_Activation", "config": {}}])
+        ),
+        "unknown layer class",
+    ),
+    "bad config": (
+        lambda h, b: h["__metadata__"].update(
+            architecture=json.dumps(
+                [
+                    {"class": "Dense", "config": {"in_features": 3, "out_features": 4, "evil": 1}},
+                    {"class": "ReLU", "config": {}},
+                    {"class": "Dense", "config": {"in_features": 4, "out_features": 2}},
+                ]
+            )
+        ),
+        "cannot rebuild",
+    ),
+    "architecture not JSON": (
+        lambda h, b: h["__metadata__"].update(architecture="[{"),
+        "not valid JSON",
+    ),
     "no architecture": (lambda h, b: h["__metadata__"].pop("architecture"), "architecture"),
     "wrong dtype": (lambda h, b: h["0.bias"].update(dtype="I32"), "needs float32"),
     "unknown dtype": (lambda h, b: h["0.bias"].update(dtype="F8"), "unknown dtype"),
     "wrong shape": (lambda h, b: h["0.weight"].update(shape=[3, 4]), "needs float32 \\(4, 3\\)"),
     "shape vs bytes": (lambda h, b: h["0.weight"].update(shape=[4, 4]), "needs 64 bytes"),
     "negative shape": (lambda h, b: h["0.weight"].update(shape=[-4, -3]), "invalid shape"),
-    "offsets out of range": (lambda h, b: h["2.bias"].update(
-        data_offsets=[len(b) - 4, len(b) + 4]), "overlap or leave a gap|describes"),
-    "overlapping offsets": (lambda h, b: h["0.bias"].update(
-        data_offsets=list(h["0.weight"]["data_offsets"][:1])
-        + [h["0.weight"]["data_offsets"][0] + 16]), "overlap or leave a gap"),
-    "reversed offsets": (lambda h, b: h["0.bias"].update(
-        data_offsets=h["0.bias"]["data_offsets"][::-1]), "invalid data_offsets"),
-    "missing tensor": (lambda h, b: h.pop("2.bias") and b[:h["2.weight"]["data_offsets"][1]],
-                       "lacks the model's tensors \\['2.bias'\\]"),
+    "offsets out of range": (
+        lambda h, b: h["2.bias"].update(data_offsets=[len(b) - 4, len(b) + 4]),
+        "overlap or leave a gap|describes",
+    ),
+    "overlapping offsets": (
+        lambda h, b: h["0.bias"].update(
+            data_offsets=list(h["0.weight"]["data_offsets"][:1])
+            + [h["0.weight"]["data_offsets"][0] + 16]
+        ),
+        "overlap or leave a gap",
+    ),
+    "reversed offsets": (
+        lambda h, b: h["0.bias"].update(data_offsets=h["0.bias"]["data_offsets"][::-1]),
+        "invalid data_offsets",
+    ),
+    "missing tensor": (
+        lambda h, b: h.pop("2.bias") and b[: h["2.weight"]["data_offsets"][1]],
+        "lacks the model's tensors \\['2.bias'\\]",
+    ),
     "extra fields": (lambda h, b: h["0.bias"].update(extra=1), "exactly dtype"),
     "trailing bytes": (lambda h, b: b + b"\0" * 8, "trailing bytes"),
-    "dangling optimizer reference": (lambda h, b: h["__metadata__"].update(
-        optimizer=json.dumps({"type": "SGD", "state": [{"momentum_buffer": {
-            "__tensor__": "nope"}}]})), "optimizer state"),
+    "dangling optimizer reference": (
+        lambda h, b: h["__metadata__"].update(
+            optimizer=json.dumps(
+                {"type": "SGD", "state": [{"momentum_buffer": {"__tensor__": "nope"}}]}
+            )
+        ),
+        "optimizer state",
+    ),
 }
 
 
@@ -291,9 +353,9 @@ def test_damaged_headers(saved, case):
 def test_duplicate_header_keys_are_rejected(saved):
     raw = saved.read_bytes()
     n = int.from_bytes(raw[:8], "little")
-    text = raw[8:8 + n].rstrip()
+    text = raw[8 : 8 + n].rstrip()
     text = text[:-1] + b',"__metadata__":{"format":"fastnn"}}'
-    saved.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n:])
+    saved.write_bytes(len(text).to_bytes(8, "little") + text + raw[8 + n :])
     with pytest.raises(ValueError, match="duplicate"):
         fastnn.load(saved)
 

@@ -1,6 +1,7 @@
 """fastnn.sklearn: scikit-learn's estimator checks, parity with scikit-learn's own MLPs
 (same seed -> same initial weights, shuffles and objective, so the loss curves agree to
 float32 rounding), the extras, and model selection with joblib."""
+
 import inspect
 import pickle
 import subprocess
@@ -29,8 +30,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 # scikit-learn checks its own MLPs with max_iter=100 (utils/_test_common/instance_generator.py).
 _CHECKED = [MLPClassifier(max_iter=100), MLPRegressor(max_iter=100)]
 if "expected_failed_checks" in inspect.signature(parametrize_with_checks).parameters:
-    _checks = parametrize_with_checks(_CHECKED,
-                                      expected_failed_checks=lambda est: _EXPECTED_FAILED_CHECKS)
+    _checks = parametrize_with_checks(
+        _CHECKED, expected_failed_checks=lambda est: _EXPECTED_FAILED_CHECKS
+    )
 else:  # scikit-learn < 1.6 reads the _xfail_checks tag
     _checks = parametrize_with_checks(_CHECKED)
 
@@ -40,11 +42,17 @@ def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize("estimator", [
-    MLPClassifier(dtype="float64"), MLPRegressor(dtype="float64"),
-    MLPClassifier(solver="lbfgs", dtype="float64"), MLPRegressor(solver="lbfgs", dtype="float64"),
-    MLPRegressor(solver="sgd", tol=1e-2, random_state=42, dtype="float64"),
-], ids=repr)
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        MLPClassifier(dtype="float64"),
+        MLPRegressor(dtype="float64"),
+        MLPClassifier(solver="lbfgs", dtype="float64"),
+        MLPRegressor(solver="lbfgs", dtype="float64"),
+        MLPRegressor(solver="sgd", tol=1e-2, random_state=42, dtype="float64"),
+    ],
+    ids=repr,
+)
 def test_sample_weight_equivalence_in_float64(estimator):
     # The check declared as an expected failure above fails only on float32 rounding
     # (rtol=1e-7): in float64 it holds for every solver.
@@ -65,17 +73,26 @@ def _pair(cls_fast, cls_sk, X, y, sample_weight=None, **kw):
     return a, b
 
 
-@pytest.mark.parametrize("kw", [
-    dict(solver="sgd", learning_rate_init=0.1),
-    dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.5),
-    dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.5, n_iter_no_change=1,
-         tol=0.1),
-    dict(solver="sgd", nesterovs_momentum=False, momentum=0.5, shuffle=False, batch_size=64),
-    dict(solver="sgd", early_stopping=True, max_iter=15),
-    dict(solver="adam", activation="tanh", alpha=0.01, hidden_layer_sizes=(30, 20)),
-    dict(solver="adam", activation="logistic"),
-    dict(solver="adam", activation="identity", beta_1=0.8, beta_2=0.99, epsilon=1e-6),
-], ids=repr)
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(solver="sgd", learning_rate_init=0.1),
+        dict(solver="sgd", learning_rate="invscaling", learning_rate_init=0.5),
+        dict(
+            solver="sgd",
+            learning_rate="adaptive",
+            learning_rate_init=0.5,
+            n_iter_no_change=1,
+            tol=0.1,
+        ),
+        dict(solver="sgd", nesterovs_momentum=False, momentum=0.5, shuffle=False, batch_size=64),
+        dict(solver="sgd", early_stopping=True, max_iter=15),
+        dict(solver="adam", activation="tanh", alpha=0.01, hidden_layer_sizes=(30, 20)),
+        dict(solver="adam", activation="logistic"),
+        dict(solver="adam", activation="identity", beta_1=0.8, beta_2=0.99, epsilon=1e-6),
+    ],
+    ids=repr,
+)
 def test_multiclass_follows_sklearn(digits, kw):
     X, y = digits
     kw.setdefault("max_iter", 6)
@@ -129,8 +146,9 @@ def test_lbfgs_follows_sklearn(digits):
 
 def test_fitted_attributes_and_string_labels(digits):
     X, y = digits
-    labels = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
-                       "nine"])[y]
+    labels = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )[y]
     clf = MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=30, random_state=1).fit(X, labels)
     assert [c.shape for c in clf.coefs_] == [(64, 32), (32, 16), (16, 10)]
     assert [b.shape for b in clf.intercepts_] == [(32,), (16,), (10,)]
@@ -146,7 +164,7 @@ def test_fitted_attributes_and_string_labels(digits):
 
 
 def test_coefs_are_the_model_weights(digits):
-    X, y = digits
+    X, _y = digits
     reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, X[:, 0])
     before = reg.predict(X[:4])
     reg.coefs_[1][...] = 0
@@ -193,17 +211,23 @@ def test_convergence_semantics(digits):
         MLPClassifier(max_iter=2, random_state=0).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        a, b = _pair(MLPClassifier, sk_nn.MLPClassifier, X, y, max_iter=500, tol=1.0,
-                     n_iter_no_change=2)
+        a, b = _pair(
+            MLPClassifier, sk_nn.MLPClassifier, X, y, max_iter=500, tol=1.0, n_iter_no_change=2
+        )
     # Only the first epoch beats best_loss_ (inf) by tol; stop when the count exceeds 2.
     assert a.n_iter_ == b.n_iter_ == 4
 
 
 def test_extras(digits):
     X, y = digits
-    for kw in [dict(activation="leaky_relu"), dict(solver="adamw"), dict(solver="rmsprop"),
-               dict(solver="adagrad", learning_rate_init=0.05), dict(dropout=0.2, batch_norm=True),
-               dict(dtype="float64")]:
+    for kw in [
+        dict(activation="leaky_relu"),
+        dict(solver="adamw"),
+        dict(solver="rmsprop"),
+        dict(solver="adagrad", learning_rate_init=0.05),
+        dict(dropout=0.2, batch_norm=True),
+        dict(dtype="float64"),
+    ]:
         clf = MLPClassifier(max_iter=15, random_state=0, **kw).fit(X, y)
         assert clf.score(X, y) > 0.85, kw
     bn = MLPClassifier(max_iter=5, batch_norm=True, dropout=0.3, random_state=0).fit(X, y)
@@ -224,19 +248,22 @@ def test_inputs_not_modified_and_any_layout(digits):
     clf.predict(Xf[:, :][::2])
 
 
-@pytest.mark.parametrize("kw, exc, match", [
-    (dict(activation="softplus"), ValueError, "activation must be one of"),
-    (dict(solver="newton"), ValueError, "solver must be one of"),
-    (dict(alpha=-1.0), ValueError, r"alpha must be in \[0, inf\), got -1.0"),
-    (dict(batch_size=0), ValueError, "batch_size must be in"),
-    (dict(batch_size="big"), TypeError, "batch_size must be an integer"),
-    (dict(hidden_layer_sizes=(10, 0)), ValueError, "hidden_layer_sizes"),
-    (dict(momentum=1.5), ValueError, "momentum must be in"),
-    (dict(beta_2=1.0), ValueError, r"beta_2 must be in \[0, 1\)"),
-    (dict(dtype="int32"), TypeError, "dtype must be float32 or float64"),
-    (dict(dropout=0.5, solver="lbfgs"), ValueError, "dropout must be 0"),
-    (dict(shuffle="yes"), TypeError, "shuffle must be a bool"),
-])
+@pytest.mark.parametrize(
+    "kw, exc, match",
+    [
+        (dict(activation="softplus"), ValueError, "activation must be one of"),
+        (dict(solver="newton"), ValueError, "solver must be one of"),
+        (dict(alpha=-1.0), ValueError, r"alpha must be in \[0, inf\), got -1.0"),
+        (dict(batch_size=0), ValueError, "batch_size must be in"),
+        (dict(batch_size="big"), TypeError, "batch_size must be an integer"),
+        (dict(hidden_layer_sizes=(10, 0)), ValueError, "hidden_layer_sizes"),
+        (dict(momentum=1.5), ValueError, "momentum must be in"),
+        (dict(beta_2=1.0), ValueError, r"beta_2 must be in \[0, 1\)"),
+        (dict(dtype="int32"), TypeError, "dtype must be float32 or float64"),
+        (dict(dropout=0.5, solver="lbfgs"), ValueError, "dropout must be 0"),
+        (dict(shuffle="yes"), TypeError, "shuffle must be a bool"),
+    ],
+)
 def test_bad_parameters_name_themselves(kw, exc, match):
     X = np.zeros((10, 3))
     with pytest.raises(exc, match=match):
@@ -275,7 +302,9 @@ def test_grid_search_with_joblib_workers(digits):
     search = GridSearchCV(
         MLPClassifier(max_iter=20, random_state=0),
         {"hidden_layer_sizes": [(16,), (64,)], "alpha": [1e-4, 1e-2]},
-        cv=3, n_jobs=2)
+        cv=3,
+        n_jobs=2,
+    )
     search.fit(X, y)
     assert set(search.best_params_) == {"hidden_layer_sizes", "alpha"}
     assert search.best_score_ > 0.8 and len(search.cv_results_["params"]) == 4
@@ -283,9 +312,12 @@ def test_grid_search_with_joblib_workers(digits):
 
 
 def test_missing_sklearn_names_the_extra():
-    code = ("import sys; sys.modules['sklearn'] = None\n"
-            "try:\n    import fastnn.sklearn\n"
-            "except ImportError as e:\n    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    code = (
+        "import sys; sys.modules['sklearn'] = None\n"
+        "try:\n    import fastnn.sklearn\n"
+        "except ImportError as e:\n    print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert "pip install 'fastnn[sklearn]'" in out

@@ -1,6 +1,7 @@
 """fastnn/_kernels.pyi is generated from fastnn/_kernels.pyx (tools/gen_stubs.py): the
 committed stub must be what the generator writes now, and it must describe the compiled
 module (every public name, with the compiled functions' parameters and defaults)."""
+
 import ast
 import importlib.util
 import inspect
@@ -27,10 +28,12 @@ def test_stub_is_generated_from_the_source():
     expected = gen.render(gen.SOURCE.read_text(encoding="utf-8"))
     committed = gen.STUB.read_text(encoding="utf-8")
     if committed != expected:
-        pytest.fail("fastnn/_kernels.pyi is stale: it is not what tools/gen_stubs.py writes from "
-                    "fastnn/_kernels.pyx. Run `python tools/gen_stubs.py` and commit the "
-                    "result (never edit the stub by hand).\n" + gen.diff(committed, expected),
-                    pytrace=False)
+        pytest.fail(
+            "fastnn/_kernels.pyi is stale: it is not what tools/gen_stubs.py writes from "
+            "fastnn/_kernels.pyx. Run `python tools/gen_stubs.py` and commit the "
+            "result (never edit the stub by hand).\n" + gen.diff(committed, expected),
+            pytrace=False,
+        )
 
 
 def test_stub_matches_the_compiled_module():
@@ -40,8 +43,11 @@ def test_stub_matches_the_compiled_module():
 
     items, _ = gen.read_source(gen.SOURCE.read_text(encoding="utf-8"))
     stub = {item.name: item for item in items}
-    public = {name for name, value in vars(compiled).items()
-              if not name.startswith("_") and not inspect.ismodule(value)}
+    public = {
+        name
+        for name, value in vars(compiled).items()
+        if not name.startswith("_") and not inspect.ismodule(value)
+    }
     assert sorted(public - stub.keys()) == [], "public in fastnn._kernels, missing from the stub"
     assert sorted(stub.keys() - public) == [], "in the stub, not in fastnn._kernels"
     for name, item in stub.items():
@@ -50,15 +56,16 @@ def test_stub_matches_the_compiled_module():
             assert not callable(live), f"{name} is a function in fastnn._kernels"
             continue
         params = inspect.signature(live).parameters.values()
-        assert [(p.name, p.kind.name.lower()) for p in params] == \
-            [(p.name, p.kind) for p in item.params], f"{name}: parameters differ"
+        assert [(p.name, p.kind.name.lower()) for p in params] == [
+            (p.name, p.kind) for p in item.params
+        ], f"{name}: parameters differ"
         for p, q in zip(params, item.params):
             if q.default is None:
                 assert p.default is inspect.Parameter.empty, f"{name}({p.name}): default"
             elif q.default != "...":
-                assert p.default == ast.literal_eval(q.default) and \
-                    type(p.default) is type(ast.literal_eval(q.default)), \
-                    f"{name}({p.name}): default {p.default!r} in the build, {q.default} in the stub"
+                assert p.default == ast.literal_eval(q.default) and type(p.default) is type(
+                    ast.literal_eval(q.default)
+                ), f"{name}({p.name}): default {p.default!r} in the build, {q.default} in the stub"
 
 
 SNIPPET = '''\
@@ -92,20 +99,29 @@ def test_generator_output():
         "\nimport numpy as np\nfrom numpy.typing import ArrayLike, NDArray\n\n"
         "ACTIVATIONS: tuple[str, ...]\n\n"
         "def scale(x: ArrayLike, *, alpha: float = -0.5) -> NDArray[np.floating]: ...\n"
-        "def count(x: ArrayLike) -> int: ...\n")
+        "def count(x: ArrayLike) -> int: ...\n"
+    )
     assert gen.render(SNIPPET) == stub  # deterministic
 
 
-@pytest.mark.parametrize("source, message", [
-    ("def f(x):\n    return x\n", "line 1: f: parameter 'x' has no type"),
-    ("def f(x):  # type: (int) -> int\n    pass\ndef g(x,  # type: int\n    ):\n    pass\n",
-     "line 3: g: the return has no type"),
-    ("def f(x, y):\n    # type: (int) -> int\n    pass\n", "1 parameter types for 2 parameters"),
-    ("def f(int x):\n    pass\n", "line 1: def f is not Python syntax"),
-    ("X = 1\n", "line 1: the constant X has no type"),
-    ("def f(x):\n    # type: (Foo) -> int\n    pass\n", "types use Foo"),
-    ("cpdef double f(double x):\n    return x\n", "public 'f' is a cpdef function"),
-])
+@pytest.mark.parametrize(
+    "source, message",
+    [
+        ("def f(x):\n    return x\n", "line 1: f: parameter 'x' has no type"),
+        (
+            "def f(x):  # type: (int) -> int\n    pass\ndef g(x,  # type: int\n    ):\n    pass\n",
+            "line 3: g: the return has no type",
+        ),
+        (
+            "def f(x, y):\n    # type: (int) -> int\n    pass\n",
+            "1 parameter types for 2 parameters",
+        ),
+        ("def f(int x):\n    pass\n", "line 1: def f is not Python syntax"),
+        ("X = 1\n", "line 1: the constant X has no type"),
+        ("def f(x):\n    # type: (Foo) -> int\n    pass\n", "types use Foo"),
+        ("cpdef double f(double x):\n    return x\n", "public 'f' is a cpdef function"),
+    ],
+)
 def test_generator_refuses_untyped_public_names(source, message):
     with pytest.raises(gen.StubError, match=message):
         gen.render(source)

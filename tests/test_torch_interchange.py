@@ -1,6 +1,7 @@
 """PyTorch interchange without fastnn importing torch: a torch nn.Sequential state_dict loads
 into the equivalent fastnn model, and a fastnn state_dict loads back into torch with
 ``{k: torch.from_numpy(v)}`` (num_batches_tracked included). Skipped without torch."""
+
 import numpy as np
 import pytest
 
@@ -11,13 +12,33 @@ nn = torch.nn
 
 
 def _pair(dtype=np.float32):
-    net = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 6),
-                        nn.Tanh(), nn.LeakyReLU(0.2), nn.Dropout(0.1), nn.Linear(6, 4),
-                        nn.Sigmoid(), nn.Linear(4, 3), nn.Softmax(dim=-1))
+    net = nn.Sequential(
+        nn.Linear(5, 8),
+        nn.BatchNorm1d(8),
+        nn.ReLU(),
+        nn.Linear(8, 6),
+        nn.Tanh(),
+        nn.LeakyReLU(0.2),
+        nn.Dropout(0.1),
+        nn.Linear(6, 4),
+        nn.Sigmoid(),
+        nn.Linear(4, 3),
+        nn.Softmax(dim=-1),
+    )
     model = fastnn.Sequential(
-        fastnn.Dense(5, 8), fastnn.BatchNorm1d(8), fastnn.ReLU(), fastnn.Dense(8, 6),
-        fastnn.Tanh(), fastnn.LeakyReLU(0.2), fastnn.Dropout(0.1), fastnn.Dense(6, 4),
-        fastnn.Sigmoid(), fastnn.Dense(4, 3), fastnn.Softmax(), dtype=dtype)
+        fastnn.Dense(5, 8),
+        fastnn.BatchNorm1d(8),
+        fastnn.ReLU(),
+        fastnn.Dense(8, 6),
+        fastnn.Tanh(),
+        fastnn.LeakyReLU(0.2),
+        fastnn.Dropout(0.1),
+        fastnn.Dense(6, 4),
+        fastnn.Sigmoid(),
+        fastnn.Dense(4, 3),
+        fastnn.Softmax(),
+        dtype=dtype,
+    )
     return net, model
 
 
@@ -56,6 +77,7 @@ def test_fastnn_to_torch(dtype):
 def test_sklearn_estimator_weights_to_torch():
     pytest.importorskip("sklearn")
     from fastnn.sklearn import MLPClassifier
+
     X, y = fastnn.load_digits()
     X = X / 16
     clf = MLPClassifier(hidden_layer_sizes=(32,), max_iter=5, random_state=0).fit(X, y)
@@ -69,10 +91,14 @@ def test_sklearn_estimator_weights_to_torch():
 def test_fastnn_never_imports_torch():
     import subprocess
     import sys
-    code = ("import sys, fastnn, numpy as np\n"
-            "m = fastnn.Sequential(fastnn.Dense(2, 2))\n"
-            "m.load_state_dict({k: v for k, v in m.state_dict().items()})\n"
-            "print('torch' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+
+    code = (
+        "import sys, fastnn, numpy as np\n"
+        "m = fastnn.Sequential(fastnn.Dense(2, 2))\n"
+        "m.load_state_dict({k: v for k, v in m.state_dict().items()})\n"
+        "print('torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == "False"

@@ -1,15 +1,22 @@
-"""fit / evaluate / predict: histories, validation, seeding, progress output, NaN detection
-and memory-mapped datasets."""
+"""The training loop (fastnn/training.py): fit / evaluate / predict with histories,
+validation, seeding, progress lines, NaN detection and memory-mapped datasets; training to
+an accuracy; lr_sweep's loss curves (its figure: test_plotting.py)."""
+
 import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
 
 import fastnn
+from fastnn import BatchNorm1d, Dense, Dropout, Maxout, Sequential, Standardize, optim
 from fastnn.training import _FileRows
+from helpers import digits_mlp, digits_subset
+
+CE = fastnn.SoftmaxCrossEntropy()
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
 
@@ -22,8 +29,11 @@ def blobs(n=300, d=4, k=3, seed=0):
 
 
 def mlp(d=4, k=3, dtype=np.float32, seed=0):
-    return fastnn.Sequential(fastnn.Dense(d, 16, rng=seed, dtype=dtype), fastnn.ReLU(),
-                             fastnn.Dense(16, k, rng=seed + 1, dtype=dtype))
+    return fastnn.Sequential(
+        fastnn.Dense(d, 16, rng=seed, dtype=dtype),
+        fastnn.ReLU(),
+        fastnn.Dense(16, k, rng=seed + 1, dtype=dtype),
+    )
 
 
 def train(model, X, y, **kw):
@@ -35,10 +45,18 @@ def train(model, X, y, **kw):
 def test_history_has_per_epoch_values_and_times():
     X, y = blobs()
     model = mlp()
-    h, opt = train(model, X, y, epochs=4, metrics=("accuracy", "log_loss"), validation_split=0.2,
-                   seed=0)
-    assert set(h.history) == {"loss", "accuracy", "log_loss", "val_loss", "val_accuracy",
-                              "val_log_loss", "lr"}
+    h, opt = train(
+        model, X, y, epochs=4, metrics=("accuracy", "log_loss"), validation_split=0.2, seed=0
+    )
+    assert set(h.history) == {
+        "loss",
+        "accuracy",
+        "log_loss",
+        "val_loss",
+        "val_accuracy",
+        "val_log_loss",
+        "lr",
+    }
     assert all(len(v) == 4 for v in h.history.values())
     assert h.epoch == [0, 1, 2, 3] and len(h.epoch_times) == 4
     assert all(t > 0 for t in h.epoch_times)
@@ -58,8 +76,15 @@ def test_validation_split_takes_the_last_rows_like_keras():
 def test_validation_data_matches_evaluate():
     X, y = blobs()
     model = mlp()
-    h, _ = train(model, X[:200], y[:200], epochs=2, metrics=("accuracy",),
-                 validation_data=(X[200:], y[200:]), seed=1)
+    h, _ = train(
+        model,
+        X[:200],
+        y[:200],
+        epochs=2,
+        metrics=("accuracy",),
+        validation_data=(X[200:], y[200:]),
+        seed=1,
+    )
     res = model.evaluate(X[200:], y[200:], loss=fastnn.SoftmaxCrossEntropy(), metrics=("accuracy",))
     assert h.history["val_loss"][-1] == pytest.approx(res["loss"], rel=1e-6)
     assert h.history["val_accuracy"][-1] == pytest.approx(res["accuracy"])
@@ -74,17 +99,6 @@ def test_seeded_shuffling_is_reproducible_and_seed_dependent():
         runs.append(model.state_dict()["0.weight"])
     np.testing.assert_array_equal(runs[0], runs[1])
     assert not np.array_equal(runs[0], runs[2])
-
-
-@pytest.mark.parametrize("metric,loss", [("mse", None), ("mae", None), ("r2", None)])
-def test_regression_metrics(metric, loss):
-    rng = np.random.default_rng(0)
-    X = rng.normal(size=(200, 3))
-    y = X @ np.array([1.0, -2.0, 0.5])
-    model = fastnn.Sequential(fastnn.Dense(3, 1, rng=0, dtype=np.float64))
-    h, _ = train(model, X, y, loss=fastnn.MSELoss(), epochs=30, metrics=(metric,), lr=0.05)
-    value = h.history[metric][-1]
-    assert (value > 0.99) if metric == "r2" else (value < 1e-3)
 
 
 def test_predict_batches_equal_forward_and_inputs_untouched():
@@ -137,33 +151,6 @@ def test_progress_is_one_stderr_line_per_epoch_when_not_a_tty(capsys, verbose):
     assert lines[0].startswith("epoch 1/3") and "loss=" in lines[0] and "accuracy=" in lines[0]
 
 
-def test_progress_bar_on_a_terminal_redraws_in_place():
-    from fastnn._progress import ProgressBar
-
-    class Tty:
-        def __init__(self):
-            self.text = ""
-
-        def isatty(self):
-            return True
-
-        def write(self, s):
-            self.text += s
-
-        def flush(self):
-            pass
-
-    stream = Tty()
-    bar = ProgressBar(1, stream)
-    bar.set_params({"epochs": 2, "steps": 3})
-    bar.on_epoch_begin(0)
-    for b in range(3):
-        bar.on_batch_end(b, {"size": 4, "loss": 1.0})
-    bar.on_epoch_end(0, {"loss": 1.0, "time": 0.5})
-    assert "\r" in stream.text and "ETA" in stream.text and "3/3" in stream.text
-    assert stream.text.endswith("\n") and stream.text.count("\n") == 1
-
-
 def test_nan_loss_raises_without_callbacks():
     # Without TerminateOnNaN a diverged fit stops with an error naming where, and the
     # poisoned step is not taken: the weights stay those before the batch.
@@ -198,8 +185,7 @@ def test_file_rows_reads_memmap_views(tmp_path, view):
     np.save(tmp_path / "d.npy", data)
     m = np.load(tmp_path / "d.npy", mmap_mode="r")
     arr = {"all": m, "rows": m[7:], "columns": m[:, 1:-1], "asarray": np.asarray(m)[3:]}[view]
-    expected = {"all": data, "rows": data[7:], "columns": data[:, 1:-1],
-                "asarray": data[3:]}[view]
+    expected = {"all": data, "rows": data[7:], "columns": data[:, 1:-1], "asarray": data[3:]}[view]
     reader = _FileRows.open(arr)
     try:
         idx = np.array([0, 1, 2, 5, 9, 10, 40])
@@ -239,8 +225,10 @@ RSS_SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
-@pytest.mark.skipif(os.environ.get("FASTNN_SANITIZED") == "1",
-                    reason="ASan's shadow memory and quarantine inflate the resident set")
+@pytest.mark.skipif(
+    os.environ.get("FASTNN_SANITIZED") == "1",
+    reason="ASan's shadow memory and quarantine inflate the resident set",
+)
 @pytest.mark.parametrize("shuffle", [True, False])
 def test_memmap_epoch_keeps_resident_memory_flat(tmp_path, shuffle):
     size_mb = 200
@@ -248,20 +236,173 @@ def test_memmap_epoch_keeps_resident_memory_flat(tmp_path, shuffle):
     if stat.f_bavail * stat.f_frsize < 3 * size_mb * 2**20:
         pytest.skip("not enough space in the temporary directory")
     rows = size_mb * 2**20 // (4 * 128)
-    X = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32,
-                                  shape=(rows, 128))
+    X = np.lib.format.open_memmap(
+        tmp_path / "X.npy", mode="w+", dtype=np.float32, shape=(rows, 128)
+    )
     rng = np.random.default_rng(0)
     for s in range(0, rows, 65536):
-        X[s:s + 65536] = rng.standard_normal((min(65536, rows - s), 128), dtype=np.float32)
+        X[s : s + 65536] = rng.standard_normal((min(65536, rows - s), 128), dtype=np.float32)
     X.flush()
     del X
     np.save(tmp_path / "y.npy", np.arange(rows) % 2)
     script = tmp_path / "rss.py"
     script.write_text(RSS_SCRIPT)
-    out = subprocess.run([sys.executable, str(script), str(tmp_path / "X.npy"),
-                          str(tmp_path / "y.npy"), "1" if shuffle else "0"],
-                         capture_output=True, text=True, check=True,
-                         env={**os.environ, "PYTHONPATH": ROOT})
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(tmp_path / "X.npy"),
+            str(tmp_path / "y.npy"),
+            "1" if shuffle else "0",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
     growth_mb = float(out.stdout.strip().splitlines()[-1])
     # Without page release this is ~200 MB (every page of the file ends up mapped).
     assert growth_mb < 100, f"resident memory grew by {growth_mb:.0f} MB over a 200 MB memmap"
+
+
+# ---- training to an accuracy ----------------------------------------------------------------
+
+
+def test_fit_on_digits_reaches_97_percent():
+    X, y = fastnn.load_digits()
+    X = X / 16
+    order = np.random.default_rng(0).permutation(len(X))
+    test, train = order[:360], order[360:]
+    model = fastnn.Sequential(
+        fastnn.Dense(64, 128, rng=0), fastnn.ReLU(), fastnn.Dense(128, 10, rng=1)
+    )
+    loss = fastnn.SoftmaxCrossEntropy()
+    history = model.fit(
+        X[train],
+        y[train],
+        loss=loss,
+        optimizer=optim.SGD(model, lr=0.05, momentum=0.9),
+        epochs=25,
+        metrics=("accuracy",),
+        validation_data=(X[test], y[test]),
+        seed=0,
+    )
+    assert len(history.history["loss"]) == 25
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert model.evaluate(X[test], y[test], loss=loss, metrics=("accuracy",))["accuracy"] >= 0.97
+
+
+def test_fit_is_reproducible_with_seed():
+    X, y = fastnn.load_digits()
+    runs = []
+    for _ in range(2):
+        model = fastnn.Sequential(
+            fastnn.Dense(64, 32, rng=0), fastnn.ReLU(), fastnn.Dense(32, 10, rng=1)
+        )
+        model.fit(
+            X[:300] / 16,
+            y[:300],
+            loss=fastnn.SoftmaxCrossEntropy(),
+            optimizer=optim.SGD(model, lr=0.05),
+            epochs=2,
+            seed=3,
+        )
+        runs.append(model.state_dict())
+    for k in runs[0]:
+        np.testing.assert_array_equal(runs[0][k], runs[1][k])
+
+
+def test_toolbox_model_trains():
+    X, y = fastnn.load_digits()
+    X, y = X[:600], y[:600]
+    model = Sequential(
+        Standardize().adapt(X),
+        Maxout(64, 32, 2, rng=0),
+        BatchNorm1d(32),
+        Dropout(0.2, rng=0),
+        Dense(32, 10, rng=1),
+    )
+    hist = model.fit(
+        X,
+        y,
+        loss=CE,
+        optimizer=fastnn.optim.AdamW(model, lr=0.01),
+        epochs=8,
+        batch_size=32,
+        seed=0,
+        metrics=("accuracy",),
+    )
+    assert hist.history["loss"][-1] < hist.history["loss"][0] / 3
+    assert model.evaluate(X, y, loss=CE, metrics=("accuracy",))["accuracy"] > 0.95
+
+
+# ---- lr_sweep ----------------------------------------------------------------------------------
+
+
+def test_lr_sweep_returns_per_update_losses_from_the_same_start():
+    X, y = digits_subset()
+    curves = fastnn.lr_sweep(
+        digits_mlp,
+        X,
+        y,
+        loss=fastnn.SoftmaxCrossEntropy(),
+        lrs=[0.001, 0.1, 50.0],
+        steps=30,
+        epochs=5,
+        batch_size=16,
+        seed=0,
+    )
+    assert list(curves) == [0.001, 0.1, 50.0]
+    assert len(curves[0.001]) == len(curves[0.1]) == 30
+    # every run starts from the same weights and batches, so the first losses agree
+    assert curves[0.001][0] == curves[0.1][0] == curves[50.0][0]
+    assert curves[0.1][-5:].mean() < curves[0.001][-5:].mean()
+    assert curves[50.0][-5:].mean() > 2 * curves[0.1][-5:].mean()
+
+
+def test_lr_sweep_stops_a_diverging_run_quietly():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 4))
+    y = X @ np.arange(1.0, 5.0)
+
+    def linear():
+        return fastnn.Sequential(fastnn.Dense(4, 1, rng=0, dtype=np.float64))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        curves = fastnn.lr_sweep(
+            linear, X, y, loss=fastnn.MSELoss(), lrs=[0.01, 1e3], steps=50, epochs=10, batch_size=8
+        )
+    assert len(curves[0.01]) == 50 and np.all(np.isfinite(curves[0.01]))
+    assert len(curves[1e3]) < 50 and not np.isfinite(curves[1e3][-1])
+
+
+def test_lr_sweep_with_optimizer_factory_and_epochs():
+    X, y = digits_subset()
+    used = []
+
+    def factory(model, lr):
+        used.append(lr)
+        return fastnn.optim.SGD(model, lr=lr, momentum=0.9)
+
+    curves = fastnn.lr_sweep(
+        digits_mlp,
+        X,
+        y,
+        loss=fastnn.SoftmaxCrossEntropy(),
+        lrs=[0.01],
+        optimizer_factory=factory,
+        epochs=2,
+        batch_size=100,
+    )
+    assert used == [0.01] and len(curves[0.01]) == 8
+
+
+def test_lr_sweep_validates_arguments():
+    X, y = digits_subset()
+    with pytest.raises(ValueError, match="lrs"):
+        fastnn.lr_sweep(digits_mlp, X, y, loss=fastnn.SoftmaxCrossEntropy(), lrs=[])
+    with pytest.raises(ValueError, match="lrs"):
+        fastnn.lr_sweep(digits_mlp, X, y, loss=fastnn.SoftmaxCrossEntropy(), lrs=[0.1, -1])
+    with pytest.raises(TypeError, match="build_model"):
+        fastnn.lr_sweep(None, X, y, loss=fastnn.SoftmaxCrossEntropy(), lrs=[0.1])

@@ -21,7 +21,8 @@ type comments:
 (real annotations, ``def f(x: ArrayLike) -> float:``, are read as well). A public constant
 carries a variable type comment: ``ACTIVATIONS = (...)  # type: tuple[str, ...]``. Comments
 change nothing in what Cython compiles; annotations would end up in ``inspect.signature`` of
-the compiled functions, which tests/test_kernels.py compares with their untyped NumPy twins.
+the compiled functions, which tests/kernels/test_arguments.py compares with their untyped
+NumPy twins.
 
 A public def or constant without a type, a type naming something the stub cannot import
 (see ``IMPORTS``), or a public ``cpdef``/``cdef class`` is an error, so nothing public is left

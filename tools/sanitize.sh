@@ -2,7 +2,7 @@
 # Pre-release check: the whole test suite against an AddressSanitizer + UBSan build of the
 # extension (setup.py's FASTNN_DEBUG=1: -O1 -g, Cython bounds checks). Fails on any report.
 #
-#   tools/sanitize.sh [pytest args...]     e.g. tools/sanitize.sh -x tests/test_kernels.py
+#   tools/sanitize.sh [pytest args...]     e.g. tools/sanitize.sh -x tests/kernels/test_gemm.py
 #
 # The build happens in a scratch copy of the tree, so the caller's in-place extension is
 # left alone. CPython is not built with ASan, so the runtime is preloaded; leak checking is

@@ -35,7 +35,7 @@ export FASTNN_SANITIZED=1
 start=$(date +%s)
 status=0
 args=("$@")
-[ ${#args[@]} -gt 0 ] || args=(tests/test_kernels.py tests/test_toolbox_kernels.py tests/test_hostile_inputs.py)
+[ ${#args[@]} -gt 0 ] || args=(tests/kernels tests/test_hostile_inputs.py)
 # Add --track-origins=yes when chasing an uninitialised read (it doubles the run time).
 valgrind --tool=memcheck --leak-check=no --num-callers=30 "${supp[@]}" \
     --log-file="$work/memcheck.%p.log" "$python" -m pytest -q -p no:cacheprovider "${args[@]}" \

@@ -1,42 +1,59 @@
 """The compiled Dense chain (kernels.dense_chain_forward / dense_chain_backward, what
 Sequential runs for each run of Dense layers) against its NumPy twin in fastnn.ops and a
 layer-by-layer float64 reference: random chains, input layouts, reused and fresh output
-arrays, both dtypes, every instruction-set path. Bad arguments are probed in
-test_hostile_inputs.py."""
+arrays, both dtypes, every instruction-set path. (Dense.chain_step:
+tests/layers/test_dense.py; bad arguments: tests/test_hostile_inputs.py.)"""
+
+import itertools
+
 import numpy as np
 import pytest
 
-import fastnn
-from fastnn import kernels
-from fastnn import ops
-
-from conftest import DTYPES, close
+from fastnn import kernels, ops
+from helpers import DTYPES, close
 
 pytestmark = pytest.mark.usefixtures("isa")
 
-ACTS = [("identity", 0.0), ("relu", 0.0), ("leaky_relu", 0.2), ("leaky_relu", 0.0),
-        ("sigmoid", 0.0), ("tanh", 0.0)]
+ACTS = [
+    ("identity", 0.0),
+    ("relu", 0.0),
+    ("leaky_relu", 0.2),
+    ("leaky_relu", 0.0),
+    ("sigmoid", 0.0),
+    ("tanh", 0.0),
+]
 
 
 def random_chain(rng, dtype, widths):
     """DenseSteps of fresh arrays; gradients start as NaN so that every element is written."""
     steps = []
-    for n_in, n_out in zip(widths[:-1], widths[1:]):
+    for n_in, n_out in itertools.pairwise(widths):
         bias = rng.standard_normal(n_out).astype(dtype) if rng.integers(0, 4) else None
         act, slope = ACTS[rng.integers(len(ACTS))]
-        steps.append(kernels.DenseStep(
-            rng.uniform(-1, 1, (n_out, n_in)).astype(dtype), bias,
-            np.full((n_out, n_in), np.nan, dtype),
-            None if bias is None else np.full(n_out, np.nan, dtype), act, slope,
-            float(rng.choice([0.0, 0.01])), float(rng.choice([0.0, 0.02]))))
+        steps.append(
+            kernels.DenseStep(
+                rng.uniform(-1, 1, (n_out, n_in)).astype(dtype),
+                bias,
+                np.full((n_out, n_in), np.nan, dtype),
+                None if bias is None else np.full(n_out, np.nan, dtype),
+                act,
+                slope,
+                float(rng.choice([0.0, 0.01])),
+                float(rng.choice([0.0, 0.02])),
+            )
+        )
     return tuple(steps)
 
 
 def copy_grads(steps):
     """The same steps with gradient arrays of their own (for the twin)."""
-    return tuple(s._replace(weight_grad=np.full_like(s.weight_grad, np.nan),
-                            bias_grad=None if s.bias is None else np.full_like(s.bias, np.nan))
-                 for s in steps)
+    return tuple(
+        s._replace(
+            weight_grad=np.full_like(s.weight_grad, np.nan),
+            bias_grad=None if s.bias is None else np.full_like(s.bias, np.nan),
+        )
+        for s in steps
+    )
 
 
 def reference(x, dy, steps):
@@ -80,8 +97,11 @@ def test_chain_matches_twin_and_reference(dtype, seed):
     m = int(rng.integers(1, 50))
     steps = random_chain(rng, dtype, widths)
     twin_steps = copy_grads(steps)
-    x = layout(rng, rng.standard_normal((m, widths[0])).astype(dtype),
-               ("c", "fortran", "strided", "negative")[seed % 4])
+    x = layout(
+        rng,
+        rng.standard_normal((m, widths[0])).astype(dtype),
+        ("c", "fortran", "strided", "negative")[seed % 4],
+    )
     dy = rng.standard_normal((m, widths[-1])).astype(dtype)
     reuse = bool(seed % 2)
     outs = tuple(np.empty((m, w), dtype) for w in widths[1:]) if reuse else None
@@ -123,8 +143,15 @@ def test_chain_matches_twin_and_reference(dtype, seed):
 
 
 def test_overwrite_dy_and_fresh_outputs(dtype, rng):
-    steps = (kernels.DenseStep(rng.standard_normal((4, 5)).astype(dtype), np.zeros(4, dtype),
-                               np.zeros((4, 5), dtype), np.zeros(4, dtype), "tanh"),)
+    steps = (
+        kernels.DenseStep(
+            rng.standard_normal((4, 5)).astype(dtype),
+            np.zeros(4, dtype),
+            np.zeros((4, 5), dtype),
+            np.zeros(4, dtype),
+            "tanh",
+        ),
+    )
     x = rng.standard_normal((6, 5)).astype(dtype)
     y = kernels.dense_chain_forward(x, steps)
     dy = rng.standard_normal(y.shape).astype(dtype)
@@ -136,13 +163,17 @@ def test_overwrite_dy_and_fresh_outputs(dtype, rng):
     # Without an activation on the last step its output is not read: None will do.
     plain = (steps[0]._replace(activation="identity"),)
     y = kernels.dense_chain_forward(x, plain)
-    np.testing.assert_array_equal(kernels.dense_chain_backward(dy, plain, x, (None,)),
-                                  kernels.dense_chain_backward(dy, plain, x, (y,)))
+    np.testing.assert_array_equal(
+        kernels.dense_chain_backward(dy, plain, x, (None,)),
+        kernels.dense_chain_backward(dy, plain, x, (y,)),
+    )
 
 
 def test_outs_entries_may_be_none(dtype, rng):
-    steps = tuple(kernels.DenseStep(rng.standard_normal((3, 3)).astype(dtype), activation="relu")
-                  for _ in range(3))
+    steps = tuple(
+        kernels.DenseStep(rng.standard_normal((3, 3)).astype(dtype), activation="relu")
+        for _ in range(3)
+    )
     x = rng.standard_normal((2, 3)).astype(dtype)
     mid = np.empty((2, 3), dtype)
     y = kernels.dense_chain_forward(x, steps, [None, mid, None])
@@ -150,35 +181,11 @@ def test_outs_entries_may_be_none(dtype, rng):
     np.testing.assert_array_equal(mid, kernels.dense_chain_forward(x, steps[:2]))
 
 
-def test_dense_layer_is_the_one_step_chain(dtype, rng):
-    dense = fastnn.Dense(5, 4, rng=0, dtype=dtype, l2=0.1)
-    x = rng.standard_normal((6, 5)).astype(dtype)
-    y = dense.forward(x, training=True)
-    close(y, x @ dense.weight.data.T + dense.bias.data, dtype, k=5)
-    dy = rng.standard_normal(y.shape).astype(dtype)
-    dx = dense.backward(dy)
-    step = dense.chain_step()._replace(weight_grad=np.empty_like(dense.weight.grad),
-                                       bias_grad=np.empty_like(dense.bias.grad))
-    np.testing.assert_array_equal(dx, kernels.dense_chain_backward(dy, (step,), x, (None,)))
-    np.testing.assert_array_equal(dense.weight.grad, step.weight_grad)
-    np.testing.assert_array_equal(dense.bias.grad, step.bias_grad)
-    with pytest.raises(RuntimeError, match="before a forward"):
-        fastnn.Dense(5, 4).backward(dy)
-
-
-def test_chain_step_holds_the_layers_arrays():
-    dense, act = fastnn.Dense(3, 2, rng=0, l1=0.5), fastnn.LeakyReLU(0.3)
-    step = dense.chain_step(act)
-    assert step.weight is dense.weight.data and step.bias is dense.bias.data
-    assert step.weight_grad is dense.weight.grad and step.bias_grad is dense.bias.grad
-    assert (step.activation, step.negative_slope, step.l1, step.l2) == ("leaky_relu", 0.3, 0.5, 0.0)
-    assert fastnn.Dense(3, 2, bias=False).chain_step(fastnn.ReLU())[1:5:2] == (None, None)
-
-
 def test_everything_is_checked_before_anything_is_written(rng):
     """A bad last step leaves the first step's output and gradients untouched."""
-    good = kernels.DenseStep(rng.standard_normal((3, 3)), np.zeros(3), np.zeros((3, 3)), np.zeros(3),
-                             "relu")
+    good = kernels.DenseStep(
+        rng.standard_normal((3, 3)), np.zeros(3), np.zeros((3, 3)), np.zeros(3), "relu"
+    )
     bad = good._replace(activation="gelu")
     x = rng.standard_normal((2, 3))
     out0 = np.full((2, 3), 7.0)

@@ -1,6 +1,8 @@
-"""fastnn.load_mnist: small IDX files written here (raw and gzipped, both spellings, damaged
-in every way the loader must catch), and one slow test on the real MNIST files, found through
-FASTNN_MNIST_DIR or next to the repository (../shared/data/mnist)."""
+"""The datasets (fastnn/datasets.py): fastnn.load_mnist on small IDX files written here (raw
+and gzipped, both spellings, damaged in every way the loader must catch), and one slow test
+on the real MNIST files, found through FASTNN_MNIST_DIR or next to the repository
+(../shared/data/mnist)."""
+
 import gzip
 import os
 import pathlib
@@ -15,8 +17,7 @@ STEMS = {"train-images": 3, "train-labels": 1, "t10k-images": 3, "t10k-labels": 
 
 
 def idx(magic, shape, values=b""):
-    return (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape)
-            + bytes(values))
+    return magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in shape) + bytes(values)
 
 
 def file_name(stem, spelling="-", gz=False):
@@ -39,10 +40,16 @@ def write_mnist(directory, n_train=5, n_test=3, spelling="-", gz=False, seed=0):
     for prefix, n in (("train", n_train), ("t10k", n_test)):
         X = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         y = rng.integers(0, 10, n, dtype=np.uint8)
-        write(directory / file_name(f"{prefix}-images", spelling, gz),
-              idx(2051, (n, 28, 28), X.tobytes()), gz)
-        write(directory / file_name(f"{prefix}-labels", spelling, gz),
-              idx(2049, (n,), y.tobytes()), gz)
+        write(
+            directory / file_name(f"{prefix}-images", spelling, gz),
+            idx(2051, (n, 28, 28), X.tobytes()),
+            gz,
+        )
+        write(
+            directory / file_name(f"{prefix}-labels", spelling, gz),
+            idx(2049, (n,), y.tobytes()),
+            gz,
+        )
         arrays[prefix] = (X, y)
     return arrays
 
@@ -73,7 +80,8 @@ def test_mixed_files_and_raw_preferred_over_gz(tmp_path):
     raw.write_bytes(gzip.decompress((tmp_path / (raw.name + ".gz")).read_bytes()))
     write(tmp_path / (raw.name + ".gz"), b"not read")  # would fail if it were read
     (tmp_path / file_name("t10k-labels", gz=True)).rename(
-        tmp_path / file_name("t10k-labels", ".", gz=True))
+        tmp_path / file_name("t10k-labels", ".", gz=True)
+    )
     check_loaded(fastnn.load_mnist(tmp_path), arrays)
 
 
@@ -126,8 +134,9 @@ def test_truncated_gzip_stream(tmp_path):
         fastnn.load_mnist(tmp_path)
 
 
-@pytest.mark.parametrize("data", [b"", b"\x00\x00\x08", idx(2051, (5, 28))],
-                         ids=["empty", "3 bytes", "half header"])
+@pytest.mark.parametrize(
+    "data", [b"", b"\x00\x00\x08", idx(2051, (5, 28))], ids=["empty", "3 bytes", "half header"]
+)
 def test_truncated_header(tmp_path, data):
     write_mnist(tmp_path)
     write(tmp_path / file_name("train-images"), data)
@@ -141,13 +150,19 @@ def test_wrong_magic_numbers(tmp_path):
     labels = tmp_path / file_name("train-labels")
     original = images.read_bytes()
     images.write_bytes(labels.read_bytes())  # a label file where the images should be
-    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte: not an MNIST images file: "
-                                         r"magic number 2049 .*expected 2051.*IDX labels file"):
+    with pytest.raises(
+        ValueError,
+        match=r"train-images-idx3-ubyte: not an MNIST images file: "
+        r"magic number 2049 .*expected 2051.*IDX labels file",
+    ):
         fastnn.load_mnist(tmp_path)
     images.write_bytes(original)
     labels.write_bytes(b"label,pixel0\n3,0\n" * 10)  # a CSV
-    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte: not an MNIST labels file: "
-                                         r"magic number \d+ \(0x6c616265\), expected 2049"):
+    with pytest.raises(
+        ValueError,
+        match=r"train-labels-idx1-ubyte: not an MNIST labels file: "
+        r"magic number \d+ \(0x6c616265\), expected 2049",
+    ):
         fastnn.load_mnist(tmp_path)
 
 
@@ -169,16 +184,22 @@ def test_foreign_gzip_files(tmp_path):
 def test_wrong_image_size(tmp_path):
     write_mnist(tmp_path)
     write(tmp_path / file_name("t10k-images"), idx(2051, (3, 32, 32), bytes(3 * 1024)))
-    with pytest.raises(ValueError, match=r"t10k-images-idx3-ubyte: images are 32x32 pixels, "
-                                         r"expected 28x28"):
+    with pytest.raises(
+        ValueError,
+        match=r"t10k-images-idx3-ubyte: images are 32x32 pixels, "
+        r"expected 28x28",
+    ):
         fastnn.load_mnist(tmp_path)
 
 
 def test_image_and_label_counts_must_agree(tmp_path):
     write_mnist(tmp_path)
     write(tmp_path / file_name("train-labels"), idx(2049, (4,), bytes(4)))
-    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte holds 5 images but "
-                                         r".*train-labels-idx1-ubyte holds 4 labels"):
+    with pytest.raises(
+        ValueError,
+        match=r"train-images-idx3-ubyte holds 5 images but "
+        r".*train-labels-idx1-ubyte holds 4 labels",
+    ):
         fastnn.load_mnist(tmp_path)
 
 
@@ -187,8 +208,9 @@ def test_a_lying_header_does_not_allocate_its_claim(tmp_path, gz):
     """A header claiming 2**32-1 images (3.4 TB) over a few bytes is refused from the file
     size, before any allocation."""
     write_mnist(tmp_path, gz=gz)
-    write(tmp_path / file_name("train-images", gz=gz), idx(2051, (2 ** 32 - 1, 28, 28),
-                                                           bytes(784)), gz)
+    write(
+        tmp_path / file_name("train-images", gz=gz), idx(2051, (2**32 - 1, 28, 28), bytes(784)), gz
+    )
     with pytest.raises(ValueError, match="truncated: the header declares 4294967295 images"):
         fastnn.load_mnist(tmp_path)
 
@@ -203,11 +225,14 @@ TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 def mnist_dir():
     """FASTNN_MNIST_DIR, else <repository>/../shared/data/mnist; skip when neither exists."""
-    directory = os.environ.get("FASTNN_MNIST_DIR") or os.path.join(ROOT, "..", "shared",
-                                                                  "data", "mnist")
+    directory = os.environ.get("FASTNN_MNIST_DIR") or os.path.join(
+        ROOT, "..", "shared", "data", "mnist"
+    )
     if not os.path.isdir(directory):
-        pytest.skip(f"no MNIST files: set FASTNN_MNIST_DIR to the directory holding them "
-                    f"(looked in {directory})")
+        pytest.skip(
+            f"no MNIST files: set FASTNN_MNIST_DIR to the directory holding them "
+            f"(looked in {directory})"
+        )
     return directory
 
 
@@ -223,11 +248,22 @@ def test_real_mnist_loads_and_trains():
     X_tr = X_train.reshape(len(X_train), -1).astype(np.float32) / 255
     X_te = X_test.reshape(len(X_test), -1).astype(np.float32) / 255
     # One epoch of the benchmark's 784-256-256-10 (Adam, batch 128): 96.4-96.7% over seeds.
-    model = fastnn.Sequential(fastnn.Dense(784, 256, rng=0), fastnn.ReLU(),
-                              fastnn.Dense(256, 256, rng=1), fastnn.ReLU(),
-                              fastnn.Dense(256, 10, rng=2))
+    model = fastnn.Sequential(
+        fastnn.Dense(784, 256, rng=0),
+        fastnn.ReLU(),
+        fastnn.Dense(256, 256, rng=1),
+        fastnn.ReLU(),
+        fastnn.Dense(256, 10, rng=2),
+    )
     loss = fastnn.SoftmaxCrossEntropy()
-    model.fit(X_tr, y_train, loss=loss, optimizer=fastnn.optim.Adam(model, lr=1e-3), epochs=1,
-              batch_size=128, seed=0)
+    model.fit(
+        X_tr,
+        y_train,
+        loss=loss,
+        optimizer=fastnn.optim.Adam(model, lr=1e-3),
+        epochs=1,
+        batch_size=128,
+        seed=0,
+    )
     accuracy = model.evaluate(X_te, y_test, loss=loss, metrics=("accuracy",))["accuracy"]
     assert accuracy >= 0.95, accuracy

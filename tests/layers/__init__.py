@@ -1,0 +1,1 @@
+"""fastnn.layers: one module per layer family."""
