@@ -234,111 +234,30 @@ def test_errors_are_one_line(digits, tmp_path):
     d, _ = digits
     (tmp_path / "bad.csv").write_text("a,b,y\n1,2,0\n3,x,1\n")
     (tmp_path / "ragged.csv").write_text("a,b,y\n1,2,0\n3,1\n")
-    fails(tmp_path, "train", "missing.csv", "--target", "y", "--out", "m", match="no such file")
-    fails(
-        d,
-        "train",
-        "train.csv",
-        "--target",
-        "nope",
-        "--out",
-        "m",
-        *SGD,
-        match="unknown column 'nope'",
-    )
-    fails(
-        tmp_path,
-        "train",
-        "bad.csv",
-        "--target",
-        "y",
-        "--out",
-        "m",
-        *SGD,
-        match="column 'b', row 3: non-numeric value 'x'",
-    )
-    fails(
-        tmp_path,
-        "train",
-        "ragged.csv",
-        "--target",
-        "y",
-        "--out",
-        "m",
-        *SGD,
-        match="row 3 has 2 fields",
-    )
-    fails(
-        d,
-        "train",
-        "train.csv",
-        "--target",
-        "digit",
-        "--out",
-        "m",
-        "--epochs",
-        "0",
-        match="--epochs",
-    )
-    fails(
-        d,
-        "train",
-        "train.csv",
-        "--target",
-        "digit",
-        "--out",
-        "m",
-        "--hidden",
-        "8,x",
-        match="--hidden",
-    )
-    fails(
-        d,
-        "train",
-        "train.csv",
-        "--target",
-        "digit",
-        "--out",
-        "m",
-        "--val-split",
-        "1.5",
-        match="--val-split",
-    )
-    fails(
-        d,
-        "train",
-        "train.csv",
-        "--target",
-        "digit",
-        "--out",
-        "m",
-        "--optimizer",
-        "lbfgs",
-        match="unknown optimizer 'lbfgs'",
-    )
-    fails(
-        d,
-        "train",
-        "train.csv",
-        "--target",
-        "digit",
-        "--out",
-        "m",
-        "--activation",
-        "swish",
-        *SGD,
-        match="unknown activation 'swish'",
-    )
-    fails(
-        d, "train", "train.csv", "--target", "digit", "--out", "no/such/dir/m", *SGD, match="--out"
-    )
-    fails(d, "train", "train.npy", "--target", "x", "--out", "m", *SGD, match="column index")
-    fails(
-        d, "evaluate", "nothing.safetensors", "test.csv", "--target", "digit", match="no such file"
-    )
-    fails(
-        d, "evaluate", "train.csv", "test.csv", "--target", "digit", match="not a fastnn model file"
-    )
+    sgd = " ".join(SGD)
+    train = "train train.csv --target digit --out m"
+    cases = [
+        # (directory, command line, what the one line of error must contain)
+        (tmp_path, "train missing.csv --target y --out m", "no such file"),
+        (d, f"train train.csv --target nope --out m {sgd}", "unknown column 'nope'"),
+        (
+            tmp_path,
+            f"train bad.csv --target y --out m {sgd}",
+            "column 'b', row 3: non-numeric value 'x'",
+        ),
+        (tmp_path, f"train ragged.csv --target y --out m {sgd}", "row 3 has 2 fields"),
+        (d, f"{train} --epochs 0", "--epochs"),
+        (d, f"{train} --hidden 8,x", "--hidden"),
+        (d, f"{train} --val-split 1.5", "--val-split"),
+        (d, f"{train} --optimizer lbfgs", "unknown optimizer 'lbfgs'"),
+        (d, f"{train} --activation swish {sgd}", "unknown activation 'swish'"),
+        (d, f"train train.csv --target digit --out no/such/dir/m {sgd}", "--out"),
+        (d, f"train train.npy --target x --out m {sgd}", "column index"),
+        (d, "evaluate nothing.safetensors test.csv --target digit", "no such file"),
+        (d, "evaluate train.csv test.csv --target digit", "not a fastnn model file"),
+    ]
+    for cwd, command, match in cases:
+        fails(cwd, *command.split(), match=match)
     fails(tmp_path, "frobnicate", match="invalid choice")
 
 
