@@ -317,8 +317,7 @@ def host_lines(info):
     if cpu["flags"]["avx512f"]:
         lines.append(
             "note: this host has AVX-512: run the per-ISA kernel tests here too "
-            "(tests/kernels/), their AVX-512 "
-            "paths run nowhere else"
+            "(tests/kernels/), their AVX-512 paths run nowhere else"
         )
     for name, value in info["openblas_env"].items():
         lines.append(
