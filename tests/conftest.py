@@ -43,7 +43,7 @@ ALLOWED_SKIPS = {
     r"under sanitizers or valgrind$": "instrumented build",
     r"^ASan's shadow memory": "instrumented build",
     # documentation examples that need a cluster, which one machine is not (tests/test_docs.py).
-    r"^README illustration: needs a .+ cluster$": "cluster",
+    r"^documentation illustration: needs a .+ cluster$": "cluster",
     # A scikit-learn estimator check that does not apply: scikit-learn's own MLPClassifier
     # has no decision_function either.
     r"^\w+ does not have a \w+ method\.$": "check not applicable",

@@ -12,7 +12,7 @@ HTML comments on the lines just above a block say how it runs:
 - ``<!-- readme-test: slow -->``: the block is marked ``slow`` (deselected by ``-m "not
   slow"``; the README's ``pytest`` and CI run it).
 - ``<!-- readme-test: cluster (NAME) -->``: an illustration that needs a NAME cluster, which
-  one machine does not have; skipped with the reason "README illustration: needs a NAME
+  one machine does not have; skipped with the reason "documentation illustration: needs a NAME
   cluster", a reason tests/conftest.py allows in CI.
 - ``<!-- readme-test: skip (why) -->``: not run; CI (``FASTNN_STRICT_SKIPS=1``) fails on it.
 
@@ -53,7 +53,7 @@ def _directives(markers, name):
         elif what == "slow":
             how["slow"] = True
         elif (c := re.fullmatch(r"cluster \((.+)\)", what)) is not None:
-            how["skip"] = f"README illustration: needs a {c.group(1)} cluster"
+            how["skip"] = f"documentation illustration: needs a {c.group(1)} cluster"
         elif (s := re.fullmatch(r"skip \((.+)\)", what)) is not None:
             how["skip"] = s.group(1)
         else:
