@@ -60,6 +60,9 @@ class Layer:
     non-trainable state arrays (attributes); both appear in ``state_dict()``."""
 
     dtype = None  # fixed by layers with parameters; parameter-free layers follow their input
+    #: the rank of the batches the layer takes: 2 for (n, features), 4 for images
+    #: (n, channels, height, width), None for any rank (elementwise layers)
+    input_ndim: int | None = 2
     _buffers: tuple[str, ...] = ()
     #: every Layer subclass by name, so that a saved architecture can be rebuilt
     registry: ClassVar[dict[str, type["Layer"]]] = {}
@@ -89,7 +92,9 @@ class Layer:
         return list(self._params.values())
 
     def output_features(self, in_features):
-        """The width of this layer's output for an input of `in_features` columns."""
+        """The width of this layer's output for an input of `in_features` columns (of
+        `in_features` channels for image layers); None when it depends on the input's
+        other dimensions (Flatten)."""
         return in_features
 
     def state_dict(self):
@@ -132,7 +137,9 @@ class Layer:
         self.dtype = dtype
 
     def _input(self, x, in_features=None):
-        """User input as a 2-D array of this layer's dtype (float32 if it has none)."""
+        """User input as an array of this layer's dtype (float32 if it has none) and of its
+        ``input_ndim``; `in_features`: the size its axis 1 must have (the features, or the
+        channels of images)."""
         dtype = (
             self.dtype
             if self.dtype is not None
@@ -142,10 +149,20 @@ class Layer:
                 else np.float32
             )
         )
-        x = as_float_array(x, dtype, "x", ndim=2)
+        ndim = self.input_ndim
+        if ndim == 4:
+            x = as_float_array(x, dtype, "x")
+            if x.ndim != 4:
+                raise ValueError(
+                    f"x: {type(self).__name__} expects images of shape (N, C, H, W), "
+                    f"got shape {x.shape}"
+                )
+        else:
+            x = as_float_array(x, dtype, "x", ndim=ndim)
         if in_features is not None and x.shape[1] != in_features:
+            what = "channels" if ndim == 4 else "features"
             raise ValueError(
-                f"x: {type(self).__name__} expects {in_features} features, got shape {x.shape}"
+                f"x: {type(self).__name__} expects {in_features} {what}, got shape {x.shape}"
             )
         return x
 
