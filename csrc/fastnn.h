@@ -60,6 +60,36 @@ int fnn_gemm(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 uint64_t fnn_gemm_flop_count(void); /* sum of 2*m*n*k over every fnn_gemm call so far */
 
 
+/* ---- 2-D convolution (csrc/conv.c) --------------------------------------------------
+ * x (n, c, h, w), weight (o, c / groups, kh, kw), y (n, o, oh, ow), all C-contiguous;
+ * PyTorch's cross-correlation. ph, pw: the zero padding before the first row and column;
+ * the padding after them is whatever oh, ow imply (so "same" may pad unevenly). Input
+ * positions outside the image read as zero. Each image is a GEMM over its patches
+ * (im2col); images are split among threads whole, so results do not depend on the
+ * thread count. Both return FNN_OK or FNN_ENOMEM. */
+typedef struct {
+    ptrdiff_t n, c, h, w;   /* input batch, channels, height, width */
+    ptrdiff_t o, oh, ow;    /* output channels, height, width */
+    ptrdiff_t kh, kw;       /* kernel */
+    ptrdiff_t sh, sw;       /* stride */
+    ptrdiff_t ph, pw;       /* padding before */
+    ptrdiff_t dh, dw;       /* dilation */
+    ptrdiff_t groups;       /* divides c and o */
+} fnn_conv2d_geom;
+
+/* y = act(conv(x, weight) + bias[o]); bias may be NULL. */
+int fnn_conv2d_forward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
+                       const void *weight, const void *bias, int act, double act_param,
+                       void *y);
+
+/* Gradients of fnn_conv2d_forward from dy: with act other than identity, y (that call's
+ * output) turns dy into the gradient before the activation first. Writes dweight, dbias
+ * (may be NULL) and dx (may be NULL: not wanted). */
+int fnn_conv2d_backward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
+                        const void *weight, const void *dy, int act, double act_param,
+                        const void *y, void *dx, void *dweight, void *dbias);
+
+
 /* ---- elementwise, loss and update kernels (csrc/elementwise.c) ---------------------
  * All arrays here are C-contiguous; the Cython floor copies anything else first.
  * 2-D arrays are m rows of n elements. Outputs may alias inputs where noted. */

@@ -9,35 +9,11 @@
 
 #include "fastnn.h"
 #include "gemm_kernels.h"
+#include "scratch.h"
 
-/* Each thread owns one packing buffer (A block + B panel), kept for the life of the
- * thread and only grown, so steady-state calls never allocate. A thread-specific key
- * frees it when the thread exits (Python threads that call the kernels come and go). */
-static _Thread_local struct {
-    void *raw;
-    void *aligned;
-    size_t cap;
-} pack_buf;
-
-static pthread_key_t pack_key;
-static pthread_once_t pack_key_once = PTHREAD_ONCE_INIT;
-static int pack_key_ok;
-
-static void pack_key_create(void) { pack_key_ok = pthread_key_create(&pack_key, free) == 0; }
-
-static void *pack_space(size_t bytes)
-{
-    if (bytes > pack_buf.cap) {
-        pthread_once(&pack_key_once, pack_key_create);
-        free(pack_buf.raw);
-        pack_buf.raw = malloc(bytes + 63);
-        pack_buf.aligned = (void *)(((uintptr_t)pack_buf.raw + 63) & ~(uintptr_t)63);
-        pack_buf.cap = pack_buf.raw ? bytes : 0;
-        if (pack_key_ok)
-            pthread_setspecific(pack_key, pack_buf.raw);
-    }
-    return pack_buf.raw ? pack_buf.aligned : NULL;
-}
+/* Each thread packs into its own scratch (scratch.h), so steady-state calls never
+ * allocate. */
+static void *pack_space(size_t bytes) { return fnn_scratch(FNN_SCRATCH_GEMM_PACK, bytes); }
 
 /* Below this many flops per thread, waking a thread costs more than it saves. */
 #define MIN_FLOPS_PER_THREAD 1e6

@@ -32,6 +32,22 @@ cdef extern from "fastnn.h" nogil:
                  int accumulate, const void *bias, int act, double act_param)
     uint64_t fnn_gemm_flop_count()
 
+    ctypedef struct fnn_conv2d_geom:
+        Py_ssize_t n, c, h, w
+        Py_ssize_t o, oh, ow
+        Py_ssize_t kh, kw
+        Py_ssize_t sh, sw
+        Py_ssize_t ph, pw
+        Py_ssize_t dh, dw
+        Py_ssize_t groups
+
+    int fnn_conv2d_forward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
+                           const void *weight, const void *bias, int act, double act_param,
+                           void *y)
+    int fnn_conv2d_backward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
+                            const void *weight, const void *dy, int act, double act_param,
+                            const void *y, void *dx, void *dweight, void *dbias)
+
     void fnn_act_forward(fnn_dtype dt, Py_ssize_t n, int act, double slope, const void *x, void *y)
     void fnn_act_backward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, int act, double slope,
                           const void *src, const void *dy, void *dx, void *dbias)

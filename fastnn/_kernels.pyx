@@ -1685,3 +1685,164 @@ def standardize(x,         # type: ArrayLike
         fnn_standardize(_dt(X), X.shape[0], n, cnp.PyArray_DATA(X), mu_ptr,
                         cnp.PyArray_DATA(Sd), cnp.PyArray_DATA(Y))
     return Y
+
+
+# ---- 2-D convolution ----------------------------------------------------------------------
+# Images are (N, C, H, W) and weights (O, C / groups, kh, kw), PyTorch's layouts. Geometry
+# arguments are pairs (height, width); padding is (top, bottom, left, right), so that "same"
+# can pad unevenly. Every size reaches C as a ptrdiff_t: each is kept below 2**31 so that
+# no index product of the kernels can overflow.
+
+cdef Py_ssize_t _GEOM_MAX = 2147483647
+
+
+cdef tuple _ints(object value, Py_ssize_t count, Py_ssize_t minimum, str fn, str name):
+    cdef tuple items
+    try:
+        items = tuple(value)
+    except TypeError:
+        items = ()
+    if len(items) != count or not all(
+            not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, np.integer))
+            and minimum <= v <= _GEOM_MAX for v in items):
+        raise ValueError(f"{fn}: {name} must be {count} integers in [{minimum}, 2**31 - 1], "
+                         f"got {value!r}")
+    return tuple(int(v) for v in items)
+
+
+cdef fnn_conv2d_geom _conv_geometry(cnp.ndarray X, cnp.ndarray W, object stride,
+                                    object padding, object dilation, object groups,
+                                    str fn) except *:
+    cdef fnn_conv2d_geom g
+    cdef tuple s = _ints(stride, 2, 1, fn, "stride"), d = _ints(dilation, 2, 1, fn, "dilation")
+    cdef tuple p = _ints(padding, 4, 0, fn, "padding (top, bottom, left, right)")
+    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)) \
+            or groups < 1:
+        raise ValueError(f"{fn}: groups must be an integer >= 1, got {groups!r}")
+    g.n, g.c, g.h, g.w = X.shape[0], X.shape[1], X.shape[2], X.shape[3]
+    g.o, g.kh, g.kw = W.shape[0], W.shape[2], W.shape[3]
+    g.groups = groups
+    if g.c % g.groups or g.o % g.groups:
+        raise ValueError(f"{fn}: groups={groups} must divide the input channels ({g.c}) and "
+                         f"the weight's output channels ({g.o})")
+    if W.shape[1] * g.groups != g.c or g.kh < 1 or g.kw < 1 or g.o < 1:
+        raise ValueError(f"{fn}: weight must have shape (O, {g.c // g.groups}, kh, kw) with "
+                         f"O, kh, kw >= 1 for x of shape {_shape(X)} and groups={groups}, "
+                         f"got {_shape(W)}")
+    g.sh, g.sw = s
+    g.dh, g.dw = d
+    g.ph, g.pw = p[0], p[2]
+    cdef object span_h = g.dh * (g.kh - 1) + 1, span_w = g.dw * (g.kw - 1) + 1
+    cdef object rows = g.h + p[0] + p[1], cols = g.w + p[2] + p[3]
+    if rows < span_h or cols < span_w:
+        raise ValueError(
+            f"{fn}: x of shape {_shape(X)} padded by {p} is smaller than the dilated kernel "
+            f"({span_h}, {span_w})")
+    cdef object oh = (rows - span_h) // g.sh + 1, ow = (cols - span_w) // g.sw + 1
+    if oh * ow * g.o > _GEOM_MAX or oh * ow * (W.shape[1] * g.kh * g.kw) > _GEOM_MAX:
+        raise ValueError(f"{fn}: output of {oh} x {ow} pixels is too large for one image")
+    g.oh, g.ow = oh, ow
+    return g
+
+
+cdef void *_conv_bias(object bias, cnp.ndarray W, list keep, str fn) except? NULL:
+    cdef cnp.ndarray B
+    if bias is None:
+        return NULL
+    B = _contiguous(bias, fn, "bias", 1, W.dtype)
+    if B.shape[0] != W.shape[0]:
+        raise ValueError(f"{fn}: bias must have shape {(W.shape[0],)}, got {_shape(B)}")
+    keep.append(B)
+    return cnp.PyArray_DATA(B)
+
+
+def conv2d_forward(x,                      # type: ArrayLike
+                   weight,                 # type: ArrayLike
+                   bias=None,              # type: ArrayLike | None
+                   *,
+                   stride=(1, 1),          # type: tuple[int, int]
+                   padding=(0, 0, 0, 0),   # type: tuple[int, int, int, int]
+                   dilation=(1, 1),        # type: tuple[int, int]
+                   groups=1,               # type: int
+                   activation="identity",  # type: str
+                   negative_slope=0.01,    # type: float
+                   out=None                # type: NDArray[np.floating] | None
+                   ):
+    # type: (...) -> NDArray[np.floating]
+    """act(conv2d(x, weight) + bias): PyTorch's Conv2d on (N, C, H, W) images with padding
+    (top, bottom, left, right). Returns (N, O, OH, OW)."""
+    fn = "conv2d_forward"
+    cdef cnp.ndarray X = _contiguous(x, fn, "x", 4)
+    cdef cnp.ndarray W = _contiguous(weight, fn, "weight", 4, X.dtype)
+    cdef fnn_conv2d_geom g = _conv_geometry(X, W, stride, padding, dilation, groups, fn)
+    cdef list keep = []
+    cdef const void *b_ptr = _conv_bias(bias, W, keep, fn)
+    cdef int act = _act(activation, fn)
+    cdef double slope = _real(negative_slope, fn, "negative_slope")
+    cdef cnp.ndarray Y = _output(out, (g.n, g.o, g.oh, g.ow), X.dtype, fn, True,
+                                 (X, W) + tuple(keep))
+    cdef int rc
+    with nogil:
+        rc = fnn_conv2d_forward(_dt(X), &g, cnp.PyArray_DATA(X), cnp.PyArray_DATA(W), b_ptr,
+                                act, slope, cnp.PyArray_DATA(Y))
+    _raise_gemm(rc, fn)
+    return Y
+
+
+def conv2d_backward(dy,                      # type: ArrayLike
+                    x,                       # type: ArrayLike
+                    weight,                  # type: ArrayLike
+                    *,
+                    stride=(1, 1),           # type: tuple[int, int]
+                    padding=(0, 0, 0, 0),    # type: tuple[int, int, int, int]
+                    dilation=(1, 1),         # type: tuple[int, int]
+                    groups=1,                # type: int
+                    activation="identity",   # type: str
+                    negative_slope=0.01,     # type: float
+                    output=None,             # type: ArrayLike | None
+                    input_grad=True,         # type: bool
+                    bias_grad=True,          # type: bool
+                    out=None,                # type: NDArray[np.floating] | None
+                    weight_grad_out=None,    # type: NDArray[np.floating] | None
+                    bias_grad_out=None       # type: NDArray[np.floating] | None
+                    ):
+    # type: (...) -> tuple[NDArray[np.floating] | None, NDArray[np.floating], NDArray[np.floating] | None]
+    """Gradients of conv2d_forward: (dx or None, dweight, dbias or None). With an
+    activation other than identity, `output` is the forward's output, through which dy
+    passes first. dx only with input_grad, dbias only with bias_grad."""
+    fn = "conv2d_backward"
+    cdef cnp.ndarray X = _contiguous(x, fn, "x", 4)
+    cdef cnp.ndarray W = _contiguous(weight, fn, "weight", 4, X.dtype)
+    cdef fnn_conv2d_geom g = _conv_geometry(X, W, stride, padding, dilation, groups, fn)
+    cdef tuple yshape = (g.n, g.o, g.oh, g.ow)
+    cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", 4, X.dtype)
+    if _shape(DY) != yshape:
+        raise ValueError(f"{fn}: dy must have the output's shape {yshape}, got {_shape(DY)}")
+    cdef int act = _act(activation, fn)
+    cdef double slope = _real(negative_slope, fn, "negative_slope")
+    cdef cnp.ndarray Yf = None
+    if act != FNN_ACT_IDENTITY:
+        if output is None:
+            raise ValueError(f"{fn}: activation={activation!r} needs the forward's output")
+        Yf = _contiguous(output, fn, "output", 4, X.dtype)
+        if _shape(Yf) != yshape:
+            raise ValueError(f"{fn}: output must have shape {yshape}, got {_shape(Yf)}")
+    cdef tuple ins = (X, W, DY, Yf)
+    cdef cnp.ndarray DX = None, DB = None
+    if input_grad:
+        DX = _output(out, _shape(X), X.dtype, fn, True, ins)
+    cdef cnp.ndarray DW = _output(weight_grad_out, _shape(W), X.dtype, fn, True, ins + (DX,),
+                                  (), "weight_grad_out")
+    if bias_grad:
+        DB = _output(bias_grad_out, (g.o,), X.dtype, fn, True, ins + (DX, DW), (),
+                     "bias_grad_out")
+    cdef void *dx_ptr = _ptr_or_null(DX)
+    cdef void *db_ptr = _ptr_or_null(DB)
+    cdef const void *y_ptr = _ptr_or_null(Yf)
+    cdef int rc
+    with nogil:
+        rc = fnn_conv2d_backward(_dt(X), &g, cnp.PyArray_DATA(X), cnp.PyArray_DATA(W),
+                                 cnp.PyArray_DATA(DY), act, slope, y_ptr, dx_ptr,
+                                 cnp.PyArray_DATA(DW), db_ptr)
+    _raise_gemm(rc, fn)
+    return DX, DW, DB

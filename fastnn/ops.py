@@ -443,3 +443,104 @@ def standardize(x, mean, std, *, out=None):
     x = np.asarray(x)
     s = np.where(std == 0, x.dtype.type(1), std).astype(x.dtype)
     return _into((x if mean is None else x - mean) / s, out)
+
+
+def _patches(x, kh, kw, stride, padding, dilation):
+    """The (N, C, kh, kw, OH, OW) patches of zero-padded x, padding (top, bottom, left, right)."""
+    top, bottom, left, right = padding
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    sh, sw = stride
+    dh, dw = dilation
+    oh = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    ow = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    n, c = x.shape[:2]
+    cols = np.empty((n, c, kh, kw, oh, ow), x.dtype)
+    for ky in range(kh):
+        for kx in range(kw):
+            y0, x0 = ky * dh, kx * dw
+            cols[:, :, ky, kx] = xp[:, :, y0 : y0 + sh * (oh - 1) + 1 : sh, x0 : x0 + sw * (ow - 1) + 1 : sw]
+    return cols, oh, ow
+
+
+def conv2d_forward(
+    x,
+    weight,
+    bias=None,
+    *,
+    stride=(1, 1),
+    padding=(0, 0, 0, 0),
+    dilation=(1, 1),
+    groups=1,
+    activation="identity",
+    negative_slope=0.01,
+    out=None,
+):
+    """act(cross-correlation of x (N, C, H, W) with weight (O, C/groups, kh, kw) + bias)."""
+    x, w = np.asarray(x), np.asarray(weight)
+    o, cg, kh, kw = w.shape
+    cols, oh, ow = _patches(x, kh, kw, stride, padding, dilation)
+    n = x.shape[0]
+    og = o // groups
+    y = np.empty((n, o, oh, ow), x.dtype)
+    for g in range(groups):
+        cg_cols = cols[:, g * cg : (g + 1) * cg].reshape(n, cg * kh * kw, oh * ow)
+        wg = w[g * og : (g + 1) * og].reshape(og, cg * kh * kw)
+        y[:, g * og : (g + 1) * og] = (wg @ cg_cols).reshape(n, og, oh, ow)
+    if bias is not None:
+        y = y + np.asarray(bias)[:, None, None]
+    return _into(_act(y, activation, negative_slope), out)
+
+
+def conv2d_backward(
+    dy,
+    x,
+    weight,
+    *,
+    stride=(1, 1),
+    padding=(0, 0, 0, 0),
+    dilation=(1, 1),
+    groups=1,
+    activation="identity",
+    negative_slope=0.01,
+    output=None,
+    input_grad=True,
+    bias_grad=True,
+    out=None,
+    weight_grad_out=None,
+    bias_grad_out=None,
+):
+    """(dx or None, dweight, dbias or None) of conv2d_forward; dy passes through the
+    activation's derivative at `output` first."""
+    x, w = np.asarray(x), np.asarray(weight)
+    dz = np.asarray(dy)
+    if activation != "identity":
+        dz = activation_backward(dz, np.asarray(output), activation, negative_slope=negative_slope)
+    o, cg, kh, kw = w.shape
+    cols, oh, ow = _patches(x, kh, kw, stride, padding, dilation)
+    n, c, h, wd = x.shape
+    og = o // groups
+    dw = np.empty_like(w)
+    dcols = np.empty_like(cols)
+    for g in range(groups):
+        dzg = dz[:, g * og : (g + 1) * og].reshape(n, og, oh * ow)
+        colg = cols[:, g * cg : (g + 1) * cg].reshape(n, cg * kh * kw, oh * ow)
+        dw[g * og : (g + 1) * og] = np.einsum("nop,nkp->ok", dzg, colg).reshape(og, cg, kh, kw)
+        wg = w[g * og : (g + 1) * og].reshape(og, cg * kh * kw)
+        dcols[:, g * cg : (g + 1) * cg] = np.einsum("ok,nop->nkp", wg, dzg).reshape(
+            n, cg, kh, kw, oh, ow
+        )
+    dx = None
+    if input_grad:
+        top, bottom, left, right = padding
+        sh, sw = stride
+        dh, dwl = dilation
+        dxp = np.zeros((n, c, h + top + bottom, wd + left + right), x.dtype)
+        for ky in range(kh):
+            for kx in range(kw):
+                y0, x0 = ky * dh, kx * dwl
+                dxp[:, :, y0 : y0 + sh * (oh - 1) + 1 : sh, x0 : x0 + sw * (ow - 1) + 1 : sw] += dcols[
+                    :, :, ky, kx
+                ]
+        dx = _into(dxp[:, :, top : top + h, left : left + wd], out)
+    db = _into(dz.sum(axis=(0, 2, 3)).astype(x.dtype), bias_grad_out) if bias_grad else None
+    return dx, _into(dw, weight_grad_out), db

@@ -1,0 +1,58 @@
+/* fnn_conv2d_forward and fnn_conv2d_backward (fastnn.h): per image, im2col and GEMMs
+ * (conv_impl.h, instantiated for float and double). The GEMM picks the instruction set;
+ * the patch copies are memory-bound and need none. */
+#include <stdatomic.h>
+
+#include "fastnn.h"
+#include "scratch.h"
+
+/* Images per backward chunk: the weight gradient is summed per chunk and the chunks'
+ * sums added in order, so the chunks, not the threads, fix the summation order. */
+#define CONV_CHUNKS 16
+/* Below this many multiply-adds a call stays on the calling thread. */
+#define CONV_MIN_FLOPS_PER_THREAD 1e6
+
+/* A 1x1 kernel at stride 1 without padding reads the image itself as its patches. */
+static int conv_pointwise(const fnn_conv2d_geom *g)
+{
+    return g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
+           g->oh == g->h && g->ow == g->w;
+}
+
+static int conv_threads(const fnn_conv2d_geom *g)
+{
+    double flops = 2.0 * (double)g->n * (double)(g->o * g->oh * g->ow) *
+                   (double)(g->c / g->groups * g->kh * g->kw);
+    int nt = fnn_get_num_threads();
+    if (nt > flops / CONV_MIN_FLOPS_PER_THREAD)
+        nt = (int)(flops / CONV_MIN_FLOPS_PER_THREAD);
+    return nt > 1 ? nt : 1;
+}
+
+#define T float
+#define SUF f32
+#define DT FNN_F32
+#include "conv_impl.h"
+
+#define T double
+#define SUF f64
+#define DT FNN_F64
+#include "conv_impl.h"
+
+int fnn_conv2d_forward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
+                       const void *weight, const void *bias, int act, double act_param,
+                       void *y)
+{
+    if (dt == FNN_F32)
+        return conv2d_forward_f32(g, x, weight, bias, act, act_param, y);
+    return conv2d_forward_f64(g, x, weight, bias, act, act_param, y);
+}
+
+int fnn_conv2d_backward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
+                        const void *weight, const void *dy, int act, double act_param,
+                        const void *y, void *dx, void *dweight, void *dbias)
+{
+    if (dt == FNN_F32)
+        return conv2d_backward_f32(g, x, weight, dy, act, act_param, y, dx, dweight, dbias);
+    return conv2d_backward_f64(g, x, weight, dy, act, act_param, y, dx, dweight, dbias);
+}

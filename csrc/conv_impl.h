@@ -1,0 +1,238 @@
+/* 2-D convolution template, included by conv.c once per element type: T, SUF and DT
+ * (its fnn_dtype) are defined by the includer and undefined at the end.
+ *
+ * Per image and group, with P = oh * ow output pixels and K = (c / groups) * kh * kw taps:
+ *   cols[K, P]  = the image's patches (im2col; the image itself for a pointwise conv)
+ *   y[Og, P]    = W[Og, K] @ cols + bias          (bias written first, then accumulated)
+ *   dW[Og, K]  += dz[Og, P] @ cols^T
+ *   dcols[K, P] = W^T @ dz, added back onto dx (col2im)
+ * Every product is an fnn_gemm call; inside a pool task it runs on that task's thread. */
+
+#define CV_CAT_(a, b) a##_##b
+#define CV_CAT(a, b) CV_CAT_(a, b)
+#define FN(name) CV_CAT(name, SUF)
+
+/* The output columns [*lo, *hi) whose input column ix0 + ox * sw lies inside [0, w). */
+static void FN(valid_cols)(const fnn_conv2d_geom *g, ptrdiff_t ix0, ptrdiff_t *lo,
+                           ptrdiff_t *hi)
+{
+    ptrdiff_t a = ix0 >= 0 ? 0 : (-ix0 + g->sw - 1) / g->sw;
+    ptrdiff_t b = ix0 >= g->w ? 0 : (g->w - 1 - ix0) / g->sw + 1;
+    *lo = a < g->ow ? a : g->ow;
+    *hi = b < g->ow ? b : g->ow;
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* cols[(ci * kh + ky) * kw + kx][oy * ow + ox] = x[ci][iy][ix], zero outside the image. */
+static void FN(im2col)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *x, T *cols)
+{
+    ptrdiff_t P = g->oh * g->ow;
+    for (ptrdiff_t ci = 0; ci < cg; ci++)
+        for (ptrdiff_t ky = 0; ky < g->kh; ky++)
+            for (ptrdiff_t kx = 0; kx < g->kw; kx++) {
+                T *row = cols + ((ci * g->kh + ky) * g->kw + kx) * P;
+                ptrdiff_t ix0 = kx * g->dw - g->pw, lo, hi;
+                FN(valid_cols)(g, ix0, &lo, &hi);
+                for (ptrdiff_t oy = 0; oy < g->oh; oy++) {
+                    T *dst = row + oy * g->ow;
+                    ptrdiff_t iy = oy * g->sh - g->ph + ky * g->dh;
+                    if (iy < 0 || iy >= g->h) {
+                        for (ptrdiff_t ox = 0; ox < g->ow; ox++)
+                            dst[ox] = 0;
+                        continue;
+                    }
+                    const T *src = x + (ci * g->h + iy) * g->w + ix0;
+                    for (ptrdiff_t ox = 0; ox < lo; ox++)
+                        dst[ox] = 0;
+                    if (g->sw == 1)
+                        for (ptrdiff_t ox = lo; ox < hi; ox++)
+                            dst[ox] = src[ox];
+                    else
+                        for (ptrdiff_t ox = lo; ox < hi; ox++)
+                            dst[ox] = src[ox * g->sw];
+                    for (ptrdiff_t ox = hi; ox < g->ow; ox++)
+                        dst[ox] = 0;
+                }
+            }
+}
+
+/* dx[ci][iy][ix] += dcols[...][...]: im2col's adjoint, in a fixed order. */
+static void FN(col2im)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *dcols, T *dx)
+{
+    ptrdiff_t P = g->oh * g->ow;
+    for (ptrdiff_t ci = 0; ci < cg; ci++)
+        for (ptrdiff_t ky = 0; ky < g->kh; ky++)
+            for (ptrdiff_t kx = 0; kx < g->kw; kx++) {
+                const T *row = dcols + ((ci * g->kh + ky) * g->kw + kx) * P;
+                ptrdiff_t ix0 = kx * g->dw - g->pw, lo, hi;
+                FN(valid_cols)(g, ix0, &lo, &hi);
+                for (ptrdiff_t oy = 0; oy < g->oh; oy++) {
+                    ptrdiff_t iy = oy * g->sh - g->ph + ky * g->dh;
+                    if (iy < 0 || iy >= g->h)
+                        continue;
+                    const T *src = row + oy * g->ow;
+                    T *dst = dx + (ci * g->h + iy) * g->w + ix0;
+                    for (ptrdiff_t ox = lo; ox < hi; ox++)
+                        dst[ox * g->sw] += src[ox];
+                }
+            }
+}
+
+typedef struct {
+    const fnn_conv2d_geom *g;
+    const T *x, *w, *bias, *dy, *y;
+    T *out, *dx, *dw_parts, *db_parts;
+    int act;
+    double slope;
+    ptrdiff_t chunks;
+    _Atomic int err;
+} FN(conv_job);
+
+static void FN(forward_image)(void *ctx, ptrdiff_t n)
+{
+    FN(conv_job) *J = ctx;
+    const fnn_conv2d_geom *g = J->g;
+    ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
+    ptrdiff_t K = cg * g->kh * g->kw;
+    T *cols = NULL;
+    if (!conv_pointwise(g)) {
+        cols = fnn_scratch(FNN_SCRATCH_CONV_COLS, (size_t)(K * P) * sizeof(T));
+        if (!cols) {
+            atomic_store(&J->err, FNN_ENOMEM);
+            return;
+        }
+    }
+    for (ptrdiff_t gi = 0; gi < g->groups; gi++) {
+        const T *xg = J->x + (n * g->c + gi * cg) * g->h * g->w;
+        T *yg = J->out + (n * g->o + gi * og) * P;
+        if (cols)
+            FN(im2col)(g, cg, xg, cols);
+        if (J->bias)
+            for (ptrdiff_t o = 0; o < og; o++)
+                for (ptrdiff_t p = 0; p < P; p++)
+                    yg[o * P + p] = J->bias[gi * og + o];
+        int rc = fnn_gemm(DT, og, P, K, J->w + gi * og * K, K, 1, cols ? cols : xg, P, 1, yg,
+                          P, 1, J->bias != NULL, NULL, J->act, J->slope);
+        if (rc != FNN_OK)
+            atomic_store(&J->err, rc);
+    }
+}
+
+/* One chunk of images: its partial weight and bias gradients (summed over the chunk's
+ * images in order) and the input gradients of its images. */
+static void FN(backward_chunk)(void *ctx, ptrdiff_t chunk)
+{
+    FN(conv_job) *J = ctx;
+    const fnn_conv2d_geom *g = J->g;
+    ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
+    ptrdiff_t K = cg * g->kh * g->kw, HW = g->h * g->w;
+    int pointwise = conv_pointwise(g);
+    int need_dz = J->act != FNN_ACT_IDENTITY;
+    size_t cols_n = pointwise ? 0 : (size_t)(K * P) * (J->dx ? 2 : 1);
+    T *cols = fnn_scratch(FNN_SCRATCH_CONV_COLS,
+                          (cols_n + (need_dz ? (size_t)(g->o * P) : 0) + 1) * sizeof(T));
+    if (!cols) {
+        atomic_store(&J->err, FNN_ENOMEM);
+        return;
+    }
+    T *dcols = cols + (size_t)(K * P);
+    T *dz = cols + cols_n;
+    T *dw = J->dw_parts + chunk * g->o * K;
+    T *db = J->db_parts ? J->db_parts + chunk * g->o : NULL;
+    ptrdiff_t n0 = g->n * chunk / J->chunks, n1 = g->n * (chunk + 1) / J->chunks;
+    for (ptrdiff_t n = n0; n < n1; n++) {
+        const T *dyn = J->dy + n * g->o * P;
+        if (need_dz) {
+            fnn_act_backward(DT, g->o, P, J->act, J->slope, J->y + n * g->o * P, dyn, dz, NULL);
+            dyn = dz;
+        }
+        if (db)
+            for (ptrdiff_t o = 0; o < g->o; o++) {
+                T s = n == n0 ? 0 : db[o];
+                for (ptrdiff_t p = 0; p < P; p++)
+                    s += dyn[o * P + p];
+                db[o] = s;
+            }
+        for (ptrdiff_t gi = 0; gi < g->groups; gi++) {
+            const T *xg = J->x + (n * g->c + gi * cg) * HW;
+            const T *dzg = dyn + gi * og * P, *wg = J->w + gi * og * K;
+            const T *c = pointwise ? xg : cols;
+            if (!pointwise)
+                FN(im2col)(g, cg, xg, cols);
+            int rc = fnn_gemm(DT, og, K, P, dzg, P, 1, c, 1, P, dw + gi * og * K, K, 1, n > n0,
+                              NULL, FNN_ACT_IDENTITY, 0);
+            if (rc == FNN_OK && J->dx) {
+                T *dxg = J->dx + (n * g->c + gi * cg) * HW;
+                if (pointwise) {
+                    rc = fnn_gemm(DT, K, P, og, wg, 1, K, dzg, P, 1, dxg, P, 1, 0, NULL,
+                                  FNN_ACT_IDENTITY, 0);
+                } else {
+                    rc = fnn_gemm(DT, K, P, og, wg, 1, K, dzg, P, 1, dcols, P, 1, 0, NULL,
+                                  FNN_ACT_IDENTITY, 0);
+                    for (ptrdiff_t i = 0; i < cg * HW; i++)
+                        dxg[i] = 0;
+                    FN(col2im)(g, cg, dcols, dxg);
+                }
+            }
+            if (rc != FNN_OK)
+                atomic_store(&J->err, rc);
+        }
+    }
+}
+
+static int FN(conv2d_forward)(const fnn_conv2d_geom *g, const T *x, const T *w, const T *bias,
+                              int act, double slope, T *y)
+{
+    FN(conv_job) J = {.g = g, .x = x, .w = w, .bias = bias, .out = y, .act = act,
+                      .slope = slope};
+    atomic_init(&J.err, FNN_OK);
+    fnn_parallel(conv_threads(g), g->n, FN(forward_image), &J);
+    return atomic_load(&J.err);
+}
+
+static int FN(conv2d_backward)(const fnn_conv2d_geom *g, const T *x, const T *w, const T *dy,
+                               int act, double slope, const T *y, T *dx, T *dw, T *db)
+{
+    ptrdiff_t wsize = g->o * (g->c / g->groups) * g->kh * g->kw;
+    ptrdiff_t chunks = g->n < CONV_CHUNKS ? g->n : CONV_CHUNKS;
+    if (chunks == 0) {
+        for (ptrdiff_t i = 0; i < wsize; i++)
+            dw[i] = 0;
+        for (ptrdiff_t i = 0; db && i < g->o; i++)
+            db[i] = 0;
+        return FNN_OK;
+    }
+    T *parts = fnn_scratch(FNN_SCRATCH_CONV_SUMS,
+                           (size_t)(chunks * (wsize + g->o)) * sizeof(T));
+    if (!parts)
+        return FNN_ENOMEM;
+    FN(conv_job) J = {.g = g, .x = x, .w = w, .dy = dy, .y = y, .dx = dx, .act = act,
+                      .slope = slope, .chunks = chunks, .dw_parts = parts,
+                      .db_parts = db ? parts + chunks * wsize : NULL};
+    atomic_init(&J.err, FNN_OK);
+    fnn_parallel(conv_threads(g), chunks, FN(backward_chunk), &J);
+    int rc = atomic_load(&J.err);
+    if (rc != FNN_OK)
+        return rc;
+    for (ptrdiff_t i = 0; i < wsize; i++) {
+        T s = parts[i];
+        for (ptrdiff_t c = 1; c < chunks; c++)
+            s += parts[c * wsize + i];
+        dw[i] = s;
+    }
+    for (ptrdiff_t o = 0; db && o < g->o; o++) {
+        T s = J.db_parts[o];
+        for (ptrdiff_t c = 1; c < chunks; c++)
+            s += J.db_parts[c * g->o + o];
+        db[o] = s;
+    }
+    return FNN_OK;
+}
+
+#undef FN
+#undef CV_CAT
+#undef CV_CAT_
+#undef T
+#undef SUF
+#undef DT
