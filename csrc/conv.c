@@ -19,6 +19,18 @@ static int conv_pointwise(const fnn_conv2d_geom *g)
            g->oh == g->h && g->ow == g->w;
 }
 
+/* Output rows per slice of an image: the patches of a slice (and in backward their
+ * gradient) stay in L2 while the GEMM packs them, instead of streaming the whole image's
+ * kh * kw times larger patch matrix through memory. */
+#define CONV_SLICE_BYTES (96 * 1024)
+
+static ptrdiff_t conv_slice_rows(const fnn_conv2d_geom *g, size_t elem)
+{
+    ptrdiff_t per_row = (g->c / g->groups) * g->kh * g->kw * g->ow * (ptrdiff_t)elem;
+    ptrdiff_t rows = CONV_SLICE_BYTES / per_row;
+    return rows < 1 ? 1 : rows > g->oh ? g->oh : rows;
+}
+
 static int conv_threads(const fnn_conv2d_geom *g)
 {
     double flops = 2.0 * (double)g->n * (double)(g->o * g->oh * g->ow) *

@@ -24,18 +24,20 @@ static void FN(valid_cols)(const fnn_conv2d_geom *g, ptrdiff_t ix0, ptrdiff_t *l
         *hi = *lo;
 }
 
-/* cols[(ci * kh + ky) * kw + kx][oy * ow + ox] = x[ci][iy][ix], zero outside the image. */
-static void FN(im2col)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *x, T *cols)
+/* The patches of output rows [oy0, oy1): cols[(ci * kh + ky) * kw + kx][(oy - oy0) * ow + ox]
+ * = x[ci][iy][ix], zero outside the image. */
+static void FN(im2col)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *x, ptrdiff_t oy0,
+                       ptrdiff_t oy1, T *cols)
 {
-    ptrdiff_t P = g->oh * g->ow;
+    ptrdiff_t P = (oy1 - oy0) * g->ow;
     for (ptrdiff_t ci = 0; ci < cg; ci++)
         for (ptrdiff_t ky = 0; ky < g->kh; ky++)
             for (ptrdiff_t kx = 0; kx < g->kw; kx++) {
                 T *row = cols + ((ci * g->kh + ky) * g->kw + kx) * P;
                 ptrdiff_t ix0 = kx * g->dw - g->pw, lo, hi;
                 FN(valid_cols)(g, ix0, &lo, &hi);
-                for (ptrdiff_t oy = 0; oy < g->oh; oy++) {
-                    T *dst = row + oy * g->ow;
+                for (ptrdiff_t oy = oy0; oy < oy1; oy++) {
+                    T *dst = row + (oy - oy0) * g->ow;
                     ptrdiff_t iy = oy * g->sh - g->ph + ky * g->dh;
                     if (iy < 0 || iy >= g->h) {
                         for (ptrdiff_t ox = 0; ox < g->ow; ox++)
@@ -57,21 +59,23 @@ static void FN(im2col)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *x, T *co
             }
 }
 
-/* dx[ci][iy][ix] += dcols[...][...]: im2col's adjoint, in a fixed order. */
-static void FN(col2im)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *dcols, T *dx)
+/* dx[ci][iy][ix] += dcols[...][...] for output rows [oy0, oy1): im2col's adjoint, in a
+ * fixed order. */
+static void FN(col2im)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *dcols, ptrdiff_t oy0,
+                       ptrdiff_t oy1, T *dx)
 {
-    ptrdiff_t P = g->oh * g->ow;
+    ptrdiff_t P = (oy1 - oy0) * g->ow;
     for (ptrdiff_t ci = 0; ci < cg; ci++)
         for (ptrdiff_t ky = 0; ky < g->kh; ky++)
             for (ptrdiff_t kx = 0; kx < g->kw; kx++) {
                 const T *row = dcols + ((ci * g->kh + ky) * g->kw + kx) * P;
                 ptrdiff_t ix0 = kx * g->dw - g->pw, lo, hi;
                 FN(valid_cols)(g, ix0, &lo, &hi);
-                for (ptrdiff_t oy = 0; oy < g->oh; oy++) {
+                for (ptrdiff_t oy = oy0; oy < oy1; oy++) {
                     ptrdiff_t iy = oy * g->sh - g->ph + ky * g->dh;
                     if (iy < 0 || iy >= g->h)
                         continue;
-                    const T *src = row + oy * g->ow;
+                    const T *src = row + (oy - oy0) * g->ow;
                     T *dst = dx + (ci * g->h + iy) * g->w + ix0;
                     for (ptrdiff_t ox = lo; ox < hi; ox++)
                         dst[ox * g->sw] += src[ox];
@@ -94,10 +98,10 @@ static void FN(forward_image)(void *ctx, ptrdiff_t n)
     FN(conv_job) *J = ctx;
     const fnn_conv2d_geom *g = J->g;
     ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
-    ptrdiff_t K = cg * g->kh * g->kw;
+    ptrdiff_t K = cg * g->kh * g->kw, rows = conv_slice_rows(g, sizeof(T));
     T *cols = NULL;
     if (!conv_pointwise(g)) {
-        cols = fnn_scratch(FNN_SCRATCH_CONV_COLS, (size_t)(K * P) * sizeof(T));
+        cols = fnn_scratch(FNN_SCRATCH_CONV_COLS, (size_t)(K * rows * g->ow) * sizeof(T));
         if (!cols) {
             atomic_store(&J->err, FNN_ENOMEM);
             return;
@@ -105,17 +109,21 @@ static void FN(forward_image)(void *ctx, ptrdiff_t n)
     }
     for (ptrdiff_t gi = 0; gi < g->groups; gi++) {
         const T *xg = J->x + (n * g->c + gi * cg) * g->h * g->w;
-        T *yg = J->out + (n * g->o + gi * og) * P;
-        if (cols)
-            FN(im2col)(g, cg, xg, cols);
-        if (J->bias)
-            for (ptrdiff_t o = 0; o < og; o++)
-                for (ptrdiff_t p = 0; p < P; p++)
-                    yg[o * P + p] = J->bias[gi * og + o];
-        int rc = fnn_gemm(DT, og, P, K, J->w + gi * og * K, K, 1, cols ? cols : xg, P, 1, yg,
-                          P, 1, J->bias != NULL, NULL, J->act, J->slope);
-        if (rc != FNN_OK)
-            atomic_store(&J->err, rc);
+        for (ptrdiff_t oy0 = 0; oy0 < g->oh; oy0 += rows) {
+            ptrdiff_t oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh, ps = (oy1 - oy0) * g->ow;
+            T *yg = J->out + (n * g->o + gi * og) * P + oy0 * g->ow;
+            const T *b = cols ? cols : xg + oy0 * g->ow;
+            if (cols)
+                FN(im2col)(g, cg, xg, oy0, oy1, cols);
+            if (J->bias)
+                for (ptrdiff_t o = 0; o < og; o++)
+                    for (ptrdiff_t p = 0; p < ps; p++)
+                        yg[o * P + p] = J->bias[gi * og + o];
+            int rc = fnn_gemm(DT, og, ps, K, J->w + gi * og * K, K, 1, b, cols ? ps : P, 1, yg,
+                              P, 1, J->bias != NULL, NULL, J->act, J->slope);
+            if (rc != FNN_OK)
+                atomic_store(&J->err, rc);
+        }
     }
 }
 
@@ -126,17 +134,17 @@ static void FN(backward_chunk)(void *ctx, ptrdiff_t chunk)
     FN(conv_job) *J = ctx;
     const fnn_conv2d_geom *g = J->g;
     ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
-    ptrdiff_t K = cg * g->kh * g->kw, HW = g->h * g->w;
+    ptrdiff_t K = cg * g->kh * g->kw, HW = g->h * g->w, rows = conv_slice_rows(g, sizeof(T));
     int pointwise = conv_pointwise(g);
     int need_dz = J->act != FNN_ACT_IDENTITY;
-    size_t cols_n = pointwise ? 0 : (size_t)(K * P) * (J->dx ? 2 : 1);
+    size_t cols_n = pointwise ? 0 : (size_t)(K * rows * g->ow) * (J->dx ? 2 : 1);
     T *cols = fnn_scratch(FNN_SCRATCH_CONV_COLS,
                           (cols_n + (need_dz ? (size_t)(g->o * P) : 0) + 1) * sizeof(T));
     if (!cols) {
         atomic_store(&J->err, FNN_ENOMEM);
         return;
     }
-    T *dcols = cols + (size_t)(K * P);
+    T *dcols = cols + (size_t)(K * rows * g->ow);
     T *dz = cols + cols_n;
     T *dw = J->dw_parts + chunk * g->o * K;
     T *db = J->db_parts ? J->db_parts + chunk * g->o : NULL;
@@ -156,27 +164,34 @@ static void FN(backward_chunk)(void *ctx, ptrdiff_t chunk)
             }
         for (ptrdiff_t gi = 0; gi < g->groups; gi++) {
             const T *xg = J->x + (n * g->c + gi * cg) * HW;
-            const T *dzg = dyn + gi * og * P, *wg = J->w + gi * og * K;
-            const T *c = pointwise ? xg : cols;
-            if (!pointwise)
-                FN(im2col)(g, cg, xg, cols);
-            int rc = fnn_gemm(DT, og, K, P, dzg, P, 1, c, 1, P, dw + gi * og * K, K, 1, n > n0,
-                              NULL, FNN_ACT_IDENTITY, 0);
-            if (rc == FNN_OK && J->dx) {
-                T *dxg = J->dx + (n * g->c + gi * cg) * HW;
-                if (pointwise) {
-                    rc = fnn_gemm(DT, K, P, og, wg, 1, K, dzg, P, 1, dxg, P, 1, 0, NULL,
+            const T *wg = J->w + gi * og * K;
+            T *dxg = J->dx ? J->dx + (n * g->c + gi * cg) * HW : NULL;
+            if (dxg && !pointwise)
+                for (ptrdiff_t i = 0; i < cg * HW; i++)
+                    dxg[i] = 0;
+            for (ptrdiff_t oy0 = 0; oy0 < g->oh; oy0 += rows) {
+                ptrdiff_t oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh;
+                ptrdiff_t ps = (oy1 - oy0) * g->ow, off = oy0 * g->ow;
+                const T *dzg = dyn + gi * og * P + off;
+                const T *c = pointwise ? xg + off : cols;
+                if (!pointwise)
+                    FN(im2col)(g, cg, xg, oy0, oy1, cols);
+                int rc = fnn_gemm(DT, og, K, ps, dzg, P, 1, c, 1, pointwise ? P : ps,
+                                  dw + gi * og * K, K, 1, n > n0 || oy0 > 0, NULL,
                                   FNN_ACT_IDENTITY, 0);
-                } else {
-                    rc = fnn_gemm(DT, K, P, og, wg, 1, K, dzg, P, 1, dcols, P, 1, 0, NULL,
-                                  FNN_ACT_IDENTITY, 0);
-                    for (ptrdiff_t i = 0; i < cg * HW; i++)
-                        dxg[i] = 0;
-                    FN(col2im)(g, cg, dcols, dxg);
+                if (rc == FNN_OK && dxg) {
+                    if (pointwise) {
+                        rc = fnn_gemm(DT, K, ps, og, wg, 1, K, dzg, P, 1, dxg + off, HW, 1, 0,
+                                      NULL, FNN_ACT_IDENTITY, 0);
+                    } else {
+                        rc = fnn_gemm(DT, K, ps, og, wg, 1, K, dzg, P, 1, dcols, ps, 1, 0, NULL,
+                                      FNN_ACT_IDENTITY, 0);
+                        FN(col2im)(g, cg, dcols, oy0, oy1, dxg);
+                    }
                 }
+                if (rc != FNN_OK)
+                    atomic_store(&J->err, rc);
             }
-            if (rc != FNN_OK)
-                atomic_store(&J->err, rc);
         }
     }
 }
