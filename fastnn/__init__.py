@@ -28,8 +28,10 @@ from fastnn.gradcheck import gradcheck
 from fastnn.kernels import get_num_threads, set_num_threads
 from fastnn.layers import (
     BatchNorm1d,
+    Conv2d,
     Dense,
     Dropout,
+    Flatten,
     Identity,
     Layer,
     LeakyReLU,
@@ -55,9 +57,11 @@ __all__ = [
     "CSVLogger",
     "Callback",
     "Checkpoint",
+    "Conv2d",
     "Dense",
     "Dropout",
     "EarlyStopping",
+    "Flatten",
     "History",
     "Identity",
     "Layer",

@@ -1,5 +1,6 @@
 """Weight initialisers. Each takes the weight's shape in PyTorch's layout
-``(fan_out, fan_in)`` and returns a new array of ``dtype`` drawn from ``rng``
+``(fan_out, fan_in)`` (or a convolution's ``(out_channels, in_channels, *kernel)``, whose
+fans count the kernel's taps) and returns a new array of ``dtype`` drawn from ``rng``
 (None, an int seed or a ``numpy.random.Generator``).
 
 Why they differ: the variance of a layer's output is ``fan_in * Var(w) * Var(x)``. Xavier
@@ -27,10 +28,15 @@ __all__ = [
 
 
 def _fans(shape):
+    """(shape, fan_in, fan_out); a convolution's (out, in, *kernel) weight counts every tap
+    of the kernel, as PyTorch does."""
     shape = tuple(int(s) for s in shape)
-    if len(shape) != 2 or min(shape) < 0:
-        raise ValueError(f"shape must be (fan_out, fan_in), got {shape}")
-    return shape, shape[1], shape[0]
+    if len(shape) < 2 or min(shape) < 0:
+        raise ValueError(
+            f"shape must be (fan_out, fan_in) or (fan_out, fan_in, *kernel), got {shape}"
+        )
+    taps = int(np.prod(shape[2:]))
+    return shape, shape[1] * taps, shape[0] * taps
 
 
 def _normal(shape, std, rng, dtype):

@@ -22,10 +22,14 @@ class Sequential:
     """Layers applied in order. Indices count every layer, activations included, exactly as
     ``torch.nn.Sequential`` does, so ``state_dict()`` keys are ``"0.weight"``, ``"0.bias"``...
 
-    A Dense layer followed by an elementwise activation runs as one kernel call (the
-    activation is applied in the GEMM's store phase, and its derivative and the bias
+    A Dense or Conv2d layer followed by an elementwise activation runs as one kernel call
+    (the activation is applied in the GEMM's store phase, and its derivative and the bias
     gradient come out of one pass in backward); the layer list, repr and state_dict stay as
-    written."""
+    written.
+
+    Inputs are batch-first arrays of the rank the first layer that declares one takes:
+    ``(n, features)`` for Dense, ``(N, C, H, W)`` images for Conv2d, pooling and
+    BatchNorm2d."""
 
     def __init__(self, *layers, dtype=None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
@@ -51,6 +55,10 @@ class Sequential:
             for name, p in layer._params.items():
                 p.name = f"{i}.{name}"
         self.in_features = self._check_widths()
+        #: the rank of the inputs: that of the first layer that declares one (None: any)
+        self.input_ndim = next(
+            (layer.input_ndim for layer in self.layers if layer.input_ndim is not None), None
+        )
         self._workspace = {}
         self._steps_token = None  # see _chain_steps
         self._use_plan(self._fusion_plan())
@@ -61,33 +69,46 @@ class Sequential:
         self.history = None
 
     def _check_widths(self):
-        """The model's input width (None when no layer fixes it), after checking that each
-        layer accepts the width its predecessor produces. Layers before the first one that
-        declares a width keep the width they are given, so that one is the model's."""
+        """The size of the model's input axis 1 (features, or the channels of images; None
+        when no layer fixes it), after checking that each layer accepts the size its
+        predecessor produces. Layers before the first one that declares a size keep the size
+        they are given, so that one is the model's; a Flatten ends what can be known before
+        the input's other axes are seen (the layers after it check their input as it comes)."""
         in_features = width = None
+        decided = False
         for i, layer in enumerate(self.layers):
             if width is None:
-                in_features = width = getattr(layer, "in_features", None)
+                width = getattr(layer, "in_features", None)
+                if not decided:
+                    in_features = width
+                    decided = width is not None
             if width is not None:
                 try:
                     width = layer.output_features(width)
                 except ValueError as exc:
                     raise ValueError(f"layer {i} ({layer!r}): {exc}") from None
+            if isinstance(layer, L.Flatten):
+                decided, width = True, None
         return in_features
 
     def _fusion_plan(self):
         """The order of execution: runs of consecutive Dense layers as tuples of (Dense,
         activation fused into it or None) steps, each run one call into the compiled
-        chain; any other layer on its own."""
+        chain; a Conv2d with the activation after it fused in as a _ConvRun; any other
+        layer on its own."""
         plan, i = [], 0
         while i < len(self.layers):
             layer = self.layers[i]
             nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            fused = isinstance(nxt, L._Activation) and nxt.fusable
+            if type(layer) is L.Conv2d:
+                plan.append(_ConvRun(layer, nxt if fused else None))
+                i += 2 if fused else 1
+                continue
             if type(layer) is not L.Dense:
                 plan.append(layer)
                 i += 1
                 continue
-            fused = isinstance(nxt, L._Activation) and nxt.fusable
             step = (layer, nxt if fused else None)
             if plan and type(plan[-1]) is tuple:
                 plan[-1] += (step,)
@@ -104,6 +125,11 @@ class Sequential:
             (r for r, item in enumerate(plan) if type(item) is tuple or item.parameters()),
             len(plan),
         )
+        # The items whose output may reach the caller of forward as it is (or as a view):
+        # the last one that makes a new array, and the pass-through ones after it.
+        self._fresh_from = len(plan) - 1
+        while self._fresh_from > 0 and isinstance(plan[self._fresh_from], _PASS_THROUGH):
+            self._fresh_from -= 1
         self._workspace.clear()
         #: run index -> (x, outputs) of the last training forward: what its backward reads
         self._saved = {}
@@ -130,15 +156,25 @@ class Sequential:
     # ---- computation -------------------------------------------------------------------
 
     def _prepare(self, X):
-        x = as_float_array(X, self.dtype, "X", ndim=2)
-        if self.in_features is not None and x.shape[1] != self.in_features:
-            raise ValueError(
-                f"X: the model expects {self.in_features} features, got shape {x.shape}"
+        x = as_float_array(X, self.dtype, "X")
+        ndim = self.input_ndim
+        if (ndim is not None and x.ndim != ndim) or x.ndim < 2:
+            expected = (
+                "4-D (n_samples, channels, height, width) for this model"
+                if ndim == 4
+                else "2-D (n_samples, n_features)"
+                if ndim == 2
+                else "at least 2-D (batch first)"
             )
+            raise ValueError(f"X must be {expected}, got shape {x.shape}")
+        if self.in_features is not None and x.shape[1] != self.in_features:
+            what = "channels" if ndim == 4 else "features"
+            raise ValueError(f"X: the model expects {self.in_features} {what}, got shape {x.shape}")
         return x
 
     def forward(self, X: ArrayLike, training: bool = False) -> np.ndarray:
-        """The model's output for a batch ``X`` of shape ``(n_samples, n_features)``.
+        """The model's output for a batch ``X`` (``(n_samples, n_features)``, or images
+        ``(N, C, H, W)`` for a convolutional model).
 
         In inference mode a non-finite output makes the model check its weights: NaN or
         infinite weights raise :class:`NonFiniteError` rather than return outputs from a
@@ -159,7 +195,13 @@ class Sequential:
         chains = self._chain_steps()
         for r, item in enumerate(self._plan):
             steps = chains[r]
-            if steps is None:
+            if type(item) is _ConvRun:
+                out = None
+                if training and x.ndim == 4 and not (keep_output and r >= self._fresh_from):
+                    shape = item.conv.output_shape(x.shape)
+                    out = self._buffers(("conv", r, shape), [shape])[0]
+                x = item.conv.forward(x, training, item.act, out)
+            elif steps is None:
                 x = item.forward(x, training=training)
             elif not training:
                 x = kernels.dense_chain_forward(x, steps)
@@ -256,6 +298,15 @@ class Sequential:
         for r in range(len(self._plan) - 1, stop - 1, -1):
             item, steps = self._plan[r], chains[r]
             owned = dy_owned or dy is not given
+            if type(item) is _ConvRun:
+                # The gradient of the first item's input is the caller's; with input_grad
+                # a pass-through layer in front could hand any other one on to the caller.
+                out = None
+                if r > stop and not input_grad and item.conv._cache is not None:
+                    shape = item.conv._cache[0].shape
+                    out = self._buffers(("conv_dx", r, shape), [shape])[0]
+                dy = item.conv.backward(dy, input_grad=r > stop or input_grad, out=out)
+                continue
             if steps is None:
                 dy = item.backward(dy)
                 continue
@@ -453,6 +504,27 @@ class Sequential:
     def __repr__(self):
         lines = [f"  ({i}): {layer!r}" for i, layer in enumerate(self.layers)]
         return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
+
+
+class _ConvRun:
+    """A plan item: a Conv2d with the elementwise activation after it fused in (or None)."""
+
+    __slots__ = ("conv", "act")
+
+    def __init__(self, conv, act):
+        self.conv, self.act = conv, act
+
+    def __eq__(self, other):
+        return type(other) is _ConvRun and other.conv is self.conv and other.act is self.act
+
+    __hash__ = None
+
+    def parameters(self):
+        return self.conv.parameters()
+
+
+# Layers whose forward may return its input, or a view of it, as its output.
+_PASS_THROUGH = (L.Flatten, L.Dropout)
 
 
 def _state_value(value, key, current, owner):

@@ -458,7 +458,9 @@ def _patches(x, kh, kw, stride, padding, dilation):
     for ky in range(kh):
         for kx in range(kw):
             y0, x0 = ky * dh, kx * dw
-            cols[:, :, ky, kx] = xp[:, :, y0 : y0 + sh * (oh - 1) + 1 : sh, x0 : x0 + sw * (ow - 1) + 1 : sw]
+            cols[:, :, ky, kx] = xp[
+                :, :, y0 : y0 + sh * (oh - 1) + 1 : sh, x0 : x0 + sw * (ow - 1) + 1 : sw
+            ]
     return cols, oh, ow
 
 
@@ -538,9 +540,9 @@ def conv2d_backward(
         for ky in range(kh):
             for kx in range(kw):
                 y0, x0 = ky * dh, kx * dwl
-                dxp[:, :, y0 : y0 + sh * (oh - 1) + 1 : sh, x0 : x0 + sw * (ow - 1) + 1 : sw] += dcols[
-                    :, :, ky, kx
-                ]
+                dxp[:, :, y0 : y0 + sh * (oh - 1) + 1 : sh, x0 : x0 + sw * (ow - 1) + 1 : sw] += (
+                    dcols[:, :, ky, kx]
+                )
         dx = _into(dxp[:, :, top : top + h, left : left + wd], out)
     db = _into(dz.sum(axis=(0, 2, 3)).astype(x.dtype), bias_grad_out) if bias_grad else None
     return dx, _into(dw, weight_grad_out), db

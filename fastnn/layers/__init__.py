@@ -1,8 +1,9 @@
 """Layers, one module per family: :mod:`~fastnn.layers.base` (:class:`Parameter`,
 :class:`Layer`, the registry of layer classes by name), :mod:`~fastnn.layers.dense`,
 :mod:`~fastnn.layers.activations`, :mod:`~fastnn.layers.maxout`,
-:mod:`~fastnn.layers.dropout`, :mod:`~fastnn.layers.normalization` and
-:mod:`~fastnn.layers.preprocessing`. Every public name is re-exported here (and the layers
+:mod:`~fastnn.layers.dropout`, :mod:`~fastnn.layers.normalization`,
+:mod:`~fastnn.layers.preprocessing`, :mod:`~fastnn.layers.conv` and
+:mod:`~fastnn.layers.flatten`. Every public name is re-exported here (and the layers
 from ``fastnn``).
 
 Each layer owns its parameters and the cache of its last training forward; its
@@ -29,6 +30,8 @@ from fastnn.layers.maxout import Maxout
 from fastnn.layers.dropout import Dropout
 from fastnn.layers.normalization import BatchNorm1d
 from fastnn.layers.preprocessing import Standardize
+from fastnn.layers.conv import Conv2d
+from fastnn.layers.flatten import Flatten
 # isort: on
 
 __all__ = [
@@ -45,6 +48,8 @@ __all__ = [
     "Dropout",
     "BatchNorm1d",
     "Standardize",
+    "Conv2d",
+    "Flatten",
     "get",
     "get_activation",
     "plan_token",
