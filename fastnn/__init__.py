@@ -24,7 +24,7 @@ from fastnn.callbacks import (
 )
 from fastnn.closed_form import gaussian_classifier, linear_regression
 from fastnn.datasets import load_digits, load_mnist
-from fastnn.gradcheck import gradcheck
+from fastnn.gradcheck import gradcheck, gradcheck_layer
 from fastnn.kernels import get_num_threads, set_num_threads
 from fastnn.layers import (
     BatchNorm1d,
@@ -87,6 +87,7 @@ __all__ = [
     "gaussian_classifier",
     "get_num_threads",
     "gradcheck",
+    "gradcheck_layer",
     "init",
     "kernels",
     "linear_regression",

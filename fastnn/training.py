@@ -6,9 +6,14 @@ however large a memory-mapped X is: shuffled batches of a file-backed memmap are
 the file with ``pread`` (through the page cache, which is not this process's memory), and
 pages that sequential passes touched are handed back to the kernel as they go.
 
+Batches are batch-first arrays of any rank from 2 up: ``(n_samples, n_features)``, or
+images ``(n_samples, channels, height, width)``; the model's first layer that declares a
+rank fixes it (:func:`input_ndim`). Rows are gathered whatever their shape.
+
 Public helpers for other modules that feed data to a model: :func:`check_pair` (the
-``(X, y)`` checks of ``fit``), :func:`loss_target` (a target batch in the form the loss
-takes) and :class:`PageReleaser` (bounded resident memory over a memory-mapped array).
+``(X, y)`` checks of ``fit``), :func:`input_ndim` (the rank of the batches a model
+takes), :func:`loss_target` (a target batch in the form the loss takes) and
+:class:`PageReleaser` (bounded resident memory over a memory-mapped array).
 :func:`lr_sweep` runs ``fit`` once per learning rate."""
 
 import math
@@ -26,7 +31,16 @@ from fastnn.callbacks import Callback, History
 from fastnn.losses import SoftmaxCrossEntropy
 from fastnn.plotting import plot_lr_sweep
 
-__all__ = ["fit", "evaluate", "predict", "lr_sweep", "check_pair", "loss_target", "PageReleaser"]
+__all__ = [
+    "fit",
+    "evaluate",
+    "predict",
+    "lr_sweep",
+    "check_pair",
+    "input_ndim",
+    "loss_target",
+    "PageReleaser",
+]
 
 #: read volume after which a memmap's pages are dropped from the resident set
 _RELEASE_BYTES = 64 << 20
@@ -156,16 +170,39 @@ class _FileRows:
         os.close(self.fd)
 
 
-def check_pair(X, y, xname="X", yname="y"):
+def check_pair(X, y, xname="X", yname="y", *, model=None):
     """``(X, y)`` as row-indexable arrays, checked as ``fit`` checks them: arrays, memmaps
     and duck arrays (h5py datasets) as they are, without a copy, lists and pandas objects
-    converted; X 2-D; as many samples in y as in X. Errors name `xname` and `yname`."""
+    converted; X batch-first, of the rank `model` takes (see :func:`input_ndim`), or of
+    any rank from 2 up without a model or when no layer fixes one; as many samples in y
+    as in X. Errors name `xname` and `yname`."""
     X, y = _as_rows(X, xname), _as_rows(y, yname)
-    if X.ndim != 2:
-        raise ValueError(f"{xname} must be 2-D (n_samples, n_features), got shape {X.shape}")
+    _check_rank(X, None if model is None else input_ndim(model), xname)
     if len(y) != len(X):
         raise ValueError(f"{yname} has {len(y)} samples, {xname} has {len(X)}")
     return X, y
+
+
+def input_ndim(model):
+    """The rank of the batches `model` takes: the ``input_ndim`` of its first layer that
+    declares one (2 for (n_samples, n_features), 4 for images), or None when every layer
+    takes any rank."""
+    return next((layer.input_ndim for layer in model.layers if layer.input_ndim is not None), None)
+
+
+_AXES = {2: "(n_samples, n_features)", 4: "(n_samples, channels, height, width)"}
+
+
+def _check_rank(X, ndim, name):
+    if ndim is None:
+        if X.ndim < 2:
+            raise ValueError(
+                f"{name} must have a samples axis and at least one more, such as "
+                f"{_AXES[2]} or {_AXES[4]}, got shape {X.shape}"
+            )
+    elif X.ndim != ndim:
+        axes = _AXES.get(ndim, "(n_samples, ...)")
+        raise ValueError(f"{name} must be {ndim}-D {axes} for this model, got shape {X.shape}")
 
 
 def loss_target(yb, loss, dtype, width):
@@ -211,7 +248,7 @@ def _slices(n, batch_size, releasers):
 
 def evaluate(model, X, y, *, loss, metrics=(), batch_size=1024):
     """Loss (plus l1/l2 penalties, as in training) and metrics over (X, y), in batches."""
-    X, y = check_pair(X, y)
+    X, y = check_pair(X, y, model=model)
     batch_size = positive_int(batch_size, "batch_size")
     n = len(X)
     if n == 0:
@@ -235,6 +272,7 @@ def evaluate(model, X, y, *, loss, metrics=(), batch_size=1024):
 def predict(model, X, batch_size=4096):
     """Inference outputs for X, computed in batches so memory stays bounded for large X."""
     X = _as_rows(X, "X")
+    _check_rank(X, input_ndim(model), "X")
     batch_size = positive_int(batch_size, "batch_size")
     n = len(X)
     if n <= batch_size:
@@ -265,7 +303,7 @@ def fit(
     seed=None,
     verbose=0,
 ):
-    X, y = check_pair(X, y)
+    X, y = check_pair(X, y, model=model)
     epochs = positive_int(epochs, "epochs", minimum=0)
     batch_size = positive_int(batch_size, "batch_size")
     validation_split = real(validation_split, "validation_split", minimum=0.0, maximum=1.0)
@@ -288,7 +326,9 @@ def fit(
     if validation_data is not None:
         if len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (X_val, y_val)")
-        X_val, y_val = check_pair(*validation_data, "validation_data[0]", "validation_data[1]")
+        X_val, y_val = check_pair(
+            *validation_data, "validation_data[0]", "validation_data[1]", model=model
+        )
     elif validation_split > 0:
         # Keras's rule: the last fraction of the samples, taken before any shuffling.
         split = int(len(X) * (1 - validation_split))

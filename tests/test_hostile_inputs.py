@@ -1401,7 +1401,12 @@ probe(
     ValueError,
     r"x: Dense expects 4 features, got shape \(2, 3\)",
 )
-probe("relu-forward-1d", lambda: fastnn.ReLU().forward(np.ones(3)), ValueError, "x must be 2-D")
+probe(
+    "relu-forward-0d",
+    lambda: fastnn.ReLU().forward(np.float32(3)),
+    ValueError,
+    r"x: ReLU expects an array with at least one axis .*got shape \(\)",
+)
 probe(
     "softmax-backward-first",
     lambda: fastnn.Softmax().backward(np.ones((2, 2))),

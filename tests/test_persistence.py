@@ -1,5 +1,5 @@
-"""fastnn.save / fastnn.load: round trips, optimizer state, atomic writes and every kind of
-damaged or foreign file."""
+"""fastnn.save / fastnn.load: round trips (image layers included), optimizer state, atomic
+writes and every kind of damaged or foreign file."""
 
 import json
 import os
@@ -71,6 +71,56 @@ def test_every_registered_layer_is_covered():
     covered = {name.split("(")[0] for name in LAYERS}
     missing = set(fastnn.Layer.registry) - covered
     assert not missing, f"add these layers to LAYERS: {sorted(missing)}"
+
+
+def test_round_trip_of_an_image_layer_through_the_registry(tmp_path):
+    """A layer of images (input_ndim 4) with a 4-D weight and a pair-valued setting saves
+    and loads like any other: the file stores no input width or rank, the pair comes back
+    from JSON as a list and the constructor makes it a pair again."""
+    from fastnn.layers._spatial import pair
+
+    saved = dict(fastnn.Layer.registry)
+    try:
+
+        class PatchFilter(fastnn.Layer):
+            input_ndim = 4
+
+            def __init__(self, channels, kernel_size=3, dtype=np.float32):
+                super().__init__()
+                self.channels, self.kernel_size = channels, pair(kernel_size, "kernel_size", 1)
+                self.dtype = np.dtype(dtype)
+                weight = np.arange(channels * channels * np.prod(self.kernel_size), dtype=dtype)
+                self.weight = fastnn.Parameter(
+                    "weight", weight.reshape(channels, channels, *self.kernel_size)
+                )
+                self._params["weight"] = self.weight
+
+            def get_config(self):
+                return {
+                    "channels": self.channels,
+                    "kernel_size": self.kernel_size,
+                    "dtype": self.dtype.name,
+                }
+
+        model = fastnn.Sequential(
+            PatchFilter(2, (2, 3)), fastnn.ReLU(), fastnn.Dropout(0.1), dtype=np.float64
+        )
+        model[0].weight.data *= -0.5
+        path = tmp_path / "images.safetensors"
+        fastnn.save(model, path)
+        loaded = fastnn.load(path)
+        assert_same_model(model, loaded)
+        assert loaded[0].kernel_size == (2, 3)
+        assert loaded.state_dict()["0.weight"].shape == (2, 2, 2, 3)
+        raw = path.read_bytes()
+        meta = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])["__metadata__"]
+        assert json.loads(meta["architecture"])[0] == {
+            "class": "PatchFilter",
+            "config": {"channels": 2, "kernel_size": [2, 3], "dtype": "float64"},
+        }
+    finally:
+        fastnn.Layer.registry.clear()
+        fastnn.Layer.registry.update(saved)
 
 
 def test_trained_model_round_trip_and_file_layout(tmp_path):

@@ -1,6 +1,7 @@
 """The training loop (fastnn/training.py): fit / evaluate / predict with histories,
 validation, seeding, progress lines, NaN detection and memory-mapped datasets; training to
-an accuracy; lr_sweep's loss curves (its figure: test_plotting.py)."""
+an accuracy; lr_sweep's loss curves (its figure: test_plotting.py); batches of any rank
+(images (n, C, H, W)) checked against the rank the model takes and gathered row by row."""
 
 import os
 import subprocess
@@ -406,3 +407,87 @@ def test_lr_sweep_validates_arguments():
         fastnn.lr_sweep(digits_mlp, X, y, loss=fastnn.SoftmaxCrossEntropy(), lrs=[0.1, -1])
     with pytest.raises(TypeError, match="build_model"):
         fastnn.lr_sweep(None, X, y, loss=fastnn.SoftmaxCrossEntropy(), lrs=[0.1])
+
+
+# ---- batches of any rank: images (n, C, H, W) -------------------------------------------
+
+
+class _Flatten4(fastnn.Layer):
+    """(n, C, H, W) -> (n, C*H*W) and back (the underscore keeps it out of the registry)."""
+
+    input_ndim = 4
+
+    def __init__(self):
+        super().__init__()
+        self._shape = None
+
+    def forward(self, x, training=False):
+        x = self._input(x)
+        if training:
+            self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return np.asarray(dy).reshape(self._shape)
+
+
+def test_the_model_input_rank_is_its_first_declared_one():
+    assert fastnn.training.input_ndim(mlp()) == 2
+    assert fastnn.training.input_ndim(Sequential(_Flatten4(), Dense(6, 2))) == 4
+    assert fastnn.training.input_ndim(Sequential(fastnn.ReLU(), _Flatten4(), Dense(6, 2))) == 4
+    assert fastnn.training.input_ndim(Sequential(fastnn.ReLU(), Dropout(0.1))) is None
+
+
+def test_check_pair_keeps_a_4d_memmap_as_it_is(tmp_path):
+    X = np.lib.format.open_memmap(tmp_path / "X.npy", "w+", np.float32, (10, 3, 5, 7))
+    y = np.zeros(10, np.int64)
+    model = Sequential(_Flatten4(), Dense(105, 2))
+    Xc, yc = fastnn.training.check_pair(X, y, model=model)
+    assert Xc is X and yc is y
+    assert fastnn.training.check_pair(X[:, :, 1:], y)[0].shape == (10, 3, 4, 7)
+    with pytest.raises(ValueError, match=r"X must be 4-D \(n_samples, channels, height, width\) "):
+        fastnn.training.check_pair(X[:, 0], y, model=model)
+    with pytest.raises(ValueError, match=r"X must have a samples axis and at least one more"):
+        fastnn.training.check_pair(np.ones(10), y)
+    with pytest.raises(ValueError, match="y has 9 samples, X has 10"):
+        fastnn.training.check_pair(X, y[:9], model=model)
+
+
+def test_fit_evaluate_predict_name_the_rank_the_model_takes():
+    X, y = blobs(12)
+    images = X.reshape(12, 1, 2, 2)
+    image_model = Sequential(_Flatten4(), Dense(4, 3, rng=0))
+    opt = fastnn.optim.SGD(image_model, lr=0.1)
+    four = (
+        r"X must be 4-D \(n_samples, channels, height, width\) for this model, got shape \(12, 4\)"
+    )
+    with pytest.raises(ValueError, match=four):
+        image_model.fit(X, y, loss=CE, optimizer=opt)
+    with pytest.raises(ValueError, match=four):
+        image_model.evaluate(X, y, loss=CE)
+    with pytest.raises(ValueError, match=four):
+        image_model.predict(X)
+    with pytest.raises(ValueError, match=r"validation_data\[0\] must be 4-D"):
+        image_model.fit(images, y, loss=CE, optimizer=opt, validation_data=(X, y))
+    two = r"X must be 2-D \(n_samples, n_features\) for this model, got shape \(12, 1, 2, 2\)"
+    with pytest.raises(ValueError, match=two):
+        mlp().fit(images, y, loss=CE, optimizer=opt)
+    with pytest.raises(ValueError, match=two):
+        mlp().predict(images)
+    with pytest.raises(ValueError, match=r"validation_data\[0\] must be 2-D"):
+        mlp().fit(X, y, loss=CE, optimizer=opt, validation_data=(images, y))
+
+
+def test_page_releaser_and_file_rows_take_rows_of_images(tmp_path):
+    X = np.random.default_rng(0).standard_normal((40, 3, 5, 7)).astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    assert fastnn.training.PageReleaser(Xm).row_bytes == 3 * 5 * 7 * 4
+    reader = _FileRows.open(Xm)
+    try:
+        idx = np.array([0, 1, 2, 7, 30, 31, 39])
+        np.testing.assert_array_equal(reader.take(idx), X[idx])
+    finally:
+        reader.close()
+    reader = _FileRows.open(Xm[5:, :, 1:])  # rows no longer contiguous: not read with pread
+    assert reader is None

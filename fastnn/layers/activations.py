@@ -1,16 +1,20 @@
 """Activations: the elementwise ones (which the model fuses into a preceding Dense) and
 Softmax; :func:`get` finds an elementwise one by name."""
 
+import math
+
 from fastnn import kernels
-from fastnn._validation import lookup, real
+from fastnn._validation import as_array, lookup, real
 from fastnn.layers.base import Layer, mark_replaced
 
 __all__ = ["Identity", "ReLU", "LeakyReLU", "Sigmoid", "Tanh", "Softmax", "get"]
 
 
 class _Activation(Layer):
-    """An elementwise activation; ``kernel_name`` is its name in the kernels."""
+    """An elementwise activation, of an input of any shape with at least one axis;
+    ``kernel_name`` is its name in the kernels."""
 
+    input_ndim = None
     kernel_name = "identity"
     negative_slope = 0.0
 
@@ -100,15 +104,21 @@ class Tanh(_Activation):
 
 
 class Softmax(Layer):
-    """Softmax over the last axis, for inference outputs (train on logits with
+    """Softmax over the last axis of an input of any shape with at least one axis
+    (``torch.nn.Softmax(dim=-1)``), for inference outputs (train on logits with
     SoftmaxCrossEntropy, whose fused gradient is exact and stable)."""
+
+    input_ndim = None
 
     def __init__(self):
         super().__init__()
         self._y = None
 
     def forward(self, x, training=False):
-        y = kernels.softmax(self._input(x))
+        x = self._input(x)
+        # The kernel works on the rows of a matrix: every other axis becomes a row, a view
+        # when x is C-contiguous.
+        y = kernels.softmax(x.reshape(_rows(x.shape))).reshape(x.shape)
         if training:
             self._y = y
         return y
@@ -116,7 +126,19 @@ class Softmax(Layer):
     def backward(self, dy):
         if self._y is None:
             raise RuntimeError("Softmax.backward called before a forward with training=True")
-        return kernels.softmax_backward(dy, self._y)
+        shape = self._y.shape
+        dy = as_array(dy, "dy", f"an array of the last output's shape {shape}")
+        if dy.shape != shape:
+            raise ValueError(
+                f"dy: Softmax.backward expects the shape of its last output {shape}, got {dy.shape}"
+            )
+        rows = _rows(shape)
+        return kernels.softmax_backward(dy.reshape(rows), self._y.reshape(rows)).reshape(shape)
+
+
+def _rows(shape):
+    """`shape` as (rows, last axis); explicit, since -1 is ambiguous for an empty axis."""
+    return (math.prod(shape[:-1]), shape[-1])
 
 
 def get(name):

@@ -138,8 +138,8 @@ class Layer:
 
     def _input(self, x, in_features=None):
         """User input as an array of this layer's dtype (float32 if it has none) and of its
-        ``input_ndim``; `in_features`: the size its axis 1 must have (the features, or the
-        channels of images)."""
+        ``input_ndim`` (any rank but 0 when that is None); `in_features`: the size its axis 1
+        must have (the features, or the channels of images)."""
         dtype = (
             self.dtype
             if self.dtype is not None
@@ -156,6 +156,13 @@ class Layer:
                 raise ValueError(
                     f"x: {type(self).__name__} expects images of shape (N, C, H, W), "
                     f"got shape {x.shape}"
+                )
+        elif ndim is None:
+            x = as_float_array(x, dtype, "x")
+            if x.ndim == 0:
+                raise ValueError(
+                    f"x: {type(self).__name__} expects an array with at least one axis "
+                    f"(batch first: (n, features), (N, C, H, W), ...), got shape {x.shape}"
                 )
         else:
             x = as_float_array(x, dtype, "x", ndim=ndim)

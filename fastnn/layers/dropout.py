@@ -11,7 +11,10 @@ class Dropout(Layer):
     """Inverted dropout: when training, zeroes each element with probability ``p`` and
     scales the kept ones by ``1 / (1 - p)`` so the expected output equals the input; the
     identity otherwise. ``p = 1`` zeroes everything (PyTorch). The mask is drawn from
-    ``rng`` (None, a seed or a ``numpy.random.Generator``) and reused by the backward."""
+    ``rng`` (None, a seed or a ``numpy.random.Generator``) and reused by the backward.
+    Elementwise: the input may have any shape with at least one axis."""
+
+    input_ndim = None
 
     def __init__(self, p=0.5, *, rng=None):
         super().__init__()

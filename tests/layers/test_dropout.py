@@ -1,6 +1,7 @@
 """Dropout (fastnn/layers/dropout.py): the fraction zeroed and the scaling, identity in
 evaluation and at p=0, p=1, the mask reused by backward and seeded, deterministic
-prediction in a trained model, and the gradient with a fixed mask."""
+prediction in a trained model, the gradient with a fixed mask, and inputs of any rank
+(images (N, C, H, W) included)."""
 
 import numpy as np
 import pytest
@@ -64,3 +65,38 @@ def test_gradcheck_dropout_with_fixed_mask():
     layer.forward(X, training=True)
     # a fixed mask makes dropout linear: its backward is the same masked scaling
     np.testing.assert_array_equal(layer.backward(np.ones_like(X)), layer._mask / 0.7)
+
+
+@pytest.mark.parametrize("shape", [(5000,), (40, 3, 5, 7), (8, 25, 30)], ids=lambda s: f"{len(s)}d")
+def test_dropout_takes_any_rank(shape):
+    x = np.random.default_rng(1).standard_normal(shape)
+    keep = x.copy()
+    layer = Dropout(0.25, rng=0)
+    assert layer.input_ndim is None
+    y = layer.forward(x, training=True)
+    assert y.shape == shape and abs(np.mean(y == 0) - 0.25) < 0.02
+    np.testing.assert_allclose(y[y != 0], x[y != 0] / 0.75, rtol=1e-15)
+    dx = layer.backward(np.ones(shape))
+    np.testing.assert_array_equal(dx, (y != 0) / 0.75)
+    np.testing.assert_array_equal(layer.forward(x, training=False), keep)
+    np.testing.assert_array_equal(x, keep)
+
+
+def test_dropout_on_a_strided_image_batch_draws_the_mask_of_its_shape():
+    base = np.random.default_rng(2).standard_normal((6, 5, 4, 3))
+    x = base.transpose(0, 3, 1, 2)[:, :, ::2]
+    a, b = Dropout(0.5, rng=9), Dropout(0.5, rng=9)
+    np.testing.assert_array_equal(
+        a.forward(x, training=True), b.forward(np.ascontiguousarray(x), training=True)
+    )
+
+
+def test_dropout_refuses_a_scalar():
+    with pytest.raises(ValueError, match=r"x: Dropout expects an array with at least one axis"):
+        Dropout(0.5).forward(np.float64(2.0), training=True)
+
+
+def test_gradcheck_dropout_on_images_with_fixed_mask():
+    x = np.random.default_rng(3).standard_normal((2, 3, 4, 5))
+    errors = fastnn.gradcheck_layer(Dropout(0.4, rng=7), x)
+    assert errors["input"] < 1e-6, errors
