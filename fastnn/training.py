@@ -184,9 +184,11 @@ def check_pair(X, y, xname="X", yname="y", *, model=None):
 
 
 def input_ndim(model):
-    """The rank of the batches `model` takes: the ``input_ndim`` of its first layer that
-    declares one (2 for (n_samples, n_features), 4 for images), or None when every layer
-    takes any rank."""
+    """The rank of the batches `model` takes (``Sequential.input_ndim``; a model-like object
+    without one is asked its layers): 2 for (n_samples, n_features), 4 for images, None when
+    every layer takes any rank."""
+    if hasattr(model, "input_ndim"):
+        return model.input_ndim
     return next((layer.input_ndim for layer in model.layers if layer.input_ndim is not None), None)
 
 
