@@ -27,13 +27,16 @@ from fastnn.datasets import load_digits, load_mnist
 from fastnn.gradcheck import gradcheck
 from fastnn.kernels import get_num_threads, set_num_threads
 from fastnn.layers import (
+    AvgPool2d,
     BatchNorm1d,
+    BatchNorm2d,
     Dense,
     Dropout,
     Identity,
     Layer,
     LeakyReLU,
     Maxout,
+    MaxPool2d,
     Parameter,
     ReLU,
     Sigmoid,
@@ -50,8 +53,10 @@ from fastnn.training import lr_sweep
 logging.getLogger("fastnn").addHandler(logging.NullHandler())
 
 __all__ = [
+    "AvgPool2d",
     "BCEWithLogits",
     "BatchNorm1d",
+    "BatchNorm2d",
     "CSVLogger",
     "Callback",
     "Checkpoint",
@@ -64,6 +69,7 @@ __all__ = [
     "LeakyReLU",
     "LearningRateScheduler",
     "MSELoss",
+    "MaxPool2d",
     "Maxout",
     "ModelCheckpoint",
     "NonFiniteError",

@@ -1,9 +1,9 @@
 """Layers, one module per family: :mod:`~fastnn.layers.base` (:class:`Parameter`,
 :class:`Layer`, the registry of layer classes by name), :mod:`~fastnn.layers.dense`,
 :mod:`~fastnn.layers.activations`, :mod:`~fastnn.layers.maxout`,
-:mod:`~fastnn.layers.dropout`, :mod:`~fastnn.layers.normalization` and
-:mod:`~fastnn.layers.preprocessing`. Every public name is re-exported here (and the layers
-from ``fastnn``).
+:mod:`~fastnn.layers.dropout`, :mod:`~fastnn.layers.normalization`,
+:mod:`~fastnn.layers.pooling` and :mod:`~fastnn.layers.preprocessing`. Every public name is
+re-exported here (and the layers from ``fastnn``).
 
 Each layer owns its parameters and the cache of its last training forward; its
 ``backward`` sits beside its ``forward``, returns the input gradient and overwrites its
@@ -27,7 +27,8 @@ from fastnn.layers.activations import (
 from fastnn.layers.activations import get as get_activation
 from fastnn.layers.maxout import Maxout
 from fastnn.layers.dropout import Dropout
-from fastnn.layers.normalization import BatchNorm1d
+from fastnn.layers.normalization import BatchNorm1d, BatchNorm2d
+from fastnn.layers.pooling import AvgPool2d, MaxPool2d
 from fastnn.layers.preprocessing import Standardize
 # isort: on
 
@@ -44,6 +45,9 @@ __all__ = [
     "Maxout",
     "Dropout",
     "BatchNorm1d",
+    "BatchNorm2d",
+    "MaxPool2d",
+    "AvgPool2d",
     "Standardize",
     "get",
     "get_activation",
