@@ -1530,8 +1530,8 @@ def batchnorm_train(x,             # type: ArrayLike
     cdef Py_ssize_t m, n, sp
     m, n, sp = _channels(X, fn, "x")
     if m * sp < 2:
-        raise ValueError(f"{fn}: batch statistics need at least 2 values per channel (2 rows "
-                         f"of a 2-D x), got shape {_shape(X)}")
+        raise ValueError(f"{fn}: batch statistics need at least 2 rows of a 2-D x (at least "
+                         f"2 values per channel), got shape {_shape(X)}")
     cdef cnp.ndarray W = None if weight is None else _vector(weight, n, X.dtype, fn, "weight")
     cdef cnp.ndarray Bs = None if bias is None else _vector(bias, n, X.dtype, fn, "bias")
     cdef cnp.ndarray Mean = np.empty(n, X.dtype), Inv = np.empty(n, X.dtype)
