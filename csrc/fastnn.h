@@ -186,23 +186,29 @@ void fnn_mask_scale(fnn_dtype dt, ptrdiff_t n, const void *x, const uint8_t *mas
 void fnn_column_moments(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *x, void *mean,
                         void *var);
 
-/* Batch norm with batch statistics (m >= 2): save_mean, save_invstd = 1/sqrt(var + eps)
- * from the biased variance; y = (x - mean) invstd gamma + beta (gamma/beta NULL: 1/0).
- * If running_mean is not NULL, running = (1-momentum) running + momentum batch, with the
- * unbiased variance for running_var. */
-void fnn_batchnorm_train(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *x,
+/* Batch norm over the channels of x[m, n, s]: channel j is x[i, j, k] for every i and k
+ * (s = 1: the columns of an (m, n) batch, BatchNorm1d; s = H*W: images, BatchNorm2d).
+ * Per-channel vectors have n entries; sums are taken in double, in a fixed order, and the
+ * work is split over channels, so results do not depend on the thread count.
+ *
+ * With batch statistics (m*s >= 2): save_mean, save_invstd = 1/sqrt(var + eps) from the
+ * biased variance; y = (x - mean) invstd gamma + beta (gamma/beta NULL: 1/0). If
+ * running_mean is not NULL, running = (1-momentum) running + momentum batch, with the
+ * unbiased variance for running_var. y may alias x. */
+void fnn_batchnorm_train(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t s, const void *x,
                          const void *gamma, const void *beta, double eps, double momentum,
                          void *running_mean, void *running_var, void *y, void *save_mean,
                          void *save_invstd);
 
-/* Batch norm with running statistics: y = (x - rm) / sqrt(rv + eps) gamma + beta. */
-void fnn_batchnorm_eval(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *x, const void *gamma,
-                        const void *beta, double eps, const void *running_mean,
-                        const void *running_var, void *y);
+/* Batch norm with running statistics: y = (x - rm) / sqrt(rv + eps) gamma + beta; y may
+ * alias x. */
+void fnn_batchnorm_eval(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t s, const void *x,
+                        const void *gamma, const void *beta, double eps,
+                        const void *running_mean, const void *running_var, void *y);
 
-/* Backward of fnn_batchnorm_train: dx, and the column sums dgamma = sum dy xhat,
- * dbeta = sum dy (either may be NULL; gamma NULL means 1). */
-void fnn_batchnorm_backward(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *x,
+/* Backward of fnn_batchnorm_train: dx, and the per-channel sums dgamma = sum dy xhat,
+ * dbeta = sum dy (either may be NULL; gamma NULL means 1). dx may alias dy. */
+void fnn_batchnorm_backward(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t s, const void *x,
                             const void *save_mean, const void *save_invstd, const void *gamma,
                             const void *dy, void *dx, void *dgamma, void *dbeta);
 
@@ -219,6 +225,42 @@ void fnn_maxout_backward(fnn_dtype dt, ptrdiff_t m, ptrdiff_t units, ptrdiff_t p
  * backward, dx = dy / s. y may alias x. */
 void fnn_standardize(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, const void *x, const void *mean,
                      const void *std, void *y);
+
+/* ---- pooling (csrc/pooling.c) -------------------------------------------------------
+ * `planes` contiguous h x w planes (the N*C planes of NCHW images) in, as many oh x ow
+ * planes out. The window of output (oy, ox) covers rows oy*sh - ph .. + kh - 1 and
+ * columns ox*sw - pw .. + kw - 1; positions outside the input are skipped (padding), and
+ * the geometry must leave every window at least one input position (ph <= kh / 2 and
+ * pw <= kw / 2 with oh, ow of floor rounding, as the Cython floor checks). Planes are
+ * split between threads, so results do not depend on their number. */
+typedef struct {
+    ptrdiff_t h, w;   /* input plane */
+    ptrdiff_t oh, ow; /* output plane */
+    ptrdiff_t kh, kw; /* window */
+    ptrdiff_t sh, sw; /* stride */
+    ptrdiff_t ph, pw; /* padding, top and left */
+} fnn_window2d;
+
+/* y = the window's maximum, argmax = its index h*w_in + w within the input plane: the
+ * first maximum in row-major order on ties, the first NaN if there is one (NaN wins). */
+void fnn_maxpool2d_forward(fnn_dtype dt, ptrdiff_t planes, const fnn_window2d *g, const void *x,
+                           void *y, int64_t *argmax);
+
+/* dx = 0, then dx[argmax] += dy output by output in row-major order; argmax entries in
+ * [0, h*w). */
+void fnn_maxpool2d_backward(fnn_dtype dt, ptrdiff_t planes, const fnn_window2d *g,
+                            const void *dy, const int64_t *argmax, void *dx);
+
+/* y = the window's sum (in double, row-major) / divisor: with count_include_pad the window
+ * clipped to the padded plane (ph below and pw right of the input too, PyTorch's rule),
+ * without it the input positions in the window. */
+void fnn_avgpool2d_forward(fnn_dtype dt, ptrdiff_t planes, const fnn_window2d *g,
+                           int count_include_pad, const void *x, void *y);
+
+/* dx = 0, then each output's dy / divisor added to its window's input positions, output
+ * by output in row-major order. */
+void fnn_avgpool2d_backward(fnn_dtype dt, ptrdiff_t planes, const fnn_window2d *g,
+                            int count_include_pad, const void *dy, void *dx);
 
 /* 1 if no element of x is NaN or infinite, else 0 (the weight check before inference). */
 int fnn_all_finite(fnn_dtype dt, ptrdiff_t n, const void *x);

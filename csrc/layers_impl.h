@@ -1,6 +1,6 @@
 /* Template body of layers.c: included once per element type with T and SFX defined.
  * Every function is static and suffixed with SFX. Per-feature statistics are summed in
- * double, each column in row order. */
+ * double, in a fixed order. */
 
 #define F(name) FNN_CAT(name, SFX)
 
@@ -17,26 +17,95 @@ static void F(mask_scale)(ptrdiff_t n, const void *x_, const uint8_t *mask, doub
     }
 }
 
-/* Mean and biased variance of columns c0..c1 (two passes: the variance is a sum of
+/* Batch norm over x[m, n, s]: channel j is the m runs of s contiguous elements at
+ * (i*n + j)*s (s = 1: the columns of an (m, n) batch; s = H*W: the planes of images). A
+ * channel's sums are taken run by run in row order, each run in the fixed lanes below. The
+ * work items are chunks of whole channels, so no sum is split between threads and the
+ * result does not depend on their number. Where s is 1, the loops run across the chunk's
+ * channels instead (the same sums: a run of one is its element), which vectorises. */
+
+/* Runs are summed in FNN_LANES partial sums, added in a fixed order at the end: the loop
+ * then vectorises without the compiler reordering a floating-point sum. */
+static inline double F(run_sum)(ptrdiff_t s, const T *p)
+{
+    double lane[FNN_LANES] = {0}, t = 0.0;
+    ptrdiff_t k = 0;
+    for (; k + FNN_LANES <= s; k += FNN_LANES)
+        for (int l = 0; l < FNN_LANES; l++) lane[l] += (double)p[k + l];
+    for (; k < s; k++) t += (double)p[k];
+    for (int l = 0; l < FNN_LANES; l++) t += lane[l];
+    return t;
+}
+
+static inline double F(run_sqdev)(ptrdiff_t s, const T *p, double mu)
+{
+    double lane[FNN_LANES] = {0}, t = 0.0;
+    ptrdiff_t k = 0;
+    for (; k + FNN_LANES <= s; k += FNN_LANES)
+        for (int l = 0; l < FNN_LANES; l++) {
+            const double d = (double)p[k + l] - mu;
+            lane[l] += d * d;
+        }
+    for (; k < s; k++) {
+        const double d = (double)p[k] - mu;
+        t += d * d;
+    }
+    for (int l = 0; l < FNN_LANES; l++) t += lane[l];
+    return t;
+}
+
+/* Adds sum dy and sum dy xhat over a run, xhat = (x - mu) inv. */
+static inline void F(run_dy)(ptrdiff_t s, const T *x, const T *dy, double mu, double inv,
+                             double *sdy, double *sdyx)
+{
+    double a[FNN_LANES] = {0}, b[FNN_LANES] = {0}, ta = 0.0, tb = 0.0;
+    ptrdiff_t k = 0;
+    for (; k + FNN_LANES <= s; k += FNN_LANES)
+        for (int l = 0; l < FNN_LANES; l++) {
+            const double d = (double)dy[k + l];
+            a[l] += d;
+            b[l] += d * (((double)x[k + l] - mu) * inv);
+        }
+    for (; k < s; k++) {
+        const double d = (double)dy[k];
+        ta += d;
+        tb += d * (((double)x[k] - mu) * inv);
+    }
+    for (int l = 0; l < FNN_LANES; l++) {
+        ta += a[l];
+        tb += b[l];
+    }
+    *sdy += ta;
+    *sdyx += tb;
+}
+
+/* Mean and biased variance of channels c0..c1 (two passes: the variance is a sum of
  * squared deviations, which does not cancel catastrophically). */
-static void F(chunk_moments)(ptrdiff_t m, ptrdiff_t n, const T *x, ptrdiff_t c0, ptrdiff_t c1,
-                             double *mean, double *var)
+static void F(chunk_moments)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t s, const T *x, ptrdiff_t c0,
+                             ptrdiff_t c1, double *mean, double *var)
 {
     const ptrdiff_t w = c1 - c0;
+    const double count = (double)m * (double)s;
     for (ptrdiff_t j = 0; j < w; j++) mean[j] = var[j] = 0.0;
     for (ptrdiff_t i = 0; i < m; i++) {
-        const T *row = x + i * n + c0;
-        for (ptrdiff_t j = 0; j < w; j++) mean[j] += (double)row[j];
+        const T *row = x + (i * n + c0) * s;
+        if (s == 1)
+            for (ptrdiff_t j = 0; j < w; j++) mean[j] += (double)row[j];
+        else
+            for (ptrdiff_t j = 0; j < w; j++) mean[j] += F(run_sum)(s, row + j * s);
     }
-    for (ptrdiff_t j = 0; j < w; j++) mean[j] /= (double)m;
+    for (ptrdiff_t j = 0; j < w; j++) mean[j] /= count;
     for (ptrdiff_t i = 0; i < m; i++) {
-        const T *row = x + i * n + c0;
-        for (ptrdiff_t j = 0; j < w; j++) {
-            const double d = (double)row[j] - mean[j];
-            var[j] += d * d;
-        }
+        const T *row = x + (i * n + c0) * s;
+        if (s == 1)
+            for (ptrdiff_t j = 0; j < w; j++) {
+                const double d = (double)row[j] - mean[j];
+                var[j] += d * d;
+            }
+        else
+            for (ptrdiff_t j = 0; j < w; j++) var[j] += F(run_sqdev)(s, row + j * s, mean[j]);
     }
-    for (ptrdiff_t j = 0; j < w; j++) var[j] /= (double)m;
+    for (ptrdiff_t j = 0; j < w; j++) var[j] /= count;
 }
 
 static void F(column_moments)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *mean_, void *var_)
@@ -47,7 +116,7 @@ static void F(column_moments)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *me
     for (c0 = 0; c0 < n; c0 += FNN_COL_CHUNK) {
         const ptrdiff_t c1 = c0 + FNN_COL_CHUNK < n ? c0 + FNN_COL_CHUNK : n;
         double mu[FNN_COL_CHUNK], v[FNN_COL_CHUNK];
-        F(chunk_moments)(m, n, x, c0, c1, mu, v);
+        F(chunk_moments)(m, n, 1, x, c0, c1, mu, v);
         for (ptrdiff_t j = c0; j < c1; j++) {
             mean[j] = (T)mu[j - c0];
             var[j] = (T)v[j - c0];
@@ -55,111 +124,162 @@ static void F(column_moments)(ptrdiff_t m, ptrdiff_t n, const void *x_, void *me
     }
 }
 
-/* y = x * a[j] + b[j] over columns c0..c1: PyTorch's folded batch-norm transform with
+/* y = x * a[j] + b[j] over channels c0..c1: PyTorch's folded batch-norm transform with
  * a = gamma * invstd and b = beta - mean * a. */
-static void F(chunk_affine)(ptrdiff_t m, ptrdiff_t n, const T *x, ptrdiff_t c0, ptrdiff_t c1,
-                            const T *a, const T *b, T *y)
+static void F(chunk_affine)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t s, const T *x, ptrdiff_t c0,
+                            ptrdiff_t c1, const T *a, const T *b, T *y)
 {
     const ptrdiff_t w = c1 - c0;
     for (ptrdiff_t i = 0; i < m; i++) {
-        const T *xr = x + i * n + c0;
-        T *yr = y + i * n + c0;
-        for (ptrdiff_t j = 0; j < w; j++) yr[j] = xr[j] * a[j] + b[j];
-    }
-}
-
-static void F(batchnorm_train)(ptrdiff_t m, ptrdiff_t n, const void *x_, const void *gamma_,
-                               const void *beta_, double eps, double momentum,
-                               void *running_mean_, void *running_var_, void *y_,
-                               void *save_mean_, void *save_invstd_)
-{
-    const T *x = x_, *gamma = gamma_, *beta = beta_;
-    T *rmean = running_mean_, *rvar = running_var_, *y = y_;
-    T *save_mean = save_mean_, *save_invstd = save_invstd_;
-    const double unbias = m > 1 ? (double)m / (double)(m - 1) : 1.0;
-    ptrdiff_t c0;
-    for (c0 = 0; c0 < n; c0 += FNN_COL_CHUNK) {
-        const ptrdiff_t c1 = c0 + FNN_COL_CHUNK < n ? c0 + FNN_COL_CHUNK : n;
-        double mu[FNN_COL_CHUNK], v[FNN_COL_CHUNK];
-        T a[FNN_COL_CHUNK], b[FNN_COL_CHUNK];
-        F(chunk_moments)(m, n, x, c0, c1, mu, v);
-        for (ptrdiff_t j = c0; j < c1; j++) {
-            const ptrdiff_t k = j - c0;
-            const T mean = (T)mu[k], invstd = (T)(1.0 / sqrt(v[k] + eps));
-            save_mean[j] = mean;
-            save_invstd[j] = invstd;
-            if (rmean) {
-                /* The running variance is the unbiased estimate; normalising uses the
-                 * biased one (PyTorch). */
-                rmean[j] = (T)((1.0 - momentum) * (double)rmean[j] + momentum * mu[k]);
-                rvar[j] = (T)((1.0 - momentum) * (double)rvar[j] + momentum * v[k] * unbias);
-            }
-            a[k] = gamma ? gamma[j] * invstd : invstd;
-            b[k] = (beta ? beta[j] : (T)0) - mean * a[k];
-        }
-        F(chunk_affine)(m, n, x, c0, c1, a, b, y);
-    }
-}
-
-static void F(batchnorm_eval)(ptrdiff_t m, ptrdiff_t n, const void *x_, const void *gamma_,
-                              const void *beta_, double eps, const void *running_mean_,
-                              const void *running_var_, void *y_)
-{
-    const T *x = x_, *gamma = gamma_, *beta = beta_;
-    const T *rmean = running_mean_, *rvar = running_var_;
-    T *y = y_;
-    ptrdiff_t c0;
-    for (c0 = 0; c0 < n; c0 += FNN_COL_CHUNK) {
-        const ptrdiff_t c1 = c0 + FNN_COL_CHUNK < n ? c0 + FNN_COL_CHUNK : n;
-        T a[FNN_COL_CHUNK], b[FNN_COL_CHUNK];
-        for (ptrdiff_t j = c0; j < c1; j++) {
-            const ptrdiff_t k = j - c0;
-            const T invstd = (T)(1.0 / sqrt((double)rvar[j] + eps));
-            a[k] = gamma ? gamma[j] * invstd : invstd;
-            b[k] = (beta ? beta[j] : (T)0) - rmean[j] * a[k];
-        }
-        F(chunk_affine)(m, n, x, c0, c1, a, b, y);
-    }
-}
-
-static void F(batchnorm_backward)(ptrdiff_t m, ptrdiff_t n, const void *x_, const void *mean_,
-                                  const void *invstd_, const void *gamma_, const void *dy_,
-                                  void *dx_, void *dgamma_, void *dbeta_)
-{
-    const T *x = x_, *mean = mean_, *invstd = invstd_, *gamma = gamma_, *dy = dy_;
-    T *dx = dx_, *dgamma = dgamma_, *dbeta = dbeta_;
-    ptrdiff_t c0;
-    /* With xhat = (x - mean) invstd and batch statistics depending on x:
-     * dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)). */
-    for (c0 = 0; c0 < n; c0 += FNN_COL_CHUNK) {
-        const ptrdiff_t c1 = c0 + FNN_COL_CHUNK < n ? c0 + FNN_COL_CHUNK : n, w = c1 - c0;
-        double sdy[FNN_COL_CHUNK], sdyx[FNN_COL_CHUNK];
-        T mdy[FNN_COL_CHUNK], mdyx[FNN_COL_CHUNK], k1[FNN_COL_CHUNK];
-        for (ptrdiff_t j = 0; j < w; j++) sdy[j] = sdyx[j] = 0.0;
-        for (ptrdiff_t i = 0; i < m; i++) {
-            const T *xr = x + i * n + c0, *dyr = dy + i * n + c0;
+        const T *xr = x + (i * n + c0) * s;
+        T *yr = y + (i * n + c0) * s;
+        if (s == 1)
+            for (ptrdiff_t j = 0; j < w; j++) yr[j] = xr[j] * a[j] + b[j];
+        else
             for (ptrdiff_t j = 0; j < w; j++) {
-                const double xhat = ((double)xr[j] - (double)mean[c0 + j]) * (double)invstd[c0 + j];
+                const T aj = a[j], bj = b[j];
+                for (ptrdiff_t k = j * s; k < (j + 1) * s; k++) yr[k] = xr[k] * aj + bj;
+            }
+    }
+}
+
+/* The arguments of the batch-norm tasks; each kernel uses its own subset. */
+typedef struct {
+    ptrdiff_t m, n, s, w; /* w: channels per work item */
+    const T *x, *gamma, *beta, *dy, *crmean, *crvar, *mean, *invstd;
+    T *rmean, *rvar, *y, *save_mean, *save_invstd, *dx, *dgamma, *dbeta;
+    double eps, momentum;
+} F(bn_args);
+
+/* Runs task over chunks of channels, each of at least FNN_COL_CHUNK elements a row (or one
+ * channel) so that the inner loops stay long. */
+static void F(bn_run)(F(bn_args) *A, fnn_task task)
+{
+    A->w = A->s > 0 && A->s < FNN_COL_CHUNK ? FNN_COL_CHUNK / A->s : 1;
+    fnn_parallel(nthreads_for(A->m * A->n * A->s), (A->n + A->w - 1) / A->w, task, A);
+}
+
+static void F(bn_train_task)(void *ctx, ptrdiff_t item)
+{
+    const F(bn_args) *A = ctx;
+    FNN_BN_CHUNK(A, item);
+    const T *gamma = A->gamma, *beta = A->beta;
+    const double count = (double)A->m * (double)A->s;
+    const double unbias = count > 1 ? count / (count - 1) : 1.0, momentum = A->momentum;
+    double mu[FNN_COL_CHUNK], v[FNN_COL_CHUNK];
+    T a[FNN_COL_CHUNK], b[FNN_COL_CHUNK];
+    F(chunk_moments)(A->m, A->n, A->s, A->x, c0, c1, mu, v);
+    for (ptrdiff_t j = c0; j < c1; j++) {
+        const ptrdiff_t k = j - c0;
+        const T mean = (T)mu[k], invstd = (T)(1.0 / sqrt(v[k] + A->eps));
+        A->save_mean[j] = mean;
+        A->save_invstd[j] = invstd;
+        if (A->rmean) {
+            /* The running variance is the unbiased estimate; normalising uses the biased
+             * one (PyTorch). */
+            A->rmean[j] = (T)((1.0 - momentum) * (double)A->rmean[j] + momentum * mu[k]);
+            A->rvar[j] = (T)((1.0 - momentum) * (double)A->rvar[j] + momentum * v[k] * unbias);
+        }
+        a[k] = gamma ? gamma[j] * invstd : invstd;
+        b[k] = (beta ? beta[j] : (T)0) - mean * a[k];
+    }
+    F(chunk_affine)(A->m, A->n, A->s, A->x, c0, c1, a, b, A->y);
+}
+
+static void F(batchnorm_train)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t s, const void *x,
+                               const void *gamma, const void *beta, double eps, double momentum,
+                               void *running_mean, void *running_var, void *y, void *save_mean,
+                               void *save_invstd)
+{
+    F(bn_args) A = {.m = m, .n = n, .s = s, .x = x, .gamma = gamma, .beta = beta,
+                    .rmean = running_mean, .rvar = running_var, .y = y,
+                    .save_mean = save_mean, .save_invstd = save_invstd,
+                    .eps = eps, .momentum = momentum};
+    F(bn_run)(&A, F(bn_train_task));
+}
+
+static void F(bn_eval_task)(void *ctx, ptrdiff_t item)
+{
+    const F(bn_args) *A = ctx;
+    FNN_BN_CHUNK(A, item);
+    const T *gamma = A->gamma, *beta = A->beta;
+    T a[FNN_COL_CHUNK], b[FNN_COL_CHUNK];
+    for (ptrdiff_t j = c0; j < c1; j++) {
+        const ptrdiff_t k = j - c0;
+        const T invstd = (T)(1.0 / sqrt((double)A->crvar[j] + A->eps));
+        a[k] = gamma ? gamma[j] * invstd : invstd;
+        b[k] = (beta ? beta[j] : (T)0) - A->crmean[j] * a[k];
+    }
+    F(chunk_affine)(A->m, A->n, A->s, A->x, c0, c1, a, b, A->y);
+}
+
+static void F(batchnorm_eval)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t s, const void *x,
+                              const void *gamma, const void *beta, double eps,
+                              const void *running_mean, const void *running_var, void *y)
+{
+    F(bn_args) A = {.m = m, .n = n, .s = s, .x = x, .gamma = gamma, .beta = beta,
+                    .crmean = running_mean, .crvar = running_var, .y = y, .eps = eps};
+    F(bn_run)(&A, F(bn_eval_task));
+}
+
+/* With xhat = (x - mean) invstd and batch statistics depending on x:
+ * dx = gamma invstd (dy - mean(dy) - xhat mean(dy xhat)). */
+static void F(bn_backward_task)(void *ctx, ptrdiff_t item)
+{
+    const F(bn_args) *A = ctx;
+    FNN_BN_CHUNK(A, item);
+    const ptrdiff_t m = A->m, n = A->n, s = A->s, w = c1 - c0;
+    const T *x = A->x, *dy = A->dy, *mean = A->mean + c0, *invstd = A->invstd + c0;
+    const double count = (double)m * (double)s;
+    double sdy[FNN_COL_CHUNK], sdyx[FNN_COL_CHUNK];
+    T mdy[FNN_COL_CHUNK], mdyx[FNN_COL_CHUNK], k1[FNN_COL_CHUNK];
+    for (ptrdiff_t j = 0; j < w; j++) sdy[j] = sdyx[j] = 0.0;
+    for (ptrdiff_t i = 0; i < m; i++) {
+        const T *xr = x + (i * n + c0) * s, *dyr = dy + (i * n + c0) * s;
+        if (s == 1)
+            for (ptrdiff_t j = 0; j < w; j++) {
+                const double xhat = ((double)xr[j] - (double)mean[j]) * (double)invstd[j];
                 sdy[j] += (double)dyr[j];
                 sdyx[j] += (double)dyr[j] * xhat;
             }
-        }
-        for (ptrdiff_t j = 0; j < w; j++) {
-            if (dgamma) dgamma[c0 + j] = (T)sdyx[j];
-            if (dbeta) dbeta[c0 + j] = (T)sdy[j];
-            mdy[j] = (T)(sdy[j] / (double)m);
-            mdyx[j] = (T)(sdyx[j] / (double)m);
-            k1[j] = (gamma ? gamma[c0 + j] : (T)1) * invstd[c0 + j];
-        }
-        for (ptrdiff_t i = 0; i < m; i++) {
-            const T *xr = x + i * n + c0, *dyr = dy + i * n + c0;
-            T *dxr = dx + i * n + c0;
+        else
+            for (ptrdiff_t j = 0; j < w; j++)
+                F(run_dy)(s, xr + j * s, dyr + j * s, (double)mean[j], (double)invstd[j],
+                          &sdy[j], &sdyx[j]);
+    }
+    for (ptrdiff_t j = 0; j < w; j++) {
+        if (A->dgamma) A->dgamma[c0 + j] = (T)sdyx[j];
+        if (A->dbeta) A->dbeta[c0 + j] = (T)sdy[j];
+        mdy[j] = (T)(sdy[j] / count);
+        mdyx[j] = (T)(sdyx[j] / count);
+        k1[j] = (A->gamma ? A->gamma[c0 + j] : (T)1) * invstd[j];
+    }
+    for (ptrdiff_t i = 0; i < m; i++) {
+        const T *xr = x + (i * n + c0) * s, *dyr = dy + (i * n + c0) * s;
+        T *dxr = A->dx + (i * n + c0) * s;
+        if (s == 1)
             for (ptrdiff_t j = 0; j < w; j++) {
-                const T xhat = (xr[j] - mean[c0 + j]) * invstd[c0 + j];
+                const T xhat = (xr[j] - mean[j]) * invstd[j];
                 dxr[j] = k1[j] * (dyr[j] - mdy[j] - xhat * mdyx[j]);
             }
-        }
+        else
+            for (ptrdiff_t j = 0; j < w; j++) {
+                const T mj = mean[j], ij = invstd[j], kj = k1[j], dj = mdy[j], ej = mdyx[j];
+                for (ptrdiff_t k = j * s; k < (j + 1) * s; k++) {
+                    const T xhat = (xr[k] - mj) * ij;
+                    dxr[k] = kj * (dyr[k] - dj - xhat * ej);
+                }
+            }
     }
+}
+
+static void F(batchnorm_backward)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t s, const void *x,
+                                  const void *mean, const void *invstd, const void *gamma,
+                                  const void *dy, void *dx, void *dgamma, void *dbeta)
+{
+    F(bn_args) A = {.m = m, .n = n, .s = s, .x = x, .mean = mean, .invstd = invstd,
+                    .gamma = gamma, .dy = dy, .dx = dx, .dgamma = dgamma, .dbeta = dbeta};
+    F(bn_run)(&A, F(bn_backward_task));
 }
 
 static void F(maxout_forward)(ptrdiff_t m, ptrdiff_t units, ptrdiff_t pieces, const void *z_,

@@ -27,7 +27,9 @@ from fastnn.datasets import load_digits, load_mnist
 from fastnn.gradcheck import gradcheck, gradcheck_layer
 from fastnn.kernels import get_num_threads, set_num_threads
 from fastnn.layers import (
+    AvgPool2d,
     BatchNorm1d,
+    BatchNorm2d,
     Conv2d,
     Dense,
     Dropout,
@@ -36,6 +38,7 @@ from fastnn.layers import (
     Layer,
     LeakyReLU,
     Maxout,
+    MaxPool2d,
     Parameter,
     ReLU,
     Sigmoid,
@@ -52,8 +55,10 @@ from fastnn.training import lr_sweep
 logging.getLogger("fastnn").addHandler(logging.NullHandler())
 
 __all__ = [
+    "AvgPool2d",
     "BCEWithLogits",
     "BatchNorm1d",
+    "BatchNorm2d",
     "CSVLogger",
     "Callback",
     "Checkpoint",
@@ -68,6 +73,7 @@ __all__ = [
     "LeakyReLU",
     "LearningRateScheduler",
     "MSELoss",
+    "MaxPool2d",
     "Maxout",
     "ModelCheckpoint",
     "NonFiniteError",

@@ -87,15 +87,15 @@ cdef extern from "fastnn.h" nogil:
                         double scale, void *y)
     void fnn_column_moments(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x, void *mean,
                             void *var)
-    void fnn_batchnorm_train(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x,
-                             const void *gamma, const void *beta, double eps, double momentum,
-                             void *running_mean, void *running_var, void *y, void *save_mean,
-                             void *save_invstd)
-    void fnn_batchnorm_eval(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x,
-                            const void *gamma, const void *beta, double eps,
+    void fnn_batchnorm_train(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, Py_ssize_t s,
+                             const void *x, const void *gamma, const void *beta, double eps,
+                             double momentum, void *running_mean, void *running_var, void *y,
+                             void *save_mean, void *save_invstd)
+    void fnn_batchnorm_eval(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, Py_ssize_t s,
+                            const void *x, const void *gamma, const void *beta, double eps,
                             const void *running_mean, const void *running_var, void *y)
-    void fnn_batchnorm_backward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x,
-                                const void *save_mean, const void *save_invstd,
+    void fnn_batchnorm_backward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, Py_ssize_t s,
+                                const void *x, const void *save_mean, const void *save_invstd,
                                 const void *gamma, const void *dy, void *dx, void *dgamma,
                                 void *dbeta)
     void fnn_maxout_forward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t units, Py_ssize_t pieces,
@@ -104,6 +104,18 @@ cdef extern from "fastnn.h" nogil:
                              const void *dy, const int64_t *argmax, void *dz)
     void fnn_standardize(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, const void *x,
                          const void *mean, const void *std, void *y)
+
+    # pooling.c
+    ctypedef struct fnn_window2d:
+        Py_ssize_t h, w, oh, ow, kh, kw, sh, sw, ph, pw
+    void fnn_maxpool2d_forward(fnn_dtype dt, Py_ssize_t planes, const fnn_window2d *g,
+                               const void *x, void *y, int64_t *argmax)
+    void fnn_maxpool2d_backward(fnn_dtype dt, Py_ssize_t planes, const fnn_window2d *g,
+                                const void *dy, const int64_t *argmax, void *dx)
+    void fnn_avgpool2d_forward(fnn_dtype dt, Py_ssize_t planes, const fnn_window2d *g,
+                               int count_include_pad, const void *x, void *y)
+    void fnn_avgpool2d_backward(fnn_dtype dt, Py_ssize_t planes, const fnn_window2d *g,
+                                int count_include_pad, const void *dy, void *dx)
 
     # elementwise.c
     int fnn_all_finite(fnn_dtype dt, Py_ssize_t n, const void *x)

@@ -266,3 +266,38 @@ def conv2d_backward(
     weight_grad_out: NDArray[np.floating] | None = None,
     bias_grad_out: NDArray[np.floating] | None = None,
 ) -> tuple[NDArray[np.floating] | None, NDArray[np.floating], NDArray[np.floating] | None]: ...
+def maxpool2d_forward(
+    x: ArrayLike,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    padding: int | tuple[int, int],
+    *,
+    out: NDArray[np.floating] | None = None,
+    argmax_out: NDArray[np.int64] | None = None,
+) -> tuple[NDArray[np.floating], NDArray[np.int64]]: ...
+def maxpool2d_backward(
+    dy: ArrayLike,
+    argmax: ArrayLike,
+    input_shape: tuple[int, int, int, int],
+    *,
+    out: NDArray[np.floating] | None = None,
+) -> NDArray[np.floating]: ...
+def avgpool2d_forward(
+    x: ArrayLike,
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    padding: int | tuple[int, int],
+    count_include_pad: bool = True,
+    *,
+    out: NDArray[np.floating] | None = None,
+) -> NDArray[np.floating]: ...
+def avgpool2d_backward(
+    dy: ArrayLike,
+    input_shape: tuple[int, int, int, int],
+    kernel_size: int | tuple[int, int],
+    stride: int | tuple[int, int],
+    padding: int | tuple[int, int],
+    count_include_pad: bool = True,
+    *,
+    out: NDArray[np.floating] | None = None,
+) -> NDArray[np.floating]: ...

@@ -1495,6 +1495,19 @@ def column_moments(x):
     return Mean, Var
 
 
+cdef tuple _channels(cnp.ndarray X, str fn, str name):
+    """(m, n, s) of a batch-norm operand (m, n) or (m, n, *spatial): n channels on axis 1,
+    each m runs of s elements."""
+    cdef Py_ssize_t s = 1
+    cdef int d
+    if X.ndim < 2:
+        raise ValueError(f"{fn}: {name} must be (N, C) or (N, C, ...) with the channels on "
+                         f"axis 1, got shape {_shape(X)}")
+    for d in range(2, X.ndim):
+        s *= X.shape[d]
+    return X.shape[0], X.shape[1], s
+
+
 def batchnorm_train(x,             # type: ArrayLike
                     weight,        # type: ArrayLike | None
                     bias,          # type: ArrayLike | None
@@ -1506,15 +1519,19 @@ def batchnorm_train(x,             # type: ArrayLike
                     out=None       # type: NDArray[np.floating] | None
                     ):
     # type: (...) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]
-    """Batch norm of a 2-D x (at least 2 rows) with its batch statistics:
-    y = (x - mean) / sqrt(var + eps) * weight + bias, var biased; weight/bias may be None.
-    running_mean/running_var (both or neither) move towards the batch mean and the unbiased
-    variance by `momentum`, in place. Returns (y, save_mean, save_invstd) for the backward."""
+    """Batch norm with the batch statistics over the channels (axis 1) of x, (N, C) or
+    (N, C, ...) such as NCHW images, each channel's statistics over all other axes (at least
+    2 values): y = (x - mean) / sqrt(var + eps) * weight + bias, var biased; weight/bias may
+    be None. running_mean/running_var (both or neither) move towards the batch mean and the
+    unbiased variance by `momentum`, in place. Returns (y, save_mean, save_invstd) for the
+    backward. out may be x itself."""
     fn = "batchnorm_train"
-    cdef cnp.ndarray X = _contiguous(x, fn, "x", 2)
-    cdef Py_ssize_t m = X.shape[0], n = X.shape[1]
-    if m < 2:
-        raise ValueError(f"{fn}: batch statistics need at least 2 rows, got shape {(m, n)}")
+    cdef cnp.ndarray X = _contiguous(x, fn, "x", -1)
+    cdef Py_ssize_t m, n, sp
+    m, n, sp = _channels(X, fn, "x")
+    if m * sp < 2:
+        raise ValueError(f"{fn}: batch statistics need at least 2 rows of a 2-D x (at least "
+                         f"2 values per channel), got shape {_shape(X)}")
     cdef cnp.ndarray W = None if weight is None else _vector(weight, n, X.dtype, fn, "weight")
     cdef cnp.ndarray Bs = None if bias is None else _vector(bias, n, X.dtype, fn, "bias")
     cdef cnp.ndarray Mean = np.empty(n, X.dtype), Inv = np.empty(n, X.dtype)
@@ -1524,7 +1541,7 @@ def batchnorm_train(x,             # type: ArrayLike
     if running_mean is not None:
         RM = _state(running_mean, Mean, fn, "running_mean")
         RV = _state(running_var, Mean, fn, "running_var")
-    cdef cnp.ndarray Y = _output(out, (m, n), X.dtype, fn, True, (X, W, Bs, RM, RV), (X,))
+    cdef cnp.ndarray Y = _output(out, _shape(X), X.dtype, fn, True, (X, W, Bs, RM, RV), (X,))
     _disjoint(fn, ("x", "weight", "bias", "running_mean", "running_var"), (X, W, Bs, RM, RV))
     _disjoint(fn, ("out", "weight", "bias", "running_mean", "running_var"), (Y, W, Bs, RM, RV))
     cdef double c_mom = _finite(momentum, fn, "momentum"), c_eps = _finite(eps, fn, "eps")
@@ -1533,7 +1550,7 @@ def batchnorm_train(x,             # type: ArrayLike
     cdef void *rm_ptr = _ptr_or_null(RM)
     cdef void *rv_ptr = _ptr_or_null(RV)
     with nogil:
-        fnn_batchnorm_train(_dt(X), m, n, cnp.PyArray_DATA(X), w_ptr, bs_ptr,
+        fnn_batchnorm_train(_dt(X), m, n, sp, cnp.PyArray_DATA(X), w_ptr, bs_ptr,
                             c_eps, c_mom, rm_ptr, rv_ptr, cnp.PyArray_DATA(Y),
                             cnp.PyArray_DATA(Mean), cnp.PyArray_DATA(Inv))
     return Y, Mean, Inv
@@ -1549,22 +1566,24 @@ def batchnorm_eval(x,             # type: ArrayLike
                    out=None       # type: NDArray[np.floating] | None
                    ):
     # type: (...) -> NDArray[np.floating]
-    """Batch norm with the running statistics: (x - running_mean) / sqrt(running_var + eps)
-    * weight + bias; weight/bias may be None. out may be x itself."""
+    """Batch norm with the running statistics over the channels (axis 1) of x, (N, C) or
+    (N, C, ...): (x - running_mean) / sqrt(running_var + eps) * weight + bias; weight/bias
+    may be None. out may be x itself."""
     fn = "batchnorm_eval"
-    cdef cnp.ndarray X = _contiguous(x, fn, "x", 2)
-    cdef Py_ssize_t m = X.shape[0], n = X.shape[1]
+    cdef cnp.ndarray X = _contiguous(x, fn, "x", -1)
+    cdef Py_ssize_t m, n, sp
+    m, n, sp = _channels(X, fn, "x")
     cdef cnp.ndarray W = None if weight is None else _vector(weight, n, X.dtype, fn, "weight")
     cdef cnp.ndarray Bs = None if bias is None else _vector(bias, n, X.dtype, fn, "bias")
     cdef cnp.ndarray RM = _vector(running_mean, n, X.dtype, fn, "running_mean")
     cdef cnp.ndarray RV = _vector(running_var, n, X.dtype, fn, "running_var")
-    cdef cnp.ndarray Y = _output(out, (m, n), X.dtype, fn, True, (X, W, Bs, RM, RV), (X,))
+    cdef cnp.ndarray Y = _output(out, _shape(X), X.dtype, fn, True, (X, W, Bs, RM, RV), (X,))
     cdef double c_eps = _finite(eps, fn, "eps")
     cdef void *w_ptr = _ptr_or_null(W)
     cdef void *bs_ptr = _ptr_or_null(Bs)
     with nogil:
-        fnn_batchnorm_eval(_dt(X), m, n, cnp.PyArray_DATA(X), w_ptr, bs_ptr,
-                           c_eps, cnp.PyArray_DATA(RM), cnp.PyArray_DATA(RV), cnp.PyArray_DATA(Y))
+        fnn_batchnorm_eval(_dt(X), m, n, sp, cnp.PyArray_DATA(X), w_ptr, bs_ptr, c_eps,
+                           cnp.PyArray_DATA(RM), cnp.PyArray_DATA(RV), cnp.PyArray_DATA(Y))
     return Y
 
 
@@ -1580,23 +1599,25 @@ def batchnorm_backward(dy,                    # type: ArrayLike
                        ):
     # type: (...) -> tuple[NDArray[np.floating], NDArray[np.floating], NDArray[np.floating]]
     """Gradients of batchnorm_train: (dx, dweight, dbias) with dweight = sum dy * xhat and
-    dbias = sum dy over rows (written to the *_out arrays when given). out may be dy itself."""
+    dbias = sum dy over every axis but the channels' (written to the *_out arrays when
+    given). out may be dy itself."""
     fn = "batchnorm_backward"
-    cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", 2)
-    cdef cnp.ndarray X = _contiguous(x, fn, "x", 2, DY.dtype)
-    cdef Py_ssize_t m = DY.shape[0], n = DY.shape[1]
+    cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", -1)
+    cdef cnp.ndarray X = _contiguous(x, fn, "x", -1, DY.dtype)
+    cdef Py_ssize_t m, n, sp
+    m, n, sp = _channels(DY, fn, "dy")
     if _shape(X) != _shape(DY):
         raise ValueError(f"{fn}: x has shape {_shape(X)}, expected the shape of dy {_shape(DY)}")
     cdef cnp.ndarray Mean = _vector(save_mean, n, DY.dtype, fn, "save_mean")
     cdef cnp.ndarray Inv = _vector(save_invstd, n, DY.dtype, fn, "save_invstd")
     cdef cnp.ndarray W = None if weight is None else _vector(weight, n, DY.dtype, fn, "weight")
     cdef tuple ins = (DY, X, Mean, Inv, W)
-    cdef cnp.ndarray DX = _output(out, (m, n), DY.dtype, fn, True, ins, (DY,))
+    cdef cnp.ndarray DX = _output(out, _shape(DY), DY.dtype, fn, True, ins, (DY,))
     cdef cnp.ndarray DW = _output(weight_grad_out, (n,), DY.dtype, fn, True, ins + (DX,))
     cdef cnp.ndarray DB = _output(bias_grad_out, (n,), DY.dtype, fn, True, ins + (DX, DW))
     cdef void *w_ptr = _ptr_or_null(W)
     with nogil:
-        fnn_batchnorm_backward(_dt(DY), m, n, cnp.PyArray_DATA(X), cnp.PyArray_DATA(Mean),
+        fnn_batchnorm_backward(_dt(DY), m, n, sp, cnp.PyArray_DATA(X), cnp.PyArray_DATA(Mean),
                                cnp.PyArray_DATA(Inv), w_ptr, cnp.PyArray_DATA(DY),
                                cnp.PyArray_DATA(DX), cnp.PyArray_DATA(DW), cnp.PyArray_DATA(DB))
     return DX, DW, DB
@@ -1846,3 +1867,186 @@ def conv2d_backward(dy,                      # type: ArrayLike
                                  cnp.PyArray_DATA(DW), db_ptr)
     _raise_gemm(rc, fn)
     return DX, DW, DB
+
+
+# ---- pooling -------------------------------------------------------------------------------
+
+cdef tuple _pair_arg(object value, str fn, str name, Py_ssize_t minimum):
+    """An int or a pair of ints (height, width), each >= minimum."""
+    cdef tuple items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+    if len(items) != 2 or not all(
+            not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, np.integer))
+            and v >= minimum for v in items):
+        raise ValueError(f"{fn}: {name} must be an integer >= {minimum} or a pair of them "
+                         f"(height, width), got {value!r}")
+    return int(items[0]), int(items[1])
+
+
+cdef fnn_window2d _window(object input_shape, object kernel_size, object stride,
+                          object padding, str fn) except *:
+    """The pooling geometry of NCHW images of input_shape: every size checked, every window
+    holding at least one input position, the output size by floor rounding (PyTorch)."""
+    cdef fnn_window2d g
+    g.kh, g.kw = _pair_arg(kernel_size, fn, "kernel_size", 1)
+    g.sh, g.sw = _pair_arg(stride, fn, "stride", 1)
+    g.ph, g.pw = _pair_arg(padding, fn, "padding", 0)
+    if 2 * g.ph > g.kh or 2 * g.pw > g.kw:
+        raise ValueError(f"{fn}: padding must be at most half the kernel size, got padding "
+                         f"{(g.ph, g.pw)} for kernel_size {(g.kh, g.kw)}")
+    g.h, g.w = input_shape[2], input_shape[3]
+    if g.h < 1 or g.w < 1:
+        raise ValueError(f"{fn}: the images must have a height and width >= 1, got shape "
+                         f"{tuple(input_shape)}")
+    if g.h + 2 * g.ph < g.kh or g.w + 2 * g.pw < g.kw:
+        raise ValueError(
+            f"{fn}: images of {g.h} x {g.w} with padding {(g.ph, g.pw)} are smaller than the "
+            f"window {(g.kh, g.kw)}: the output would be empty")
+    g.oh = (g.h + 2 * g.ph - g.kh) // g.sh + 1
+    g.ow = (g.w + 2 * g.pw - g.kw) // g.sw + 1
+    return g
+
+
+cdef tuple _input_shape(object input_shape, str fn):
+    """input_shape (N, C, H, W) as a tuple of four ints >= 0."""
+    cdef tuple shape
+    try:
+        shape = tuple(input_shape)
+    except TypeError:
+        raise TypeError(f"{fn}: input_shape must be a tuple (N, C, H, W), "
+                        f"got {input_shape!r}") from None
+    if len(shape) != 4 or not all(
+            not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, np.integer)) and v >= 0
+            for v in shape):
+        raise ValueError(f"{fn}: input_shape must be four integers >= 0 (N, C, H, W), "
+                         f"got {input_shape!r}")
+    return tuple(int(v) for v in shape)
+
+
+cdef cnp.ndarray _images(object x, str fn, str name, object dtype=None):
+    cdef cnp.ndarray X = _float_array(x, fn, name, -1, dtype)
+    if X.ndim != 4:
+        raise ValueError(f"{fn}: {name} must be 4-D images (N, C, H, W), got shape {_shape(X)}")
+    return X if cnp.PyArray_IS_C_CONTIGUOUS(X) else np.ascontiguousarray(X)
+
+
+def maxpool2d_forward(x,                # type: ArrayLike
+                      kernel_size,      # type: int | tuple[int, int]
+                      stride,           # type: int | tuple[int, int]
+                      padding,          # type: int | tuple[int, int]
+                      *,
+                      out=None,         # type: NDArray[np.floating] | None
+                      argmax_out=None   # type: NDArray[np.int64] | None
+                      ):
+    # type: (...) -> tuple[NDArray[np.floating], NDArray[np.int64]]
+    """Max pooling of NCHW images x with PyTorch's semantics: windows of kernel_size moved
+    by stride, padding (at most half the kernel) on every side skipped, output size
+    (H + 2 padding - kernel) // stride + 1. Returns (y, argmax): argmax the int64 index
+    h * W + w of each maximum within its input plane (return_indices), the first one in
+    row-major order on ties; a NaN in a window is its maximum (the first NaN)."""
+    fn = "maxpool2d_forward"
+    cdef cnp.ndarray X = _images(x, fn, "x")
+    cdef fnn_window2d g = _window(_shape(X), kernel_size, stride, padding, fn)
+    cdef tuple shape = (X.shape[0], X.shape[1], g.oh, g.ow)
+    cdef cnp.ndarray Y = _output(out, shape, X.dtype, fn, True, (X,))
+    cdef cnp.ndarray Idx = _output(argmax_out, shape, np.dtype(np.int64), fn, True, (X, Y),
+                                   (), "argmax_out")
+    cdef Py_ssize_t planes = X.shape[0] * X.shape[1]
+    with nogil:
+        fnn_maxpool2d_forward(_dt(X), planes, &g, cnp.PyArray_DATA(X), cnp.PyArray_DATA(Y),
+                              <int64_t *>cnp.PyArray_DATA(Idx))
+    return Y, Idx
+
+
+def maxpool2d_backward(dy,           # type: ArrayLike
+                       argmax,       # type: ArrayLike
+                       input_shape,  # type: tuple[int, int, int, int]
+                       *,
+                       out=None      # type: NDArray[np.floating] | None
+                       ):
+    # type: (...) -> NDArray[np.floating]
+    """dx of input_shape (N, C, H, W): zero, then dy (N, C, OH, OW) added at the argmax of
+    each output (maxpool2d_forward's) in row-major order, so overlapping windows
+    accumulate."""
+    fn = "maxpool2d_backward"
+    cdef cnp.ndarray DY = _images(dy, fn, "dy")
+    cdef tuple shape = _input_shape(input_shape, fn)
+    cdef fnn_window2d g
+    if _shape(DY)[:2] != shape[:2]:
+        raise ValueError(f"{fn}: dy has shape {_shape(DY)}, expected the images and channels "
+                         f"of input_shape {shape}")
+    g.h, g.w, g.oh, g.ow = shape[2], shape[3], DY.shape[2], DY.shape[3]
+    cdef cnp.ndarray Idx
+    try:
+        Idx = np.asarray(argmax)
+    except Exception as exc:
+        raise TypeError(f"{fn}: argmax must be an integer array") from exc
+    if Idx.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: argmax must be integers, got dtype {_dtype_name(Idx.dtype)}")
+    if _shape(Idx) != _shape(DY):
+        raise ValueError(f"{fn}: argmax has shape {_shape(Idx)},"
+                         f" expected the shape of dy {_shape(DY)}")
+    if Idx.size and (Idx.min() < 0 or Idx.max() >= g.h * g.w):
+        raise ValueError(f"{fn}: argmax entries must be in [0, {g.h * g.w}) (H * W), got range "
+                         f"[{Idx.min()}, {Idx.max()}]")
+    Idx = _int64_array(Idx)
+    cdef cnp.ndarray DX = _output(out, shape, DY.dtype, fn, True, (DY, Idx))
+    cdef Py_ssize_t planes = shape[0] * shape[1]
+    with nogil:
+        fnn_maxpool2d_backward(_dt(DY), planes, &g, cnp.PyArray_DATA(DY),
+                               <const int64_t *>cnp.PyArray_DATA(Idx), cnp.PyArray_DATA(DX))
+    return DX
+
+
+def avgpool2d_forward(x,                       # type: ArrayLike
+                      kernel_size,             # type: int | tuple[int, int]
+                      stride,                  # type: int | tuple[int, int]
+                      padding,                 # type: int | tuple[int, int]
+                      count_include_pad=True,  # type: bool
+                      *,
+                      out=None                 # type: NDArray[np.floating] | None
+                      ):
+    # type: (...) -> NDArray[np.floating]
+    """Average pooling of NCHW images x with PyTorch's semantics (windows and output size
+    as maxpool2d_forward): each window's sum over its input positions divided, with
+    count_include_pad, by the window's size clipped to the padded image, otherwise by the
+    number of input positions in it."""
+    fn = "avgpool2d_forward"
+    cdef cnp.ndarray X = _images(x, fn, "x")
+    cdef fnn_window2d g = _window(_shape(X), kernel_size, stride, padding, fn)
+    cdef int c_pad = bool(count_include_pad)
+    cdef cnp.ndarray Y = _output(out, (X.shape[0], X.shape[1], g.oh, g.ow), X.dtype, fn, True,
+                                 (X,))
+    cdef Py_ssize_t planes = X.shape[0] * X.shape[1]
+    with nogil:
+        fnn_avgpool2d_forward(_dt(X), planes, &g, c_pad, cnp.PyArray_DATA(X),
+                              cnp.PyArray_DATA(Y))
+    return Y
+
+
+def avgpool2d_backward(dy,                      # type: ArrayLike
+                       input_shape,             # type: tuple[int, int, int, int]
+                       kernel_size,             # type: int | tuple[int, int]
+                       stride,                  # type: int | tuple[int, int]
+                       padding,                 # type: int | tuple[int, int]
+                       count_include_pad=True,  # type: bool
+                       *,
+                       out=None                 # type: NDArray[np.floating] | None
+                       ):
+    # type: (...) -> NDArray[np.floating]
+    """dx of input_shape (N, C, H, W): each output's dy divided as in avgpool2d_forward and
+    added to its window's input positions, output by output in row-major order."""
+    fn = "avgpool2d_backward"
+    cdef cnp.ndarray DY = _images(dy, fn, "dy")
+    cdef tuple shape = _input_shape(input_shape, fn)
+    cdef fnn_window2d g = _window(shape, kernel_size, stride, padding, fn)
+    cdef tuple want = (shape[0], shape[1], g.oh, g.ow)
+    if _shape(DY) != want:
+        raise ValueError(f"{fn}: dy has shape {_shape(DY)}, expected {want} (the output of "
+                         f"input_shape {shape} under this window)")
+    cdef int c_pad = bool(count_include_pad)
+    cdef cnp.ndarray DX = _output(out, shape, DY.dtype, fn, True, (DY,))
+    cdef Py_ssize_t planes = shape[0] * shape[1]
+    with nogil:
+        fnn_avgpool2d_backward(_dt(DY), planes, &g, c_pad, cnp.PyArray_DATA(DY),
+                               cnp.PyArray_DATA(DX))
+    return DX

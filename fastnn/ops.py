@@ -369,51 +369,64 @@ def column_moments(x):
     return x64.mean(axis=0).astype(x.dtype), x64.var(axis=0).astype(x.dtype)
 
 
+def _channel_axes(x):
+    """The axes a batch norm reduces over: all but the channels' (axis 1); and the shape
+    that broadcasts a per-channel vector against x."""
+    return (0, *range(2, x.ndim)), (1, -1) + (1,) * (x.ndim - 2)
+
+
 def batchnorm_train(
     x, weight, bias, running_mean, running_var, *, momentum=0.1, eps=1e-5, out=None
 ):
-    """mean, var = batch mean and biased variance per column; invstd = 1 / sqrt(var + eps);
+    """Over the channels (axis 1) of x, (N, C) or (N, C, ...): mean, var = batch mean and
+    biased variance over every other axis (count values); invstd = 1 / sqrt(var + eps);
     y = (x - mean) invstd weight + bias; running = (1 - momentum) running + momentum batch,
-    with the unbiased variance var * m / (m - 1). Returns (y, mean, invstd)."""
+    with the unbiased variance var * count / (count - 1). Returns (y, mean, invstd)."""
     x = np.asarray(x)
-    m = x.shape[0]
+    axes, vec = _channel_axes(x)
+    count = x.size // x.shape[1]
     x64 = x.astype(np.float64)
-    mean, var = x64.mean(axis=0), x64.var(axis=0)
+    mean, var = x64.mean(axis=axes), x64.var(axis=axes)
     invstd = 1.0 / np.sqrt(var + eps)
     if running_mean is not None:
         running_mean[...] = (1 - momentum) * running_mean + momentum * mean
-        running_var[...] = (1 - momentum) * running_var + momentum * var * m / (m - 1)
-    y = (x64 - mean) * invstd
+        running_var[...] = (1 - momentum) * running_var + momentum * var * count / (count - 1)
+    y = (x64 - mean.reshape(vec)) * invstd.reshape(vec)
     if weight is not None:
-        y = y * weight
+        y = y * weight.reshape(vec)
     if bias is not None:
-        y = y + bias
+        y = y + bias.reshape(vec)
     return _into(y.astype(x.dtype), out), mean.astype(x.dtype), invstd.astype(x.dtype)
 
 
 def batchnorm_eval(x, weight, bias, running_mean, running_var, *, eps=1e-5, out=None):
-    """y = (x - running_mean) / sqrt(running_var + eps) weight + bias."""
+    """y = (x - running_mean) / sqrt(running_var + eps) weight + bias, per channel (axis 1)."""
     x = np.asarray(x)
-    y = (x - running_mean) / np.sqrt(running_var.astype(np.float64) + eps).astype(x.dtype)
+    _, vec = _channel_axes(x)
+    std = np.sqrt(running_var.astype(np.float64) + eps).astype(x.dtype)
+    y = (x - running_mean.reshape(vec)) / std.reshape(vec)
     if weight is not None:
-        y = y * weight
+        y = y * weight.reshape(vec)
     if bias is not None:
-        y = y + bias
+        y = y + bias.reshape(vec)
     return _into(y.astype(x.dtype), out)
 
 
 def batchnorm_backward(
     dy, x, save_mean, save_invstd, weight, *, out=None, weight_grad_out=None, bias_grad_out=None
 ):
-    """xhat = (x - mean) invstd; dbias = sum dy; dweight = sum dy xhat;
-    dx = weight invstd (dy - dbias / m - xhat dweight / m) (the batch statistics depend on x)."""
+    """Per channel (axis 1), over the count values of every other axis: xhat = (x - mean)
+    invstd; dbias = sum dy; dweight = sum dy xhat; dx = weight invstd (dy - dbias / count -
+    xhat dweight / count) (the batch statistics depend on x)."""
     dy, x = np.asarray(dy), np.asarray(x)
-    m = dy.shape[0]
+    axes, vec = _channel_axes(dy)
+    count = dy.size // dy.shape[1]
     dy64 = dy.astype(np.float64)
-    xhat = (x.astype(np.float64) - save_mean) * save_invstd
-    dbias, dweight = dy64.sum(axis=0), (dy64 * xhat).sum(axis=0)
+    xhat = (x.astype(np.float64) - save_mean.reshape(vec)) * save_invstd.reshape(vec)
+    dbias, dweight = dy64.sum(axis=axes), (dy64 * xhat).sum(axis=axes)
     g = 1.0 if weight is None else weight.astype(np.float64)
-    dx = g * save_invstd * (dy64 - dbias / m - xhat * dweight / m)
+    scale = (g * save_invstd).reshape(vec)
+    dx = scale * (dy64 - (dbias / count).reshape(vec) - xhat * (dweight / count).reshape(vec))
     return (
         _into(dx.astype(dy.dtype), out),
         _into(dweight.astype(dy.dtype), weight_grad_out),
@@ -546,3 +559,85 @@ def conv2d_backward(
         dx = _into(dxp[:, :, top : top + h, left : left + wd], out)
     db = _into(dz.sum(axis=(0, 2, 3)).astype(x.dtype), bias_grad_out) if bias_grad else None
     return dx, _into(dw, weight_grad_out), db
+
+
+# ---- pooling ---------------------------------------------------------------------------------
+
+
+def _pair(v):
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _windows(shape, kernel_size, stride, padding):
+    """Every output position (oy, ox) of NCHW images of `shape` with its window clipped to
+    the input, rows r0:r1 and columns c0:c1, and count_include_pad's divisor: the window
+    clipped to the padded image. Output size (H + 2 padding - kernel) // stride + 1."""
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    h, w = shape[2], shape[3]
+    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    for oy in range(oh):
+        a = oy * sh - ph
+        b = min(a + kh, h + ph)
+        for ox in range(ow):
+            c = ox * sw - pw
+            d = min(c + kw, w + pw)
+            yield oy, ox, max(a, 0), min(b, h), max(c, 0), min(d, w), (b - a) * (d - c)
+
+
+def _out_size(shape, kernel_size, stride, padding):
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    return (
+        shape[0],
+        shape[1],
+        (shape[2] + 2 * ph - kh) // sh + 1,
+        (shape[3] + 2 * pw - kw) // sw + 1,
+    )
+
+
+def maxpool2d_forward(x, kernel_size, stride, padding, *, out=None, argmax_out=None):
+    """y[n, c, oy, ox] = max of x[n, c] over the window of (oy, ox) (padding skipped);
+    argmax = its index h * W + w in the plane, the first in row-major order on ties, the
+    first NaN if the window has one (np.argmax's rules)."""
+    x = np.asarray(x)
+    y = np.empty(_out_size(x.shape, kernel_size, stride, padding), x.dtype)
+    idx = np.empty(y.shape, np.int64)
+    for oy, ox, r0, r1, c0, c1, _ in _windows(x.shape, kernel_size, stride, padding):
+        win = x[:, :, r0:r1, c0:c1].reshape(x.shape[0], x.shape[1], -1)
+        k = win.argmax(axis=2)
+        y[:, :, oy, ox] = np.take_along_axis(win, k[..., None], axis=2)[..., 0]
+        idx[:, :, oy, ox] = (r0 + k // (c1 - c0)) * x.shape[3] + c0 + k % (c1 - c0)
+    return _into(y, out), _into(idx, argmax_out)
+
+
+def maxpool2d_backward(dy, argmax, input_shape, *, out=None):
+    """dx = 0, then dx[n, c].flat[argmax[n, c, oy, ox]] += dy[n, c, oy, ox]."""
+    dy = np.asarray(dy)
+    n, c, h, w = input_shape
+    dx = np.zeros((n * c, h * w), dy.dtype)
+    planes = np.arange(n * c).repeat(dy.shape[2] * dy.shape[3])
+    np.add.at(dx, (planes, np.asarray(argmax).reshape(-1)), dy.reshape(-1))
+    return _into(dx.reshape(input_shape), out)
+
+
+def avgpool2d_forward(x, kernel_size, stride, padding, count_include_pad=True, *, out=None):
+    """y[n, c, oy, ox] = the sum of x[n, c] over the window of (oy, ox) / divisor: the window
+    clipped to the padded image with count_include_pad, else its input positions."""
+    x = np.asarray(x)
+    y = np.empty(_out_size(x.shape, kernel_size, stride, padding), x.dtype)
+    for oy, ox, r0, r1, c0, c1, padded in _windows(x.shape, kernel_size, stride, padding):
+        total = x[:, :, r0:r1, c0:c1].astype(np.float64).sum(axis=(2, 3))
+        y[:, :, oy, ox] = total / (padded if count_include_pad else (r1 - r0) * (c1 - c0))
+    return _into(y, out)
+
+
+def avgpool2d_backward(
+    dy, input_shape, kernel_size, stride, padding, count_include_pad=True, *, out=None
+):
+    """dx = 0, then dy[n, c, oy, ox] / divisor (as the forward's) added to the window of
+    (oy, ox)."""
+    dy = np.asarray(dy)
+    dx = np.zeros(input_shape, np.float64)
+    for oy, ox, r0, r1, c0, c1, padded in _windows(input_shape, kernel_size, stride, padding):
+        divisor = padded if count_include_pad else (r1 - r0) * (c1 - c0)
+        dx[:, :, r0:r1, c0:c1] += (dy[:, :, oy, ox].astype(np.float64) / divisor)[..., None, None]
+    return _into(dx.astype(dy.dtype), out)

@@ -2,9 +2,9 @@
 :class:`Layer`, the registry of layer classes by name), :mod:`~fastnn.layers.dense`,
 :mod:`~fastnn.layers.activations`, :mod:`~fastnn.layers.maxout`,
 :mod:`~fastnn.layers.dropout`, :mod:`~fastnn.layers.normalization`,
-:mod:`~fastnn.layers.preprocessing`, :mod:`~fastnn.layers.conv` and
-:mod:`~fastnn.layers.flatten`. Every public name is re-exported here (and the layers
-from ``fastnn``).
+:mod:`~fastnn.layers.preprocessing`, :mod:`~fastnn.layers.conv`,
+:mod:`~fastnn.layers.pooling` and :mod:`~fastnn.layers.flatten`. Every public name is
+re-exported here (and the layers from ``fastnn``).
 
 Each layer owns its parameters and the cache of its last training forward; its
 ``backward`` sits beside its ``forward``, returns the input gradient and overwrites its
@@ -28,9 +28,10 @@ from fastnn.layers.activations import (
 from fastnn.layers.activations import get as get_activation
 from fastnn.layers.maxout import Maxout
 from fastnn.layers.dropout import Dropout
-from fastnn.layers.normalization import BatchNorm1d
+from fastnn.layers.normalization import BatchNorm1d, BatchNorm2d
 from fastnn.layers.preprocessing import Standardize
 from fastnn.layers.conv import Conv2d
+from fastnn.layers.pooling import MaxPool2d, AvgPool2d
 from fastnn.layers.flatten import Flatten
 # isort: on
 
@@ -47,8 +48,11 @@ __all__ = [
     "Maxout",
     "Dropout",
     "BatchNorm1d",
+    "BatchNorm2d",
     "Standardize",
     "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
     "Flatten",
     "get",
     "get_activation",

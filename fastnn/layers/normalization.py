@@ -6,17 +6,12 @@ from fastnn import kernels
 from fastnn._validation import float_dtype, positive_int, real
 from fastnn.layers.base import Layer, Parameter
 
-__all__ = ["BatchNorm1d"]
+__all__ = ["BatchNorm1d", "BatchNorm2d"]
 
 
-class BatchNorm1d(Layer):
-    """Batch normalisation over the features of ``(n, num_features)`` inputs (Ioffe &
-    Szegedy 2015), with PyTorch's semantics: when training, each feature is normalised with
-    the batch mean and biased variance, and ``running_mean``/``running_var`` move towards the
-    batch mean and the unbiased variance by ``momentum`` (``momentum=None``: a cumulative
-    average); otherwise the running statistics are used. ``y = xhat * weight + bias`` with
-    learnable ``weight`` (ones) and ``bias`` (zeros) when ``affine``. ``num_batches_tracked``
-    counts training batches, so PyTorch state_dicts round-trip."""
+class _BatchNorm(Layer):
+    """What BatchNorm1d and BatchNorm2d share: everything but the rank of their input (the
+    kernels normalise over axis 1 whatever follows it)."""
 
     _buffers = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -55,7 +50,10 @@ class BatchNorm1d(Layer):
 
     def output_features(self, in_features):
         if in_features != self.num_features:
-            raise ValueError(f"BatchNorm1d expects {self.num_features} features, got {in_features}")
+            what = "channels" if self.input_ndim == 4 else "features"
+            raise ValueError(
+                f"{type(self).__name__} expects {self.num_features} {what}, got {in_features}"
+            )
         return in_features
 
     def _set_dtype(self, dtype):
@@ -85,7 +83,9 @@ class BatchNorm1d(Layer):
         """Through the batch statistics: dx = weight invstd (dy - mean(dy) - xhat
         mean(dy xhat)); dweight = sum dy xhat; dbias = sum dy."""
         if self._cache is None:
-            raise RuntimeError("BatchNorm1d.backward called before a forward with training=True")
+            raise RuntimeError(
+                f"{type(self).__name__}.backward called before a forward with training=True"
+            )
         x, mean, invstd = self._cache
         dx, _, _ = kernels.batchnorm_backward(
             dy,
@@ -102,3 +102,22 @@ class BatchNorm1d(Layer):
         return (
             f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}"
         )
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation over the features of ``(n, num_features)`` inputs (Ioffe &
+    Szegedy 2015), with PyTorch's semantics: when training, each feature is normalised with
+    the batch mean and biased variance, and ``running_mean``/``running_var`` move towards the
+    batch mean and the unbiased variance by ``momentum`` (``momentum=None``: a cumulative
+    average); otherwise the running statistics are used. ``y = xhat * weight + bias`` with
+    learnable ``weight`` (ones) and ``bias`` (zeros) when ``affine``. ``num_batches_tracked``
+    counts training batches, so PyTorch state_dicts round-trip."""
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation over the channels of ``(N, num_features, H, W)`` images (PyTorch's
+    ``BatchNorm2d``): as :class:`BatchNorm1d`, each channel's statistics taken over the
+    batch and every position of its planes (``N * H * W`` values); the same parameters,
+    buffers and state_dict keys."""
+
+    input_ndim = 4

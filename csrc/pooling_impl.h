@@ -1,0 +1,165 @@
+/* Template body of pooling.c: included once per element type with T and SFX defined.
+ * Every function is static and suffixed with SFX. A work item is a block of whole planes,
+ * computed entirely by the thread that claims it (every sum and every scatter of a plane in
+ * one fixed order), so results do not depend on the thread count. */
+
+#define F(name) FNN_CAT(name, SFX)
+
+typedef struct {
+    const fnn_window2d *g;
+    ptrdiff_t planes, per; /* per: planes per work item */
+    int include_pad;
+    const T *in;
+    const int64_t *argmax_in;
+    T *out;
+    int64_t *argmax_out;
+} F(pool_args);
+
+/* Runs task over blocks of planes: at most FNN_MAX_BLOCKS of them, threaded when the planes
+ * in and out are large enough to pay for waking the pool. */
+static void F(pool_run)(F(pool_args) *A, fnn_task task)
+{
+    const fnn_window2d *g = A->g;
+    A->per = (A->planes + FNN_MAX_BLOCKS - 1) / FNN_MAX_BLOCKS;
+    if (A->per < 1) A->per = 1;
+    fnn_parallel(nthreads_for(A->planes * (g->h * g->w + g->oh * g->ow)),
+                 (A->planes + A->per - 1) / A->per, task, A);
+}
+
+/* The window of output o along an axis of n inputs: [*lo, *hi) within the input, and the
+ * extent of the window clipped to the padded axis (pad before and after), which is
+ * count_include_pad's factor. */
+static inline ptrdiff_t F(span)(ptrdiff_t o, ptrdiff_t k, ptrdiff_t s, ptrdiff_t p, ptrdiff_t n,
+                                ptrdiff_t *lo, ptrdiff_t *hi)
+{
+    const ptrdiff_t a = o * s - p, b = a + k < n + p ? a + k : n + p;
+    *lo = a > 0 ? a : 0;
+    *hi = b < n ? b : n;
+    return b - a;
+}
+
+static void F(maxpool_task)(void *ctx, ptrdiff_t item)
+{
+    const F(pool_args) *A = ctx;
+    const fnn_window2d *g = A->g;
+    FNN_POOL_PLANES(A, item);
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        const T *x = A->in + p * g->h * g->w;
+        T *y = A->out + p * g->oh * g->ow;
+        int64_t *am = A->argmax_out + p * g->oh * g->ow;
+        for (ptrdiff_t oy = 0; oy < g->oh; oy++) {
+            ptrdiff_t y0, y1;
+            F(span)(oy, g->kh, g->sh, g->ph, g->h, &y0, &y1);
+            for (ptrdiff_t ox = 0; ox < g->ow; ox++) {
+                ptrdiff_t x0, x1;
+                F(span)(ox, g->kw, g->sw, g->pw, g->w, &x0, &x1);
+                ptrdiff_t best = y0 * g->w + x0;
+                T bv = x[best];
+                for (ptrdiff_t r = y0; r < y1; r++)
+                    for (ptrdiff_t c = x0; c < x1; c++) {
+                        /* Ties keep the first maximum; the first NaN wins (NaN propagates). */
+                        const T v = x[r * g->w + c];
+                        if (v > bv || (v != v && bv == bv)) {
+                            bv = v;
+                            best = r * g->w + c;
+                        }
+                    }
+                y[oy * g->ow + ox] = bv;
+                am[oy * g->ow + ox] = best;
+            }
+        }
+    }
+}
+
+static void F(maxpool2d_forward)(ptrdiff_t planes, const fnn_window2d *g, const void *x,
+                                 void *y, int64_t *argmax)
+{
+    F(pool_args) A = {.g = g, .planes = planes, .in = x, .out = y, .argmax_out = argmax};
+    F(pool_run)(&A, F(maxpool_task));
+}
+
+static void F(maxpool_backward_task)(void *ctx, ptrdiff_t item)
+{
+    const F(pool_args) *A = ctx;
+    const fnn_window2d *g = A->g;
+    const ptrdiff_t in = g->h * g->w, out = g->oh * g->ow;
+    FNN_POOL_PLANES(A, item);
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        const T *dy = A->in + p * out;
+        const int64_t *am = A->argmax_in + p * out;
+        T *dx = A->out + p * in;
+        for (ptrdiff_t i = 0; i < in; i++) dx[i] = 0;
+        for (ptrdiff_t o = 0; o < out; o++) dx[am[o]] += dy[o];
+    }
+}
+
+static void F(maxpool2d_backward)(ptrdiff_t planes, const fnn_window2d *g, const void *dy,
+                                  const int64_t *argmax, void *dx)
+{
+    F(pool_args) A = {.g = g, .planes = planes, .in = dy, .argmax_in = argmax, .out = dx};
+    F(pool_run)(&A, F(maxpool_backward_task));
+}
+
+static void F(avgpool_task)(void *ctx, ptrdiff_t item)
+{
+    const F(pool_args) *A = ctx;
+    const fnn_window2d *g = A->g;
+    FNN_POOL_PLANES(A, item);
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        const T *x = A->in + p * g->h * g->w;
+        T *y = A->out + p * g->oh * g->ow;
+        for (ptrdiff_t oy = 0; oy < g->oh; oy++) {
+            ptrdiff_t y0, y1;
+            const ptrdiff_t ey = F(span)(oy, g->kh, g->sh, g->ph, g->h, &y0, &y1);
+            for (ptrdiff_t ox = 0; ox < g->ow; ox++) {
+                ptrdiff_t x0, x1;
+                const ptrdiff_t ex = F(span)(ox, g->kw, g->sw, g->pw, g->w, &x0, &x1);
+                double sum = 0.0;
+                for (ptrdiff_t r = y0; r < y1; r++)
+                    for (ptrdiff_t c = x0; c < x1; c++) sum += (double)x[r * g->w + c];
+                const ptrdiff_t count = A->include_pad ? ey * ex : (y1 - y0) * (x1 - x0);
+                y[oy * g->ow + ox] = (T)(sum / (double)count);
+            }
+        }
+    }
+}
+
+static void F(avgpool2d_forward)(ptrdiff_t planes, const fnn_window2d *g, int include_pad,
+                                 const void *x, void *y)
+{
+    F(pool_args) A = {.g = g, .planes = planes, .include_pad = include_pad, .in = x, .out = y};
+    F(pool_run)(&A, F(avgpool_task));
+}
+
+static void F(avgpool_backward_task)(void *ctx, ptrdiff_t item)
+{
+    const F(pool_args) *A = ctx;
+    const fnn_window2d *g = A->g;
+    FNN_POOL_PLANES(A, item);
+    for (ptrdiff_t p = p0; p < p1; p++) {
+        const T *dy = A->in + p * g->oh * g->ow;
+        T *dx = A->out + p * g->h * g->w;
+        for (ptrdiff_t i = 0; i < g->h * g->w; i++) dx[i] = 0;
+        for (ptrdiff_t oy = 0; oy < g->oh; oy++) {
+            ptrdiff_t y0, y1;
+            const ptrdiff_t ey = F(span)(oy, g->kh, g->sh, g->ph, g->h, &y0, &y1);
+            for (ptrdiff_t ox = 0; ox < g->ow; ox++) {
+                ptrdiff_t x0, x1;
+                const ptrdiff_t ex = F(span)(ox, g->kw, g->sw, g->pw, g->w, &x0, &x1);
+                const ptrdiff_t count = A->include_pad ? ey * ex : (y1 - y0) * (x1 - x0);
+                const T share = (T)((double)dy[oy * g->ow + ox] / (double)count);
+                for (ptrdiff_t r = y0; r < y1; r++)
+                    for (ptrdiff_t c = x0; c < x1; c++) dx[r * g->w + c] += share;
+            }
+        }
+    }
+}
+
+static void F(avgpool2d_backward)(ptrdiff_t planes, const fnn_window2d *g, int include_pad,
+                                  const void *dy, void *dx)
+{
+    F(pool_args) A = {.g = g, .planes = planes, .include_pad = include_pad, .in = dy, .out = dx};
+    F(pool_run)(&A, F(avgpool_backward_task));
+}
+
+#undef F
