@@ -73,6 +73,8 @@ IMAGE_LAYERS = {
     "MaxPool2d": lambda dt: fastnn.MaxPool2d((3, 2), 1, (1, 0)),
     "AvgPool2d": lambda dt: fastnn.AvgPool2d(2, padding=1, count_include_pad=False),
     "BatchNorm2d": lambda dt: _trained_batchnorm(dt, fastnn.BatchNorm2d, (8, 4, 3, 3)),
+    "Conv2d": lambda dt: fastnn.Conv2d(4, 6, (3, 2), padding="same", groups=2, rng=0, dtype=dt),
+    "Flatten": lambda dt: fastnn.Flatten(),
 }
 
 
