@@ -6,6 +6,9 @@
     const ptrdiff_t p0 = (item) * (A)->per,                                                  \
                     p1 = p0 + (A)->per < (A)->planes ? p0 + (A)->per : (A)->planes
 
+/* Outputs per block of the max-pooling rows' vectorised path. */
+#define FNN_POOL_BLOCK 64
+
 #define FNN_IMPL "pooling_impl.h"
 #include "kernel_instances.h"
 

@@ -38,10 +38,74 @@ static inline ptrdiff_t F(span)(ptrdiff_t o, ptrdiff_t k, ptrdiff_t s, ptrdiff_t
     return b - a;
 }
 
+/* Output ox of row oy, its window clipped to the image: ties keep the first maximum and
+ * the first NaN wins (NaN propagates). */
+static inline void F(max_window)(const fnn_window2d *g, const T *x, ptrdiff_t y0, ptrdiff_t y1,
+                                 ptrdiff_t ox, T *y, int64_t *am)
+{
+    ptrdiff_t x0, x1;
+    F(span)(ox, g->kw, g->sw, g->pw, g->w, &x0, &x1);
+    ptrdiff_t best = y0 * g->w + x0;
+    T bv = x[best];
+    for (ptrdiff_t r = y0; r < y1; r++)
+        for (ptrdiff_t c = x0; c < x1; c++) {
+            const T v = x[r * g->w + c];
+            if (v > bv || (v != v && bv == bv)) {
+                bv = v;
+                best = r * g->w + c;
+            }
+        }
+    *y = bv;
+    *am = best;
+}
+
+/* Windows that lie inside the image columns are taken FNN_POOL_BLOCK outputs at a time, tap
+ * by tap across the block: the same comparisons in the same order as F(max_window), as
+ * selects that vectorise. (Branching per element on which value wins, which is data,
+ * mispredicts about every other tap.) */
+static void F(max_row_inner)(const fnn_window2d *g, const T *x, ptrdiff_t y0, ptrdiff_t y1,
+                             ptrdiff_t oxa, ptrdiff_t oxb, T *y, int64_t *am)
+{
+    const ptrdiff_t w = g->w, sw = g->sw, kw = g->kw;
+    for (ptrdiff_t o0 = oxa; o0 < oxb; o0 += FNN_POOL_BLOCK) {
+        const ptrdiff_t nb = oxb - o0 < FNN_POOL_BLOCK ? oxb - o0 : FNN_POOL_BLOCK;
+        const T *base = x + o0 * sw - g->pw;
+        const ptrdiff_t first = base - x;
+        T bv[FNN_POOL_BLOCK];
+        int32_t bi[FNN_POOL_BLOCK];
+        for (ptrdiff_t j = 0; j < nb; j++) {
+            bv[j] = base[y0 * w + j * sw];
+            bi[j] = (int32_t)(y0 * w + first + j * sw);
+        }
+        for (ptrdiff_t r = y0; r < y1; r++)
+            for (ptrdiff_t c = r == y0 ? 1 : 0; c < kw; c++) {
+                const T *tap = base + r * w + c;
+                const int32_t at = (int32_t)(r * w + first + c);
+                for (ptrdiff_t j = 0; j < nb; j++) {
+                    const T v = tap[j * sw];
+                    const int take = (v > bv[j]) | ((v != v) & (bv[j] == bv[j]));
+                    bv[j] = take ? v : bv[j];
+                    bi[j] = take ? at + (int32_t)(j * sw) : bi[j];
+                }
+            }
+        for (ptrdiff_t j = 0; j < nb; j++) {
+            y[o0 + j] = bv[j];
+            am[o0 + j] = bi[j];
+        }
+    }
+}
+
 static void F(maxpool_task)(void *ctx, ptrdiff_t item)
 {
     const F(pool_args) *A = ctx;
     const fnn_window2d *g = A->g;
+    /* Outputs [oxa, oxb) have their whole window inside the columns; the block path keeps
+     * indices in 32 bits. */
+    ptrdiff_t oxa = (g->pw + g->sw - 1) / g->sw, oxb = 0;
+    if (g->w >= g->kw && g->h * g->w <= INT32_MAX)
+        oxb = (g->w - g->kw + g->pw) / g->sw + 1;
+    oxb = oxb < g->ow ? oxb : g->ow;
+    oxa = oxa < oxb ? oxa : oxb;
     FNN_POOL_PLANES(A, item);
     for (ptrdiff_t p = p0; p < p1; p++) {
         const T *x = A->in + p * g->h * g->w;
@@ -50,23 +114,13 @@ static void F(maxpool_task)(void *ctx, ptrdiff_t item)
         for (ptrdiff_t oy = 0; oy < g->oh; oy++) {
             ptrdiff_t y0, y1;
             F(span)(oy, g->kh, g->sh, g->ph, g->h, &y0, &y1);
-            for (ptrdiff_t ox = 0; ox < g->ow; ox++) {
-                ptrdiff_t x0, x1;
-                F(span)(ox, g->kw, g->sw, g->pw, g->w, &x0, &x1);
-                ptrdiff_t best = y0 * g->w + x0;
-                T bv = x[best];
-                for (ptrdiff_t r = y0; r < y1; r++)
-                    for (ptrdiff_t c = x0; c < x1; c++) {
-                        /* Ties keep the first maximum; the first NaN wins (NaN propagates). */
-                        const T v = x[r * g->w + c];
-                        if (v > bv || (v != v && bv == bv)) {
-                            bv = v;
-                            best = r * g->w + c;
-                        }
-                    }
-                y[oy * g->ow + ox] = bv;
-                am[oy * g->ow + ox] = best;
-            }
+            T *yr = y + oy * g->ow;
+            int64_t *ar = am + oy * g->ow;
+            for (ptrdiff_t ox = 0; ox < oxa; ox++)
+                F(max_window)(g, x, y0, y1, ox, yr + ox, ar + ox);
+            F(max_row_inner)(g, x, y0, y1, oxa, oxb, yr, ar);
+            for (ptrdiff_t ox = oxb > oxa ? oxb : oxa; ox < g->ow; ox++)
+                F(max_window)(g, x, y0, y1, ox, yr + ox, ar + ox);
         }
     }
 }
