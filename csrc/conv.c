@@ -1,6 +1,5 @@
-/* fnn_conv2d_forward and fnn_conv2d_backward (fastnn.h): per image, im2col and GEMMs
- * (conv_impl.h, instantiated for float and double). The GEMM picks the instruction set;
- * the patch copies are memory-bound and need none. */
+/* fnn_conv2d_forward and fnn_conv2d_backward (fastnn.h): per image, im2col and GEMMs, one
+ * templated source (conv_impl.h) instantiated per type and ISA by kernel_instances.h. */
 #include <stdatomic.h>
 
 #include "fastnn.h"
@@ -41,30 +40,20 @@ static int conv_threads(const fnn_conv2d_geom *g)
     return nt > 1 ? nt : 1;
 }
 
-#define T float
-#define SUF f32
-#define DT FNN_F32
-#include "conv_impl.h"
-
-#define T double
-#define SUF f64
-#define DT FNN_F64
-#include "conv_impl.h"
+#define FNN_IMPL "conv_impl.h"
+#include "kernel_instances.h"
 
 int fnn_conv2d_forward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
                        const void *weight, const void *bias, int act, double act_param,
                        void *y)
 {
-    if (dt == FNN_F32)
-        return conv2d_forward_f32(g, x, weight, bias, act, act_param, y);
-    return conv2d_forward_f64(g, x, weight, bias, act, act_param, y);
+    return FNN_DISPATCH(conv2d_forward, g, x, weight, bias, act, act_param, y);
 }
 
 int fnn_conv2d_backward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
                         const void *weight, const void *dy, int act, double act_param,
                         const void *y, void *dx, void *dweight, void *dbias)
 {
-    if (dt == FNN_F32)
-        return conv2d_backward_f32(g, x, weight, dy, act, act_param, y, dx, dweight, dbias);
-    return conv2d_backward_f64(g, x, weight, dy, act, act_param, y, dx, dweight, dbias);
+    return FNN_DISPATCH(conv2d_backward, g, x, weight, dy, act, act_param, y, dx, dweight,
+                        dbias);
 }

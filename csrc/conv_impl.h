@@ -1,5 +1,6 @@
-/* 2-D convolution template, included by conv.c once per element type: T, SUF and DT
- * (its fnn_dtype) are defined by the includer and undefined at the end.
+/* Template body of conv.c: included once per element type and ISA by kernel_instances.h,
+ * with T and SFX defined. The GEMM picks its own instruction set; the wider build pays in
+ * the patch copies.
  *
  * Per image and group, with P = oh * ow output pixels and K = (c / groups) * kh * kw taps:
  *   cols[K, P]  = the image's patches (im2col; the image itself for a pointwise conv)
@@ -8,12 +9,11 @@
  *   dcols[K, P] = W^T @ dz, added back onto dx (col2im)
  * Every product is an fnn_gemm call; inside a pool task it runs on that task's thread. */
 
-#define CV_CAT_(a, b) a##_##b
-#define CV_CAT(a, b) CV_CAT_(a, b)
-#define FN(name) CV_CAT(name, SUF)
+#define F(name) FNN_CAT(name, SFX)
+#define DT (sizeof(T) == 4 ? FNN_F32 : FNN_F64)
 
 /* The output columns [*lo, *hi) whose input column ix0 + ox * sw lies inside [0, w). */
-static void FN(valid_cols)(const fnn_conv2d_geom *g, ptrdiff_t ix0, ptrdiff_t *lo,
+static void F(valid_cols)(const fnn_conv2d_geom *g, ptrdiff_t ix0, ptrdiff_t *lo,
                            ptrdiff_t *hi)
 {
     ptrdiff_t a = ix0 >= 0 ? 0 : (-ix0 + g->sw - 1) / g->sw;
@@ -26,34 +26,35 @@ static void FN(valid_cols)(const fnn_conv2d_geom *g, ptrdiff_t ix0, ptrdiff_t *l
 
 /* The patches of output rows [oy0, oy1): cols[(ci * kh + ky) * kw + kx][(oy - oy0) * ow + ox]
  * = x[ci][iy][ix], zero outside the image. */
-static void FN(im2col)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *x, ptrdiff_t oy0,
-                       ptrdiff_t oy1, T *cols)
+static void F(im2col)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *restrict x,
+                      ptrdiff_t oy0, ptrdiff_t oy1, T *restrict cols)
 {
-    ptrdiff_t P = (oy1 - oy0) * g->ow;
+    const ptrdiff_t ow = g->ow, h = g->h, w = g->w, sh = g->sh, sw = g->sw;
+    const ptrdiff_t P = (oy1 - oy0) * ow;
     for (ptrdiff_t ci = 0; ci < cg; ci++)
         for (ptrdiff_t ky = 0; ky < g->kh; ky++)
             for (ptrdiff_t kx = 0; kx < g->kw; kx++) {
-                T *row = cols + ((ci * g->kh + ky) * g->kw + kx) * P;
+                T *restrict row = cols + ((ci * g->kh + ky) * g->kw + kx) * P;
                 ptrdiff_t ix0 = kx * g->dw - g->pw, lo, hi;
-                FN(valid_cols)(g, ix0, &lo, &hi);
+                F(valid_cols)(g, ix0, &lo, &hi);
                 for (ptrdiff_t oy = oy0; oy < oy1; oy++) {
-                    T *dst = row + (oy - oy0) * g->ow;
-                    ptrdiff_t iy = oy * g->sh - g->ph + ky * g->dh;
-                    if (iy < 0 || iy >= g->h) {
-                        for (ptrdiff_t ox = 0; ox < g->ow; ox++)
+                    T *restrict dst = row + (oy - oy0) * ow;
+                    const ptrdiff_t iy = oy * sh - g->ph + ky * g->dh;
+                    if (iy < 0 || iy >= h) {
+                        for (ptrdiff_t ox = 0; ox < ow; ox++)
                             dst[ox] = 0;
                         continue;
                     }
-                    const T *src = x + (ci * g->h + iy) * g->w + ix0;
+                    const T *restrict src = x + (ci * h + iy) * w + ix0;
                     for (ptrdiff_t ox = 0; ox < lo; ox++)
                         dst[ox] = 0;
-                    if (g->sw == 1)
+                    if (sw == 1)
                         for (ptrdiff_t ox = lo; ox < hi; ox++)
                             dst[ox] = src[ox];
                     else
                         for (ptrdiff_t ox = lo; ox < hi; ox++)
-                            dst[ox] = src[ox * g->sw];
-                    for (ptrdiff_t ox = hi; ox < g->ow; ox++)
+                            dst[ox] = src[ox * sw];
+                    for (ptrdiff_t ox = hi; ox < ow; ox++)
                         dst[ox] = 0;
                 }
             }
@@ -61,7 +62,7 @@ static void FN(im2col)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *x, ptrdi
 
 /* dx[ci][iy][ix] += dcols[...][...] for output rows [oy0, oy1): im2col's adjoint, in a
  * fixed order. */
-static void FN(col2im)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *dcols, ptrdiff_t oy0,
+static void F(col2im)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *dcols, ptrdiff_t oy0,
                        ptrdiff_t oy1, T *dx)
 {
     ptrdiff_t P = (oy1 - oy0) * g->ow;
@@ -70,7 +71,7 @@ static void FN(col2im)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *dcols, p
             for (ptrdiff_t kx = 0; kx < g->kw; kx++) {
                 const T *row = dcols + ((ci * g->kh + ky) * g->kw + kx) * P;
                 ptrdiff_t ix0 = kx * g->dw - g->pw, lo, hi;
-                FN(valid_cols)(g, ix0, &lo, &hi);
+                F(valid_cols)(g, ix0, &lo, &hi);
                 for (ptrdiff_t oy = oy0; oy < oy1; oy++) {
                     ptrdiff_t iy = oy * g->sh - g->ph + ky * g->dh;
                     if (iy < 0 || iy >= g->h)
@@ -91,11 +92,11 @@ typedef struct {
     double slope;
     ptrdiff_t chunks;
     _Atomic int err;
-} FN(conv_job);
+} F(conv_job);
 
-static void FN(forward_image)(void *ctx, ptrdiff_t n)
+static void F(forward_image)(void *ctx, ptrdiff_t n)
 {
-    FN(conv_job) *J = ctx;
+    F(conv_job) *J = ctx;
     const fnn_conv2d_geom *g = J->g;
     ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
     ptrdiff_t K = cg * g->kh * g->kw, rows = conv_slice_rows(g, sizeof(T));
@@ -114,7 +115,7 @@ static void FN(forward_image)(void *ctx, ptrdiff_t n)
             T *yg = J->out + (n * g->o + gi * og) * P + oy0 * g->ow;
             const T *b = cols ? cols : xg + oy0 * g->ow;
             if (cols)
-                FN(im2col)(g, cg, xg, oy0, oy1, cols);
+                F(im2col)(g, cg, xg, oy0, oy1, cols);
             if (J->bias)
                 for (ptrdiff_t o = 0; o < og; o++)
                     for (ptrdiff_t p = 0; p < ps; p++)
@@ -129,9 +130,9 @@ static void FN(forward_image)(void *ctx, ptrdiff_t n)
 
 /* One chunk of images: its partial weight and bias gradients (summed over the chunk's
  * images in order) and the input gradients of its images. */
-static void FN(backward_chunk)(void *ctx, ptrdiff_t chunk)
+static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
 {
-    FN(conv_job) *J = ctx;
+    F(conv_job) *J = ctx;
     const fnn_conv2d_geom *g = J->g;
     ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
     ptrdiff_t K = cg * g->kh * g->kw, HW = g->h * g->w, rows = conv_slice_rows(g, sizeof(T));
@@ -175,7 +176,7 @@ static void FN(backward_chunk)(void *ctx, ptrdiff_t chunk)
                 const T *dzg = dyn + gi * og * P + off;
                 const T *c = pointwise ? xg + off : cols;
                 if (!pointwise)
-                    FN(im2col)(g, cg, xg, oy0, oy1, cols);
+                    F(im2col)(g, cg, xg, oy0, oy1, cols);
                 int rc = fnn_gemm(DT, og, K, ps, dzg, P, 1, c, 1, pointwise ? P : ps,
                                   dw + gi * og * K, K, 1, n > n0 || oy0 > 0, NULL,
                                   FNN_ACT_IDENTITY, 0);
@@ -186,7 +187,7 @@ static void FN(backward_chunk)(void *ctx, ptrdiff_t chunk)
                     } else {
                         rc = fnn_gemm(DT, K, ps, og, wg, 1, K, dzg, P, 1, dcols, ps, 1, 0, NULL,
                                       FNN_ACT_IDENTITY, 0);
-                        FN(col2im)(g, cg, dcols, oy0, oy1, dxg);
+                        F(col2im)(g, cg, dcols, oy0, oy1, dxg);
                     }
                 }
                 if (rc != FNN_OK)
@@ -196,17 +197,17 @@ static void FN(backward_chunk)(void *ctx, ptrdiff_t chunk)
     }
 }
 
-static int FN(conv2d_forward)(const fnn_conv2d_geom *g, const T *x, const T *w, const T *bias,
+static int F(conv2d_forward)(const fnn_conv2d_geom *g, const T *x, const T *w, const T *bias,
                               int act, double slope, T *y)
 {
-    FN(conv_job) J = {.g = g, .x = x, .w = w, .bias = bias, .out = y, .act = act,
+    F(conv_job) J = {.g = g, .x = x, .w = w, .bias = bias, .out = y, .act = act,
                       .slope = slope};
     atomic_init(&J.err, FNN_OK);
-    fnn_parallel(conv_threads(g), g->n, FN(forward_image), &J);
+    fnn_parallel(conv_threads(g), g->n, F(forward_image), &J);
     return atomic_load(&J.err);
 }
 
-static int FN(conv2d_backward)(const fnn_conv2d_geom *g, const T *x, const T *w, const T *dy,
+static int F(conv2d_backward)(const fnn_conv2d_geom *g, const T *x, const T *w, const T *dy,
                                int act, double slope, const T *y, T *dx, T *dw, T *db)
 {
     ptrdiff_t wsize = g->o * (g->c / g->groups) * g->kh * g->kw;
@@ -222,11 +223,11 @@ static int FN(conv2d_backward)(const fnn_conv2d_geom *g, const T *x, const T *w,
                            (size_t)(chunks * (wsize + g->o)) * sizeof(T));
     if (!parts)
         return FNN_ENOMEM;
-    FN(conv_job) J = {.g = g, .x = x, .w = w, .dy = dy, .y = y, .dx = dx, .act = act,
+    F(conv_job) J = {.g = g, .x = x, .w = w, .dy = dy, .y = y, .dx = dx, .act = act,
                       .slope = slope, .chunks = chunks, .dw_parts = parts,
                       .db_parts = db ? parts + chunks * wsize : NULL};
     atomic_init(&J.err, FNN_OK);
-    fnn_parallel(conv_threads(g), chunks, FN(backward_chunk), &J);
+    fnn_parallel(conv_threads(g), chunks, F(backward_chunk), &J);
     int rc = atomic_load(&J.err);
     if (rc != FNN_OK)
         return rc;
@@ -245,9 +246,5 @@ static int FN(conv2d_backward)(const fnn_conv2d_geom *g, const T *x, const T *w,
     return FNN_OK;
 }
 
-#undef FN
-#undef CV_CAT
-#undef CV_CAT_
-#undef T
-#undef SUF
+#undef F
 #undef DT
