@@ -106,7 +106,9 @@ def _bias_inputs(g: _Graph, layer: L.Dense | L.Maxout, x: str, i: int) -> list[s
     return inputs
 
 
-def _batchnorm_affine(layer: L.BatchNorm1d | L.BatchNorm2d, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+def _batchnorm_affine(
+    layer: L.BatchNorm1d | L.BatchNorm2d, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:
     """The scale and shift of BatchNorm1d's inference form, rounded as fastnn's kernel
     rounds them: 1/sqrt(running_var + eps) in double, then scale = weight * invstd and
     shift = bias - running_mean * scale in the model's dtype."""
@@ -212,9 +214,7 @@ def _conv(g: _Graph, layer: L.Conv2d, x: str, i: int, hint: str) -> str:
     )
     w = weight.reshape(groups, out // groups, k).transpose(0, 2, 1)
     y = g.node("MatMul", [cols, g.const(f"{i}.weight", w)], f"{hint}_products")
-    y = g.node(
-        "Reshape", [y, g.const(f"{i}.nhwc", [0, 0, 0, out], dtype=np.int64)], f"{hint}_nhwo"
-    )
+    y = g.node("Reshape", [y, g.const(f"{i}.nhwc", [0, 0, 0, out], dtype=np.int64)], f"{hint}_nhwo")
     if layer.bias is not None:
         y = g.node("Add", [y, g.const(f"{i}.bias", layer.bias.data)], f"{hint}_biased")
     return g.node("Transpose", [y], hint, perm=[0, 3, 1, 2])

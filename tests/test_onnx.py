@@ -490,9 +490,10 @@ def test_batchnorm2d_matches_bit_for_bit(tmp_path, dtype, affine):
     """BatchNorm2d as the per-channel Mul + Add fastnn's kernel computes (not a
     BatchNormalization node, which holds eps as float32), a zero-variance channel included."""
     rng = np.random.default_rng(5)
-    X = rng.normal(size=(8, 4, 5, 3)).astype(dtype) * np.array([1, 100, 1e-3, 1], dtype)[
-        :, None, None
-    ]
+    X = (
+        rng.normal(size=(8, 4, 5, 3)).astype(dtype)
+        * np.array([1, 100, 1e-3, 1], dtype)[:, None, None]
+    )
     X[:, 3] = 7.0  # constant channel: running variance 0
     bn = fastnn.BatchNorm2d(4, momentum=0.3, affine=affine)
     model = fastnn.Sequential(bn, dtype=dtype)

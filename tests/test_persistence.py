@@ -1,5 +1,6 @@
 """fastnn.save / fastnn.load: round trips (models of images included), optimizer state
-(resuming training on rows and on images), atomic writes and every kind of damaged or foreign file."""
+(resuming training on rows and on images), atomic writes and every kind of damaged or
+foreign file."""
 
 import json
 import os
