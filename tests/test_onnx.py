@@ -5,7 +5,9 @@ Every comparison is NaN-aware: a NaN in one output must be a NaN in the other (`
 checks the NaN positions explicitly before comparing the rest), so a graph that turns a
 row into NaN cannot pass. The cases fastnn treats specially (a constant feature in
 Standardize, BatchNorm1d's folded inference form, a float64 slope, Maxout's order of
-comparison, Softmax rows with -inf, Dropout with p=1) each have a test of their own."""
+comparison, Softmax rows with -inf, Dropout with p=1) each have a test of their own; so do
+the convolutional layers (a table of CNNs, MaxPool2d's NaN and -inf windows, BatchNorm2d bit
+for bit)."""
 
 import subprocess
 import sys
@@ -324,3 +326,202 @@ def test_missing_onnx_names_the_extra():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert "pip install 'fastnn[onnx]'" in out
+
+
+# ---- convolutional models ----------------------------------------------------------------
+
+# Each case: (input shape (N, C, H, W), the layers). onnxruntime's Conv (im2col + its own
+# GEMM) and AveragePool sum in other orders than fastnn's kernels: agreement to rounding.
+CNNS = {
+    "stride2-dilation2": (
+        (5, 3, 11, 9),
+        lambda dt: [
+            fastnn.Conv2d(3, 6, 3, stride=2, padding=1, rng=0, dtype=dt),
+            fastnn.ReLU(),
+            fastnn.Conv2d(6, 4, 3, stride=(1, 2), dilation=2, padding=(2, 1), rng=1, dtype=dt),
+            fastnn.Tanh(),
+        ],
+    ),
+    "groups-depthwise": (
+        (4, 4, 8, 7),
+        lambda dt: [
+            fastnn.Conv2d(4, 8, 3, padding=1, groups=2, bias=False, rng=0, dtype=dt),
+            fastnn.LeakyReLU(0.1),
+            fastnn.Conv2d(8, 8, (3, 2), padding="same", groups=8, rng=1, dtype=dt),
+            fastnn.Sigmoid(),
+        ],
+    ),
+    "same-even-kernels": (
+        (3, 3, 9, 8),
+        lambda dt: [
+            fastnn.Conv2d(3, 4, 4, padding="same", rng=0, dtype=dt),
+            fastnn.Conv2d(4, 5, (2, 3), padding="same", dilation=(1, 2), rng=1, dtype=dt),
+            fastnn.Identity(),
+            fastnn.Conv2d(5, 2, 1, padding="valid", bias=False, rng=2, dtype=dt),
+        ],
+    ),
+    "maxpool": (
+        (3, 2, 10, 9),
+        lambda dt: [
+            fastnn.Conv2d(2, 3, 3, rng=0, dtype=dt),
+            fastnn.MaxPool2d((3, 2), stride=1, padding=(1, 0)),
+            fastnn.MaxPool2d(2),
+            fastnn.MaxPool2d(3, stride=2, padding=1),
+        ],
+    ),
+    "avgpool-count-include-pad": (
+        (3, 2, 10, 9),
+        lambda dt: [
+            fastnn.AvgPool2d(3, stride=2, padding=1),
+            fastnn.AvgPool2d((2, 3), stride=1, padding=(1, 1)),
+        ],
+    ),
+    "avgpool-exclude-pad": (
+        (3, 2, 10, 9),
+        lambda dt: [
+            fastnn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False),
+            fastnn.AvgPool2d((2, 3), stride=(2, 1), padding=(1, 1), count_include_pad=False),
+        ],
+    ),
+    "batchnorm2d": (
+        (6, 3, 7, 6),
+        lambda dt: [
+            fastnn.Conv2d(3, 4, 3, padding=1, rng=0, dtype=dt),
+            fastnn.BatchNorm2d(4, dtype=dt),
+            fastnn.ReLU(),
+            fastnn.BatchNorm2d(4, affine=False, momentum=None, dtype=dt),
+            fastnn.Dropout(0.5, rng=0),
+            fastnn.Softmax(),  # over the last axis (the width)
+        ],
+    ),
+    "lenet5": (
+        (7, 1, 28, 28),
+        lambda dt: [
+            fastnn.Conv2d(1, 6, 5, padding=2, rng=0, dtype=dt),
+            fastnn.ReLU(),
+            fastnn.MaxPool2d(2),
+            fastnn.Conv2d(6, 16, 5, rng=1, dtype=dt),
+            fastnn.BatchNorm2d(16, dtype=dt),
+            fastnn.Tanh(),
+            fastnn.AvgPool2d(2),
+            fastnn.Flatten(),
+            fastnn.Dense(400, 120, rng=2, dtype=dt),
+            fastnn.ReLU(),
+            fastnn.Dense(120, 84, rng=3, dtype=dt),
+            fastnn.Dropout(0.2, rng=1),
+            fastnn.Dense(84, 10, rng=4, dtype=dt),
+            fastnn.Softmax(),
+        ],
+    ),
+}
+
+
+def _cnn(name, dtype):
+    shape, make = CNNS[name]
+    model = fastnn.Sequential(*make(dtype), dtype=dtype)
+    X = np.random.default_rng(1).normal(size=shape).astype(dtype)
+    for layer in model:  # running statistics and weights away from their initial values
+        if isinstance(layer, fastnn.BatchNorm2d) and layer.affine:
+            rng = np.random.default_rng(layer.num_features)
+            layer.weight.data[...] = rng.uniform(0.5, 2.0, layer.num_features)
+            layer.bias.data[...] = rng.normal(size=layer.num_features)
+    if any(isinstance(layer, fastnn.BatchNorm2d) for layer in model):
+        for seed in range(3):
+            model.forward(X * (seed + 1) + seed, training=True)
+    return model, X
+
+
+@DTYPES
+@pytest.mark.parametrize("name", sorted(CNNS))
+def test_cnn_matches_onnxruntime(tmp_path, dtype, name):
+    model, X = _cnn(name, dtype)
+    path = _export(model, tmp_path / "cnn.onnx")
+    proto = onnx.load(str(path))
+    ops = {n.op_type for n in proto.graph.node}
+    native = {
+        fastnn.Conv2d: "Conv",
+        fastnn.MaxPool2d: "MaxPool",
+        fastnn.AvgPool2d: "AveragePool",
+        fastnn.Flatten: "Flatten",
+    }
+    for layer in model:
+        op = native.get(type(layer))
+        if op == "MaxPool" or op == "Flatten" or (op and dtype == np.float32):
+            assert op in ops
+    if dtype == np.float64:  # onnxruntime has no float64 Conv or AveragePool
+        assert not {"Conv", "AveragePool"} & ops
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    channels = model.in_features or "channels"  # pools alone fix no channel count
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", channels, "height", "width"]
+    out_rank = 2 if any(isinstance(layer, fastnn.Flatten) for layer in model) else 4
+    assert len(proto.graph.output[0].type.tensor_type.shape.dim) == out_rank
+    expected = model.predict(X)
+    assert np.isfinite(expected).all()
+    for n in (0, 1, len(X)):  # the batch dimension is dynamic, an empty batch included
+        _same(_run(path, X[:n]), expected[:n], dtype)
+    if out_rank == 4:  # so are the height and width
+        X2 = np.random.default_rng(2).normal(size=(2, X.shape[1], 13, 12)).astype(dtype)
+        _same(_run(path, X2), model.predict(X2), dtype)
+
+
+@DTYPES
+def test_maxpool_nan_and_infinities_match_bit_for_bit(tmp_path, dtype):
+    """A window holding a NaN gives NaN (onnxruntime's float32 MaxPool would skip it), a
+    window of -inf gives -inf, and padding never wins (an all-negative border window)."""
+    X = np.random.default_rng(0).normal(size=(2, 3, 6, 7)).astype(dtype) - 10
+    X[0, 0, 0, 0] = np.nan
+    X[0, 1] = -np.inf  # every window of a plane of -inf, padded or not
+    X[1, 2, 5, 6] = np.inf
+    X[1, 0, 3, :] = np.nan
+    for layer in (
+        fastnn.MaxPool2d(2),
+        fastnn.MaxPool2d(3, stride=2, padding=1),
+        fastnn.MaxPool2d((2, 3), stride=(1, 2), padding=(1, 1)),
+    ):
+        model = fastnn.Sequential(layer, dtype=dtype)
+        expected = model.predict(X)
+        assert np.isnan(expected).any() and np.isneginf(expected).any()
+        _same(_run(_export(model, tmp_path / "m.onnx"), X), expected, dtype, exact=True)
+
+
+@DTYPES
+@pytest.mark.parametrize("affine", [True, False])
+def test_batchnorm2d_matches_bit_for_bit(tmp_path, dtype, affine):
+    """BatchNorm2d as the per-channel Mul + Add fastnn's kernel computes (not a
+    BatchNormalization node, which holds eps as float32), a zero-variance channel included."""
+    rng = np.random.default_rng(5)
+    X = (
+        rng.normal(size=(8, 4, 5, 3)).astype(dtype)
+        * np.array([1, 100, 1e-3, 1], dtype)[:, None, None]
+    )
+    X[:, 3] = 7.0  # constant channel: running variance 0
+    bn = fastnn.BatchNorm2d(4, momentum=0.3, affine=affine)
+    model = fastnn.Sequential(bn, dtype=dtype)
+    for start in range(0, 8, 2):
+        model.forward(X[start : start + 2], training=True)
+    if affine:
+        bn.weight.data[...] = rng.normal(size=4)
+        bn.bias.data[...] = rng.normal(size=4)
+    Xt = rng.normal(size=(3, 4, 6, 2)).astype(dtype) * 50
+    Xt[0, 0, 0, 0], Xt[1, 1, 1, 1] = np.nan, -np.inf
+    _same(_run(_export(model, tmp_path / "bn.onnx"), Xt), model.predict(Xt), dtype, exact=True)
+
+
+@DTYPES
+def test_cnn_nan_and_infinity_propagate_like_fastnn(tmp_path, dtype):
+    model, X = _cnn("lenet5", dtype)
+    X = X[:3].copy()
+    X[0, 0, 3, 3] = np.nan
+    X[1, 0, 10, 10] = np.inf
+    expected = model.predict(X)
+    assert np.isnan(expected[0]).all() and np.isfinite(expected[2]).all()
+    _same(_run(_export(model, tmp_path / "m.onnx"), X), expected, dtype)
+
+
+def test_image_model_without_a_fixed_channel_count(tmp_path):
+    model = fastnn.Sequential(fastnn.MaxPool2d(2), fastnn.Flatten(), fastnn.Dense(12, 2, rng=0))
+    proto = fnn_onnx.to_onnx(model)
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["batch", "channels", "height", "width"]
+    X = np.random.default_rng(0).normal(size=(4, 3, 4, 4)).astype(np.float32)
+    _same(_run(_export(model, tmp_path / "m.onnx"), X), model.predict(X), np.float32)

@@ -1,5 +1,6 @@
-"""fastnn.save / fastnn.load: round trips (image layers included), optimizer state, atomic
-writes and every kind of damaged or foreign file."""
+"""fastnn.save / fastnn.load: round trips (models of images included), optimizer state
+(resuming training on rows and on images), atomic writes and every kind of damaged or
+foreign file."""
 
 import json
 import os
@@ -67,33 +68,66 @@ def test_round_trip_every_layer_type(tmp_path, name, dtype):
     np.testing.assert_array_equal(model.predict(X), loaded.predict(X))
 
 
-# Image layers: Sequential takes (n, features) batches for now, so these round-trip through
-# what saving stores for a layer (its class name, get_config and state_dict).
-IMAGE_LAYERS = {
-    "MaxPool2d": lambda dt: fastnn.MaxPool2d((3, 2), 1, (1, 0)),
-    "AvgPool2d": lambda dt: fastnn.AvgPool2d(2, padding=1, count_include_pad=False),
-    "BatchNorm2d": lambda dt: _trained_batchnorm(dt, fastnn.BatchNorm2d, (8, 4, 3, 3)),
-    "Conv2d": lambda dt: fastnn.Conv2d(4, 6, (3, 2), padding="same", groups=2, rng=0, dtype=dt),
-    "Flatten": lambda dt: fastnn.Flatten(),
+# Models of images (N, C, H, W): every image layer in a Sequential, with tuple and "same"
+# arguments, trained a few steps so the weights and BatchNorm2d's running statistics and
+# counter are not the initial ones.
+CNNS = {
+    "same-groups-maxpool": lambda dt: fastnn.Sequential(
+        fastnn.Conv2d(3, 6, (3, 2), padding="same", dilation=(2, 1), groups=3, rng=0),
+        fastnn.BatchNorm2d(6, momentum=0.2),
+        fastnn.ReLU(),
+        fastnn.MaxPool2d((3, 2), 1, (1, 0)),
+        fastnn.AvgPool2d(2, padding=1, count_include_pad=False),
+        fastnn.Flatten(),
+        fastnn.Dense(6 * 5 * 4, 3, rng=1),
+        dtype=dt,
+    ),
+    "valid-stride-avgpool": lambda dt: fastnn.Sequential(
+        fastnn.Conv2d(3, 4, 3, stride=(2, 1), padding="valid", bias=False, rng=2),
+        fastnn.LeakyReLU(0.1),
+        fastnn.AvgPool2d((1, 2), stride=(1, 2)),
+        fastnn.BatchNorm2d(4, affine=False, momentum=None),
+        fastnn.Conv2d(4, 4, 2, padding=(1, 0), groups=4, rng=3),
+        fastnn.Tanh(),
+        fastnn.MaxPool2d(2, padding=1),
+        fastnn.Flatten(),
+        fastnn.Dropout(0.2, rng=0),
+        fastnn.Dense(4 * 3 * 1, 3, rng=4),
+        fastnn.Softmax(),
+        dtype=dt,
+    ),
 }
 
 
+def _images(n=8, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 3, 8, 7)), rng.integers(0, 3, n)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("name", sorted(IMAGE_LAYERS))
-def test_image_layer_rebuilds_from_config_and_state(name, dtype):
-    layer = IMAGE_LAYERS[name](dtype)
-    config = json.loads(json.dumps(layer.get_config()))
-    clone = fastnn.layers.get(type(layer).__name__)(**config)
-    clone.load_state_dict(layer.state_dict())
-    assert repr(clone) == repr(layer) and clone.get_config() == layer.get_config()
-    x = np.random.default_rng(0).normal(size=(2, 4, 5, 5)).astype(dtype)
-    np.testing.assert_array_equal(clone.forward(x), layer.forward(x))
+@pytest.mark.parametrize("name", sorted(CNNS))
+def test_round_trip_of_a_cnn(tmp_path, name, dtype):
+    model = CNNS[name](dtype)
+    X, y = _images()
+    opt = fastnn.optim.SGD(model, lr=0.05, momentum=0.9)
+    model.fit(X, y, loss=fastnn.SoftmaxCrossEntropy(), optimizer=opt, epochs=2, batch_size=4)
+    path = tmp_path / "cnn.safetensors"
+    fastnn.save(model, path)
+    loaded = fastnn.load(path)
+    assert_same_model(model, loaded)
+    assert loaded.input_ndim == 4
+    for layer in loaded:
+        if isinstance(layer, fastnn.BatchNorm2d):
+            assert int(layer.num_batches_tracked) == 4
+    X_test = np.random.default_rng(1).normal(size=(5, 3, 8, 7))
+    np.testing.assert_array_equal(model.predict(X_test), loaded.predict(X_test))
 
 
 def test_every_registered_layer_is_covered():
-    covered = {name.split("(")[0] for name in [*LAYERS, *IMAGE_LAYERS]}
+    covered = {name.split("(")[0] for name in LAYERS}
+    covered |= {type(layer).__name__ for make in CNNS.values() for layer in make(np.float32)}
     missing = set(fastnn.Layer.registry) - covered
-    assert not missing, f"add these layers to LAYERS: {sorted(missing)}"
+    assert not missing, f"add these layers to LAYERS (or a model of CNNS): {sorted(missing)}"
 
 
 def test_round_trip_of_an_image_layer_through_the_registry(tmp_path):
@@ -201,6 +235,30 @@ def test_optimizer_state_round_trip_resumes_bit_exactly(tmp_path):
     other = fastnn.optim.SGD(ckpt.model, lr=0.5, momentum=0.9, nesterov=True)
     other.load_state_dict(fastnn.load_checkpoint(tmp_path / "ckpt.safetensors").optimizer_state)
     assert other.lr == 0.1 and other.steps == opt1.steps
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_checkpoint_resumes_fit_on_images_bit_exactly(tmp_path, dtype):
+    """Two epochs in one go, or one, a checkpoint (model and Adam's state) and one more from
+    the file: the same CNN, BatchNorm2d's running statistics and counter included."""
+    X, y = _images(12, seed=3)
+    loss = fastnn.SoftmaxCrossEntropy()
+
+    def make():
+        m = CNNS["same-groups-maxpool"](dtype)
+        return m, fastnn.optim.Adam(m, lr=0.01)
+
+    straight, opt = make()
+    straight.fit(X, y, loss=loss, optimizer=opt, epochs=1, batch_size=4, seed=1)
+    straight.fit(X, y, loss=loss, optimizer=opt, epochs=1, batch_size=4, seed=2)
+
+    first, opt1 = make()
+    first.fit(X, y, loss=loss, optimizer=opt1, epochs=1, batch_size=4, seed=1)
+    fastnn.save(first, tmp_path / "ckpt.safetensors", optimizer=opt1)
+    ckpt = fastnn.load_checkpoint(tmp_path / "ckpt.safetensors")
+    ckpt.model.fit(X, y, loss=loss, optimizer=ckpt.make_optimizer(), epochs=1, batch_size=4, seed=2)
+    assert_same_model(straight, ckpt.model)
+    np.testing.assert_array_equal(straight.predict(X), ckpt.model.predict(X))
 
 
 def test_metadata_round_trip(tmp_path):
