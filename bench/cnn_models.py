@@ -77,13 +77,47 @@ TITLES = {
     "conv16-32": "Conv16-Conv32 5x5",
     "conv32-64": "Conv32-Conv64 3x3 + Dense 9216-128",
 }
-#: The main (costliest) convolution of each net: (name, C, O, kernel, padding, H, W of its
-#: input). The kernel benchmarks and ``fastnn bench`` time these at batch 64.
-MAIN_CONV = {
-    "lenet5": ("lenet5 conv2", 6, 16, 5, 0, 14, 14),
-    "conv16-32": ("conv16-32 conv2", 16, 32, 5, 2, 14, 14),
-    "conv32-64": ("conv32-64 conv2", 32, 64, 3, 0, 26, 26),
-}
+#: The main (costliest) convolution of each net, as a key of :func:`conv_layers`. The kernel
+#: benchmarks and ``fastnn bench`` time it at batch 64.
+MAIN_CONV = {"lenet5": "lenet5 conv2", "conv16-32": "conv16-32 conv2", "conv32-64": "conv32-64 conv2"}
+
+
+def _walk(name):
+    """(spec, (C, H, W) of the layer's input) for each layer of the net."""
+    c, h, w = SHAPE
+    for spec in NETS[name]:
+        yield spec, (c, h, w)
+        kind = spec[0]
+        if kind == "conv":
+            _, _, c, k, p = spec
+            h, w = h + 2 * p - k + 1, w + 2 * p - k + 1
+        elif kind == "maxpool":
+            h, w = h // spec[1], w // spec[1]
+        elif kind == "flatten":
+            c, h, w = c * h * w, None, None
+        elif kind == "dense":
+            c = spec[2]
+
+
+def conv_layers(name=None):
+    """{"lenet5 conv1": (C, O, kernel, padding, H, W), ...}: the convolutions of one net (all
+    three without a name) with the size of their input, in order."""
+    layers = {}
+    for net in [name] if name else NETS:
+        convs = [(spec, shape) for spec, shape in _walk(net) if spec[0] == "conv"]
+        for i, ((_, c, o, k, p), (_, h, w)) in enumerate(convs, 1):
+            layers[f"{net} conv{i}"] = (c, o, k, p, h, w)
+    return layers
+
+
+def pool_layers(name=None):
+    """{"lenet5 pool1": (C, H, W, kernel), ...}: the pooling layers' inputs, in order."""
+    layers = {}
+    for net in [name] if name else NETS:
+        pools = [(spec, shape) for spec, shape in _walk(net) if spec[0] == "maxpool"]
+        for i, ((_, k), (c, h, w)) in enumerate(pools, 1):
+            layers[f"{net} pool{i}"] = (c, h, w, k)
+    return layers
 
 
 def data(batch, seed=0):
@@ -99,23 +133,12 @@ def data(batch, seed=0):
 
 
 def layer_products(name, batch):
-    """Each GEMM layer's forward FLOPs at `batch`, in order, walking the shapes."""
-    c, h, w = SHAPE
+    """Each GEMM layer's forward FLOPs at `batch`, in order."""
     flops = []
-    for spec in NETS[name]:
-        kind = spec[0]
-        if kind == "conv":
-            _, cin, cout, k, p = spec
-            assert cin == c, (name, spec)
-            h, w, c = h + 2 * p - k + 1, w + 2 * p - k + 1, cout
-            flops.append(2 * batch * cout * h * w * cin * k * k)
-        elif kind == "maxpool":
-            h, w = h // spec[1], w // spec[1]
-        elif kind == "flatten":
-            c, h, w = c * h * w, None, None
-        elif kind == "dense":
-            assert spec[1] == c, (name, spec)
-            c = spec[2]
+    for spec, (c, h, w) in _walk(name):
+        if spec[0] == "conv":
+            flops.append(conv_flops(batch, c, spec[2], spec[3], spec[4], h, w))
+        elif spec[0] == "dense":
             flops.append(2 * batch * spec[1] * spec[2])
     return flops
 

@@ -59,6 +59,18 @@ TARGETS = {
         "fma_fraction": 0.85,
         "throughput_vs_torch": 1.1,
     },
+    # CNN training step (LeNet-5, conv16-32, conv32-64 of bench/cnn_models.py; the manual
+    # loop, SGD momentum) at batch 64 and 256: speed-up over PyTorch per net and thread count,
+    # batch-1 inference latency as a fraction of PyTorch's (at most), and conv32-64's one-thread
+    # step at batch 64 as a fraction of its FLOP floor.
+    "cnn": {
+        "torch": {
+            1: {"lenet5": 2.0, "conv16-32": 1.5, "conv32-64": 1.5},
+            2: {"lenet5": 1.3, "conv16-32": 1.3, "conv32-64": 1.3},
+        },
+        "latency_vs_torch": 0.5,
+        "floor": {"conv32-64": {64: 0.60}},
+    },
 }
 
 _FLAGS = ("avx2", "fma", "avx512f")
