@@ -77,9 +77,6 @@ TITLES = {
     "conv16-32": "Conv16-Conv32 5x5",
     "conv32-64": "Conv32-Conv64 3x3 + Dense 9216-128",
 }
-#: The main (costliest) convolution of each net, as a key of :func:`conv_layers`. The kernel
-#: benchmarks and ``fastnn bench`` time it at batch 64.
-MAIN_CONV = {"lenet5": "lenet5 conv2", "conv16-32": "conv16-32 conv2", "conv32-64": "conv32-64 conv2"}
 
 
 def _walk(name):

@@ -90,9 +90,7 @@ def test_conv_forward(benchmark, fma_limit, lib, label):
     out = np.empty((BATCH, o, h + 2 * p - k + 1, w + 2 * p - k + 1), np.float32)
 
     def run():
-        return kernels.conv2d_forward(
-            x, weight, bias, padding=pad, activation="relu", out=out
-        )
+        return kernels.conv2d_forward(x, weight, bias, padding=pad, activation="relu", out=out)
 
     if lib == "fastnn":
         benchmark(run)
