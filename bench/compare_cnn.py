@@ -24,6 +24,7 @@ against fastnn.kernels.gemm_flop_count() over the timed fastnn steps."""
 import argparse
 import os
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,8 +60,6 @@ class Counted:
 def time_turns(contenders, seconds, threads, rounds):
     """B.interleave with a block of about 20 ms of the fastest contender (at least one call:
     a conv32-64 step at batch 256 takes far longer)."""
-    import time
-
     fastest = None
     for f in contenders.values():
         for _ in range(2):  # warm-up; the second call's time
@@ -153,9 +152,9 @@ def report_steps(results, peak, threads, verdicts):
                 )
             )
         print(
-            f"  {TITLES[name]}, batch {batch}, {tier}-thread targets ({len(times['fastnn'])} "
-            f"rounds; FLOP floor {flops:,} FLOPs, gemm_flop_count per fastnn step {check}): "
-            + ("; ".join(checks) or "none without PyTorch")
+            f"  {TITLES[name]}, batch {batch}, {tier}-thread targets (rounds: "
+            f"{len(times['fastnn'])}; FLOP floor {flops:,} FLOPs, gemm_flop_count per fastnn "
+            f"step {check}): " + ("; ".join(checks) or "none without PyTorch")
         )
 
 
@@ -179,7 +178,7 @@ def report_latency(results, threads, verdicts):
     for name, times in results.items():
         if "torch" in times:
             print(
-                f"  {TITLES[name]}, batch 1, target ({len(times['fastnn'])} rounds): "
+                f"  {TITLES[name]}, batch 1, target (rounds: {len(times['fastnn'])}): "
                 + verdicts.line(
                     "latency / PyTorch's",
                     B.paired_ratio(times, "fastnn", "torch"),
