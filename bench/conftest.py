@@ -64,6 +64,14 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     machine_info["fastnn_host"] = B.host_info(fma=_fma_after_the_run(), threads=THREADS)
 
 
+@pytest.fixture
+def fma_limit():
+    """The FMA limit of the run's threads in GFLOP/s (the probe before the run; None on the
+    generic kernels), for the GFLOP/s and FMA-limit fractions a case stores in extra_info."""
+    peak = _state["fma"].peak
+    return peak * THREADS if peak else None
+
+
 @pytest.fixture(autouse=True)
 def idle_thread_pools():
     """With several threads, the previous case's library may still be spinning its thread

@@ -11,7 +11,8 @@ Contenders are timed in turns (A B A B ..., :func:`interleave`) and compared thr
 median of the per-turn ratios (:func:`paired_ratio`), so that clock drift and other tenants
 hit all of them alike.
 
-``fastnn bench`` itself (:func:`run`) times GEMMs of fastnn against NumPy. For the full
+``fastnn bench`` itself (:func:`run`) times GEMMs and the main convolution of each CNN of
+issue #16 (forward, batch 64) of fastnn against NumPy. For the full
 suites use ``pytest bench/ --benchmark-only`` and the ``bench/compare_*.py`` scripts (see
 docs/benchmarks.md)."""
 
@@ -37,6 +38,14 @@ GEMM_SHAPES = [
     (512, 512, 512),
 ]
 
+#: The main convolution of each CNN of issue #16 (bench/cnn_models.py) at batch 64:
+#: (name, batch, in channels, out channels, kernel, padding, height, width of the input).
+CONV_SHAPES = [
+    ("LeNet-5 conv2", 64, 6, 16, 5, 0, 14, 14),
+    ("conv16-32 conv2", 64, 16, 32, 5, 2, 14, 14),
+    ("conv32-64 conv2", 64, 32, 64, 3, 0, 26, 26),
+]
+
 #: The targets of PERFORMANCE.md, each stated against the host of the run. Thread counts
 #: above two are judged by the two-thread targets.
 TARGETS = {
@@ -58,6 +67,18 @@ TARGETS = {
         "latency_vs_torch": 0.45,
         "fma_fraction": 0.85,
         "throughput_vs_torch": 1.1,
+    },
+    # CNN training step (LeNet-5, conv16-32, conv32-64 of bench/cnn_models.py; the manual
+    # loop, SGD momentum) at batch 64 and 256: speed-up over PyTorch per net and thread count,
+    # batch-1 inference latency as a fraction of PyTorch's (at most), and conv32-64's one-thread
+    # step at batch 64 as a fraction of its FLOP floor.
+    "cnn": {
+        "torch": {
+            1: {"lenet5": 2.0, "conv16-32": 1.5, "conv32-64": 1.5},
+            2: {"lenet5": 1.3, "conv16-32": 1.3, "conv32-64": 1.3},
+        },
+        "latency_vs_torch": 0.5,
+        "floor": {"conv32-64": {64: 0.60}},
     },
 }
 
@@ -430,7 +451,7 @@ def step_targets(threads):
 
 
 # --------------------------------------------------------------------------------------
-# fastnn bench: GEMMs against NumPy
+# fastnn bench: GEMMs and the CNNs' main convolutions against NumPy
 # --------------------------------------------------------------------------------------
 
 
@@ -473,9 +494,97 @@ def gemm_table(seconds=0.3, threads=1, layouts=("NN", "NT", "TN")):
     return rows
 
 
+def conv_flops(n, c, o, k, p, h, w):
+    """GEMM FLOPs of a stride-1 convolution's forward: 2 * N * O * OH * OW * C * k * k."""
+    oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
+    return 2 * n * o * oh * ow * c * k * k
+
+
+def numpy_conv_relu(x, weight, bias, padding, out):
+    """NumPy's twin of ``kernels.conv2d_forward(x, weight, bias, padding=(p,) * 4,
+    activation="relu", out=out)`` (stride 1, square kernel), as NumPy code written for speed
+    does it: the patches of the whole batch into one im2col buffer (made once), one matmul
+    (the widest product, which the BLAS blocks and threads best), the bias and the ReLU in
+    place, and the (O, N, ...) result copied into `out`'s (N, O, ...) layout. Returns a
+    callable that runs it and returns `out`."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    n, c, h, w = x.shape
+    o, _, k, _ = weight.shape
+    p = padding
+    padded = np.zeros((n, c, h + 2 * p, w + 2 * p), x.dtype) if p else x
+    oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
+    # (n, c, oh, ow, kh, kw) windows -> (c, kh, kw, n, oh, ow): one row per weight tap, one
+    # column per output pixel of the batch.
+    patches = sliding_window_view(padded, (k, k), axis=(2, 3)).transpose(1, 4, 5, 0, 2, 3)
+    cols = np.empty((c, k, k, n, oh, ow), x.dtype)
+    cols_mat = cols.reshape(c * k * k, n * oh * ow)
+    w_mat = weight.reshape(o, c * k * k)
+    product = np.empty((o, n * oh * ow), x.dtype)
+    product_nchw = product.reshape(o, n, oh, ow).transpose(1, 0, 2, 3)
+    b = bias[:, None]
+
+    def conv():
+        if p:
+            padded[:, :, p : p + h, p : p + w] = x
+        np.copyto(cols, patches)
+        np.matmul(w_mat, cols_mat, out=product)
+        np.add(product, b, out=product)
+        np.maximum(product, 0, out=product)
+        np.copyto(out, product_nchw)
+        return out
+
+    return conv
+
+
+def conv_table(seconds=0.3, threads=1, shapes=None, min_rounds=5):
+    """Rows of (name, (N, C, O, k, p, H, W), fastnn GFLOP/s, NumPy GFLOP/s, paired speed
+    ratio) for the convolution forward (bias and ReLU fused) of :data:`CONV_SHAPES`: fastnn's
+    kernel against NumPy's im2col and matmul (:func:`numpy_conv_relu`), timed alternately."""
+    rng = np.random.default_rng(0)
+    block, pause = (1, 0.0) if threads == 1 else (5, 0.2)
+    rows = []
+    for name, n, c, o, k, p, h, w in shapes or CONV_SHAPES:
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        weight = (rng.standard_normal((o, c, k, k)) / np.sqrt(c * k * k)).astype(np.float32)
+        bias = (0.1 * rng.standard_normal(o)).astype(np.float32)
+        oh, ow = h + 2 * p - k + 1, w + 2 * p - k + 1
+        out, out_np = (np.empty((n, o, oh, ow), np.float32) for _ in range(2))
+        times = interleave(
+            {
+                "fastnn": partial(
+                    kernels.conv2d_forward,
+                    x,
+                    weight,
+                    bias,
+                    padding=(p, p, p, p),
+                    activation="relu",
+                    out=out,
+                ),
+                "numpy": numpy_conv_relu(x, weight, bias, p, out_np),
+            },
+            seconds,
+            block=block,
+            pause=pause,
+            min_rounds=min_rounds,
+            warmup=1,
+        )
+        flop = conv_flops(n, c, o, k, p, h, w)
+        rows.append(
+            (
+                name,
+                (n, c, o, k, p, h, w),
+                flop / median(times["fastnn"]) / 1e9,
+                flop / median(times["numpy"]) / 1e9,
+                paired_ratio(times, "numpy", "fastnn"),
+            )
+        )
+    return rows
+
+
 def run(seconds=0.3, threads=1, print_fn=print):
-    """Print the host and the GEMM table with fastnn and NumPy pinned to `threads` threads;
-    returns the geometric mean of the speed ratios."""
+    """Print the host, the GEMM table and the convolution rows with fastnn and NumPy pinned
+    to `threads` threads; returns the geometric mean of the GEMM speed ratios."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -499,6 +608,7 @@ def _report(seconds, threads, print_fn):
     fma = FmaLimit()
     print_host(print_fn, fma=fma, threads=threads)
     rows = gemm_table(seconds, threads)
+    convs = conv_table(seconds, threads)
     peak = fma.probe()
     print_fn(fma.line(threads))
     header = f"{'gemm m x k x n':>18} {'op':>3} {'fastnn':>9} {'numpy':>9} {'ratio':>6}"
@@ -525,5 +635,22 @@ def _report(seconds, threads, print_fn):
             else ""
         )
     )
+    _report_convs(convs, peak, threads, print_fn)
     print_fn(verdicts.summary())
     return geo
+
+
+def _report_convs(rows, peak, threads, print_fn):
+    header = f"{'conv forward, batch 64':>36} {'fastnn':>9} {'numpy':>9} {'ratio':>6}"
+    if peak:
+        header += f" {'fastnn % FMA':>12} {'numpy % FMA':>11}"
+    print_fn(
+        header + "   (GFLOP/s; + bias + ReLU; NumPy: im2col and matmul; no target, "
+        "compare_cnn.py judges the CNN steps)"
+    )
+    for name, (_n, c, o, k, p, h, w), gf, gn, ratio in rows:
+        shape = f"{name} {c}->{o} {k}x{k} p{p} {h}x{w}"
+        line = f"{shape:>36} {gf:9.1f} {gn:9.1f} {ratio:6.2f}"
+        if peak:
+            line += f" {100 * gf / peak / threads:11.0f}% {100 * gn / peak / threads:10.0f}%"
+        print_fn(line)

@@ -647,8 +647,11 @@ def build_parser():
         "NumPy timed alternately with both pinned to the same "
         "thread count: medians, the median of the paired speed "
         "ratios, each as a fraction of the FMA limit, and "
-        "PERFORMANCE.md's GEMM targets (met or not; the exit "
-        "status does not depend on them). Unset OPENBLAS_CORETYPE "
+        "PERFORMANCE.md's GEMM targets; then the same for the main "
+        "convolution of each of the three benchmark CNNs (forward, "
+        "batch 64, against NumPy's im2col and matmul). Targets are "
+        "reported met or not; the exit "
+        "status does not depend on them. Unset OPENBLAS_CORETYPE "
         "and OPENBLAS_L2_SIZE first: they handicap NumPy.",
     )
     p.add_argument(

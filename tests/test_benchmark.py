@@ -45,3 +45,52 @@ def test_benchmark_helpers():
     assert t.line("floor", 0.8497, 0.85, unit="%").endswith("84.9% >= 85%: NOT met")
     assert t.line("latency", 0.8, 0.8, at_most=True).endswith(": met")
     assert t.summary().startswith("targets (PERFORMANCE.md) met: 1 of 3")
+
+
+def test_conv_twin_and_flops_match_the_kernel():
+    """fastnn bench's convolution rows: NumPy's im2col twin computes the fused kernel's
+    output, and conv_flops is the GEMM work the kernel counts."""
+    import numpy as np
+
+    from fastnn import benchmark as B
+    from fastnn import kernels
+
+    assert [row[0] for row in B.CONV_SHAPES] == [
+        "LeNet-5 conv2",
+        "conv16-32 conv2",
+        "conv32-64 conv2",
+    ]
+    assert B.conv_flops(64, 32, 64, 3, 0, 26, 26) == 2 * 64 * 64 * 24 * 24 * 32 * 9
+    rng = np.random.default_rng(0)
+    for _name, _batch, c, o, k, p, h, w in B.CONV_SHAPES:
+        x = rng.standard_normal((2, c, h, w)).astype(np.float32)
+        weight = rng.standard_normal((o, c, k, k)).astype(np.float32)
+        bias = rng.standard_normal(o).astype(np.float32)
+        before = kernels.gemm_flop_count()
+        expected = kernels.conv2d_forward(x, weight, bias, padding=(p,) * 4, activation="relu")
+        assert kernels.gemm_flop_count() - before == B.conv_flops(2, c, o, k, p, h, w)
+        out = np.full(expected.shape, np.nan, np.float32)
+        twin = B.numpy_conv_relu(x, weight, bias, p, out)
+        for _ in range(2):  # its buffers are reused
+            assert twin() is out
+            np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_bench_prints_the_conv_rows_quick():
+    """`fastnn bench` in quick mode: the GEMM table, then one row per CNN's main convolution
+    with both GFLOP/s, the paired ratio and (with an FMA limit) the two fractions of it."""
+    from fastnn import benchmark as B
+
+    lines = []
+    geo = B.run(seconds=0.0, threads=1, print_fn=lines.append)
+    assert geo > 0
+    text = "\n".join(lines)
+    assert "conv forward, batch 64" in text and "NumPy: im2col and matmul" in text
+    rows = [line.split() for line in lines if " conv2 " in line]
+    assert [row[0] for row in rows] == ["LeNet-5", "conv16-32", "conv32-64"]
+    peak = fastnn.kernels.fma_peak_gflops()
+    for row in rows:
+        numbers = row[row.index("conv2") + 5 :]
+        assert len(numbers) == (5 if peak else 3), row
+        assert all(float(v.rstrip("%")) > 0 for v in numbers), row
+    assert lines[-1].startswith("targets (PERFORMANCE.md) met: ")

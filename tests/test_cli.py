@@ -395,6 +395,7 @@ def test_bench_states_the_host_and_judges_the_targets(tmp_path):
     ):
         assert text in out, (text, out)
     assert len([line for line in out.splitlines() if " NT " in line]) == 6
+    assert len([line for line in out.splitlines() if " conv2 " in line]) == 3
     if fastnn.kernels.fma_peak_gflops():
         assert "FMA limit used for the fractions" in out and "% FMA" in out
     fails(tmp_path, "bench", "--threads", "0", match="--threads")
