@@ -1,5 +1,7 @@
 """Flatten: from images (or any batch-first array) to rows of features."""
 
+import math
+
 from fastnn.layers.base import Layer
 
 __all__ = ["Flatten"]
@@ -27,7 +29,8 @@ class Flatten(Layer):
             )
         if training:
             self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        # The width spelled out: reshape(n, -1) cannot infer it from an empty batch.
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, dy):
         if self._shape is None:

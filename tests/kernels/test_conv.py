@@ -134,9 +134,7 @@ def test_fused_activations(dtype, activation, geometry):
     got = kernels.conv2d_backward(
         dy, x, wt, activation=activation, negative_slope=0.2, output=y, **geo
     )
-    exp = ops.conv2d_backward(
-        dy, x, wt, activation=activation, negative_slope=0.2, output=y, **geo
-    )
+    exp = ops.conv2d_backward(dy, x, wt, activation=activation, negative_slope=0.2, output=y, **geo)
     for g, e, k in zip(got, exp, (k_dx, k_dw, k_dw)):
         close(g, e, dtype, k=k, scale=np.sqrt(k))
     np.testing.assert_array_equal(dy, dy_keep)
@@ -261,7 +259,9 @@ def test_zero_size_batch(dtype):
     geo = dict(padding=(2, 2, 2, 2), groups=2)
     y = kernels.conv2d_forward(x, wt, b, **geo)
     np.testing.assert_array_equal(y, ops.conv2d_forward(x, wt, b, **geo))
-    for got, want in zip(kernels.conv2d_backward(y, x, wt, **geo), ops.conv2d_backward(y, x, wt, **geo)):
+    for got, want in zip(
+        kernels.conv2d_backward(y, x, wt, **geo), ops.conv2d_backward(y, x, wt, **geo)
+    ):
         np.testing.assert_array_equal(got, want)
 
 
@@ -326,13 +326,29 @@ def bwd(**kw):
         (fwd(x=X.astype(np.int32)), TypeError, "x must have dtype float32 or float64"),
         (fwd(x=X.astype(np.float16)), TypeError, "x must have dtype"),
         (fwd(weight=W.astype(f32)), TypeError, "weight has dtype float32, expected float64"),
-        (lambda: kernels.conv2d_forward(X, W, np.zeros(4, f32), groups=2), TypeError, "bias has dtype"),
-        (lambda: kernels.conv2d_forward(X, W, np.zeros(3), groups=2), ValueError, r"bias must have shape \(4,\)"),
-        (lambda: kernels.conv2d_forward(X, W, np.zeros((4, 1)), groups=2), ValueError, "bias must be 1-D"),
+        (
+            lambda: kernels.conv2d_forward(X, W, np.zeros(4, f32), groups=2),
+            TypeError,
+            "bias has dtype",
+        ),
+        (
+            lambda: kernels.conv2d_forward(X, W, np.zeros(3), groups=2),
+            ValueError,
+            r"bias must have shape \(4,\)",
+        ),
+        (
+            lambda: kernels.conv2d_forward(X, W, np.zeros((4, 1)), groups=2),
+            ValueError,
+            "bias must be 1-D",
+        ),
         (fwd(x="abc"), TypeError, "x"),
         (fwd(weight=None), TypeError, "weight"),
         (fwd(groups=1), ValueError, r"weight must have shape \(O, 4, kh, kw\)"),
-        (fwd(weight=np.zeros((3, 2, 3, 2))), ValueError, r"groups=2 must divide .* output channels \(3\)"),
+        (
+            fwd(weight=np.zeros((3, 2, 3, 2))),
+            ValueError,
+            r"groups=2 must divide .* output channels \(3\)",
+        ),
         (fwd(groups=4), ValueError, r"weight must have shape \(O, 1, kh, kw\)"),
         (fwd(groups=3), ValueError, r"groups=3 must divide the input channels \(4\)"),
         (fwd(weight=np.zeros((4, 1, 3, 2)), groups=2), ValueError, "weight must have shape"),
@@ -437,7 +453,9 @@ def _overlap_cases():
         ),
         (
             "dw-x",
-            lambda: kernels.conv2d_backward(y, xs, w, weight_grad_out=pool[x.size - 1 :][: w.size].reshape(w.shape), groups=2),
+            lambda: kernels.conv2d_backward(
+                y, xs, w, weight_grad_out=pool[x.size - 1 :][: w.size].reshape(w.shape), groups=2
+            ),
             "weight_grad_out overlaps",
         ),
         (

@@ -207,7 +207,9 @@ def test_initialisers_count_the_taps_per_group(c, o, k, groups):
     # bias starts at zero; the same seed gives the same weights
     conv = Conv2d(c, o, k, groups=groups, rng=3)
     np.testing.assert_array_equal(conv.bias.data, 0)
-    np.testing.assert_array_equal(conv.weight.data, Conv2d(c, o, k, groups=groups, rng=3).weight.data)
+    np.testing.assert_array_equal(
+        conv.weight.data, Conv2d(c, o, k, groups=groups, rng=3).weight.data
+    )
 
 
 @pytest.mark.parametrize(
@@ -219,10 +221,14 @@ def test_initialisers_count_the_taps_per_group(c, o, k, groups):
             "Conv2d(4, 8, kernel_size=(3, 5), stride=(2, 2), padding=(1, 1), dilation=(2, 2), "
             "groups=2, bias=False)",
         ),
-        (Conv2d(3, 3, 3, padding="same", groups=3), "Conv2d(3, 3, kernel_size=(3, 3), "
-         "stride=(1, 1), padding='same', groups=3)"),
-        (Conv2d(3, 3, 3, padding="valid"), "Conv2d(3, 3, kernel_size=(3, 3), stride=(1, 1), "
-         "padding='valid')"),
+        (
+            Conv2d(3, 3, 3, padding="same", groups=3),
+            "Conv2d(3, 3, kernel_size=(3, 3), stride=(1, 1), padding='same', groups=3)",
+        ),
+        (
+            Conv2d(3, 3, 3, padding="valid"),
+            "Conv2d(3, 3, kernel_size=(3, 3), stride=(1, 1), padding='valid')",
+        ),
     ],
 )
 def test_repr_and_config_round_trip(layer, text):
