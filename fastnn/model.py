@@ -29,7 +29,7 @@ class Sequential:
 
     Inputs are batch-first arrays of the rank the first layer that declares one takes:
     ``(n, features)`` for Dense, ``(N, C, H, W)`` images for Conv2d, pooling and
-    BatchNorm2d."""
+    BatchNorm2d; a model that starts with Flatten takes any rank from 2 up."""
 
     def __init__(self, *layers, dtype=None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
