@@ -29,7 +29,7 @@ class Sequential:
 
     Inputs are batch-first arrays of the rank the first layer that declares one takes:
     ``(n, features)`` for Dense, ``(N, C, H, W)`` images for Conv2d, pooling and
-    BatchNorm2d."""
+    BatchNorm2d; a model that starts with Flatten takes any rank from 2 up."""
 
     def __init__(self, *layers, dtype=None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
@@ -55,10 +55,13 @@ class Sequential:
             for name, p in layer._params.items():
                 p.name = f"{i}.{name}"
         self.in_features = self._check_widths()
-        #: the rank of the inputs: that of the first layer that declares one (None: any)
-        self.input_ndim = next(
-            (layer.input_ndim for layer in self.layers if layer.input_ndim is not None), None
-        )
+        #: the rank of the inputs: that of the first layer that declares one (None: any), unless
+        #: a Flatten comes first, which takes any rank (the layers after it see its output)
+        self.input_ndim = None
+        for layer in self.layers:
+            if layer.input_ndim is not None or isinstance(layer, L.Flatten):
+                self.input_ndim = layer.input_ndim
+                break
         self._workspace = {}
         self._steps_token = None  # see _chain_steps
         self._use_plan(self._fusion_plan())

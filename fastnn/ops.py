@@ -602,7 +602,7 @@ def maxpool2d_forward(x, kernel_size, stride, padding, *, out=None, argmax_out=N
     y = np.empty(_out_size(x.shape, kernel_size, stride, padding), x.dtype)
     idx = np.empty(y.shape, np.int64)
     for oy, ox, r0, r1, c0, c1, _ in _windows(x.shape, kernel_size, stride, padding):
-        win = x[:, :, r0:r1, c0:c1].reshape(x.shape[0], x.shape[1], -1)
+        win = x[:, :, r0:r1, c0:c1].reshape(x.shape[0], x.shape[1], (r1 - r0) * (c1 - c0))
         k = win.argmax(axis=2)
         y[:, :, oy, ox] = np.take_along_axis(win, k[..., None], axis=2)[..., 0]
         idx[:, :, oy, ox] = (r0 + k // (c1 - c0)) * x.shape[3] + c0 + k % (c1 - c0)

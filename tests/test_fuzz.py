@@ -396,3 +396,148 @@ def test_sequential_backward_matches_finite_differences(arch):
     # A ReLU kink within eps of a pre-activation would break the difference quotient; with
     # standard-normal data that has probability ~1e-6 per unit, so a failure is a bug.
     assert max(errors.values()) < 1e-5, errors
+
+
+# ---- convolution and pooling geometries -----------------------------------------------------
+
+
+@fuzz
+@given(
+    data=st.data(),
+    n=st.integers(0, 3),
+    groups=st.sampled_from([1, 2, 3]),
+    cg=st.integers(1, 3),
+    og=st.integers(1, 3),
+    h=st.integers(0, 9),
+    w=st.integers(0, 9),
+    kernel=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    stride=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    padding=st.tuples(*[st.integers(0, 3)] * 4),
+    dilation=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dtype=DTYPES,
+    act=st.sampled_from(["identity", "relu", "leaky_relu", "sigmoid", "tanh"]),
+    with_bias=st.booleans(),
+)
+def test_conv_geometries_match_the_twin_or_raise(
+    data, n, groups, cg, og, h, w, kernel, stride, padding, dilation, dtype, act, with_bias
+):
+    """A random geometry gives the twin's result, or a ValueError exactly when the dilated
+    kernel does not fit the padded image; never a crash."""
+    c, o = groups * cg, groups * og
+    x = data.draw(arrays((n, c, h, w), dtype, scale=1.0))
+    wt = data.draw(arrays((o, cg, *kernel), dtype, scale=1.0))
+    b = data.draw(arrays((o,), dtype, scale=1.0)) if with_bias else None
+    geo = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    span = [d * (k - 1) + 1 for d, k in zip(dilation, kernel)]
+    fits = h + padding[0] + padding[1] >= span[0] and w + padding[2] + padding[3] >= span[1]
+    try:
+        y = kernels.conv2d_forward(x, wt, b, activation=act, **geo)
+    except ValueError:
+        if fits:
+            raise
+        with pytest.raises(ValueError, match="smaller than the dilated kernel"):
+            kernels.conv2d_forward(x, wt, b, activation=act, **geo)
+        return
+    assert fits
+    k = cg * kernel[0] * kernel[1]
+    rtol = 8 * np.sqrt(k) * np.finfo(dtype).eps
+    atol = 64 * np.sqrt(k) * np.finfo(dtype).eps
+    np.testing.assert_allclose(y, ops.conv2d_forward(x, wt, b, activation=act, **geo), rtol, atol)
+    dy = data.draw(arrays(y.shape, dtype, scale=1.0))
+    got = kernels.conv2d_backward(dy, x, wt, activation=act, output=y, **geo)
+    want = ops.conv2d_backward(dy, x, wt, activation=act, output=y, **geo)
+    k = max(k, o * kernel[0] * kernel[1], n * y.shape[2] * y.shape[3])
+    for g, e in zip(got, want):
+        bound = 64 * np.sqrt(k) * np.finfo(dtype).eps * (1 + np.abs(np.asarray(e, np.float64)))
+        assert_within(g, e, bound, "conv2d_backward")
+
+
+@fuzz
+@given(
+    data=st.data(),
+    n=st.integers(0, 2),
+    c=st.integers(1, 3),
+    h=st.integers(0, 8),
+    w=st.integers(0, 8),
+    kernel=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+    stride=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    padding=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    dtype=DTYPES,
+    include=st.booleans(),
+)
+def test_pool_geometries_match_the_twin_or_raise(
+    data, n, c, h, w, kernel, stride, padding, dtype, include
+):
+    x = data.draw(arrays((n, c, h, w), dtype, scale=1.0))
+    valid = (
+        all(2 * p <= k for p, k in zip(padding, kernel))
+        and h >= 1
+        and w >= 1
+        and h + 2 * padding[0] >= kernel[0]
+        and w + 2 * padding[1] >= kernel[1]
+    )
+    try:
+        y, idx = kernels.maxpool2d_forward(x, kernel, stride, padding)
+        a = kernels.avgpool2d_forward(x, kernel, stride, padding, include)
+    except ValueError:
+        assert not valid
+        return
+    assert valid
+    yo, io = ops.maxpool2d_forward(x, kernel, stride, padding)
+    np.testing.assert_array_equal(y, yo)
+    np.testing.assert_array_equal(idx, io)
+    k = kernel[0] * kernel[1]
+    tol = 8 * k * np.finfo(dtype).eps
+    np.testing.assert_allclose(
+        a, ops.avgpool2d_forward(x, kernel, stride, padding, include), tol, tol
+    )
+    dy = data.draw(arrays(y.shape, dtype, scale=1.0))
+    np.testing.assert_allclose(
+        kernels.maxpool2d_backward(dy, idx, x.shape),
+        ops.maxpool2d_backward(dy, idx, x.shape),
+        tol,
+        tol,
+    )
+    np.testing.assert_allclose(
+        kernels.avgpool2d_backward(dy, x.shape, kernel, stride, padding, include),
+        ops.avgpool2d_backward(dy, x.shape, kernel, stride, padding, include),
+        tol,
+        tol,
+    )
+
+
+@fuzz
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    kernel=st.one_of(st.integers(-1, 5), st.tuples(st.integers(0, 5), st.integers(0, 5))),
+    stride=st.one_of(st.integers(0, 3), st.tuples(st.integers(0, 3), st.integers(1, 3))),
+    padding=st.one_of(
+        st.integers(-1, 3), st.sampled_from(["same", "valid", "full"]), st.just((1, 2))
+    ),
+    dilation=st.integers(0, 3),
+    groups=st.integers(0, 3),
+    size=st.tuples(st.integers(0, 3), st.integers(1, 7), st.integers(1, 7)),
+)
+def test_conv2d_layer_builds_and_runs_or_raises(
+    seed, kernel, stride, padding, dilation, groups, size
+):
+    """Conv2d's constructor and forward take any arguments: a ValueError or the kernel's
+    result for the layer's padding, never a crash."""
+    try:
+        layer = fastnn.Conv2d(6, 6, kernel, stride, padding, dilation, groups, rng=seed)
+    except ValueError:
+        return
+    n, h, w = size
+    x = np.random.default_rng(seed).standard_normal((n, 6, h, w)).astype(np.float32)
+    try:
+        y = layer.forward(x, training=True)
+    except ValueError:
+        with pytest.raises(ValueError, match=r"x: Conv2d needs a (height|width) of at least"):
+            layer.forward(x, training=True)
+        return
+    geo = dict(stride=layer.stride, padding=layer.pads(), dilation=layer.dilation, groups=groups)
+    want = ops.conv2d_forward(x, layer.weight.data, layer.bias.data, **geo)
+    np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)
+    if padding == "same":
+        assert y.shape[2:] == x.shape[2:]
+    assert layer.backward(np.ones_like(y)).shape == x.shape

@@ -112,12 +112,39 @@ KERNEL_ARGS = {
         },
     ),
     "adam_step_many": (_adam_many, {"params[0]": _m(4, 3), "grads[0]": _m(4, 3)}),
+    # images (N=2, C=4, 5x6), a (4, 2, 3, 2) weight in 2 groups: a (2, 4, 4, 6) output
+    "conv2d_forward": (
+        lambda x, weight, bias: kernels.conv2d_forward(
+            x, weight, bias, padding=(0, 1, 1, 0), groups=2, activation="tanh"
+        ),
+        {"x": _m(2, 4, 5, 6), "weight": _m(4, 2, 3, 2), "bias": _m(4)},
+    ),
+    "conv2d_backward": (
+        lambda x, weight, dy, output: kernels.conv2d_backward(
+            dy, x, weight, padding=(0, 1, 1, 0), groups=2, activation="sigmoid", output=output
+        ),
+        {
+            "x": _m(2, 4, 5, 6),
+            "weight": _m(4, 2, 3, 2),
+            "dy": _m(2, 4, 4, 6),
+            "output": _m(2, 4, 4, 6, value=0.3),
+        },
+    ),
 }
 # Arrays a kernel updates in place: the caller's own, so never a converted copy (probed
 # below), and left out of the layout test.
 IN_PLACE = {("sgd_step", "param"), ("adam_step_many", "params[0]")}
 # Kernels whose GEMMs may take another path (packed or not) for another layout.
-GEMM_BASED = {"gemm", "dense_chain_forward", "dense_chain_backward"}
+GEMM_BASED = {
+    "gemm",
+    "dense_chain_forward",
+    "dense_chain_backward",
+    "conv2d_forward",
+    "conv2d_backward",
+}
+# Arguments whose None is refused in another argument's name (the activation that needs the
+# output); tests/kernels/test_conv.py checks that message.
+OPTIONAL = {("conv2d_backward", "output")}
 # Arguments that must have exactly this many dimensions (the others accept any).
 NDIM = {
     ("gemm", "a"): 2,
@@ -137,6 +164,13 @@ NDIM = {
     ("dense_chain_backward", "x"): 2,
     ("dense_chain_backward", "steps[0].weight"): 2,
     ("dense_chain_backward", "outputs[0]"): 2,
+    ("conv2d_forward", "x"): 4,
+    ("conv2d_forward", "weight"): 4,
+    ("conv2d_forward", "bias"): 1,
+    ("conv2d_backward", "x"): 4,
+    ("conv2d_backward", "weight"): 4,
+    ("conv2d_backward", "dy"): 4,
+    ("conv2d_backward", "output"): 4,
 }
 
 BAD_DTYPES = [
@@ -185,7 +219,7 @@ for kname, (fn, args) in KERNEL_ARGS.items():
                 rf"{kname}: {name} (must have dtype float32 or float64|has dtype)",
             )
         for obj in NOT_ARRAYS:
-            if obj is None and arg.endswith("bias"):
+            if obj is None and (arg.endswith("bias") or (kname, arg) in OPTIONAL):
                 continue  # optional
             probe(
                 f"{kname}-{arg}-notarray-{type(obj).__name__}",
@@ -1745,6 +1779,166 @@ probe(
     lambda: optim.SGD(_params(), lr=0.1).load_state_dict({"type": "Adam"}),
     ValueError,
     "state is for 'Adam'",
+)
+
+
+# ---- image layers: Conv2d, MaxPool2d, AvgPool2d, BatchNorm2d, Flatten -----------------------
+_NAN, _INF = float("nan"), float("inf")
+# Values no size, stride, dilation or group count may take; the message names the argument.
+_BAD_SIZES = [
+    ("nan", _NAN),
+    ("inf", _INF),
+    ("str", "3"),
+    ("none", None),
+    ("bool", True),
+    ("negative", -2),
+    ("zero", 0),
+    ("float", 2.0),
+    ("pair-nan", (2, _NAN)),
+    ("triple", (2, 2, 2)),
+    ("empty", ()),
+    ("array", np.array([2, 2])[:1]),
+]
+_CONV_ARGS = dict(in_channels=4, out_channels=6, kernel_size=3)
+for arg in ("in_channels", "out_channels", "kernel_size", "stride", "dilation", "groups"):
+    for label, value in _BAD_SIZES:
+        if arg in ("in_channels", "out_channels", "groups") and label in (
+            "pair-nan",
+            "triple",
+            "empty",
+            "array",
+        ):
+            continue
+        probe(
+            f"Conv2d-{arg}-{label}",
+            lambda arg=arg, value=value: fastnn.Conv2d(**{**_CONV_ARGS, arg: value}),
+            ValueError,
+            rf"{arg} must be an integer >= 1",
+        )
+for label, value in [
+    ("nan", _NAN),
+    ("inf", _INF),
+    ("negative", -1),
+    ("bool", False),
+    ("none", None),
+    ("str", "full"),
+    ("float", 1.0),
+    ("four", (1, 1, 1, 1)),
+]:
+    probe(
+        f"Conv2d-padding-{label}",
+        lambda value=value: fastnn.Conv2d(4, 6, 3, padding=value),
+        ValueError,
+        "padding must be",
+    )
+for label, make in [
+    ("huge-channels", lambda: fastnn.Conv2d(2**40, 2**40, 3)),
+    ("huge-kernel", lambda: fastnn.Conv2d(3, 4, 2**40)),
+]:
+    probe(f"Conv2d-{label}", make, (MemoryError, ValueError), None)
+probe("Conv2d-groups", lambda: fastnn.Conv2d(4, 6, 3, groups=4), ValueError, "groups=4 must divide")
+probe("Conv2d-same-stride", lambda: fastnn.Conv2d(4, 6, 3, 2, "same"), ValueError, "stride 1")
+probe("Conv2d-dtype", lambda: fastnn.Conv2d(4, 6, 3, dtype=np.int8), TypeError, "dtype")
+# Huge but valid geometry: a clear error when the window does not fit the image, or when the
+# padded output could not be indexed; never an overflow.
+_CONV_X = np.ones((2, 4, 5, 6), f32)
+for label, make, match in [
+    ("kernel", lambda: fastnn.Conv2d(4, 2, (1, 2**20)), "width of at least"),
+    ("dilation", lambda: fastnn.Conv2d(4, 2, 2, dilation=2**40), "height of at least"),
+    ("stride", lambda: fastnn.Conv2d(4, 2, 2, stride=2**40), "stride"),
+    ("padding", lambda: fastnn.Conv2d(4, 2, 1, padding=2**40), "padding|too large"),
+]:
+    probe(
+        f"Conv2d-forward-huge-{label}", lambda make=make: make().forward(_CONV_X), ValueError, match
+    )
+for label, x, exc, match in [
+    ("rank3", np.ones((4, 5, 6)), ValueError, r"Conv2d expects images of shape \(N, C, H, W\)"),
+    ("rank2", np.ones((2, 4)), ValueError, "images of shape"),
+    ("rank0", np.float32(1), ValueError, "images of shape"),
+    ("channels", np.ones((2, 3, 5, 6)), ValueError, "Conv2d expects 4 channels"),
+    ("too-small", np.ones((2, 4, 2, 6)), ValueError, "Conv2d needs a height of at least 3"),
+    ("empty-height", np.ones((2, 4, 0, 6)), ValueError, "height"),
+    ("strings", np.full((2, 4, 5, 6), "a"), TypeError, "x must be numeric"),
+    ("none", None, TypeError, "x"),
+    ("ragged", [[[[1.0]]], [[[1.0, 2.0]]]], (TypeError, ValueError), "x"),
+    ("complex", np.ones((2, 4, 5, 6), complex), TypeError, "x must be numeric"),
+]:
+    probe(
+        f"Conv2d-forward-{label}",
+        lambda x=x: fastnn.Conv2d(4, 6, 3).forward(x),
+        exc,
+        match,
+    )
+for cls in (fastnn.MaxPool2d, fastnn.AvgPool2d):
+    name = cls.__name__
+    for arg in ("kernel_size", "stride"):
+        for label, value in _BAD_SIZES:
+            if arg == "stride" and label == "none":
+                continue  # stride=None: the kernel size (PyTorch's default)
+            probe(
+                f"{name}-{arg}-{label}",
+                lambda cls=cls, arg=arg, value=value: cls(**{"kernel_size": 2, arg: value}),
+                ValueError,
+                rf"{arg} must be an integer >= 1",
+            )
+    for label, value in [
+        ("nan", _NAN),
+        ("negative", -1),
+        ("bool", True),
+        ("str", "same"),
+        ("too-big", 2),
+    ]:
+        probe(
+            f"{name}-padding-{label}",
+            lambda cls=cls, value=value: cls(3, padding=value),
+            ValueError,
+            "padding must be",
+        )
+    for label, call, match in [
+        ("rank3", lambda cls=cls: cls(2).forward(np.ones((4, 5, 6))), "images of shape"),
+        (
+            "too-small",
+            lambda cls=cls: cls(2).forward(np.ones((2, 4, 1, 6))),
+            "height of at least 2",
+        ),
+        ("huge-kernel", lambda cls=cls: cls(2**40).forward(np.ones((1, 1, 4, 4))), "height of at"),
+    ]:
+        probe(f"{name}-forward-{label}", call, ValueError, match)
+for label, make, match in [
+    ("nan", lambda: fastnn.BatchNorm2d(_NAN), "num_features must be an integer >= 1"),
+    ("zero", lambda: fastnn.BatchNorm2d(0), "num_features must be an integer >= 1, got 0"),
+    ("bool", lambda: fastnn.BatchNorm2d(True), "num_features"),
+    ("str", lambda: fastnn.BatchNorm2d("3"), "num_features"),
+    ("none", lambda: fastnn.BatchNorm2d(None), "num_features"),
+    ("eps-nan", lambda: fastnn.BatchNorm2d(3, eps=_NAN), "eps must be a finite number"),
+    ("momentum-inf", lambda: fastnn.BatchNorm2d(3, momentum=_INF), "momentum"),
+    ("momentum-big", lambda: fastnn.BatchNorm2d(3, momentum=2), "momentum must be <= 1"),
+    ("rank2", lambda: fastnn.BatchNorm2d(3).forward(np.ones((2, 3))), "images of shape"),
+    ("channels", lambda: fastnn.BatchNorm2d(3).forward(np.ones((2, 4, 2, 2))), "3 channels"),
+    (
+        "one-value",
+        lambda: fastnn.BatchNorm2d(3).forward(np.ones((1, 3, 1, 1)), training=True),
+        "at least 2 values per channel",
+    ),
+    (
+        "empty-batch-training",
+        lambda: fastnn.BatchNorm2d(3).forward(np.ones((0, 3, 2, 2)), training=True),
+        "at least 2 values per channel",
+    ),
+]:
+    probe(f"BatchNorm2d-{label}", make, ValueError, match)
+for label, x, exc, match in [
+    ("rank1", np.ones(3), ValueError, "Flatten expects a batch"),
+    ("rank0", np.float64(1), ValueError, "Flatten expects"),
+    ("strings", np.full((2, 3), "a"), TypeError, "x must be numeric"),
+    ("none", None, TypeError, "x"),
+]:
+    probe(f"Flatten-{label}", lambda x=x: fastnn.Flatten().forward(x), exc, match)
+probe(
+    "Flatten-backward-first",
+    lambda: fastnn.Flatten().backward(np.ones((2, 3))),
+    RuntimeError,
+    "before a forward with training=True",
 )
 
 

@@ -29,7 +29,8 @@ class Flatten(Layer):
             )
         if training:
             self._shape = x.shape
-        return x.reshape(x.shape[0], math.prod(x.shape[1:]))  # -1 fails on an empty batch
+        # The width spelled out: reshape(n, -1) cannot infer it from an empty batch.
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, dy):
         if self._shape is None:
