@@ -1872,13 +1872,14 @@ def conv2d_backward(dy,                      # type: ArrayLike
 # ---- pooling -------------------------------------------------------------------------------
 
 cdef tuple _pair_arg(object value, str fn, str name, Py_ssize_t minimum):
-    """An int or a pair of ints (height, width), each >= minimum."""
+    """An int or a pair of ints (height, width), each in [minimum, 2**31 - 1] (as the
+    convolution's: no product of two sizes can overflow in C)."""
     cdef tuple items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if len(items) != 2 or not all(
             not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, np.integer))
-            and v >= minimum for v in items):
-        raise ValueError(f"{fn}: {name} must be an integer >= {minimum} or a pair of them "
-                         f"(height, width), got {value!r}")
+            and minimum <= v <= _GEOM_MAX for v in items):
+        raise ValueError(f"{fn}: {name} must be an integer in [{minimum}, 2**31 - 1] or a pair "
+                         f"of them (height, width), got {value!r}")
     return int(items[0]), int(items[1])
 
 

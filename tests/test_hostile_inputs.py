@@ -1844,7 +1844,11 @@ probe("Conv2d-dtype", lambda: fastnn.Conv2d(4, 6, 3, dtype=np.int8), TypeError, 
 _CONV_X = np.ones((2, 4, 5, 6), f32)
 for label, make, match in [
     ("kernel", lambda: fastnn.Conv2d(4, 2, (1, 2**20)), "width of at least"),
-    ("dilation", lambda: fastnn.Conv2d(4, 2, 2, dilation=2**40), "height of at least"),
+    (
+        "dilation",
+        lambda: fastnn.Conv2d(4, 2, 2, dilation=2**40),
+        "dilation must be an integer >= 1 and below",
+    ),
     ("stride", lambda: fastnn.Conv2d(4, 2, 2, stride=2**40), "stride"),
     ("padding", lambda: fastnn.Conv2d(4, 2, 1, padding=2**40), "padding|too large"),
 ]:
@@ -1901,9 +1905,24 @@ for cls in (fastnn.MaxPool2d, fastnn.AvgPool2d):
             lambda cls=cls: cls(2).forward(np.ones((2, 4, 1, 6))),
             "height of at least 2",
         ),
-        ("huge-kernel", lambda cls=cls: cls(2**40).forward(np.ones((1, 1, 4, 4))), "height of at"),
+        (
+            "huge-kernel",
+            lambda cls=cls: cls(2**40),
+            "kernel_size must be an integer >= 1 and below",
+        ),
+        ("huge-stride", lambda cls=cls: cls(2, stride=2**70), "stride must be an integer >= 1 and"),
     ]:
         probe(f"{name}-forward-{label}", call, ValueError, match)
+# Sizes past 2**31 would overflow the kernels' index products (a window's area once came out
+# as inf): the floor refuses them before C sees them.
+_img = np.ones((1, 1, 4, 4))
+for label, call, match in [
+    ("max-stride", lambda: kernels.maxpool2d_forward(_img, 2, 2**70, 0), "stride must be an"),
+    ("max-kernel", lambda: kernels.maxpool2d_forward(_img, 2**31, 1, 0), "kernel_size must be an"),
+    ("avg-area", lambda: kernels.avgpool2d_forward(_img, 2**62, 1, 2**61), "kernel_size must be"),
+    ("avg-padding", lambda: kernels.avgpool2d_forward(_img, 2, 1, 2**40), "padding must be an"),
+]:
+    probe(f"pool-kernel-{label}", call, ValueError, match)
 for label, make, match in [
     ("nan", lambda: fastnn.BatchNorm2d(_NAN), "num_features must be an integer >= 1"),
     ("zero", lambda: fastnn.BatchNorm2d(0), "num_features must be an integer >= 1, got 0"),

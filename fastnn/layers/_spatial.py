@@ -7,16 +7,22 @@ import numbers
 __all__ = ["pair", "window_output"]
 
 
+# The kernels take every size below 2**31, so that no product of two overflows.
+_LIMIT = 2**31 - 1
+
+
 def pair(value, name, minimum):
-    """An int or a pair of ints (height, width), each >= `minimum`, as a tuple of two ints."""
+    """An int or a pair of ints (height, width), each in [`minimum`, 2**31 - 1], as a tuple
+    of two ints."""
     items = value if isinstance(value, (tuple, list)) else (value, value)
     ok = len(items) == 2 and all(
-        not isinstance(v, bool) and isinstance(v, numbers.Integral) and v >= minimum for v in items
+        not isinstance(v, bool) and isinstance(v, numbers.Integral) and minimum <= v <= _LIMIT
+        for v in items
     )
     if not ok:
         raise ValueError(
-            f"{name} must be an integer >= {minimum} or a pair of them (height, width), "
-            f"got {value!r}"
+            f"{name} must be an integer >= {minimum} and below 2**31, or a pair of them "
+            f"(height, width), got {value!r}"
         )
     return (int(items[0]), int(items[1]))
 
