@@ -8,6 +8,8 @@
 /* Images per backward chunk: the weight gradient is summed per chunk and the chunks'
  * sums added in order, so the chunks, not the threads, fix the summation order. */
 #define CONV_CHUNKS 16
+/* Partial sums of the bias gradient's rows (F(row_sum) in conv_impl.h). */
+#define CONV_LANES 16
 /* Below this many multiply-adds a call stays on the calling thread. */
 #define CONV_MIN_FLOPS_PER_THREAD 1e6
 

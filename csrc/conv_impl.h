@@ -84,6 +84,23 @@ static void F(col2im)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *dcols, pt
             }
 }
 
+/* x[0] + ... + x[n-1] in CONV_LANES partial sums added in a fixed order: the loop
+ * vectorises (one running sum would wait on each add) and the result depends on n only. */
+static T F(row_sum)(const T *restrict x, ptrdiff_t n)
+{
+    T lane[CONV_LANES] = {0};
+    ptrdiff_t i = 0;
+    for (; i + CONV_LANES <= n; i += CONV_LANES)
+        for (int l = 0; l < CONV_LANES; l++)
+            lane[l] += x[i + l];
+    for (; i < n; i++)
+        lane[0] += x[i];
+    T s = 0;
+    for (int l = 0; l < CONV_LANES; l++)
+        s += lane[l];
+    return s;
+}
+
 typedef struct {
     const fnn_conv2d_geom *g;
     const T *x, *w, *bias, *dy, *y;
@@ -157,12 +174,8 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
             dyn = dz;
         }
         if (db)
-            for (ptrdiff_t o = 0; o < g->o; o++) {
-                T s = n == n0 ? 0 : db[o];
-                for (ptrdiff_t p = 0; p < P; p++)
-                    s += dyn[o * P + p];
-                db[o] = s;
-            }
+            for (ptrdiff_t o = 0; o < g->o; o++)
+                db[o] = (n == n0 ? 0 : db[o]) + F(row_sum)(dyn + o * P, P);
         for (ptrdiff_t gi = 0; gi < g->groups; gi++) {
             const T *xg = J->x + (n * g->c + gi * cg) * HW;
             const T *wg = J->w + gi * og * K;

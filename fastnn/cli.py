@@ -93,7 +93,7 @@ def _mnist_cnn(seed):
 _DEMOS = {
     "mlp": ("an MLP", _demo_mlp, 30, 32, "sgd", 0.05),
     "cnn": ("a CNN", _demo_cnn, 20, 32, "adam", 3e-3),
-    "mnist": ("a CNN", _mnist_cnn, 3, 64, "adam", 1e-3),
+    "mnist": ("a CNN", _mnist_cnn, 4, 64, "adam", 1e-3),
 }
 
 
@@ -137,6 +137,12 @@ def _cmd_demo(args):
         f"{what}, {type(opt).__name__}(lr={opt.lr:g}), batch {batch_size}, {epochs} epochs:"
     )
     print(model)
+    # On MNIST the learning rate anneals to 0 over the run (cosine): the last epochs settle
+    # into the minimum instead of circling it, worth a few tenths of a percent.
+    callbacks = []
+    if kind == "mnist":
+        schedule = fastnn.schedules.cosine_annealing(opt.lr, total_epochs=epochs)
+        callbacks.append(fastnn.callbacks.LearningRateScheduler(schedule))
     t_fit = time.perf_counter()
     history = model.fit(
         X,
@@ -148,6 +154,7 @@ def _cmd_demo(args):
         metrics=("accuracy",),
         seed=args.seed,
         validation_data=(Xt, yt),
+        callbacks=callbacks,
         verbose=1,
     )
     fit_time = time.perf_counter() - t_fit
@@ -565,13 +572,13 @@ def build_parser():
     mode.add_argument("--cnn", action="store_true", help="a CNN on the built-in digits")
     mode.add_argument("--mnist", metavar="DIR", help="a CNN on MNIST from DIR")
     p.add_argument(
-        "--epochs", type=_positive_int, help="default: 30 (MLP), 20 (--cnn), 3 (--mnist)"
+        "--epochs", type=_positive_int, help="default: 30 (MLP), 20 (--cnn), 4 (--mnist)"
     )
     p.add_argument("--batch-size", type=_positive_int, help="default: 32, 64 for --mnist")
     p.add_argument(
         "--lr",
         type=_positive_float,
-        help="default: SGD 0.05 (MLP), Adam 3e-3 (--cnn), Adam 1e-3 (--mnist)",
+        help="default: SGD 0.05 (MLP), Adam 3e-3 (--cnn), Adam 1e-3 annealed to 0 (--mnist)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--plot", metavar="PNG", help="write the loss and accuracy curves (matplotlib)")
