@@ -93,7 +93,7 @@ def _mnist_cnn(seed):
 _DEMOS = {
     "mlp": ("an MLP", _demo_mlp, 30, 32, "sgd", 0.05),
     "cnn": ("a CNN", _demo_cnn, 20, 32, "adam", 3e-3),
-    "mnist": ("a CNN", _mnist_cnn, 4, 64, "adam", 1e-3),
+    "mnist": ("a CNN", _mnist_cnn, 6, 64, "adam", 1e-3),
 }
 
 
@@ -572,7 +572,7 @@ def build_parser():
     mode.add_argument("--cnn", action="store_true", help="a CNN on the built-in digits")
     mode.add_argument("--mnist", metavar="DIR", help="a CNN on MNIST from DIR")
     p.add_argument(
-        "--epochs", type=_positive_int, help="default: 30 (MLP), 20 (--cnn), 4 (--mnist)"
+        "--epochs", type=_positive_int, help="default: 30 (MLP), 20 (--cnn), 6 (--mnist)"
     )
     p.add_argument("--batch-size", type=_positive_int, help="default: 32, 64 for --mnist")
     p.add_argument(

@@ -1,7 +1,10 @@
 """Plain helpers for the test modules, imported by name (``from helpers import close``).
 The fixtures (``isa``, ``rng``, ``dtype``) and CI's rule for skips are in conftest.py."""
 
+import os
+
 import numpy as np
+import pytest
 
 import fastnn
 from fastnn import kernels
@@ -162,3 +165,17 @@ def digits_mlp():
     return fastnn.Sequential(
         fastnn.Dense(64, 32, rng=0), fastnn.ReLU(), fastnn.Dense(32, 10, rng=1)
     )
+
+
+def mnist_dir():
+    """FASTNN_MNIST_DIR, else <repository>/../shared/data/mnist; skip when neither exists."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    directory = os.environ.get("FASTNN_MNIST_DIR") or os.path.join(
+        root, "..", "shared", "data", "mnist"
+    )
+    if not os.path.isdir(directory):
+        pytest.skip(
+            f"no MNIST files: set FASTNN_MNIST_DIR to the directory holding them "
+            f"(looked in {directory})"
+        )
+    return directory

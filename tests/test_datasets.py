@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from helpers import mnist_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEMS = {"train-images": 3, "train-labels": 1, "t10k-images": 3, "t10k-labels": 1}
@@ -221,19 +222,6 @@ def test_a_lying_header_does_not_allocate_its_claim(tmp_path, gz):
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-
-
-def mnist_dir():
-    """FASTNN_MNIST_DIR, else <repository>/../shared/data/mnist; skip when neither exists."""
-    directory = os.environ.get("FASTNN_MNIST_DIR") or os.path.join(
-        ROOT, "..", "shared", "data", "mnist"
-    )
-    if not os.path.isdir(directory):
-        pytest.skip(
-            f"no MNIST files: set FASTNN_MNIST_DIR to the directory holding them "
-            f"(looked in {directory})"
-        )
-    return directory
 
 
 @pytest.mark.slow

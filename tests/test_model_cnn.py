@@ -28,7 +28,7 @@ from fastnn import (
     kernels,
     optim,
 )
-from helpers import assert_gradcheck
+from helpers import assert_gradcheck, mnist_dir
 
 
 def cnn(dtype=np.float64, seed=0):
@@ -436,3 +436,28 @@ def test_zero_size_batch():
     assert model.backward(out, input_grad=True).shape == X.shape
     for p in model.parameters():
         np.testing.assert_array_equal(p.grad, 0)
+
+
+@pytest.mark.slow
+def test_the_notes_cnn_reaches_98_5_percent_on_mnist_in_two_epochs():
+    """Issue #16's recipe: conv 16 5x5, pool, conv 32 5x5, pool, Dense(1568, 10); Adam(1e-3),
+    batch 64, two epochs of fit, pixels scaled to 0..1. 98.5-98.7% over seeds; runs are
+    bit-identical for any thread count, so the figure is reproducible on an ISA."""
+    (X, y), (Xt, yt) = fastnn.load_mnist(mnist_dir())
+    scale = np.float32(1 / 255)
+    X, Xt = X[:, None] * scale, Xt[:, None] * scale
+    model = Sequential(
+        Conv2d(1, 16, 5, padding=2, rng=1),
+        ReLU(),
+        MaxPool2d(2),
+        Conv2d(16, 32, 5, padding=2, rng=2),
+        ReLU(),
+        MaxPool2d(2),
+        Flatten(),
+        Dense(32 * 7 * 7, 10, init="xavier_uniform", rng=3),
+    )
+    loss = fastnn.SoftmaxCrossEntropy()
+    opt = optim.Adam(model, lr=1e-3)
+    model.fit(X, y, loss=loss, optimizer=opt, epochs=2, batch_size=64, seed=1)
+    accuracy = model.evaluate(Xt, yt, loss=loss, metrics=("accuracy",))["accuracy"]
+    assert accuracy >= 0.985, accuracy
