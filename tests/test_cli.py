@@ -12,6 +12,7 @@ import pytest
 
 import fastnn
 from fastnn import cli
+from helpers import mnist_dir
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(fastnn.__file__)))
 SGD = ["--optimizer", "sgd", "--lr", "0.05", "--momentum", "0.9"]
@@ -358,6 +359,26 @@ def test_demo_reaches_97_percent():
     r = ok(ROOT, "demo")
     accuracy = float(r.stdout.split("held-out accuracy: ")[1].split()[0])
     assert accuracy >= 0.97
+
+
+def test_demo_cnn_reaches_97_percent():
+    r = ok(ROOT, "demo", "--cnn")
+    accuracy = float(r.stdout.split("held-out accuracy: ")[1].split()[0])
+    assert "Conv2d(1, 16" in r.stdout and "MaxPool2d" in r.stdout
+    assert accuracy >= 0.97, r.stdout
+
+
+def test_demo_mnist_errors_are_one_line(tmp_path):
+    fails(tmp_path, "demo", "--mnist", str(tmp_path), match="load_mnist: no train-images")
+    r = fastnn_cmd(tmp_path, "demo", "--cnn", "--mnist", str(tmp_path))
+    assert r.returncode == 2 and "not allowed with" in r.stderr
+
+
+@pytest.mark.slow
+def test_demo_mnist_reaches_99_percent():
+    r = ok(ROOT, "demo", "--mnist", mnist_dir())
+    accuracy = float(r.stdout.split("held-out accuracy: ")[1].split()[0])
+    assert "s per epoch" in r.stdout and accuracy >= 0.99, r.stdout
 
 
 def test_cli_demo_and_info():
