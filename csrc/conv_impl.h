@@ -26,7 +26,7 @@ static void F(valid_cols)(const fnn_conv2d_geom *g, ptrdiff_t ix0, ptrdiff_t *lo
 
 /* The patches of output rows [oy0, oy1): cols[(ci * kh + ky) * kw + kx][(oy - oy0) * ow + ox]
  * = x[ci][iy][ix], zero outside the image. */
-static void F(im2col)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *restrict x,
+FNN_NO_LIBCALLS static void F(im2col)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *restrict x,
                       ptrdiff_t oy0, ptrdiff_t oy1, T *restrict cols)
 {
     const ptrdiff_t ow = g->ow, h = g->h, w = g->w, sh = g->sh, sw = g->sw;
