@@ -1827,7 +1827,7 @@ def conv2d_backward(dy,                      # type: ArrayLike
                     weight_grad_out=None,    # type: NDArray[np.floating] | None
                     bias_grad_out=None       # type: NDArray[np.floating] | None
                     ):
-    # type: (...) -> tuple[NDArray[np.floating] | None, NDArray[np.floating], NDArray[np.floating] | None]
+    # type: (...) -> tuple[NDArray[np.floating] | None, NDArray[np.floating], NDArray[np.floating] | None]  # noqa: E501
     """Gradients of conv2d_forward: (dx or None, dweight, dbias or None). With an
     activation other than identity, `output` is the forward's output, through which dy
     passes first. dx only with input_grad, dbias only with bias_grad."""

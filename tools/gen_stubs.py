@@ -164,7 +164,8 @@ def _body_type_comment(lines: list[str], after: int) -> str | None:
         stripped = line.strip()
         if not stripped:
             continue
-        match = re.fullmatch(r"#\s*type:\s*(.+)", stripped)
+        # A long signature may end in a noqa comment for the line-length lint (E501).
+        match = re.fullmatch(r"#\s*type:\s*(.+?)(\s+#\s*noqa\b.*)?", stripped)
         return match.group(1).strip() if match else None
     return None
 
