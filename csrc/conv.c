@@ -57,15 +57,16 @@ static int conv_threads(const fnn_conv2d_geom *g)
 
 int fnn_conv2d_forward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
                        const void *weight, const void *bias, int act, double act_param,
-                       void *y)
+                       void *y, void *patches)
 {
-    return FNN_DISPATCH(conv2d_forward, g, x, weight, bias, act, act_param, y);
+    return FNN_DISPATCH(conv2d_forward, g, x, weight, bias, act, act_param, y, patches);
 }
 
 int fnn_conv2d_backward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
                         const void *weight, const void *dy, int act, double act_param,
-                        const void *y, void *dx, void *dweight, void *dbias)
+                        const void *y, const void *patches, void *dx, void *dweight,
+                        void *dbias)
 {
-    return FNN_DISPATCH(conv2d_backward, g, x, weight, dy, act, act_param, y, dx, dweight,
-                        dbias);
+    return FNN_DISPATCH(conv2d_backward, g, x, weight, dy, act, act_param, y, patches, dx,
+                        dweight, dbias);
 }

@@ -24,13 +24,15 @@ static void F(valid_cols)(const fnn_conv2d_geom *g, ptrdiff_t ix0, ptrdiff_t *lo
         *hi = *lo;
 }
 
-/* The patches of output rows [oy0, oy1): cols[(ci * kh + ky) * kw + kx][(oy - oy0) * ow + ox]
- * = x[ci][iy][ix], zero outside the image. */
-FNN_NO_LIBCALLS static void F(im2col)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *restrict x,
-                      ptrdiff_t oy0, ptrdiff_t oy1, T *restrict cols)
+/* The patches of output rows [oy0, oy1), rows `ld` apart:
+ * cols[((ci * kh + ky) * kw + kx) * ld + (oy - oy0) * ow + ox] = x[ci][iy][ix], zero outside
+ * the image. */
+FNN_NO_LIBCALLS static void F(im2col)(const fnn_conv2d_geom *g, ptrdiff_t cg,
+                                      const T *restrict x, ptrdiff_t oy0, ptrdiff_t oy1,
+                                      T *restrict cols, ptrdiff_t ld)
 {
     const ptrdiff_t ow = g->ow, h = g->h, w = g->w, sh = g->sh, sw = g->sw;
-    const ptrdiff_t P = (oy1 - oy0) * ow;
+    const ptrdiff_t P = ld;
     for (ptrdiff_t ci = 0; ci < cg; ci++)
         for (ptrdiff_t ky = 0; ky < g->kh; ky++)
             for (ptrdiff_t kx = 0; kx < g->kw; kx++) {
@@ -105,6 +107,7 @@ typedef struct {
     const fnn_conv2d_geom *g;
     const T *x, *w, *bias, *dy, *y;
     T *out, *dx, *dw_parts, *db_parts;
+    T *kept; /* every image's patches, [n][group][K][P], or NULL (see fastnn.h) */
     int act;
     double slope;
     ptrdiff_t chunks;
@@ -117,8 +120,9 @@ static void F(forward_image)(void *ctx, ptrdiff_t n)
     const fnn_conv2d_geom *g = J->g;
     ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
     ptrdiff_t K = cg * g->kh * g->kw, rows = conv_slice_rows(g, sizeof(T));
+    int pointwise = conv_pointwise(g), keep = J->kept && !pointwise;
     T *cols = NULL;
-    if (!conv_pointwise(g)) {
+    if (!pointwise && !keep) {
         cols = fnn_scratch(FNN_SCRATCH_CONV_COLS, (size_t)(K * rows * g->ow) * sizeof(T));
         if (!cols) {
             atomic_store(&J->err, FNN_ENOMEM);
@@ -127,18 +131,21 @@ static void F(forward_image)(void *ctx, ptrdiff_t n)
     }
     for (ptrdiff_t gi = 0; gi < g->groups; gi++) {
         const T *xg = J->x + (n * g->c + gi * cg) * g->h * g->w;
+        T *kept = keep ? J->kept + (n * g->groups + gi) * K * P : NULL;
         for (ptrdiff_t oy0 = 0; oy0 < g->oh; oy0 += rows) {
             ptrdiff_t oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh, ps = (oy1 - oy0) * g->ow;
-            T *yg = J->out + (n * g->o + gi * og) * P + oy0 * g->ow;
-            const T *b = cols ? cols : xg + oy0 * g->ow;
-            if (cols)
-                F(im2col)(g, cg, xg, oy0, oy1, cols);
+            ptrdiff_t off = oy0 * g->ow, ld = pointwise || keep ? P : ps;
+            T *yg = J->out + (n * g->o + gi * og) * P + off;
+            T *c = keep ? kept + off : cols;
+            const T *b = pointwise ? xg + off : c;
+            if (!pointwise)
+                F(im2col)(g, cg, xg, oy0, oy1, c, ld);
             if (J->bias)
                 for (ptrdiff_t o = 0; o < og; o++)
                     for (ptrdiff_t p = 0; p < ps; p++)
                         yg[o * P + p] = J->bias[gi * og + o];
-            int rc = fnn_gemm(DT, og, ps, K, J->w + gi * og * K, K, 1, b, cols ? ps : P, 1, yg,
-                              P, 1, J->bias != NULL, NULL, J->act, J->slope);
+            int rc = fnn_gemm(DT, og, ps, K, J->w + gi * og * K, K, 1, b, ld, 1, yg, P, 1,
+                              J->bias != NULL, NULL, J->act, J->slope);
             if (rc != FNN_OK)
                 atomic_store(&J->err, rc);
         }
@@ -152,8 +159,8 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
     F(conv_job) *J = ctx;
     const fnn_conv2d_geom *g = J->g;
     ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
+    int pointwise = conv_pointwise(g), keep = J->kept && !pointwise;
     ptrdiff_t K = cg * g->kh * g->kw, HW = g->h * g->w, rows = conv_slice_rows(g, sizeof(T));
-    int pointwise = conv_pointwise(g);
     int need_dz = J->act != FNN_ACT_IDENTITY;
     size_t cols_n = pointwise ? 0 : (size_t)(K * rows * g->ow) * (J->dx ? 2 : 1);
     T *cols = fnn_scratch(FNN_SCRATCH_CONV_COLS,
@@ -187,10 +194,13 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
                 ptrdiff_t oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh;
                 ptrdiff_t ps = (oy1 - oy0) * g->ow, off = oy0 * g->ow;
                 const T *dzg = dyn + gi * og * P + off;
-                const T *c = pointwise ? xg + off : cols;
-                if (!pointwise)
-                    F(im2col)(g, cg, xg, oy0, oy1, cols);
-                int rc = fnn_gemm(DT, og, K, ps, dzg, P, 1, c, 1, pointwise ? P : ps,
+                ptrdiff_t ld = pointwise || keep ? P : ps;
+                const T *c = pointwise ? xg + off
+                             : keep    ? J->kept + (n * g->groups + gi) * K * P + off
+                                       : cols;
+                if (!pointwise && !keep)
+                    F(im2col)(g, cg, xg, oy0, oy1, cols, ps);
+                int rc = fnn_gemm(DT, og, K, ps, dzg, P, 1, c, 1, ld,
                                   dw + gi * og * K, K, 1, n > n0 || oy0 > 0, NULL,
                                   FNN_ACT_IDENTITY, 0);
                 if (rc == FNN_OK && dxg) {
@@ -211,17 +221,18 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
 }
 
 static int F(conv2d_forward)(const fnn_conv2d_geom *g, const T *x, const T *w, const T *bias,
-                              int act, double slope, T *y)
+                             int act, double slope, T *y, T *patches)
 {
     F(conv_job) J = {.g = g, .x = x, .w = w, .bias = bias, .out = y, .act = act,
-                      .slope = slope};
+                     .slope = slope, .kept = patches};
     atomic_init(&J.err, FNN_OK);
     fnn_parallel(conv_threads(g), g->n, F(forward_image), &J);
     return atomic_load(&J.err);
 }
 
 static int F(conv2d_backward)(const fnn_conv2d_geom *g, const T *x, const T *w, const T *dy,
-                               int act, double slope, const T *y, T *dx, T *dw, T *db)
+                              int act, double slope, const T *y, const T *patches, T *dx, T *dw,
+                              T *db)
 {
     ptrdiff_t wsize = g->o * (g->c / g->groups) * g->kh * g->kw;
     ptrdiff_t chunks = g->n < CONV_CHUNKS ? g->n : CONV_CHUNKS;
@@ -237,8 +248,8 @@ static int F(conv2d_backward)(const fnn_conv2d_geom *g, const T *x, const T *w, 
     if (!parts)
         return FNN_ENOMEM;
     F(conv_job) J = {.g = g, .x = x, .w = w, .dy = dy, .y = y, .dx = dx, .act = act,
-                      .slope = slope, .chunks = chunks, .dw_parts = parts,
-                      .db_parts = db ? parts + chunks * wsize : NULL};
+                     .slope = slope, .chunks = chunks, .dw_parts = parts,
+                     .db_parts = db ? parts + chunks * wsize : NULL, .kept = (T *)patches};
     atomic_init(&J.err, FNN_OK);
     fnn_parallel(conv_threads(g), chunks, F(backward_chunk), &J);
     int rc = atomic_load(&J.err);

@@ -77,17 +77,22 @@ typedef struct {
     ptrdiff_t groups;       /* divides c and o */
 } fnn_conv2d_geom;
 
-/* y = act(conv(x, weight) + bias[o]); bias may be NULL. */
+/* y = act(conv(x, weight) + bias[o]); bias may be NULL. With `patches` (n * groups * K * P
+ * elements, K = c / groups * kh * kw, P = oh * ow; may be NULL) every image's patch matrix
+ * is kept there, [n][group][K][P], for the backward (not for a pointwise convolution,
+ * which reads the image itself). */
 int fnn_conv2d_forward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
                        const void *weight, const void *bias, int act, double act_param,
-                       void *y);
+                       void *y, void *patches);
 
 /* Gradients of fnn_conv2d_forward from dy: with act other than identity, y (that call's
- * output) turns dy into the gradient before the activation first. Writes dweight, dbias
- * (may be NULL) and dx (may be NULL: not wanted). */
+ * output) turns dy into the gradient before the activation first. `patches`: what that
+ * call kept, or NULL (they are rebuilt). Writes dweight, dbias (may be NULL) and dx (may
+ * be NULL: not wanted). */
 int fnn_conv2d_backward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
                         const void *weight, const void *dy, int act, double act_param,
-                        const void *y, void *dx, void *dweight, void *dbias);
+                        const void *y, const void *patches, void *dx, void *dweight,
+                        void *dbias);
 
 
 /* ---- elementwise, loss and update kernels (csrc/elementwise.c) ---------------------

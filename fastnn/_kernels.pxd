@@ -43,10 +43,11 @@ cdef extern from "fastnn.h" nogil:
 
     int fnn_conv2d_forward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
                            const void *weight, const void *bias, int act, double act_param,
-                           void *y)
+                           void *y, void *patches)
     int fnn_conv2d_backward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
                             const void *weight, const void *dy, int act, double act_param,
-                            const void *y, void *dx, void *dweight, void *dbias)
+                            const void *y, const void *patches, void *dx, void *dweight,
+                            void *dbias)
 
     void fnn_act_forward(fnn_dtype dt, Py_ssize_t n, int act, double slope, const void *x, void *y)
     void fnn_act_backward(fnn_dtype dt, Py_ssize_t m, Py_ssize_t n, int act, double slope,

@@ -247,6 +247,7 @@ def conv2d_forward(
     activation: str = "identity",
     negative_slope: float = 0.01,
     out: NDArray[np.floating] | None = None,
+    patches_out: NDArray[np.floating] | None = None,
 ) -> NDArray[np.floating]: ...
 def conv2d_backward(
     dy: ArrayLike,
@@ -260,6 +261,7 @@ def conv2d_backward(
     activation: str = "identity",
     negative_slope: float = 0.01,
     output: ArrayLike | None = None,
+    patches: ArrayLike | None = None,
     input_grad: bool = True,
     bias_grad: bool = True,
     out: NDArray[np.floating] | None = None,

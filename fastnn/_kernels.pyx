@@ -1777,6 +1777,10 @@ cdef void *_conv_bias(object bias, cnp.ndarray W, list keep, str fn) except? NUL
     return cnp.PyArray_DATA(B)
 
 
+cdef tuple _patches_shape(const fnn_conv2d_geom *g):
+    return (g.n, g.groups, g.c // g.groups * g.kh * g.kw, g.oh * g.ow)
+
+
 def conv2d_forward(x,                      # type: ArrayLike
                    weight,                 # type: ArrayLike
                    bias=None,              # type: ArrayLike | None
@@ -1787,11 +1791,14 @@ def conv2d_forward(x,                      # type: ArrayLike
                    groups=1,               # type: int
                    activation="identity",  # type: str
                    negative_slope=0.01,    # type: float
-                   out=None                # type: NDArray[np.floating] | None
+                   out=None,               # type: NDArray[np.floating] | None
+                   patches_out=None        # type: NDArray[np.floating] | None
                    ):
     # type: (...) -> NDArray[np.floating]
     """act(conv2d(x, weight) + bias): PyTorch's Conv2d on (N, C, H, W) images with padding
-    (top, bottom, left, right). Returns (N, O, OH, OW)."""
+    (top, bottom, left, right). Returns (N, O, OH, OW). `patches_out` ((N, groups, K, OH*OW),
+    K = C / groups * kh * kw) receives the patch matrices, which
+    conv2d_backward then reads instead of rebuilding (untouched for a pointwise kernel)."""
     fn = "conv2d_forward"
     cdef cnp.ndarray X = _contiguous(x, fn, "x", 4)
     cdef cnp.ndarray W = _contiguous(weight, fn, "weight", 4, X.dtype)
@@ -1802,10 +1809,15 @@ def conv2d_forward(x,                      # type: ArrayLike
     cdef double slope = _real(negative_slope, fn, "negative_slope")
     cdef cnp.ndarray Y = _output(out, (g.n, g.o, g.oh, g.ow), X.dtype, fn, True,
                                  (X, W) + tuple(keep))
+    cdef cnp.ndarray Pk = None
+    if patches_out is not None:
+        Pk = _output(patches_out, _patches_shape(&g), X.dtype, fn, True, (X, W, Y) + tuple(keep),
+                     (), "patches_out")
+    cdef void *p_ptr = _ptr_or_null(Pk)
     cdef int rc
     with nogil:
         rc = fnn_conv2d_forward(_dt(X), &g, cnp.PyArray_DATA(X), cnp.PyArray_DATA(W), b_ptr,
-                                act, slope, cnp.PyArray_DATA(Y))
+                                act, slope, cnp.PyArray_DATA(Y), p_ptr)
     _raise_gemm(rc, fn)
     return Y
 
@@ -1821,6 +1833,7 @@ def conv2d_backward(dy,                      # type: ArrayLike
                     activation="identity",   # type: str
                     negative_slope=0.01,     # type: float
                     output=None,             # type: ArrayLike | None
+                    patches=None,            # type: ArrayLike | None
                     input_grad=True,         # type: bool
                     bias_grad=True,          # type: bool
                     out=None,                # type: NDArray[np.floating] | None
@@ -1830,7 +1843,8 @@ def conv2d_backward(dy,                      # type: ArrayLike
     # type: (...) -> tuple[NDArray[np.floating] | None, NDArray[np.floating], NDArray[np.floating] | None]  # noqa: E501
     """Gradients of conv2d_forward: (dx or None, dweight, dbias or None). With an
     activation other than identity, `output` is the forward's output, through which dy
-    passes first. dx only with input_grad, dbias only with bias_grad."""
+    passes first. `patches`: what conv2d_forward's patches_out kept for this x (else they
+    are rebuilt). dx only with input_grad, dbias only with bias_grad."""
     fn = "conv2d_backward"
     cdef cnp.ndarray X = _contiguous(x, fn, "x", 4)
     cdef cnp.ndarray W = _contiguous(weight, fn, "weight", 4, X.dtype)
@@ -1848,7 +1862,13 @@ def conv2d_backward(dy,                      # type: ArrayLike
         Yf = _contiguous(output, fn, "output", 4, X.dtype)
         if _shape(Yf) != yshape:
             raise ValueError(f"{fn}: output must have shape {yshape}, got {_shape(Yf)}")
-    cdef tuple ins = (X, W, DY, Yf)
+    cdef cnp.ndarray Pk = None
+    if patches is not None:
+        Pk = _contiguous(patches, fn, "patches", 4, X.dtype)
+        if _shape(Pk) != _patches_shape(&g):
+            raise ValueError(f"{fn}: patches must have shape {_patches_shape(&g)}, got "
+                             f"{_shape(Pk)}")
+    cdef tuple ins = (X, W, DY, Yf, Pk)
     cdef cnp.ndarray DX = None, DB = None
     if input_grad:
         DX = _output(out, _shape(X), X.dtype, fn, True, ins)
@@ -1860,10 +1880,11 @@ def conv2d_backward(dy,                      # type: ArrayLike
     cdef void *dx_ptr = _ptr_or_null(DX)
     cdef void *db_ptr = _ptr_or_null(DB)
     cdef const void *y_ptr = _ptr_or_null(Yf)
+    cdef const void *p_ptr = _ptr_or_null(Pk)
     cdef int rc
     with nogil:
         rc = fnn_conv2d_backward(_dt(X), &g, cnp.PyArray_DATA(X), cnp.PyArray_DATA(W),
-                                 cnp.PyArray_DATA(DY), act, slope, y_ptr, dx_ptr,
+                                 cnp.PyArray_DATA(DY), act, slope, y_ptr, p_ptr, dx_ptr,
                                  cnp.PyArray_DATA(DW), db_ptr)
     _raise_gemm(rc, fn)
     return DX, DW, DB

@@ -489,13 +489,18 @@ def conv2d_forward(
     activation="identity",
     negative_slope=0.01,
     out=None,
+    patches_out=None,
 ):
-    """act(cross-correlation of x (N, C, H, W) with weight (O, C/groups, kh, kw) + bias)."""
+    """act(cross-correlation of x (N, C, H, W) with weight (O, C/groups, kh, kw) + bias);
+    `patches_out` (N, groups, C/groups*kh*kw, OH*OW) receives each image's patches."""
     x, w = np.asarray(x), np.asarray(weight)
     o, cg, kh, kw = w.shape
     cols, oh, ow = _patches(x, kh, kw, stride, padding, dilation)
     n = x.shape[0]
     og = o // groups
+    pointwise = (kh, kw, *stride, *padding) == (1, 1, 1, 1, 0, 0, 0, 0)
+    if patches_out is not None and not pointwise:
+        patches_out[...] = cols.reshape(n, groups, cg * kh * kw, oh * ow)
     y = np.empty((n, o, oh, ow), x.dtype)
     for g in range(groups):
         cg_cols = cols[:, g * cg : (g + 1) * cg].reshape(n, cg * kh * kw, oh * ow)
@@ -518,6 +523,7 @@ def conv2d_backward(
     activation="identity",
     negative_slope=0.01,
     output=None,
+    patches=None,
     input_grad=True,
     bias_grad=True,
     out=None,
@@ -525,7 +531,8 @@ def conv2d_backward(
     bias_grad_out=None,
 ):
     """(dx or None, dweight, dbias or None) of conv2d_forward; dy passes through the
-    activation's derivative at `output` first."""
+    activation's derivative at `output` first. `patches` (what the forward kept) are
+    rebuilt from x here."""
     x, w = np.asarray(x), np.asarray(weight)
     dz = np.asarray(dy)
     if activation != "identity":

@@ -116,8 +116,34 @@ SMALL = [
     (2, 4, 6, 7, 9, (3, 3), (2, 1), (1, 0, 2, 1), (1, 2), 2),
     (3, 5, 4, 7, 9, (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 1),  # pointwise
     (18, 3, 4, 5, 6, (2, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),  # two chunks
-    (1, 64, 4, 6, 40, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1),  # sliced rows
+    (1, 64, 4, 6, 40, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1),
+    # 1600 x 800 patches (5 MB in float32) go in two slices of output rows
+    (1, 64, 4, 12, 104, (5, 5), (1, 1), (0, 0, 0, 0), (1, 1), 1),
 ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geometry", SMALL, ids=[_ids(g) for g in SMALL])
+def test_kept_patches(dtype, geometry):
+    """patches_out holds what the twin's patches are, exactly (copies), and a backward that
+    reads them gives the bits of one that rebuilds them; a pointwise kernel leaves them."""
+    x, wt, b, geo = _case(geometry, dtype)
+    n, _, oh, ow = ops.conv2d_forward(x, wt, b, **geo).shape
+    shape = (n, geo["groups"], wt[0].size, oh * ow)
+    kept, want = np.full(shape, 7, dtype), np.full(shape, 7, dtype)
+    y = kernels.conv2d_forward(x, wt, b, activation="relu", patches_out=kept, **geo)
+    ops.conv2d_forward(x, wt, b, activation="relu", patches_out=want, **geo)
+    np.testing.assert_array_equal(kept, want)
+    np.testing.assert_array_equal(y, kernels.conv2d_forward(x, wt, b, activation="relu", **geo))
+    dy = np.random.default_rng(5).standard_normal(y.shape).astype(dtype)
+    common = dict(activation="relu", output=y, **geo)
+    for a, e in zip(
+        kernels.conv2d_backward(dy, x, wt, patches=kept, **common),
+        kernels.conv2d_backward(dy, x, wt, **common),
+    ):
+        np.testing.assert_array_equal(a, e)
+    with pytest.raises(ValueError, match="patches must have shape"):
+        kernels.conv2d_backward(dy, x, wt, patches=kept[:, :, :1], **common)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
