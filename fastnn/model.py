@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -509,18 +509,11 @@ class Sequential:
         return "Sequential(\n" + "\n".join(lines) + "\n)" if lines else "Sequential()"
 
 
-class _ConvRun:
+class _ConvRun(NamedTuple):
     """A plan item: a Conv2d with the elementwise activation after it fused in (or None)."""
 
-    __slots__ = ("conv", "act")
-
-    def __init__(self, conv, act):
-        self.conv, self.act = conv, act
-
-    def __eq__(self, other):
-        return type(other) is _ConvRun and other.conv is self.conv and other.act is self.act
-
-    __hash__ = None
+    conv: L.Conv2d
+    act: L.Layer | None
 
     def parameters(self):
         return self.conv.parameters()
