@@ -1629,6 +1629,25 @@ cdef Py_ssize_t _pieces(object pieces, str fn) except -1:
     return pieces
 
 
+cdef cnp.ndarray _argmax_array(object argmax, cnp.ndarray DY, Py_ssize_t limit, str what,
+                               str fn):
+    """argmax as int64 of dy's shape, every entry in [0, limit) (what: how limit is made)."""
+    cdef cnp.ndarray Idx
+    try:
+        Idx = np.asarray(argmax)
+    except Exception as exc:
+        raise TypeError(f"{fn}: argmax must be an integer array") from exc
+    if Idx.dtype.kind not in "iu":
+        raise TypeError(f"{fn}: argmax must be integers, got dtype {_dtype_name(Idx.dtype)}")
+    if _shape(Idx) != _shape(DY):
+        raise ValueError(f"{fn}: argmax has shape {_shape(Idx)},"
+                         f" expected the shape of dy {_shape(DY)}")
+    if Idx.size and (Idx.min() < 0 or Idx.max() >= limit):
+        raise ValueError(f"{fn}: argmax entries must be in [0, {limit}){what}, got range "
+                         f"[{Idx.min()}, {Idx.max()}]")
+    return _int64_array(Idx)
+
+
 def maxout_forward(z,         # type: ArrayLike
                    pieces,    # type: int | np.integer
                    *,
@@ -1664,20 +1683,7 @@ def maxout_backward(dy,        # type: ArrayLike
     cdef cnp.ndarray DY = _contiguous(dy, fn, "dy", 2)
     cdef Py_ssize_t m = DY.shape[0], units = DY.shape[1]
     cdef Py_ssize_t k = _pieces(pieces, fn)
-    cdef cnp.ndarray Idx
-    try:
-        Idx = np.asarray(argmax)
-    except Exception as exc:
-        raise TypeError(f"{fn}: argmax must be an integer array") from exc
-    if Idx.dtype.kind not in "iu":
-        raise TypeError(f"{fn}: argmax must be integers, got dtype {_dtype_name(Idx.dtype)}")
-    if _shape(Idx) != _shape(DY):
-        raise ValueError(f"{fn}: argmax has shape {_shape(Idx)},"
-                         f" expected the shape of dy {_shape(DY)}")
-    if Idx.size and (Idx.min() < 0 or Idx.max() >= k):
-        raise ValueError(f"{fn}: argmax entries must be in [0, {k}), got range "
-                         f"[{Idx.min()}, {Idx.max()}]")
-    Idx = _int64_array(Idx)
+    cdef cnp.ndarray Idx = _argmax_array(argmax, DY, k, "", fn)
     cdef cnp.ndarray DZ = _output(out, (m, units * k), DY.dtype, fn, True, (DY, Idx))
     with nogil:
         fnn_maxout_backward(_dt(DY), m, units, k, cnp.PyArray_DATA(DY),
@@ -1997,20 +2003,7 @@ def maxpool2d_backward(dy,           # type: ArrayLike
         raise ValueError(f"{fn}: dy has shape {_shape(DY)}, expected the images and channels "
                          f"of input_shape {shape}")
     g.h, g.w, g.oh, g.ow = shape[2], shape[3], DY.shape[2], DY.shape[3]
-    cdef cnp.ndarray Idx
-    try:
-        Idx = np.asarray(argmax)
-    except Exception as exc:
-        raise TypeError(f"{fn}: argmax must be an integer array") from exc
-    if Idx.dtype.kind not in "iu":
-        raise TypeError(f"{fn}: argmax must be integers, got dtype {_dtype_name(Idx.dtype)}")
-    if _shape(Idx) != _shape(DY):
-        raise ValueError(f"{fn}: argmax has shape {_shape(Idx)},"
-                         f" expected the shape of dy {_shape(DY)}")
-    if Idx.size and (Idx.min() < 0 or Idx.max() >= g.h * g.w):
-        raise ValueError(f"{fn}: argmax entries must be in [0, {g.h * g.w}) (H * W), got range "
-                         f"[{Idx.min()}, {Idx.max()}]")
-    Idx = _int64_array(Idx)
+    cdef cnp.ndarray Idx = _argmax_array(argmax, DY, g.h * g.w, " (H * W)", fn)
     cdef cnp.ndarray DX = _output(out, shape, DY.dtype, fn, True, (DY, Idx))
     cdef Py_ssize_t planes = shape[0] * shape[1]
     with nogil:
