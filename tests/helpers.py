@@ -1,6 +1,7 @@
 """Plain helpers for the test modules, imported by name (``from helpers import close``).
 The fixtures (``isa``, ``rng``, ``dtype``) and CI's rule for skips are in conftest.py."""
 
+import importlib.util
 import os
 
 import numpy as np
@@ -179,3 +180,16 @@ def mnist_dir():
             f"(looked in {directory})"
         )
     return directory
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")
+
+
+def example(name):
+    """examples/NAME.py as a module; examples/ is not a package, so it is loaded by path."""
+    spec = importlib.util.spec_from_file_location(
+        f"example_{name}", os.path.join(EXAMPLES, f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,26 +1,9 @@
 """examples/backprop.py, tips.py and why_deep.py in --quick mode: each lesson's direction,
 not only that the script ran."""
 
-import importlib.util
-import os
-
 import numpy as np
-import pytest
 
-from helpers import mnist_dir
-
-EXAMPLES = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "examples"
-)
-
-
-def example(name):
-    spec = importlib.util.spec_from_file_location(
-        f"example_{name}", os.path.join(EXAMPLES, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from helpers import example, mnist_dir
 
 
 def test_backprop_hand_deltas_equal_grad_and_numeric(tmp_path):
@@ -59,7 +42,3 @@ def test_why_deep_same_budget(tmp_path):
     # Summed over the budgets, so one close call cannot flip the lesson.
     assert sum(r["deep"]["accuracy"] for r in rows) >= sum(r["shallow"]["accuracy"] for r in rows)
     assert (tmp_path / "why_deep.png").stat().st_size > 0
-
-
-if __name__ == "__main__":
-    pytest.main([__file__])

@@ -1,24 +1,19 @@
 """The examples of lecture notes P3-P5 and P10-P11 (examples/regression.py,
 gradient_descent.py, classification.py), run in --quick mode: each test asserts the
 direction of its example's lesson, not just that it ran. examples/ is not a package, so
-the scripts are imported by path."""
+the scripts are loaded by path (helpers.example)."""
 
-import importlib.util
 import itertools
-from pathlib import Path
 
 import pytest
 
-pytest.importorskip("matplotlib")
+from helpers import example
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+pytest.importorskip("matplotlib")
 
 
 def run(name, tmp_path):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    result = module.main(["--quick", "--out", str(tmp_path)])
+    result = example(name).main(["--quick", "--out", str(tmp_path)])
     assert (tmp_path / f"{name}.png").stat().st_size > 10_000
     return result
 

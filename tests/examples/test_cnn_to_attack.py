@@ -2,28 +2,15 @@
 each lesson: a CNN well above chance, an auto-encoder well below the mean image's error, a
 saliency map on the strokes and an attack that collapses the accuracy."""
 
-import importlib.util
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import mnist_dir
+from helpers import example, mnist_dir
 
 pytest.importorskip("matplotlib")
-
-EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-
-
-def example(name):
-    path = EXAMPLES / f"{name}.py"
-    if not path.exists():
-        pytest.skip(f"examples/{name}.py not found beside tests/")
-    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(name, tmp_path):
