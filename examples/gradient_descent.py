@@ -15,7 +15,6 @@ Run: python examples/gradient_descent.py [--quick] [--out DIR]
 """
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -31,12 +30,11 @@ from fastnn import optim
 START = np.array([-1.0, -1.0])  # the starting function, as weights on the unscaled features
 
 
-def descend(X, y, w0, make_opt, steps, batch=None, seed=0):
+def descend(X, y, w0, optimizer, lr, steps, batch=None, seed=0):
     """Loss on all the data (and the weights) after every update."""
     model = fastnn.Sequential(fastnn.Dense(2, 1, bias=False, dtype=np.float64))
     model[0].weight.data[...] = w0
-    opt, loss = make_opt(model), fastnn.MSELoss()
-    rng = np.random.default_rng(seed)
+    opt, loss, rng = optimizer(model, lr=lr), fastnn.MSELoss(), np.random.default_rng(seed)
     losses, path = [loss(model.predict(X), y)[0]], [w0.copy()]
     for _ in range(steps):
         rows = rng.permutation(len(X)) if batch else [slice(None)]
@@ -49,19 +47,16 @@ def descend(X, y, w0, make_opt, steps, batch=None, seed=0):
 
 def steps_to_converge(losses, best, tol=1e-3):
     """Updates until the excess loss is below tol of the starting excess."""
-    excess = (losses - best) / (losses[0] - best)
-    hit = np.flatnonzero(excess < tol)
+    hit = np.flatnonzero((losses - best) / (losses[0] - best) < tol)
     return int(hit[0]) if len(hit) else len(losses)
 
 
 def contour(ax, X, y, path, title):
     w_best = np.linalg.lstsq(X, y, rcond=None)[0].ravel()
     span = np.abs(path - w_best).max(0) * 1.3 + 0.1
-    g1, g2 = np.meshgrid(
-        *(np.linspace(w_best[i] - span[i], w_best[i] + span[i], 120) for i in (0, 1))
-    )
-    W = np.stack([g1.ravel(), g2.ravel()])
-    L = np.mean((X @ W - y) ** 2, axis=0).reshape(g1.shape)
+    lo, hi = w_best - span, w_best + span
+    g1, g2 = np.meshgrid(np.linspace(lo[0], hi[0], 120), np.linspace(lo[1], hi[1], 120))
+    L = np.mean((X @ np.stack([g1.ravel(), g2.ravel()]) - y) ** 2, axis=0).reshape(g1.shape)
     ax.contour(g1, g2, np.log(L), levels=25, cmap="viridis")
     ax.plot(path[:, 0], path[:, 1], ".-", c="tab:red", ms=3, lw=1)
     ax.plot(*w_best, "k*", ms=12)
@@ -84,34 +79,25 @@ def main(argv=None):
 
     # A step above 2 / (largest curvature) diverges; 1 / (largest curvature) is the "right"
     # fixed rate, which the thin valley then makes crawl along its flat direction.
-    def top_curvature(A):
-        return np.linalg.eigvalsh(2 * A.T @ A / len(A)).max()
-
-    right_raw, right_s = 1 / top_curvature(X), 1 / top_curvature(Xs)
+    right_raw, right_s = (1 / np.linalg.eigvalsh(2 * A.T @ A / len(A)).max() for A in (X, Xs))
     rates = {"too small": 0.01 * right_s, "right": right_s, "too large": 2.2 * right_s}
-    lr_curves = {
-        k: descend(Xs, y, start_s, lambda m, lr=lr: optim.SGD(m, lr=lr), 30)[0]
-        for k, lr in rates.items()
-    }
+    lr_curves = {k: descend(Xs, y, start_s, optim.SGD, lr, 30)[0] for k, lr in rates.items()}
 
-    budget = 2000
-    gd_raw, path_raw = descend(X, y, START, lambda m: optim.SGD(m, lr=right_raw), budget)
-    gd_s, path_s = descend(Xs, y, start_s, lambda m: optim.SGD(m, lr=right_s), budget)
-    ada, path_ada = descend(X, y, START, lambda m: optim.Adagrad(m, lr=1.0), budget)
-    conv = {
-        k: steps_to_converge(c, best)
-        for k, c in [("unscaled GD", gd_raw), ("scaled GD", gd_s), ("unscaled Adagrad", ada)]
+    runs = {  # features, start, optimizer, learning rate, and the title of the path's contours
+        "unscaled GD": (X, START, optim.SGD, right_raw, "GD, unscaled"),
+        "scaled GD": (Xs, start_s, optim.SGD, right_s, "GD, scaled"),
+        "unscaled Adagrad": (X, START, optim.Adagrad, 1.0, "Adagrad, unscaled"),
     }
+    curves = {k: descend(A, y, w0, opt, lr, 2000) for k, (A, w0, opt, lr, _) in runs.items()}
+    conv = {k: steps_to_converge(losses, best) for k, (losses, _) in curves.items()}
+    gd_raw, ada = curves["unscaled GD"][0], curves["unscaled Adagrad"][0]
 
     epochs = 5
-    sgd = descend(Xs, y, start_s, lambda m: optim.SGD(m, lr=0.02), epochs, batch=1)[0]
-    full = descend(Xs, y, start_s, lambda m: optim.SGD(m, lr=0.02), epochs)[0]
-    sgd_epoch, full_epoch = sgd[:: len(X)], full
+    full_epoch, sgd = (descend(Xs, y, start_s, optim.SGD, 0.02, epochs, b)[0] for b in (None, 1))
+    sgd_epoch, sgd_x = sgd[:: len(X)], np.arange(len(sgd)) / len(X)  # per epoch; in epochs
 
-    print(
-        f"optimal MSE {best:.4f}; "
-        f"learning rate 1/curvature: unscaled {right_raw:.4g}, scaled {right_s:.4g}"
-    )
+    lr_note = f"learning rate 1/curvature: unscaled {right_raw:.4g}, scaled {right_s:.4g}"
+    print(f"optimal MSE {best:.4f}; {lr_note}")
     for k, c in lr_curves.items():
         print(f"lr {k:9s} ({rates[k]:.4g}): MSE after 30 steps {c[-1]:.4g}")
     for k, s in conv.items():
@@ -129,15 +115,12 @@ def main(argv=None):
     ax[0, 1].semilogy(ada[:300] - best, label="Adagrad")
     ax[0, 1].set(xlabel="update", ylabel="MSE - optimum", title="Adagrad vs GD (unscaled)")
     ax[0, 2].semilogy(full_epoch, "o-", label="full batch: 1 update / epoch")
-    ax[0, 2].semilogy(
-        np.arange(len(sgd)) / len(X), sgd, lw=0.8, label=f"batch 1: {len(X)} updates / epoch"
-    )
+    ax[0, 2].semilogy(sgd_x, sgd, lw=0.8, label=f"batch 1: {len(X)} updates / epoch")
     ax[0, 2].set(xlabel="epoch", ylabel="MSE", title="stochastic vs full batch (lr 0.02)")
     for a in ax[0]:
         a.legend()
-    contour(ax[1, 0], X, y, path_raw[: conv["unscaled GD"] + 1], "GD, unscaled")
-    contour(ax[1, 1], Xs, y, path_s[: conv["scaled GD"] + 1], "GD, scaled")
-    contour(ax[1, 2], X, y, path_ada[: conv["unscaled Adagrad"] + 1], "Adagrad, unscaled")
+    for a, (k, (A, *_, title)) in zip(ax[1], runs.items()):
+        contour(a, A, y, curves[k][1][: conv[k] + 1], title)
     fig.tight_layout()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -154,4 +137,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()
