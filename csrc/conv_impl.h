@@ -162,15 +162,17 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
     int pointwise = conv_pointwise(g), keep = J->kept && !pointwise;
     ptrdiff_t K = cg * g->kh * g->kw, HW = g->h * g->w, rows = conv_slice_rows(g, sizeof(T));
     int need_dz = J->act != FNN_ACT_IDENTITY;
-    size_t cols_n = pointwise ? 0 : (size_t)(K * rows * g->ow) * (J->dx ? 2 : 1);
+    /* Scratch: the patches being rebuilt (none when kept), their gradient, one image's dz. */
+    size_t slice = pointwise ? 0 : (size_t)(K * rows * g->ow);
+    size_t n_cols = keep ? 0 : slice, n_dcols = J->dx ? slice : 0;
     T *cols = fnn_scratch(FNN_SCRATCH_CONV_COLS,
-                          (cols_n + (need_dz ? (size_t)(g->o * P) : 0) + 1) * sizeof(T));
+                          (n_cols + n_dcols + (need_dz ? (size_t)(g->o * P) : 0) + 1) *
+                              sizeof(T));
     if (!cols) {
         atomic_store(&J->err, FNN_ENOMEM);
         return;
     }
-    T *dcols = cols + (size_t)(K * rows * g->ow);
-    T *dz = cols + cols_n;
+    T *dcols = cols + n_cols, *dz = dcols + n_dcols;
     T *dw = J->dw_parts + chunk * g->o * K;
     T *db = J->db_parts ? J->db_parts + chunk * g->o : NULL;
     ptrdiff_t n0 = g->n * chunk / J->chunks, n1 = g->n * (chunk + 1) / J->chunks;

@@ -115,6 +115,23 @@ def check_numeric(arr, name, prefix=""):
     return arr
 
 
+_AXES = {2: "(n_samples, n_features)", 4: "(n_samples, channels, height, width)"}
+
+
+def check_rank(X, ndim, name):
+    """That the batch X has the rank a model takes (``ndim``; None: any rank from 2 up),
+    with the model's axes in the message: the one rank check of the model and of fit."""
+    if ndim is None:
+        if X.ndim < 2:
+            raise ValueError(
+                f"{name} must have a samples axis and at least one more, such as "
+                f"{_AXES[2]} or {_AXES[4]}, got shape {X.shape}"
+            )
+    elif X.ndim != ndim:
+        axes = _AXES.get(ndim, "(n_samples, ...)")
+        raise ValueError(f"{name} must be {ndim}-D {axes} for this model, got shape {X.shape}")
+
+
 def as_float_array(x, dtype, name, ndim=None, prefix=""):
     """x (any array-like) as an array of `dtype`; never a view the caller could see modified
     (kernels only read their inputs), copied only when the dtype differs."""

@@ -10,7 +10,14 @@ import numpy as np
 
 from fastnn import kernels
 from fastnn import layers as L
-from fastnn._validation import NonFiniteError, as_array, as_float_array, check_numeric, float_dtype
+from fastnn._validation import (
+    NonFiniteError,
+    as_array,
+    as_float_array,
+    check_numeric,
+    check_rank,
+    float_dtype,
+)
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -161,15 +168,7 @@ class Sequential:
     def _prepare(self, X):
         x = as_float_array(X, self.dtype, "X")
         ndim = self.input_ndim
-        if (ndim is not None and x.ndim != ndim) or x.ndim < 2:
-            expected = (
-                "4-D (n_samples, channels, height, width) for this model"
-                if ndim == 4
-                else "2-D (n_samples, n_features)"
-                if ndim == 2
-                else "at least 2-D (batch first)"
-            )
-            raise ValueError(f"X must be {expected}, got shape {x.shape}")
+        check_rank(x, ndim, "X")
         if self.in_features is not None and x.shape[1] != self.in_features:
             what = "channels" if ndim == 4 else "features"
             raise ValueError(f"X: the model expects {self.in_features} {what}, got shape {x.shape}")

@@ -26,7 +26,7 @@ import numpy as np
 from fastnn import metrics as M
 from fastnn import optim
 from fastnn._progress import ProgressBar
-from fastnn._validation import NonFiniteError, as_array, positive_int, real
+from fastnn._validation import NonFiniteError, as_array, check_rank, positive_int, real
 from fastnn.callbacks import Callback, History
 from fastnn.losses import SoftmaxCrossEntropy
 from fastnn.plotting import plot_lr_sweep
@@ -177,7 +177,7 @@ def check_pair(X, y, xname="X", yname="y", *, model=None):
     any rank from 2 up without a model or when no layer fixes one; as many samples in y
     as in X. Errors name `xname` and `yname`."""
     X, y = _as_rows(X, xname), _as_rows(y, yname)
-    _check_rank(X, None if model is None else input_ndim(model), xname)
+    check_rank(X, None if model is None else input_ndim(model), xname)
     if len(y) != len(X):
         raise ValueError(f"{yname} has {len(y)} samples, {xname} has {len(X)}")
     return X, y
@@ -190,21 +190,6 @@ def input_ndim(model):
     if hasattr(model, "input_ndim"):
         return model.input_ndim
     return next((layer.input_ndim for layer in model.layers if layer.input_ndim is not None), None)
-
-
-_AXES = {2: "(n_samples, n_features)", 4: "(n_samples, channels, height, width)"}
-
-
-def _check_rank(X, ndim, name):
-    if ndim is None:
-        if X.ndim < 2:
-            raise ValueError(
-                f"{name} must have a samples axis and at least one more, such as "
-                f"{_AXES[2]} or {_AXES[4]}, got shape {X.shape}"
-            )
-    elif X.ndim != ndim:
-        axes = _AXES.get(ndim, "(n_samples, ...)")
-        raise ValueError(f"{name} must be {ndim}-D {axes} for this model, got shape {X.shape}")
 
 
 def loss_target(yb, loss, dtype, width):
@@ -274,7 +259,7 @@ def evaluate(model, X, y, *, loss, metrics=(), batch_size=1024):
 def predict(model, X, batch_size=4096):
     """Inference outputs for X, computed in batches so memory stays bounded for large X."""
     X = _as_rows(X, "X")
-    _check_rank(X, input_ndim(model), "X")
+    check_rank(X, input_ndim(model), "X")
     batch_size = positive_int(batch_size, "batch_size")
     n = len(X)
     if n <= batch_size:

@@ -1202,7 +1202,12 @@ for name, X, exc, match in [
         ValueError,
         r"X: the model expects 4 features, got shape \(2, 5\)",
     ),
-    ("1d", np.ones(4), ValueError, r"X must be 2-D \(n_samples, n_features\), got shape \(4,\)"),
+    (
+        "1d",
+        np.ones(4),
+        ValueError,
+        r"X must be 2-D \(n_samples, n_features\) for this model, got shape \(4,\)",
+    ),
     ("3d", np.ones((2, 4, 1)), ValueError, "X must be 2-D"),
     ("scalar", 1.0, ValueError, "X must be 2-D"),
     ("strings", np.full((2, 4), "a"), TypeError, "X must be numeric"),

@@ -51,7 +51,7 @@ def test_a_model_that_starts_with_flatten_takes_any_rank():
     want = model.forward(np.ones((3, 12)))
     np.testing.assert_array_equal(model.forward(np.ones((3, 3, 4))), want)
     np.testing.assert_array_equal(model.predict(np.ones((3, 2, 2, 3))), want)
-    with pytest.raises(ValueError, match="X must be at least 2-D"):
+    with pytest.raises(ValueError, match="X must have a samples axis and at least one more"):
         model.forward(np.ones(12))
     with pytest.raises(ValueError, match="12"):
         model.forward(np.ones((3, 13)))
