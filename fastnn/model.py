@@ -144,6 +144,15 @@ class Sequential:
         #: run index -> (x, outputs) of the last training forward: what its backward reads
         self._saved = {}
 
+    def __getstate__(self):
+        # A pickle (how Dask and Ray ship a model to their workers) carries the layers, not
+        # the per-batch-size buffers, the last training forward's arrays or the compiled
+        # chain's steps: all are rebuilt on first use.
+        state = {**self.__dict__, "_workspace": {}, "_saved": {}, "_out_shape": None}
+        state.pop("_steps", None)
+        state["_steps_token"] = None
+        return state
+
     def _chain_steps(self):
         """For each item of the plan, the steps of the compiled Dense chain (a tuple of
         fastnn.kernels.DenseStep) for a run of Dense layers, None for another layer. They

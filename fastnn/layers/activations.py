@@ -17,6 +17,7 @@ class _Activation(Layer):
     input_ndim = None
     kernel_name = "identity"
     negative_slope = 0.0
+    _transient = ("_y",)
 
     def __init__(self):
         super().__init__()
@@ -109,6 +110,7 @@ class Softmax(Layer):
     SoftmaxCrossEntropy, whose fused gradient is exact and stable)."""
 
     input_ndim = None
+    _transient = ("_y",)
 
     def __init__(self):
         super().__init__()

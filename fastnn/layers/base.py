@@ -49,6 +49,14 @@ class Parameter:
         self.data = data
         self.grad = np.zeros_like(data)
 
+    # A pickle (how Dask and Ray ship a model to their workers) carries the weights, not the
+    # gradient of the last backward, as PyTorch's does; the gradient comes back as zeros.
+    def __getstate__(self):
+        return {"name": self.name, "data": self.data}
+
+    def __setstate__(self, state):
+        self.__init__(state["name"], state["data"])
+
     def __repr__(self):
         return f"Parameter(name={self.name!r}, shape={self.data.shape}, dtype={self.data.dtype})"
 
@@ -57,13 +65,16 @@ class Layer:
     """Base class. Subclasses implement ``forward(x, training)`` and ``backward(dy)``.
 
     ``_params`` maps local names to Parameters and ``_buffers`` lists the names of
-    non-trainable state arrays (attributes); both appear in ``state_dict()``."""
+    non-trainable state arrays (attributes); both appear in ``state_dict()``. ``_transient``
+    lists the attributes that hold what a training forward keeps for its backward, or
+    scratch reused between calls: a pickle leaves them out (they are None after loading)."""
 
     dtype = None  # fixed by layers with parameters; parameter-free layers follow their input
     #: the rank of the batches the layer takes: 2 for (n, features), 4 for images
     #: (n, channels, height, width), None for any rank (elementwise layers)
     input_ndim: int | None = 2
     _buffers: tuple[str, ...] = ()
+    _transient: tuple[str, ...] = ()
     #: every Layer subclass by name, so that a saved architecture can be rebuilt
     registry: ClassVar[dict[str, type["Layer"]]] = {}
 
@@ -74,6 +85,9 @@ class Layer:
 
     def __init__(self):
         self._params = {}
+
+    def __getstate__(self):
+        return {**self.__dict__, **dict.fromkeys(self._transient)}
 
     def get_config(self):
         """Constructor arguments that rebuild this layer (weights come from state_dict)."""

@@ -29,6 +29,7 @@ class Conv2d(Layer):
     model fuses in, applied as the products are stored."""
 
     input_ndim = 4
+    _transient = ("_cache", "_patches")
 
     def __init__(
         self,

@@ -14,6 +14,8 @@ class Dense(Layer):
     (PyTorch's ``nn.Linear`` layout). ``l1``/``l2`` add ``l1 sum|W| + l2 sum W^2`` to the loss
     (weights only) and their gradient to ``weight.grad``."""
 
+    _transient = ("_x",)
+
     def __init__(
         self,
         in_features,

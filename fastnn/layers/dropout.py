@@ -15,6 +15,7 @@ class Dropout(Layer):
     Elementwise: the input may have any shape with at least one axis."""
 
     input_ndim = None
+    _transient = ("_mask",)
 
     def __init__(self, p=0.5, *, rng=None):
         super().__init__()

@@ -13,6 +13,7 @@ class Flatten(Layer):
     A view of its input where the layout allows it, never a copy otherwise needed."""
 
     input_ndim = None
+    _transient = ("_shape",)
 
     def __init__(self):
         super().__init__()

@@ -17,6 +17,8 @@ class Maxout(Layer):
     ``j*pieces .. j*pieces + pieces - 1`` are unit ``j``'s pieces (likewise ``bias``). The
     gradient flows only through each unit's winning piece (the first one on ties)."""
 
+    _transient = ("_x", "_argmax")
+
     def __init__(
         self,
         in_features,

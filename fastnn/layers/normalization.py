@@ -14,6 +14,7 @@ class _BatchNorm(Layer):
     kernels normalise over axis 1 whatever follows it)."""
 
     _buffers = ("running_mean", "running_var", "num_batches_tracked")
+    _transient = ("_cache",)
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, dtype=np.float32):
         super().__init__()

@@ -18,6 +18,7 @@ class _Pool2d(Layer):
     the dtype follows the input."""
 
     input_ndim = 4
+    _transient = ("_input_shape",)
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
@@ -66,6 +67,8 @@ class MaxPool2d(_Pool2d):
     wins; the output is ``(H + 2 padding - kernel_size) // stride + 1`` high (likewise
     wide). The gradient flows to each window's maximum (the first one on ties; a NaN is the
     maximum of its window), accumulated where windows overlap."""
+
+    _transient = ("_input_shape", "_argmax")
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__(kernel_size, stride, padding)

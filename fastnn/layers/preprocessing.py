@@ -18,6 +18,7 @@ class Standardize(Layer):
     With ``dtype=None`` it adopts the model's dtype, or its input's when used alone."""
 
     _buffers = ("mean", "std")
+    _transient = ("_std_in",)
 
     def __init__(self, mean=None, std=None, *, num_features=None, dtype=None):
         super().__init__()
