@@ -236,7 +236,7 @@ def test_grid_search_on_dask_workers_equals_the_sequential_search(task, client, 
 
 @pytest.mark.parametrize("kind", BUILDS)
 def test_map_blocks_predict_equals_one_call(kind, dtype, client, digits):
-    """Blocks of a few hundred rows, the last one shorter, give the whole array's bits
+    """Blocks of more than 128 rows, the last one shorter, give the whole array's bits
     (class probabilities from the MLP, logits from the CNN)."""
     da = pytest.importorskip("dask.array")
     build, shape = BUILDS[kind]

@@ -91,8 +91,8 @@ def test_grid_search_on_ray_workers_equals_the_sequential_search(workers, digits
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_predict_as_ray_tasks_equals_one_call(workers, digits, dtype):
-    """The model goes to the object store once (ray.put); each task predicts one block of a
-    few hundred rows, which gives the whole array's bits."""
+    """The model goes to the object store once (ray.put); each task predicts one block of
+    more than 128 rows, which gives the whole array's bits."""
     X, y = digits
     images = X.reshape(-1, 1, 8, 8).astype(dtype)
     model = fastnn.Sequential(
