@@ -43,6 +43,9 @@ class Callback:
 
     model = None
     params = None
+    #: whether the callback writes files: when several processes train one model
+    #: (:mod:`fastnn.distributed`), ``fit`` runs it on rank 0 only
+    writes_files = False
 
     def set_model(self, model):
         self.model = model
@@ -226,6 +229,8 @@ class ModelCheckpoint(_Monitor):
     (``epoch`` counts from 1). ``include_optimizer`` stores the optimizer state as well, so
     training can resume (see :func:`fastnn.load_checkpoint`)."""
 
+    writes_files = True
+
     def __init__(
         self,
         path,
@@ -393,6 +398,8 @@ class TerminateOnNaN(Callback):
 class CSVLogger(Callback):
     """Write one CSV row per epoch (``epoch`` counting from 0, then the logs' keys in sorted
     order) to ``path``, flushed after every row; ``append=True`` continues an existing file."""
+
+    writes_files = True
 
     def __init__(self, path, separator=",", append=False):
         self.path = path

@@ -368,8 +368,20 @@ class Sequential:
         is what ``fit`` runs: it reuses buffers per batch shape and skips the input gradient.
 
         A non-finite loss or gradient skips the update (the weights stay finite) and the
-        returned loss is NaN; ``fit`` turns that into an error or a TerminateOnNaN stop."""
+        returned loss is NaN; ``fit`` turns that into an error or a TerminateOnNaN stop.
+
+        An optimizer with a ``synchronize(loss) -> loss`` method (a
+        :class:`fastnn.distributed.DistributedOptimizer`) has it called between the backward
+        and that check: it may change the gradients (averaging them over processes) and
+        return NaN to skip the update."""
         value, out = self.forward_backward(X, y, loss=loss)
+        # An optimizer that averages gradients over processes (fastnn.distributed) does so
+        # here, before the check: every process then sees the same gradients and verdict, so
+        # all of them step or none does (one that skipped alone would leave the others
+        # waiting for it).
+        synchronize = getattr(optimizer, "synchronize", None)
+        if synchronize is not None:
+            value = synchronize(value)
         # A ReLU can hide a NaN from the loss but not from the gradients; one pass over them
         # (O(parameters)) keeps the weights finite whatever happens.
         if not math.isfinite(value) or not all(

@@ -14,7 +14,19 @@ Public helpers for other modules that feed data to a model: :func:`check_pair` (
 ``(X, y)`` checks of ``fit``), :func:`input_ndim` (the rank of the batches a model
 takes), :func:`loss_target` (a target batch in the form the loss takes) and
 :class:`PageReleaser` (bounded resident memory over a memory-mapped array).
-:func:`lr_sweep` runs ``fit`` once per learning rate."""
+:func:`lr_sweep` runs ``fit`` once per learning rate.
+
+Several processes training one model on shards of the data (:mod:`fastnn.distributed`)
+need nothing else from the caller: ``fit`` learns of them from the optimizer's ``group``
+(a :class:`fastnn.distributed.ProcessGroup`: ``rank``, ``size``, ``allgather(values)``).
+Then every rank takes the same number of steps per epoch, the least that any rank's shard
+allows (the rows beyond it wait for another epoch's shuffle), since each step is a
+collective; the epoch's loss and metrics, and the validation ones, are the means over the
+ranks weighted by their sample counts (exactly the whole data's for the loss, accuracy,
+mse, mae and log_loss; R2 is the weighted mean of the ranks' R2); a stop that a callback
+decides at the end of an epoch on any rank stops every rank; the progress bar and the
+callbacks that write files (``writes_files``: checkpoints, CSV logs) run on rank 0 only.
+Logs of a batch (``on_batch_end``) are the rank's own."""
 
 import math
 import mmap
@@ -310,6 +322,12 @@ def fit(
         if not isinstance(cb, Callback):
             raise TypeError(f"callbacks must be Callback instances, got {type(cb).__name__}")
 
+    # The processes that train this model together, each on its shard (fastnn.distributed).
+    group = getattr(optimizer, "group", None)
+    if group is not None and group.rank != 0:
+        verbose = 0
+        callbacks = [cb for cb in callbacks if not cb.writes_files]
+
     if validation_data is not None:
         if len(validation_data) != 2:
             raise ValueError("validation_data must be a pair (X_val, y_val)")
@@ -337,6 +355,8 @@ def fit(
     # records what callbacks added to the logs.
     callbacks = ([ProgressBar(verbose)] if verbose else []) + callbacks + [history]
     n_batches = (n + batch_size - 1) // batch_size
+    if group is not None:
+        n_batches = int(group.allgather([n_batches]).min())
     params = {
         "epochs": epochs,
         "steps": n_batches,
@@ -364,12 +384,14 @@ def fit(
             optimizer,
             epochs,
             batch_size,
+            n_batches,
             shuffle,
             rng,
             callbacks,
             mets,
             releasers,
             files,
+            group,
         )
     finally:
         for f in files:
@@ -388,15 +410,16 @@ def _train(
     optimizer,
     epochs,
     batch_size,
+    n_batches,
     shuffle,
     rng,
     callbacks,
     mets,
     releasers,
     files,
+    group,
 ):
     n = len(X)
-    n_batches = (n + batch_size - 1) // batch_size
     out_width = _output_width(model)
 
     for cb in callbacks:
@@ -443,21 +466,37 @@ def _train(
             r.release()
         logs = {"loss": loss_sum / max(seen, 1) + model.regularization_loss()}
         logs.update({name: m.result() for name, m in mets.items()})
+        if group is not None:
+            logs = _rank_mean(group, logs, seen)
         if X_val is not None:
             if model.nonfinite_state() is None:
                 val = evaluate(model, X_val, y_val, loss=loss, metrics=tuple(mets))
             else:  # a callback stopped a diverged run: inference would refuse the weights
                 val = dict.fromkeys(("loss", *mets), math.nan)
+            if group is not None:
+                val = _rank_mean(group, val, len(X_val))
             logs.update({f"val_{k}": v for k, v in val.items()})
         if lr is not None:
             logs["lr"] = lr
         logs["time"] = time.perf_counter() - t0
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs)
+        if group is not None:
+            model.stop_training = bool(group.allgather([model.stop_training]).max())
         if model.stop_training:
             break
     for cb in callbacks:
         cb.on_train_end({})
+
+
+def _rank_mean(group, logs, weight):
+    """The mean of each value of `logs` over the ranks of `group`, weighted by each rank's
+    `weight`, added in rank order (so every rank gets the same bits)."""
+    keys = list(logs)
+    rows = group.allgather([weight] + [logs[k] for k in keys])
+    weights = rows[:, 0]
+    means = (rows[:, 1:] * weights[:, None]).sum(axis=0) / weights.sum()
+    return dict(zip(keys, means.tolist()))
 
 
 def _divergence_message(model, epoch, batch, n_batches, xb, yb):

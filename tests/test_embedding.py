@@ -35,7 +35,7 @@ def test_import_is_quiet_and_light():
         import logging, sys
         import fastnn
         heavy = sorted(m for m in ("sklearn", "scipy", "onnx", "onnxruntime", "torch",
-                                   "matplotlib", "pandas") if m in sys.modules)
+                                   "matplotlib", "pandas", "mpi4py") if m in sys.modules)
         handlers = logging.getLogger("fastnn").handlers
         print(heavy, [type(h).__name__ for h in handlers], logging.getLogger().handlers)
     """)
