@@ -290,5 +290,14 @@ class DistributedOptimizer:
         self._averaged = False
         return self.optimizer.step(*args, **kwargs)
 
+    def __reduce__(self):
+        # A communicator does not cross processes: a pickle (of a model after fit, say)
+        # carries the wrapped optimizer, which the copy then trains with on its own.
+        return _unwrapped, (self.optimizer,)
+
     def __repr__(self):
         return f"DistributedOptimizer({self.optimizer!r}, {self.group!r})"
+
+
+def _unwrapped(optimizer):
+    return optimizer

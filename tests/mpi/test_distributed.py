@@ -7,6 +7,7 @@ the two ranks' batches as one batch (to rounding).
 shadow Dask's ``distributed`` under pytest.)"""
 
 import os
+import pickle
 import re
 import shutil
 import subprocess
@@ -222,6 +223,38 @@ def test_functions_before_init_say_to_call_it():
             RuntimeError, match=rf"{re.escape(name)}: call fastnn\.distributed\.init\(\) first"
         ):
             call()
+
+
+class _OneRank:
+    """A communicator of one process, so that a DistributedOptimizer can be built here
+    without starting MPI in the pytest process."""
+
+    def Get_rank(self):
+        return 0
+
+    def Get_size(self):
+        return 1
+
+
+def test_one_rank_steps_as_the_wrapped_optimizer_and_pickles_as_it():
+    X, y = worker.problem(32, np.float32)
+    models = [worker.build("float32") for _ in range(2)]
+    plain = fastnn.optim.Adam(models[0], lr=0.01)
+    wrapped = dist.DistributedOptimizer(
+        fastnn.optim.Adam(models[1], lr=0.01), group=dist.ProcessGroup(_OneRank())
+    )
+    for opt, model in zip((plain, wrapped), models):
+        for _ in range(3):
+            model.train_on_batch(X, y, loss=fastnn.SoftmaxCrossEntropy(), optimizer=opt)
+    assert np.array_equal(worker.weights(models[0]), worker.weights(models[1]))
+    wrapped.lr = 0.5
+    assert wrapped.optimizer.lr == 0.5 and wrapped.state_dict()["type"] == "Adam"
+    copy = pickle.loads(pickle.dumps(wrapped))
+    assert type(copy) is fastnn.optim.Adam and copy.lr == 0.5
+    with pytest.raises(TypeError, match="group must be a ProcessGroup"):
+        dist.DistributedOptimizer(plain, group=_OneRank())
+    with pytest.raises(TypeError, match="already a DistributedOptimizer"):
+        dist.DistributedOptimizer(wrapped)
 
 
 def test_without_mpi4py_the_import_names_the_extra():
