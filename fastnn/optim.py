@@ -2,6 +2,8 @@
 each update is one fused kernel pass over a parameter. Invalid hyperparameters are rejected
 at construction with a message that names them."""
 
+from typing import NamedTuple
+
 import numpy as np
 
 from fastnn import kernels
@@ -48,6 +50,29 @@ def clip_grad_norm(parameters, max_norm, error_if_nonfinite=False):
     return total
 
 
+class _Transposed(NamedTuple):
+    """A parameter seen through its transpose (see _kernel_view)."""
+
+    data: np.ndarray
+    grad: np.ndarray
+
+
+def _kernel_view(p, state):
+    """p and its state as the update kernels take them, C-contiguous. A weight stored
+    F-contiguous (a Dense layer fed sparse input) is updated through its transpose, its
+    gradient and state alike, which changes nothing in an elementwise update. State arrays
+    allocated before the parameter changed order are copied to its order first."""
+    data = p.data
+    fortran = not data.flags.c_contiguous and data.flags.f_contiguous
+    for name, value in state.items():
+        if type(value) is np.ndarray and value.ndim > 1 and fortran == value.flags.c_contiguous:
+            state[name] = value.copy(order="F" if fortran else "C")
+    if not fortran:
+        return p, state
+    view = {name: value.T if type(value) is np.ndarray else value for name, value in state.items()}
+    return _Transposed(data.T, p.grad.T), view
+
+
 class Optimizer:
     """Base class: holds the parameters, the hyperparameters and per-parameter state.
 
@@ -85,7 +110,7 @@ class Optimizer:
                 self._allocate(p, state)
             if self.counts_steps:
                 state["step"] += 1
-            self._update(p, state, first)
+            self._update(*_kernel_view(p, state), first)
         self.steps += 1
 
     def _count_step(self):
@@ -334,7 +359,7 @@ class Adam(Optimizer):
         self._count_step()
         h = self.hyper
         beta1, beta2 = h["betas"]
-        params, state = self.params, self.state
+        params, state = zip(*(_kernel_view(p, s) for p, s in zip(self.params, self.state)))
         total = kernels.adam_step_many(
             [p.data for p in params],
             [p.grad for p in params],

@@ -78,6 +78,20 @@ class Dense(Layer):
         self._l2 = real(value, "l2", minimum=0.0)
         mark_replaced()
 
+    def set_weight_order(self, order):
+        """Store the weight and its gradient C- ("C") or F-contiguous ("F"), values and shape
+        unchanged; a copy only when the order changes. Sparse input needs "F": ``weight.T`` is
+        then the C-contiguous (in_features, out_features) matrix the sparse kernels multiply
+        by and write the gradient into. Optimizers follow the new order."""
+        if order not in ("C", "F"):
+            raise ValueError(f"order must be 'C' or 'F', got {order!r}")
+        w = self.weight
+        flag = "C_CONTIGUOUS" if order == "C" else "F_CONTIGUOUS"
+        if not w.data.flags[flag]:
+            w.data = w.data.copy(order=order)
+        if not w.grad.flags[flag]:
+            w.grad = w.grad.copy(order=order)
+
     def chain_step(self, activation=None):
         """This layer, with the elementwise `activation` layer after it fused in (or None),
         as one step of the compiled Dense chain: a :class:`fastnn.kernels.DenseStep` of
