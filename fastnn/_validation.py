@@ -262,3 +262,9 @@ def as_sparse_rows(x, dtype, name):
     if data is x.data and indices is x.indices and data.dtype == dtype:
         return x
     return SparseRows(data.astype(dtype, copy=False), indices, indptr, x.shape)
+
+
+def elementwise_view(a):
+    """`a`, or its transpose when only that is C-contiguous (an F-contiguous weight): what
+    an elementwise kernel or a reduction over every element may take in its place."""
+    return a.T if not a.flags.c_contiguous and a.flags.f_contiguous else a

@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from fastnn import kernels
-from fastnn._validation import lookup, real
+from fastnn._validation import elementwise_view, lookup, real
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "clip_grad_norm", "get"]
 
@@ -63,7 +63,7 @@ def _kernel_view(p, state):
     gradient and state alike, which changes nothing in an elementwise update. State arrays
     allocated before the parameter changed order are copied to its order first."""
     data = p.data
-    fortran = not data.flags.c_contiguous and data.flags.f_contiguous
+    fortran = elementwise_view(data) is not data
     for name, value in state.items():
         if type(value) is np.ndarray and value.ndim > 1 and fortran == value.flags.c_contiguous:
             state[name] = value.copy(order="F" if fortran else "C")
