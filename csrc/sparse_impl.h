@@ -1,0 +1,125 @@
+/* Template body of sparse.c: included once per element type and ISA with the parameters of
+ * elementwise_impl.h defined, whose activations are the epilogue here. Every function is
+ * static and suffixed with SFX. The inner loops are axpys along a dense row of `units`
+ * elements, which the compiler vectorises for the ISA of the instance. */
+#include "elementwise_impl.h"
+
+#define F(name) FNN_CAT(name, SFX)
+
+/* The arguments of both kernels' tasks (fnn_csr_matmul's and fnn_csr_t_matmul's). */
+typedef struct {
+    int index64, act;
+    double slope;
+    ptrdiff_t rows, n_cols, units, parts;
+    const T *data, *b, *bias;
+    const void *indices, *indptr;
+    T *out;
+} F(csr_args);
+
+/* y = v x over n elements. */
+static inline void F(scaled)(ptrdiff_t n, T v, const T *restrict x, T *restrict y)
+{
+    for (ptrdiff_t u = 0; u < n; u++) y[u] = v * x[u];
+}
+
+/* y += v x over n elements. */
+static inline void F(axpy)(ptrdiff_t n, T v, const T *restrict x, T *restrict y)
+{
+    for (ptrdiff_t u = 0; u < n; u++) y[u] += v * x[u];
+}
+
+/* Rows r0 .. r1-1 of act(A @ b + bias), each in its output row, which stays in L1 from
+ * the first entry's product to the activation. */
+static void F(csr_rows)(const F(csr_args) *A, ptrdiff_t r0, ptrdiff_t r1)
+{
+    const ptrdiff_t n = A->units;
+    const int i64 = A->index64;
+    for (ptrdiff_t i = r0; i < r1; i++) {
+        T *o = A->out + i * n;
+        const ptrdiff_t k0 = (ptrdiff_t)fnn_index_at(A->indptr, i64, i);
+        const ptrdiff_t k1 = (ptrdiff_t)fnn_index_at(A->indptr, i64, i + 1);
+        if (k0 == k1) {
+            memset(o, 0, (size_t)n * sizeof(T));
+        } else {
+            F(scaled)(n, A->data[k0], A->b + fnn_index_at(A->indices, i64, k0) * n, o);
+            for (ptrdiff_t k = k0 + 1; k < k1; k++)
+                F(axpy)(n, A->data[k], A->b + fnn_index_at(A->indices, i64, k) * n, o);
+        }
+        if (A->bias)
+            F(add_bias)(1, n, o, A->bias, o);
+        F(act_forward)(n, A->act, A->slope, o, o);
+    }
+}
+
+static void F(csr_rows_task)(void *ctx, ptrdiff_t p)
+{
+    const F(csr_args) *A = ctx;
+    F(csr_rows)(A, fnn_csr_part_start(A->indptr, A->index64, A->rows, A->parts, p),
+                fnn_csr_part_start(A->indptr, A->index64, A->rows, A->parts, p + 1));
+}
+
+static void F(csr_matmul)(int index64, ptrdiff_t rows, ptrdiff_t units, const void *data,
+                          const void *indices, const void *indptr, const void *b,
+                          const void *bias, int act, double slope, void *out)
+{
+    if (rows <= 0 || units <= 0)
+        return;
+    const ptrdiff_t nnz = (ptrdiff_t)(fnn_index_at(indptr, index64, rows) -
+                                      fnn_index_at(indptr, index64, 0));
+    const int nt = nthreads_for((nnz + rows) * units);
+    F(csr_args) A = {.index64 = index64, .act = act, .slope = slope, .rows = rows,
+                     .units = units, .data = data, .b = b, .bias = bias, .indices = indices,
+                     .indptr = indptr, .out = out};
+    A.parts = nt > 1 ? (rows < nt * FNN_CSR_PARTS_PER_THREAD ? rows
+                                                             : nt * FNN_CSR_PARTS_PER_THREAD)
+                     : 1;
+    fnn_parallel(nt, A.parts, F(csr_rows_task), &A);
+}
+
+/* Columns u0 .. u1-1 of A^T @ b: zeroed, then every entry's scaled row of b added in
+ * storage order, so that each output element sums its terms in the same order whichever
+ * slice it falls in. */
+static void F(csr_t_slice)(const F(csr_args) *A, ptrdiff_t u0, ptrdiff_t u1)
+{
+    const ptrdiff_t n = A->units, w = u1 - u0;
+    const int i64 = A->index64;
+    T *out = A->out + u0;
+    if (w == n)
+        memset(out, 0, (size_t)A->n_cols * (size_t)n * sizeof(T));
+    else
+        for (ptrdiff_t j = 0; j < A->n_cols; j++) memset(out + j * n, 0, (size_t)w * sizeof(T));
+    for (ptrdiff_t i = 0; i < A->rows; i++) {
+        const T *br = A->b + i * n + u0;
+        const ptrdiff_t k1 = (ptrdiff_t)fnn_index_at(A->indptr, i64, i + 1);
+        for (ptrdiff_t k = (ptrdiff_t)fnn_index_at(A->indptr, i64, i); k < k1; k++)
+            F(axpy)(w, A->data[k], br, out + fnn_index_at(A->indices, i64, k) * n);
+    }
+}
+
+static void F(csr_t_slice_task)(void *ctx, ptrdiff_t p)
+{
+    const F(csr_args) *A = ctx;
+    const ptrdiff_t align = FNN_CSR_SLICE_BYTES / (ptrdiff_t)sizeof(T);
+    const ptrdiff_t blocks = (A->units + align - 1) / align;
+    const ptrdiff_t u0 = blocks * p / A->parts * align, u1 = blocks * (p + 1) / A->parts * align;
+    F(csr_t_slice)(A, u0 < A->units ? u0 : A->units, u1 < A->units ? u1 : A->units);
+}
+
+static void F(csr_t_matmul)(int index64, ptrdiff_t rows, ptrdiff_t n_cols, ptrdiff_t units,
+                            const void *data, const void *indices, const void *indptr,
+                            const void *b, void *out)
+{
+    if (n_cols <= 0 || units <= 0)
+        return;
+    const ptrdiff_t nnz = (ptrdiff_t)(fnn_index_at(indptr, index64, rows) -
+                                      fnn_index_at(indptr, index64, 0));
+    const ptrdiff_t align = FNN_CSR_SLICE_BYTES / (ptrdiff_t)sizeof(T);
+    const ptrdiff_t blocks = (units + align - 1) / align;
+    const int nt = nthreads_for((nnz + n_cols) * units);
+    F(csr_args) A = {.index64 = index64, .rows = rows, .n_cols = n_cols, .units = units,
+                     .data = data, .b = b, .indices = indices, .indptr = indptr, .out = out};
+    A.parts = nt < blocks ? nt : blocks;
+    fnn_parallel(nt, A.parts, F(csr_t_slice_task), &A);
+}
+
+#undef F
