@@ -18,6 +18,7 @@ from fastnn._validation import (
     as_sparse_rows,
     check_numeric,
     check_rank,
+    elementwise_view,
     float_dtype,
     is_sparse,
 )
@@ -339,7 +340,7 @@ class Sequential:
         or None. One pass over the weights (O(parameters), independent of the batch)."""
         for i, layer in enumerate(self.layers):
             for name, p in layer._params.items():
-                if not kernels.all_finite(p.data):
+                if not kernels.all_finite(elementwise_view(p.data)):
                     return f"{i}.{name}"
             for name in layer._buffers:
                 value = getattr(layer, name)  # None until set (Standardize before adapt)
@@ -466,7 +467,7 @@ class Sequential:
         # A ReLU can hide a NaN from the loss but not from the gradients; one pass over them
         # (O(parameters)) keeps the weights finite whatever happens.
         if not math.isfinite(value) or not all(
-            kernels.all_finite(p.grad) for p in self.parameters()
+            kernels.all_finite(elementwise_view(p.grad)) for p in self.parameters()
         ):
             return math.nan, out
         optimizer.step()

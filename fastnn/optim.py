@@ -38,7 +38,7 @@ def clip_grad_norm(parameters, max_norm, error_if_nonfinite=False):
     ``min(1, max_norm / (total_norm + 1e-6))``."""
     params = _parameter_list(parameters, "clip_grad_norm")
     max_norm = real(max_norm, "max_norm", minimum=0.0)
-    total = float(np.sqrt(sum(kernels.sum_squares(p.grad) for p in params)))
+    total = float(np.sqrt(sum(kernels.sum_squares(elementwise_view(p.grad)) for p in params)))
     if error_if_nonfinite and not np.isfinite(total):
         raise RuntimeError(f"clip_grad_norm: the total norm of the gradients is {total}")
     coef = max_norm / (total + 1e-6)
@@ -46,7 +46,7 @@ def clip_grad_norm(parameters, max_norm, error_if_nonfinite=False):
     # scales (by NaN), as PyTorch does, so the failure shows in the gradients.
     if not coef >= 1.0:
         for p in params:
-            kernels.scale_inplace(p.grad, coef)
+            kernels.scale_inplace(elementwise_view(p.grad), coef)
     return total
 
 

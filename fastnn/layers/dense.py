@@ -3,7 +3,7 @@
 import numpy as np
 
 from fastnn import kernels
-from fastnn._validation import float_dtype, positive_int, real
+from fastnn._validation import elementwise_view, float_dtype, positive_int, real
 from fastnn.layers.base import Layer, Parameter, initial_weight, mark_replaced
 
 __all__ = ["Dense"]
@@ -110,6 +110,8 @@ class Dense(Layer):
 
     def forward(self, x, training=False):
         x = self._input(x, self.in_features)
+        if training:  # the backward writes the weight's gradient in C order
+            self.set_weight_order("C")
         y = kernels.dense_chain_forward(x, (self.chain_step(),))
         if training:
             self._x = x
@@ -125,7 +127,7 @@ class Dense(Layer):
     def regularization_loss(self):
         if not (self.l1 or self.l2):
             return 0.0
-        w = self.weight.data
+        w = elementwise_view(self.weight.data)
         return kernels.penalty(w, np.zeros_like(w), l1=self.l1, l2=self.l2)
 
     def extra_repr(self):
