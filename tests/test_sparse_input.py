@@ -344,6 +344,8 @@ def test_sparse_input_errors():
     conv_first = fastnn.Sequential(fastnn.ReLU(), fastnn.Dense(30, 2, rng=0))
     with pytest.raises(TypeError, match="first layer is Dense, got ReLU"):
         conv_first.forward(X)
+    with pytest.raises(TypeError, match="gradcheck: X must be dense"):
+        fastnn.gradcheck(_mlp(np.float64), X, _labels(X), fastnn.SoftmaxCrossEntropy())
 
 
 # ---- scale (slow) ---------------------------------------------------------------------------
