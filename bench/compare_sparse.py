@@ -40,7 +40,7 @@ PARAMS = dict(
 )
 
 
-def tfidf_documents(n, vocab, classes, seed, topical=0.3, zipf=1.1, length=(40, 160)):
+def tfidf_documents(n, vocab, classes, seed, topical=0.05, zipf=1.1, length=(40, 160)):
     """(X, y): n TF-IDF rows (CSR float32) over `vocab` words, labels in [0, classes)."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, classes, n)
