@@ -185,8 +185,8 @@ class Sequential:
 
     def _prepare(self, X):
         if is_sparse(X):
-            first = type(self.layers[0]).__name__ if self.layers else "no layers"
             if not self.layers or type(self.layers[0]) is not L.Dense:
+                first = type(self.layers[0]).__name__ if self.layers else "no layers"
                 raise TypeError(
                     f"X: sparse input needs a model whose first layer is Dense, got {first}"
                 )
@@ -278,7 +278,7 @@ class Sequential:
             out=outs[0],
         )
         if len(steps) > 1:
-            y = kernels.dense_chain_forward(y, steps[1:], None if not training else outs[1:])
+            y = kernels.dense_chain_forward(y, steps[1:], outs[1:] if training else None)
         if training:
             self._saved[0] = (x, outs)
         return y
