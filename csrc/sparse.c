@@ -7,6 +7,7 @@
 
 #include "exp_taylor.h"
 #include "kernel_common.h"
+#include "scratch.h"
 
 /* Entry k of an index array of int32_t (index64 == 0) or int64_t. */
 static inline int64_t fnn_index_at(const void *p, int index64, ptrdiff_t k)

@@ -76,23 +76,51 @@ static void F(csr_matmul)(int index64, ptrdiff_t rows, ptrdiff_t units, const vo
     fnn_parallel(nt, A.parts, F(csr_rows_task), &A);
 }
 
-/* Columns u0 .. u1-1 of A^T @ b: zeroed, then every entry's scaled row of b added in
+/* Columns u0 .. u1-1 of A^T @ b: every entry's scaled row of b added to its output row in
  * storage order, so that each output element sums its terms in the same order whichever
- * slice it falls in. */
-static void F(csr_t_slice)(const F(csr_args) *A, ptrdiff_t u0, ptrdiff_t u1)
+ * slice it falls in. An output row's first term is stored rather than added, and only the
+ * rows no entry reaches are zeroed, afterwards: out is written once, not zeroed in full and
+ * then read back from memory (it is the size of the weight, larger than the caches). `seen`
+ * has a bit per output row; without it (no memory) out is zeroed first. */
+static void F(csr_t_slice)(const F(csr_args) *A, ptrdiff_t u0, ptrdiff_t u1, uint64_t *seen)
 {
-    const ptrdiff_t n = A->units, w = u1 - u0;
+    const ptrdiff_t n = A->units, w = u1 - u0, n_cols = A->n_cols;
     const int i64 = A->index64;
     T *out = A->out + u0;
-    if (w == n)
-        memset(out, 0, (size_t)A->n_cols * (size_t)n * sizeof(T));
+    if (seen)
+        memset(seen, 0, (size_t)(n_cols + 63) / 64 * sizeof *seen);
+    else if (w == n)
+        memset(out, 0, (size_t)n_cols * (size_t)n * sizeof(T));
     else
-        for (ptrdiff_t j = 0; j < A->n_cols; j++) memset(out + j * n, 0, (size_t)w * sizeof(T));
+        for (ptrdiff_t j = 0; j < n_cols; j++) memset(out + j * n, 0, (size_t)w * sizeof(T));
     for (ptrdiff_t i = 0; i < A->rows; i++) {
         const T *br = A->b + i * n + u0;
         const ptrdiff_t k1 = (ptrdiff_t)fnn_index_at(A->indptr, i64, i + 1);
-        for (ptrdiff_t k = (ptrdiff_t)fnn_index_at(A->indptr, i64, i); k < k1; k++)
-            F(axpy)(w, A->data[k], br, out + fnn_index_at(A->indices, i64, k) * n);
+        for (ptrdiff_t k = (ptrdiff_t)fnn_index_at(A->indptr, i64, i); k < k1; k++) {
+            const ptrdiff_t j = (ptrdiff_t)fnn_index_at(A->indices, i64, k);
+            if (seen && !(seen[j >> 6] >> (j & 63) & 1)) {
+                seen[j >> 6] |= UINT64_C(1) << (j & 63);
+                F(scaled)(w, A->data[k], br, out + j * n);
+            } else {
+                F(axpy)(w, A->data[k], br, out + j * n);
+            }
+        }
+    }
+    if (!seen)
+        return;
+    /* The rows never reached, in runs: one memset per run where the slice is whole rows. */
+    for (ptrdiff_t j = 0; j < n_cols;) {
+        if (seen[j >> 6] >> (j & 63) & 1) {
+            j++;
+            continue;
+        }
+        ptrdiff_t e = j + 1;
+        while (e < n_cols && !(seen[e >> 6] >> (e & 63) & 1)) e++;
+        if (w == n)
+            memset(out + j * n, 0, (size_t)(e - j) * (size_t)n * sizeof(T));
+        else
+            for (ptrdiff_t r = j; r < e; r++) memset(out + r * n, 0, (size_t)w * sizeof(T));
+        j = e;
     }
 }
 
@@ -102,7 +130,8 @@ static void F(csr_t_slice_task)(void *ctx, ptrdiff_t p)
     const ptrdiff_t align = FNN_CSR_SLICE_BYTES / (ptrdiff_t)sizeof(T);
     const ptrdiff_t blocks = (A->units + align - 1) / align;
     const ptrdiff_t u0 = blocks * p / A->parts * align, u1 = blocks * (p + 1) / A->parts * align;
-    F(csr_t_slice)(A, u0 < A->units ? u0 : A->units, u1 < A->units ? u1 : A->units);
+    uint64_t *seen = fnn_scratch(FNN_SCRATCH_CSR_SEEN, (size_t)(A->n_cols + 63) / 64 * 8);
+    F(csr_t_slice)(A, u0 < A->units ? u0 : A->units, u1 < A->units ? u1 : A->units, seen);
 }
 
 static void F(csr_t_matmul)(int index64, ptrdiff_t rows, ptrdiff_t n_cols, ptrdiff_t units,

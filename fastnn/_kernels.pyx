@@ -2201,7 +2201,7 @@ def csr_t_matmul(data,     # type: ArrayLike
         raise TypeError(f"{fn}: out must be a numpy.ndarray of shape (n_cols, {units}), got "
                         f"{type(out).__name__}")
     if cnp.PyArray_NDIM(<cnp.ndarray>out) != 2:
-        raise ValueError(f"{fn}: out must be 2-D, (n_cols, {units}), got shape {_shape(out)}")
+        raise ValueError(f"{fn}: out has shape {_shape(out)}, expected 2-D (n_cols, {units})")
     n_cols = cnp.PyArray_DIM(<cnp.ndarray>out, 0)
     cdef cnp.ndarray Out = _output(out, (n_cols, units), D.dtype, fn, True, (D, Ind, Ptr, B))
     with nogil:
