@@ -223,6 +223,8 @@ class SparseRows:
         idx = np.asarray(key)
         if idx.ndim != 1 or idx.dtype.kind not in "iu":
             raise TypeError(f"SparseRows: rows must be a slice or a 1-D integer array, got {key!r}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.shape[0]):
+            raise IndexError(f"SparseRows: row indices must be in [0, {self.shape[0]})")
         starts = self.indptr[idx]
         lengths = self.indptr[idx + 1] - starts
         indptr = np.zeros(len(idx) + 1, self.indptr.dtype)
