@@ -45,7 +45,7 @@ class Sequential:
     A model whose first layer is Dense also takes SciPy sparse matrices (CSR as they are;
     CSC and other formats converted to CSR) in forward, predict, forward_backward,
     train_on_batch and fit: the first layer multiplies the sparse rows without densifying
-    them, and stores its weight F-contiguous while it does (see Dense.set_weight_order)."""
+    them; training on sparse input stores its weight F-contiguous (Dense.set_weight_order)."""
 
     def __init__(self, *layers, dtype=None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
@@ -225,13 +225,14 @@ class Sequential:
         output of each run of Dense layers is a new array, since it may be what the caller
         gets back, otherwise it is a buffer too (valid until the next step).
 
-        Sparse rows go to the first Dense layer, whose weight is then kept F-contiguous;
-        dense training keeps it C-contiguous, the layout the compiled chain writes into."""
+        Sparse rows go to the first Dense layer. Training keeps its weight F-contiguous for
+        sparse input (weight.T is then what the sparse kernels read and write) and
+        C-contiguous for dense input (what the compiled chain writes the gradient into);
+        inference never changes it, so a model trained on dense input reads a transposed
+        copy of that weight per sparse batch."""
         sparse = type(x) is SparseRows
-        if sparse:
-            self.layers[0].set_weight_order("F")
-        elif training and self.layers and type(self.layers[0]) is L.Dense:
-            self.layers[0].set_weight_order("C")
+        if training and self.layers and type(self.layers[0]) is L.Dense:
+            self.layers[0].set_weight_order("F" if sparse else "C")
         chains = self._chain_steps()
         for r, item in enumerate(self._plan):
             steps = chains[r]

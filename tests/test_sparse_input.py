@@ -221,6 +221,20 @@ def test_partial_fit_and_warm_start_mixing_sparse_and_dense():
         assert _relative(ca, cb) < 1e-12
 
 
+def test_prediction_leaves_the_weight_order_alone():
+    """Only training changes the first weight's order: coefs_ stays the model's own array
+    whatever the estimator predicts."""
+    X = _random_csr(60, 20, seed=13)
+    y = _labels(X)
+    params = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0, dtype=np.float64)
+    for fitted_on, other in ((X.toarray(), X), (X, X.toarray())):
+        est = _fit(skl.MLPClassifier(**params), fitted_on, y)
+        weight = est.model_[0].weight.data
+        np.testing.assert_allclose(est.predict_proba(other), est.predict_proba(fitted_on))
+        assert est.model_[0].weight.data is weight
+        assert np.shares_memory(est.coefs_[0], weight)
+
+
 def test_pickle_of_an_estimator_trained_on_sparse():
     X = _random_csr(90, 30, seed=6)
     y = _labels(X)
