@@ -43,6 +43,11 @@ static ptrdiff_t fnn_csr_part_start(const void *indptr, int index64, ptrdiff_t r
     return p >= parts ? rows : lo;
 }
 
+/* fnn_csr_matmul asks for the row of b of the entry this many entries ahead (of the part,
+ * across row ends) while it adds the current one: the rows come from anywhere in b, which
+ * is larger than the caches, and the memory's latency is then paid a few rows at a time.
+ * (fnn_csr_t_matmul's scattered output rows gained nothing from it.) */
+#define FNN_CSR_PREFETCH 4
 #define FNN_IMPL "sparse_impl.h"
 #include "kernel_instances.h"
 

@@ -28,22 +28,35 @@ static inline void F(axpy)(ptrdiff_t n, T v, const T *restrict x, T *restrict y)
     for (ptrdiff_t u = 0; u < n; u++) y[u] += v * x[u];
 }
 
+/* Asks for the cache lines of the n elements at p: rows of b are read in an order the
+ * hardware prefetcher cannot guess. */
+static inline void F(prefetch_row)(const T *p, ptrdiff_t n)
+{
+    const char *c = (const char *)p;
+    for (ptrdiff_t off = 0; off < n * (ptrdiff_t)sizeof(T); off += 64) __builtin_prefetch(c + off);
+}
+
 /* Rows r0 .. r1-1 of act(A @ b + bias), each in its output row, which stays in L1 from
  * the first entry's product to the activation. */
 static void F(csr_rows)(const F(csr_args) *A, ptrdiff_t r0, ptrdiff_t r1)
 {
     const ptrdiff_t n = A->units;
     const int i64 = A->index64;
+    const ptrdiff_t kend = (ptrdiff_t)fnn_index_at(A->indptr, i64, r1);
     for (ptrdiff_t i = r0; i < r1; i++) {
         T *o = A->out + i * n;
         const ptrdiff_t k0 = (ptrdiff_t)fnn_index_at(A->indptr, i64, i);
         const ptrdiff_t k1 = (ptrdiff_t)fnn_index_at(A->indptr, i64, i + 1);
-        if (k0 == k1) {
+        if (k0 == k1)
             memset(o, 0, (size_t)n * sizeof(T));
-        } else {
-            F(scaled)(n, A->data[k0], A->b + fnn_index_at(A->indices, i64, k0) * n, o);
-            for (ptrdiff_t k = k0 + 1; k < k1; k++)
-                F(axpy)(n, A->data[k], A->b + fnn_index_at(A->indices, i64, k) * n, o);
+        for (ptrdiff_t k = k0; k < k1; k++) {
+            if (k + FNN_CSR_PREFETCH < kend)
+                F(prefetch_row)(A->b + fnn_index_at(A->indices, i64, k + FNN_CSR_PREFETCH) * n, n);
+            const T *br = A->b + fnn_index_at(A->indices, i64, k) * n;
+            if (k == k0)
+                F(scaled)(n, A->data[k], br, o);
+            else
+                F(axpy)(n, A->data[k], br, o);
         }
         if (A->bias)
             F(add_bias)(1, n, o, A->bias, o);
