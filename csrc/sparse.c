@@ -20,8 +20,8 @@ static inline int64_t fnn_index_at(const void *p, int index64, ptrdiff_t k)
  * time). */
 #define FNN_CSR_PARTS_PER_THREAD 4
 
-/* The column slices of fnn_csr_t_matmul start at multiples of this many bytes: no two
- * threads write to one cache line. */
+/* The column slices of fnn_csr_t_matmul start at multiples of this many bytes of a row:
+ * where rows are whole cache lines, no two threads write to one line. */
 #define FNN_CSR_SLICE_BYTES 64
 
 /* The first row of part p of `parts` over rows 0 .. rows-1, whose costs are their entries
