@@ -15,14 +15,10 @@ static inline int64_t fnn_index_at(const void *p, int index64, ptrdiff_t k)
     return index64 ? ((const int64_t *)p)[k] : (int64_t)((const int32_t *)p)[k];
 }
 
-/* The rows of fnn_csr_matmul are split into this many parts per thread, so that a thread
- * the OS runs late leaves its share to the others (fnn_parallel claims parts one at a
- * time). */
+/* The output rows of both kernels are split into this many parts per thread, so that a
+ * thread the OS runs late leaves its share to the others (fnn_parallel claims parts one at
+ * a time). */
 #define FNN_CSR_PARTS_PER_THREAD 4
-
-/* The column slices of fnn_csr_t_matmul start at multiples of this many bytes of a row:
- * where rows are whole cache lines, no two threads write to one line. */
-#define FNN_CSR_SLICE_BYTES 64
 
 /* The first row of part p of `parts` over rows 0 .. rows-1, whose costs are their entries
  * plus one (the epilogue): the least r whose rows before it cost at least p / parts of all. */

@@ -235,11 +235,15 @@ def test_other_layouts_give_the_same_bits(dtype, rng):
 
 
 @pytest.mark.parametrize(
-    "rows,units", [(300, 70), (301, 100), (64, 256), (1000, 9)], ids=lambda v: str(v)
+    "rows,n_cols,units",
+    [(300, 2000, 70), (301, 2000, 100), (64, 2000, 256), (1000, 2000, 9), (2000, 3, 40)],
+    ids=lambda v: str(v),
 )
-def test_thread_counts_give_identical_bits(rows, units, dtype, rng):
-    data, indices, indptr = random_csr(rng, rows, 2000, dtype, np.int32, per_row=30, before=5)
-    b = rng.standard_normal((2000, units)).astype(dtype)
+def test_thread_counts_give_identical_bits(rows, n_cols, units, dtype, rng):
+    # Big enough to run on several threads: csr_matmul splits its output rows, csr_t_matmul
+    # the rows of out (fewer of them than parts in the last case), never a sum.
+    data, indices, indptr = random_csr(rng, rows, n_cols, dtype, np.int32, per_row=30, before=5)
+    b = rng.standard_normal((n_cols, units)).astype(dtype)
     bias = rng.standard_normal(units).astype(dtype)
     dz = rng.standard_normal((rows, units)).astype(dtype)
     before = kernels.get_num_threads()
@@ -248,16 +252,16 @@ def test_thread_counts_give_identical_bits(rows, units, dtype, rng):
         for n in (1, 2, 3):
             kernels.set_num_threads(n)
             y = kernels.csr_matmul(data, indices, indptr, b, bias=bias, activation="relu")
-            g = kernels.csr_t_matmul(data, indices, indptr, dz, out=np.empty((2000, units), dtype))
+            g = kernels.csr_t_matmul(
+                data, indices, indptr, dz, out=np.empty((n_cols, units), dtype)
+            )
             results.append((y, g))
     finally:
         kernels.set_num_threads(before)
     for y, g in results[1:]:
         np.testing.assert_array_equal(y, results[0][0])
         np.testing.assert_array_equal(g, results[0][1])
-    close(
-        results[0][0],
-        ops.csr_matmul(data, indices, indptr, b, bias=bias, activation="relu"),
-        dtype,
-        k=60,
-    )
+    want = ops.csr_matmul(data, indices, indptr, b, bias=bias, activation="relu")
+    close(results[0][0], want, dtype, k=60)
+    want = ops.csr_t_matmul(data, indices, indptr, dz, out=np.empty((n_cols, units), dtype))
+    close(results[0][1], want, dtype, k=int(indptr[-1] - indptr[0]))
