@@ -5,6 +5,8 @@ batches that are slices of a longer indptr, every activation with and without bi
 dtypes, every instruction-set path; thread counts give the same bits; entries outside the
 batch are never read; out is written fully; inputs are never modified."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -265,3 +267,22 @@ def test_thread_counts_give_identical_bits(rows, n_cols, units, dtype, rng):
     close(results[0][0], want, dtype, k=60)
     want = ops.csr_t_matmul(data, indices, indptr, dz, out=np.empty((n_cols, units), dtype))
     close(results[0][1], want, dtype, k=int(indptr[-1] - indptr[0]))
+
+
+def test_concurrent_calls_from_python_threads(dtype, rng):
+    # The kernels release the GIL; calls made while another holds the pool run on their own
+    # thread with their own scratch, and give the results of serial calls.
+    data, indices, indptr = random_csr(rng, 400, 3000, dtype, np.int64, per_row=20)
+    b = rng.standard_normal((3000, 48)).astype(dtype)
+    dz = rng.standard_normal((400, 48)).astype(dtype)
+
+    def both(_):
+        y = kernels.csr_matmul(data, indices, indptr, b, activation="tanh")
+        g = kernels.csr_t_matmul(data, indices, indptr, dz, out=np.empty((3000, 48), dtype))
+        return y, g
+
+    want = both(None)
+    with ThreadPoolExecutor(4) as pool:
+        for y, g in pool.map(both, range(8)):
+            np.testing.assert_array_equal(y, want[0])
+            np.testing.assert_array_equal(g, want[1])
