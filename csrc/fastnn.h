@@ -277,8 +277,8 @@ int fnn_all_finite(fnn_dtype dt, ptrdiff_t n, const void *x);
  * above 0); row i holds the entries indptr[i] .. indptr[i+1] - 1, whose column indices
  * may come in any order and repeat (repeats add up). Dense arrays are C-contiguous; the
  * dense row length is `units`. Entries are taken in storage order, and the work is split
- * only over rows (fnn_csr_matmul) or over column slices of the output (fnn_csr_t_matmul),
- * so results do not depend on the thread count. */
+ * only over output rows (fnn_csr_t_matmul: every part reads all entries and takes those of
+ * its columns of A), never over a sum, so results do not depend on the thread count. */
 
 /* fnn_csr_check's findings (0 = none). */
 enum { FNN_CSR_BAD_START = 1, FNN_CSR_DECREASING = 2, FNN_CSR_PAST_END = 3,

@@ -15,14 +15,10 @@ static inline int64_t fnn_index_at(const void *p, int index64, ptrdiff_t k)
     return index64 ? ((const int64_t *)p)[k] : (int64_t)((const int32_t *)p)[k];
 }
 
-/* The rows of fnn_csr_matmul are split into this many parts per thread, so that a thread
- * the OS runs late leaves its share to the others (fnn_parallel claims parts one at a
- * time). */
+/* The output rows of both kernels are split into this many parts per thread, so that a
+ * thread the OS runs late leaves its share to the others (fnn_parallel claims parts one at
+ * a time). */
 #define FNN_CSR_PARTS_PER_THREAD 4
-
-/* The column slices of fnn_csr_t_matmul start at multiples of this many bytes: no two
- * threads write to one cache line. */
-#define FNN_CSR_SLICE_BYTES 64
 
 /* The first row of part p of `parts` over rows 0 .. rows-1, whose costs are their entries
  * plus one (the epilogue): the least r whose rows before it cost at least p / parts of all. */
@@ -43,6 +39,11 @@ static ptrdiff_t fnn_csr_part_start(const void *indptr, int index64, ptrdiff_t r
     return p >= parts ? rows : lo;
 }
 
+/* fnn_csr_matmul asks for the row of b of the entry this many entries ahead (of the part,
+ * across row ends) while it adds the current one: the rows come from anywhere in b, which
+ * is larger than the caches, and the memory's latency is then paid a few rows at a time.
+ * (fnn_csr_t_matmul's scattered output rows gained nothing from it.) */
+#define FNN_CSR_PREFETCH 4
 #define FNN_IMPL "sparse_impl.h"
 #include "kernel_instances.h"
 

@@ -28,22 +28,35 @@ static inline void F(axpy)(ptrdiff_t n, T v, const T *restrict x, T *restrict y)
     for (ptrdiff_t u = 0; u < n; u++) y[u] += v * x[u];
 }
 
+/* Asks for the cache lines of the n elements at p: rows of b are read in an order the
+ * hardware prefetcher cannot guess. */
+static inline void F(prefetch_row)(const T *p, ptrdiff_t n)
+{
+    const char *c = (const char *)p;
+    for (ptrdiff_t off = 0; off < n * (ptrdiff_t)sizeof(T); off += 64) __builtin_prefetch(c + off);
+}
+
 /* Rows r0 .. r1-1 of act(A @ b + bias), each in its output row, which stays in L1 from
  * the first entry's product to the activation. */
 static void F(csr_rows)(const F(csr_args) *A, ptrdiff_t r0, ptrdiff_t r1)
 {
     const ptrdiff_t n = A->units;
     const int i64 = A->index64;
+    const ptrdiff_t kend = (ptrdiff_t)fnn_index_at(A->indptr, i64, r1);
     for (ptrdiff_t i = r0; i < r1; i++) {
         T *o = A->out + i * n;
         const ptrdiff_t k0 = (ptrdiff_t)fnn_index_at(A->indptr, i64, i);
         const ptrdiff_t k1 = (ptrdiff_t)fnn_index_at(A->indptr, i64, i + 1);
-        if (k0 == k1) {
+        if (k0 == k1)
             memset(o, 0, (size_t)n * sizeof(T));
-        } else {
-            F(scaled)(n, A->data[k0], A->b + fnn_index_at(A->indices, i64, k0) * n, o);
-            for (ptrdiff_t k = k0 + 1; k < k1; k++)
-                F(axpy)(n, A->data[k], A->b + fnn_index_at(A->indices, i64, k) * n, o);
+        for (ptrdiff_t k = k0; k < k1; k++) {
+            if (k + FNN_CSR_PREFETCH < kend)
+                F(prefetch_row)(A->b + fnn_index_at(A->indices, i64, k + FNN_CSR_PREFETCH) * n, n);
+            const T *br = A->b + fnn_index_at(A->indices, i64, k) * n;
+            if (k == k0)
+                F(scaled)(n, A->data[k], br, o);
+            else
+                F(axpy)(n, A->data[k], br, o);
         }
         if (A->bias)
             F(add_bias)(1, n, o, A->bias, o);
@@ -76,62 +89,59 @@ static void F(csr_matmul)(int index64, ptrdiff_t rows, ptrdiff_t units, const vo
     fnn_parallel(nt, A.parts, F(csr_rows_task), &A);
 }
 
-/* Columns u0 .. u1-1 of A^T @ b: every entry's scaled row of b added to its output row in
- * storage order, so that each output element sums its terms in the same order whichever
- * slice it falls in. An output row's first term is stored rather than added, and only the
- * rows no entry reaches are zeroed, afterwards: out is written once, not zeroed in full and
- * then read back from memory (it is the size of the weight, larger than the caches). `seen`
- * has a bit per output row; without it (no memory) out is zeroed first. */
-static void F(csr_t_slice)(const F(csr_args) *A, ptrdiff_t u0, ptrdiff_t u1, uint64_t *seen)
+/* Rows j0 .. j1-1 of out = A^T @ b: the scaled row of b of every entry in columns j0 ..
+ * j1-1 of A added to its output row, in storage order, so that each output row sums its
+ * terms in the same order whichever part it falls in. An output row's first term is stored
+ * rather than added, and only the rows no entry reaches are zeroed, afterwards: out is
+ * written once, not zeroed in full and then read back from memory (it is the size of the
+ * weight, larger than the caches). `seen` has a bit per row of the part; without it (no
+ * memory) the part is zeroed first. */
+static void F(csr_t_rows)(const F(csr_args) *A, ptrdiff_t j0, ptrdiff_t j1, uint64_t *seen)
 {
-    const ptrdiff_t n = A->units, w = u1 - u0, n_cols = A->n_cols;
+    const ptrdiff_t n = A->units, m = j1 - j0;
     const int i64 = A->index64;
-    T *out = A->out + u0;
+    T *out = A->out + j0 * n;
     if (seen)
-        memset(seen, 0, (size_t)(n_cols + 63) / 64 * sizeof *seen);
-    else if (w == n)
-        memset(out, 0, (size_t)n_cols * (size_t)n * sizeof(T));
+        memset(seen, 0, (size_t)(m + 63) / 64 * sizeof *seen);
     else
-        for (ptrdiff_t j = 0; j < n_cols; j++) memset(out + j * n, 0, (size_t)w * sizeof(T));
+        memset(out, 0, (size_t)m * (size_t)n * sizeof(T));
     for (ptrdiff_t i = 0; i < A->rows; i++) {
-        const T *br = A->b + i * n + u0;
+        const T *br = A->b + i * n;
         const ptrdiff_t k1 = (ptrdiff_t)fnn_index_at(A->indptr, i64, i + 1);
         for (ptrdiff_t k = (ptrdiff_t)fnn_index_at(A->indptr, i64, i); k < k1; k++) {
-            const ptrdiff_t j = (ptrdiff_t)fnn_index_at(A->indices, i64, k);
+            /* Unsigned: one comparison for both ends of the part. */
+            const size_t j = (size_t)(fnn_index_at(A->indices, i64, k) - j0);
+            if (j >= (size_t)m)
+                continue;
             if (seen && !(seen[j >> 6] >> (j & 63) & 1)) {
                 seen[j >> 6] |= UINT64_C(1) << (j & 63);
-                F(scaled)(w, A->data[k], br, out + j * n);
+                F(scaled)(n, A->data[k], br, out + j * n);
             } else {
-                F(axpy)(w, A->data[k], br, out + j * n);
+                F(axpy)(n, A->data[k], br, out + j * n);
             }
         }
     }
     if (!seen)
         return;
-    /* The rows never reached, in runs: one memset per run where the slice is whole rows. */
-    for (ptrdiff_t j = 0; j < n_cols;) {
+    /* The rows never reached, in runs, one memset each. */
+    for (ptrdiff_t j = 0; j < m;) {
         if (seen[j >> 6] >> (j & 63) & 1) {
             j++;
             continue;
         }
         ptrdiff_t e = j + 1;
-        while (e < n_cols && !(seen[e >> 6] >> (e & 63) & 1)) e++;
-        if (w == n)
-            memset(out + j * n, 0, (size_t)(e - j) * (size_t)n * sizeof(T));
-        else
-            for (ptrdiff_t r = j; r < e; r++) memset(out + r * n, 0, (size_t)w * sizeof(T));
+        while (e < m && !(seen[e >> 6] >> (e & 63) & 1)) e++;
+        memset(out + j * n, 0, (size_t)(e - j) * (size_t)n * sizeof(T));
         j = e;
     }
 }
 
-static void F(csr_t_slice_task)(void *ctx, ptrdiff_t p)
+static void F(csr_t_rows_task)(void *ctx, ptrdiff_t p)
 {
     const F(csr_args) *A = ctx;
-    const ptrdiff_t align = FNN_CSR_SLICE_BYTES / (ptrdiff_t)sizeof(T);
-    const ptrdiff_t blocks = (A->units + align - 1) / align;
-    const ptrdiff_t u0 = blocks * p / A->parts * align, u1 = blocks * (p + 1) / A->parts * align;
-    uint64_t *seen = fnn_scratch(FNN_SCRATCH_CSR_SEEN, (size_t)(A->n_cols + 63) / 64 * 8);
-    F(csr_t_slice)(A, u0 < A->units ? u0 : A->units, u1 < A->units ? u1 : A->units, seen);
+    const ptrdiff_t j0 = A->n_cols * p / A->parts, j1 = A->n_cols * (p + 1) / A->parts;
+    uint64_t *seen = fnn_scratch(FNN_SCRATCH_CSR_SEEN, (size_t)(j1 - j0 + 63) / 64 * 8);
+    F(csr_t_rows)(A, j0, j1, seen);
 }
 
 static void F(csr_t_matmul)(int index64, ptrdiff_t rows, ptrdiff_t n_cols, ptrdiff_t units,
@@ -142,13 +152,13 @@ static void F(csr_t_matmul)(int index64, ptrdiff_t rows, ptrdiff_t n_cols, ptrdi
         return;
     const ptrdiff_t nnz = (ptrdiff_t)(fnn_index_at(indptr, index64, rows) -
                                       fnn_index_at(indptr, index64, 0));
-    const ptrdiff_t align = FNN_CSR_SLICE_BYTES / (ptrdiff_t)sizeof(T);
-    const ptrdiff_t blocks = (units + align - 1) / align;
     const int nt = nthreads_for((nnz + n_cols) * units);
     F(csr_args) A = {.index64 = index64, .rows = rows, .n_cols = n_cols, .units = units,
                      .data = data, .b = b, .indices = indices, .indptr = indptr, .out = out};
-    A.parts = nt < blocks ? nt : blocks;
-    fnn_parallel(nt, A.parts, F(csr_t_slice_task), &A);
+    A.parts = nt > 1 ? (n_cols < nt * FNN_CSR_PARTS_PER_THREAD ? n_cols
+                                                               : nt * FNN_CSR_PARTS_PER_THREAD)
+                     : 1;
+    fnn_parallel(nt, A.parts, F(csr_t_rows_task), &A);
 }
 
 #undef F

@@ -2185,8 +2185,8 @@ def csr_t_matmul(data,     # type: ArrayLike
     """A^T @ b written into out (overwritten), for the CSR matrix A = (data, indices, indptr)
     of len(indptr) - 1 rows and out.shape[0] columns, b of shape (rows, units): out's row j
     sums the scaled rows of b of A's entries in column j, in storage order. The arguments
-    are those of csr_matmul, with column indices in [0, out.shape[0]). Column slices of out
-    are split among threads; the result does not depend on their number."""
+    are those of csr_matmul, with column indices in [0, out.shape[0]). Rows of out are split
+    among threads; the result does not depend on their number."""
     fn = "csr_t_matmul"
     cdef cnp.ndarray D, Ind, Ptr
     D, Ind, Ptr = _csr_arrays(data, indices, indptr, fn)

@@ -5,6 +5,8 @@ batches that are slices of a longer indptr, every activation with and without bi
 dtypes, every instruction-set path; thread counts give the same bits; entries outside the
 batch are never read; out is written fully; inputs are never modified."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
@@ -235,11 +237,15 @@ def test_other_layouts_give_the_same_bits(dtype, rng):
 
 
 @pytest.mark.parametrize(
-    "rows,units", [(300, 70), (301, 100), (64, 256), (1000, 9)], ids=lambda v: str(v)
+    "rows,n_cols,units",
+    [(300, 2000, 70), (301, 2000, 100), (64, 2000, 256), (1000, 2000, 9), (2000, 3, 40)],
+    ids=lambda v: str(v),
 )
-def test_thread_counts_give_identical_bits(rows, units, dtype, rng):
-    data, indices, indptr = random_csr(rng, rows, 2000, dtype, np.int32, per_row=30, before=5)
-    b = rng.standard_normal((2000, units)).astype(dtype)
+def test_thread_counts_give_identical_bits(rows, n_cols, units, dtype, rng):
+    # Big enough to run on several threads: csr_matmul splits its output rows, csr_t_matmul
+    # the rows of out (fewer of them than parts in the last case), never a sum.
+    data, indices, indptr = random_csr(rng, rows, n_cols, dtype, np.int32, per_row=30, before=5)
+    b = rng.standard_normal((n_cols, units)).astype(dtype)
     bias = rng.standard_normal(units).astype(dtype)
     dz = rng.standard_normal((rows, units)).astype(dtype)
     before = kernels.get_num_threads()
@@ -248,16 +254,35 @@ def test_thread_counts_give_identical_bits(rows, units, dtype, rng):
         for n in (1, 2, 3):
             kernels.set_num_threads(n)
             y = kernels.csr_matmul(data, indices, indptr, b, bias=bias, activation="relu")
-            g = kernels.csr_t_matmul(data, indices, indptr, dz, out=np.empty((2000, units), dtype))
+            g = kernels.csr_t_matmul(
+                data, indices, indptr, dz, out=np.empty((n_cols, units), dtype)
+            )
             results.append((y, g))
     finally:
         kernels.set_num_threads(before)
     for y, g in results[1:]:
         np.testing.assert_array_equal(y, results[0][0])
         np.testing.assert_array_equal(g, results[0][1])
-    close(
-        results[0][0],
-        ops.csr_matmul(data, indices, indptr, b, bias=bias, activation="relu"),
-        dtype,
-        k=60,
-    )
+    want = ops.csr_matmul(data, indices, indptr, b, bias=bias, activation="relu")
+    close(results[0][0], want, dtype, k=60)
+    want = ops.csr_t_matmul(data, indices, indptr, dz, out=np.empty((n_cols, units), dtype))
+    close(results[0][1], want, dtype, k=int(indptr[-1] - indptr[0]))
+
+
+def test_concurrent_calls_from_python_threads(dtype, rng):
+    # The kernels release the GIL; calls made while another holds the pool run on their own
+    # thread with their own scratch, and give the results of serial calls.
+    data, indices, indptr = random_csr(rng, 400, 3000, dtype, np.int64, per_row=20)
+    b = rng.standard_normal((3000, 48)).astype(dtype)
+    dz = rng.standard_normal((400, 48)).astype(dtype)
+
+    def both(_):
+        y = kernels.csr_matmul(data, indices, indptr, b, activation="tanh")
+        g = kernels.csr_t_matmul(data, indices, indptr, dz, out=np.empty((3000, 48), dtype))
+        return y, g
+
+    want = both(None)
+    with ThreadPoolExecutor(4) as pool:
+        for y, g in pool.map(both, range(8)):
+            np.testing.assert_array_equal(y, want[0])
+            np.testing.assert_array_equal(g, want[1])
