@@ -270,6 +270,37 @@ void fnn_avgpool2d_backward(fnn_dtype dt, ptrdiff_t planes, const fnn_window2d *
 /* 1 if no element of x is NaN or infinite, else 0 (the weight check before inference). */
 int fnn_all_finite(fnn_dtype dt, ptrdiff_t n, const void *x);
 
+/* ---- sparse times dense (csrc/sparse.c) ---------------------------------------------
+ * A CSR matrix A of `rows` rows comes as data (T), indices and indptr: int32_t when
+ * index64 is 0, else int64_t. indptr has rows + 1 non-decreasing entries, ABSOLUTE positions
+ * into data and indices (a batch of rows is a slice of a longer indptr: indptr[0] may be
+ * above 0); row i holds the entries indptr[i] .. indptr[i+1] - 1, whose column indices
+ * may come in any order and repeat (repeats add up). Dense arrays are C-contiguous; the
+ * dense row length is `units`. Entries are taken in storage order, and the work is split
+ * only over output rows (fnn_csr_t_matmul: every part reads all entries and takes those of
+ * its columns of A), never over a sum, so results do not depend on the thread count. */
+
+/* fnn_csr_check's findings (0 = none). */
+enum { FNN_CSR_BAD_START = 1, FNN_CSR_DECREASING = 2, FNN_CSR_PAST_END = 3,
+       FNN_CSR_BAD_INDEX = 4 };
+
+/* The checks that keep the two kernels in bounds: indptr[0] >= 0, indptr non-decreasing,
+ * indptr[rows] <= nnz (the length of data and indices), and every column index the rows
+ * use (positions indptr[0] .. indptr[rows] - 1, no others) in [0, n_cols). Returns 0 or the
+ * first finding, with *where its position in indptr (or, for a bad index, in indices). */
+int fnn_csr_check(int index64, ptrdiff_t rows, const void *indptr, const void *indices,
+                  ptrdiff_t nnz, ptrdiff_t n_cols, ptrdiff_t *where);
+
+/* out[rows, units] = act(A @ b + bias): b[n_cols, units], bias[units] or NULL. */
+void fnn_csr_matmul(fnn_dtype dt, int index64, ptrdiff_t rows, ptrdiff_t units,
+                    const void *data, const void *indices, const void *indptr, const void *b,
+                    const void *bias, int act, double act_param, void *out);
+
+/* out[n_cols, units] = A^T @ b (overwritten): b[rows, units]. */
+void fnn_csr_t_matmul(fnn_dtype dt, int index64, ptrdiff_t rows, ptrdiff_t n_cols,
+                      ptrdiff_t units, const void *data, const void *indices,
+                      const void *indptr, const void *b, void *out);
+
 #ifdef __cplusplus
 }
 #endif

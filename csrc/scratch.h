@@ -11,6 +11,7 @@ enum {
     FNN_SCRATCH_GEMM_PACK = 0, /* the GEMM's packed blocks */
     FNN_SCRATCH_CONV_COLS,     /* a convolution's image patches and their gradient */
     FNN_SCRATCH_CONV_SUMS,     /* a convolution's partial weight and bias gradients */
+    FNN_SCRATCH_CSR_SEEN,      /* fnn_csr_t_matmul's bitmap of the output rows written */
     FNN_SCRATCH_SLOTS
 };
 

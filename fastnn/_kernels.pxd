@@ -120,3 +120,18 @@ cdef extern from "fastnn.h" nogil:
 
     # elementwise.c
     int fnn_all_finite(fnn_dtype dt, Py_ssize_t n, const void *x)
+
+    # sparse.c
+    enum:
+        FNN_CSR_BAD_START
+        FNN_CSR_DECREASING
+        FNN_CSR_PAST_END
+        FNN_CSR_BAD_INDEX
+    int fnn_csr_check(int index64, Py_ssize_t rows, const void *indptr, const void *indices,
+                      Py_ssize_t nnz, Py_ssize_t n_cols, Py_ssize_t *where)
+    void fnn_csr_matmul(fnn_dtype dt, int index64, Py_ssize_t rows, Py_ssize_t units,
+                        const void *data, const void *indices, const void *indptr,
+                        const void *b, const void *bias, int act, double act_param, void *out)
+    void fnn_csr_t_matmul(fnn_dtype dt, int index64, Py_ssize_t rows, Py_ssize_t n_cols,
+                          Py_ssize_t units, const void *data, const void *indices,
+                          const void *indptr, const void *b, void *out)

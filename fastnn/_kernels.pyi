@@ -303,3 +303,22 @@ def avgpool2d_backward(
     *,
     out: NDArray[np.floating] | None = None,
 ) -> NDArray[np.floating]: ...
+def csr_matmul(
+    data: ArrayLike,
+    indices: ArrayLike,
+    indptr: ArrayLike,
+    b: ArrayLike,
+    *,
+    bias: ArrayLike | None = None,
+    activation: str = "identity",
+    negative_slope: float = 0.01,
+    out: NDArray[np.floating] | None = None,
+) -> NDArray[np.floating]: ...
+def csr_t_matmul(
+    data: ArrayLike,
+    indices: ArrayLike,
+    indptr: ArrayLike,
+    b: ArrayLike,
+    *,
+    out: NDArray[np.floating],
+) -> NDArray[np.floating]: ...

@@ -2065,3 +2065,151 @@ def avgpool2d_backward(dy,                      # type: ArrayLike
         fnn_avgpool2d_backward(_dt(DY), planes, &g, c_pad, cnp.PyArray_DATA(DY),
                                cnp.PyArray_DATA(DX))
     return DX
+
+
+# ---- sparse (CSR) times dense ---------------------------------------------------------
+# A CSR matrix comes as its three arrays, SciPy's data, indices and indptr, with indptr's
+# entries absolute positions into the other two: a batch of rows s..e is
+# (data, indices, indptr[s:e + 1]), no copy. The index checks run in C in the call's
+# nogil block, over the entries the rows use only, before the kernel reads a single one.
+
+cdef cnp.ndarray _index_array(object a, str fn, str name):
+    """a as a 1-D, C-contiguous, aligned, native int32 or int64 array (no copy if it is one)."""
+    cdef cnp.ndarray arr
+    if isinstance(a, cnp.ndarray):
+        arr = <cnp.ndarray>a
+    else:
+        try:
+            arr = np.asarray(a)
+        except Exception as exc:
+            raise TypeError(f"{fn}: {name} must be an array of int32 or int64,"
+                            f" got {type(a).__name__}") from exc
+    if not (cnp.PyArray_ISSIGNED(arr) and cnp.PyArray_ITEMSIZE(arr) in (4, 8)):
+        raise TypeError(
+            f"{fn}: {name} must have dtype int32 or int64, got {_dtype_name(arr.dtype)}")
+    if cnp.PyArray_NDIM(arr) != 1:
+        raise ValueError(f"{fn}: {name} must be 1-D, got shape {_shape(arr)}")
+    if not (cnp.PyArray_ISNOTSWAPPED(arr) and cnp.PyArray_ISALIGNED(arr)
+            and cnp.PyArray_IS_C_CONTIGUOUS(arr)):
+        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("="))
+    return arr
+
+
+cdef tuple _csr_arrays(object data, object indices, object indptr, str fn):
+    """(data, indices, indptr) checked for what can be checked without reading them: the
+    types, ranks and lengths; indices and indptr of one dtype, as SciPy stores them."""
+    cdef cnp.ndarray D = _contiguous(data, fn, "data", 1)
+    cdef cnp.ndarray Ind = _index_array(indices, fn, "indices")
+    cdef cnp.ndarray Ptr = _index_array(indptr, fn, "indptr")
+    if cnp.PyArray_ITEMSIZE(Ind) != cnp.PyArray_ITEMSIZE(Ptr):
+        raise TypeError(f"{fn}: indices and indptr must have the same dtype (int32 or int64, "
+                        f"as SciPy stores them), got {_dtype_name(Ind.dtype)} and "
+                        f"{_dtype_name(Ptr.dtype)}")
+    if Ind.shape[0] != D.shape[0]:
+        raise ValueError(f"{fn}: indices must have the length of data, {D.shape[0]}, "
+                         f"got {Ind.shape[0]}")
+    if Ptr.shape[0] < 1:
+        raise ValueError(f"{fn}: indptr must have at least 1 entry (rows + 1), got 0")
+    return D, Ind, Ptr
+
+
+cdef int _raise_csr(int rc, Py_ssize_t where, cnp.ndarray Ind, cnp.ndarray Ptr,
+                    Py_ssize_t nnz, Py_ssize_t n_cols, str what, str fn) except -1:
+    """The ValueError for fnn_csr_check's finding rc at `where` (what: n_cols's origin)."""
+    if rc == FNN_CSR_BAD_START:
+        raise ValueError(f"{fn}: indptr[0] must be >= 0, got {Ptr[0]}")
+    if rc == FNN_CSR_DECREASING:
+        raise ValueError(f"{fn}: indptr must be non-decreasing, got indptr[{where}] = "
+                         f"{Ptr[where]} after indptr[{where - 1}] = {Ptr[where - 1]}")
+    if rc == FNN_CSR_PAST_END:
+        raise ValueError(f"{fn}: indptr[-1] must be <= len(data) = {nnz}, got {Ptr[where]}")
+    if rc == FNN_CSR_BAD_INDEX:
+        raise ValueError(f"{fn}: indices must be in [0, {n_cols}) ({what}), got "
+                         f"{Ind[where]} at indices[{where}]")
+    return 0
+
+
+def csr_matmul(data,                   # type: ArrayLike
+               indices,                # type: ArrayLike
+               indptr,                 # type: ArrayLike
+               b,                      # type: ArrayLike
+               *,
+               bias=None,              # type: ArrayLike | None
+               activation="identity",  # type: str
+               negative_slope=0.01,    # type: float
+               out=None                # type: NDArray[np.floating] | None
+               ):
+    # type: (...) -> NDArray[np.floating]
+    """act(A @ b + bias) for the CSR matrix A = (data, indices, indptr) of len(indptr) - 1
+    rows, without densifying A: each output row is the sum of its entries' scaled rows of b,
+    then the bias and the activation (gemm's). indptr holds absolute positions into data and
+    indices (so indptr[s:e + 1] is the batch of rows s..e); column indices may be unsorted
+    and repeated (repeats add up) and must be in [0, b.shape[0]). b is copied first unless
+    C-contiguous. Rows are split among threads; the result does not depend on their number."""
+    fn = "csr_matmul"
+    cdef cnp.ndarray D, Ind, Ptr
+    D, Ind, Ptr = _csr_arrays(data, indices, indptr, fn)
+    cdef cnp.ndarray B = _contiguous(b, fn, "b", 2, D.dtype)
+    cdef cnp.ndarray Bias = None
+    cdef int act = _act(activation, fn)
+    cdef double slope = _real(negative_slope, fn, "negative_slope")
+    cdef Py_ssize_t rows = Ptr.shape[0] - 1, n_cols = B.shape[0], units = B.shape[1]
+    cdef Py_ssize_t nnz = D.shape[0], where = 0
+    cdef int i64 = cnp.PyArray_ITEMSIZE(Ind) == 8, rc
+    cdef const void *bias_ptr = NULL
+    if bias is not None:
+        Bias = _contiguous(bias, fn, "bias", 1, D.dtype)
+        if Bias.shape[0] != units:
+            raise ValueError(f"{fn}: bias must have shape {(units,)}, got {_shape(Bias)}")
+        bias_ptr = cnp.PyArray_DATA(Bias)
+    cdef cnp.ndarray Out = _output(out, (rows, units), D.dtype, fn, True, (D, Ind, Ptr, B, Bias))
+    with nogil:
+        rc = fnn_csr_check(i64, rows, cnp.PyArray_DATA(Ptr), cnp.PyArray_DATA(Ind), nnz, n_cols,
+                           &where)
+        if rc == 0:
+            fnn_csr_matmul(_dt(D), i64, rows, units, cnp.PyArray_DATA(D), cnp.PyArray_DATA(Ind),
+                           cnp.PyArray_DATA(Ptr), cnp.PyArray_DATA(B), bias_ptr, act, slope,
+                           cnp.PyArray_DATA(Out))
+    _raise_csr(rc, where, Ind, Ptr, nnz, n_cols, "the rows of b", fn)
+    return Out
+
+
+def csr_t_matmul(data,     # type: ArrayLike
+                 indices,  # type: ArrayLike
+                 indptr,   # type: ArrayLike
+                 b,        # type: ArrayLike
+                 *,
+                 out       # type: NDArray[np.floating]
+                 ):
+    # type: (...) -> NDArray[np.floating]
+    """A^T @ b written into out (overwritten), for the CSR matrix A = (data, indices, indptr)
+    of len(indptr) - 1 rows and out.shape[0] columns, b of shape (rows, units): out's row j
+    sums the scaled rows of b of A's entries in column j, in storage order. The arguments
+    are those of csr_matmul, with column indices in [0, out.shape[0]). Rows of out are split
+    among threads; the result does not depend on their number."""
+    fn = "csr_t_matmul"
+    cdef cnp.ndarray D, Ind, Ptr
+    D, Ind, Ptr = _csr_arrays(data, indices, indptr, fn)
+    cdef cnp.ndarray B = _contiguous(b, fn, "b", 2, D.dtype)
+    cdef Py_ssize_t rows = Ptr.shape[0] - 1, units = B.shape[1]
+    cdef Py_ssize_t nnz = D.shape[0], where = 0, n_cols
+    cdef int i64 = cnp.PyArray_ITEMSIZE(Ind) == 8, rc
+    if B.shape[0] != rows:
+        raise ValueError(f"{fn}: b must have len(indptr) - 1 = {rows} rows, got shape "
+                         f"{_shape(B)}")
+    if not isinstance(out, cnp.ndarray):
+        raise TypeError(f"{fn}: out must be a numpy.ndarray of shape (n_cols, {units}), got "
+                        f"{type(out).__name__}")
+    if cnp.PyArray_NDIM(<cnp.ndarray>out) != 2:
+        raise ValueError(f"{fn}: out has shape {_shape(out)}, expected 2-D (n_cols, {units})")
+    n_cols = cnp.PyArray_DIM(<cnp.ndarray>out, 0)
+    cdef cnp.ndarray Out = _output(out, (n_cols, units), D.dtype, fn, True, (D, Ind, Ptr, B))
+    with nogil:
+        rc = fnn_csr_check(i64, rows, cnp.PyArray_DATA(Ptr), cnp.PyArray_DATA(Ind), nnz, n_cols,
+                           &where)
+        if rc == 0:
+            fnn_csr_t_matmul(_dt(D), i64, rows, n_cols, units, cnp.PyArray_DATA(D),
+                             cnp.PyArray_DATA(Ind), cnp.PyArray_DATA(Ptr), cnp.PyArray_DATA(B),
+                             cnp.PyArray_DATA(Out))
+    _raise_csr(rc, where, Ind, Ptr, nnz, n_cols, "the rows of out", fn)
+    return Out

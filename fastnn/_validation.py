@@ -185,3 +185,88 @@ def lookup(table, name, what, *, loose=False):
                 if _loose_key(key) == _loose_key(name):
                     return value
     raise ValueError(f"unknown {what} {name!r}; expected one of {', '.join(table)}")
+
+
+class SparseRows:
+    """Rows of a CSR matrix as the sparse kernels take them: ``data``, ``indices`` (int32 or
+    int64, in any order within a row, duplicates summed) and ``indptr``, whose entries are
+    absolute positions into data and indices, so rows s..e of a matrix are its data, its
+    indices and ``indptr[s:e + 1]``, without a copy. ``shape`` is (rows, columns)."""
+
+    __slots__ = ("data", "indices", "indptr", "shape")
+    ndim = 2
+
+    def __init__(self, data, indices, indptr, shape):
+        self.data, self.indices, self.indptr, self.shape = data, indices, indptr, shape
+
+    def __len__(self):
+        return self.shape[0]
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    def __getitem__(self, key):
+        """Rows ``start:stop`` (step 1) as a view, or the rows an integer array names, in its
+        order, as new arrays of O(their entries)."""
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.shape[0])
+            if step != 1:
+                raise ValueError("SparseRows: only row slices with step 1 are views")
+            stop = max(start, stop)
+            return SparseRows(
+                self.data,
+                self.indices,
+                self.indptr[start : stop + 1],
+                (stop - start, self.shape[1]),
+            )
+        idx = np.asarray(key)
+        if idx.ndim != 1 or idx.dtype.kind not in "iu":
+            raise TypeError(f"SparseRows: rows must be a slice or a 1-D integer array, got {key!r}")
+        if idx.size and (idx.min() < 0 or idx.max() >= self.shape[0]):
+            raise IndexError(f"SparseRows: row indices must be in [0, {self.shape[0]})")
+        starts = self.indptr[idx]
+        lengths = self.indptr[idx + 1] - starts
+        indptr = np.zeros(len(idx) + 1, self.indptr.dtype)
+        np.cumsum(lengths, out=indptr[1:])
+        pos = np.repeat(starts - indptr[:-1], lengths)
+        pos += np.arange(indptr[-1], dtype=pos.dtype)
+        return SparseRows(self.data[pos], self.indices[pos], indptr, (len(idx), self.shape[1]))
+
+    def __repr__(self):
+        return (
+            f"SparseRows(shape={self.shape}, nnz={int(self.indptr[-1] - self.indptr[0])}, "
+            f"dtype={self.data.dtype})"
+        )
+
+
+def is_sparse(x):
+    """Whether x is a SciPy sparse matrix or array (any format), or SparseRows; SciPy is
+    recognised by its attributes, so it is never imported here."""
+    return isinstance(x, SparseRows) or (hasattr(x, "tocsr") and hasattr(x, "nnz"))
+
+
+def as_sparse_rows(x, dtype, name):
+    """A SciPy sparse matrix or array, or SparseRows, as SparseRows of float `dtype` for the
+    kernels. CSR is used as it is (its data copied only to change the dtype); CSC and the other
+    formats are converted to CSR once, in O(entries). Indices are never sorted, and the
+    caller's matrix is never modified."""
+    if not isinstance(x, SparseRows):
+        if len(x.shape) != 2:
+            raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {x.shape}")
+        csr = x if x.format == "csr" else x.tocsr()
+        x = SparseRows(csr.data, csr.indices, csr.indptr, tuple(csr.shape))
+    data, indices, indptr = np.asarray(x.data), np.asarray(x.indices), np.asarray(x.indptr)
+    check_numeric(data, f"{name}.data")
+    if indices.dtype not in (np.int32, np.int64) or indptr.dtype != indices.dtype:
+        kind = np.int64 if np.int64 in (indices.dtype, indptr.dtype) else np.int32
+        indices, indptr = indices.astype(kind), indptr.astype(kind)
+    if data is x.data and indices is x.indices and data.dtype == dtype:
+        return x
+    return SparseRows(data.astype(dtype, copy=False), indices, indptr, x.shape)
+
+
+def elementwise_view(a):
+    """`a`, or its transpose when only that is C-contiguous (an F-contiguous weight): what
+    an elementwise kernel or a reduction over every element may take in its place."""
+    return a.T if not a.flags.c_contiguous and a.flags.f_contiguous else a

@@ -19,7 +19,7 @@ import copy
 
 import numpy as np
 
-from fastnn._validation import as_float_array
+from fastnn._validation import as_float_array, is_sparse
 from fastnn.layers import Dropout, Layer
 from fastnn.model import Sequential
 from fastnn.training import check_pair, loss_target
@@ -97,6 +97,10 @@ def gradcheck(model, X, y, loss, eps=1e-6):
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be a fastnn.Sequential, got {type(model).__name__}")
     eps = _check_eps(eps)
+    if is_sparse(X):
+        raise TypeError(
+            "gradcheck: X must be dense (the check perturbs it as an array); pass X.toarray()"
+        )
     X, y = check_pair(X, y, model=model)
     X, y = np.ascontiguousarray(X, dtype=np.float64), np.asarray(y)
     work = Sequential(*copy.deepcopy(model.layers), dtype=np.float64)

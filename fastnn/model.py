@@ -12,11 +12,15 @@ from fastnn import kernels
 from fastnn import layers as L
 from fastnn._validation import (
     NonFiniteError,
+    SparseRows,
     as_array,
     as_float_array,
+    as_sparse_rows,
     check_numeric,
     check_rank,
+    elementwise_view,
     float_dtype,
+    is_sparse,
 )
 
 if TYPE_CHECKING:
@@ -36,7 +40,12 @@ class Sequential:
 
     Inputs are batch-first arrays of the rank the first layer that declares one takes:
     ``(n, features)`` for Dense, ``(N, C, H, W)`` images for Conv2d, pooling and
-    BatchNorm2d; a model that starts with Flatten takes any rank from 2 up."""
+    BatchNorm2d; a model that starts with Flatten takes any rank from 2 up.
+
+    A model whose first layer is Dense also takes SciPy sparse matrices (CSR as they are;
+    CSC and other formats converted to CSR) in forward, predict, forward_backward,
+    train_on_batch and fit: the first layer multiplies the sparse rows without densifying
+    them; training on sparse input stores its weight F-contiguous (Dense.set_weight_order)."""
 
     def __init__(self, *layers, dtype=None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
@@ -175,6 +184,18 @@ class Sequential:
     # ---- computation -------------------------------------------------------------------
 
     def _prepare(self, X):
+        if is_sparse(X):
+            if not self.layers or type(self.layers[0]) is not L.Dense:
+                first = type(self.layers[0]).__name__ if self.layers else "no layers"
+                raise TypeError(
+                    f"X: sparse input needs a model whose first layer is Dense, got {first}"
+                )
+            x = as_sparse_rows(X, self.dtype, "X")
+            if x.shape[1] != self.in_features:
+                raise ValueError(
+                    f"X: the model expects {self.in_features} features, got shape {x.shape}"
+                )
+            return x
         x = as_float_array(X, self.dtype, "X")
         ndim = self.input_ndim
         check_rank(x, ndim, "X")
@@ -202,11 +223,24 @@ class Sequential:
         """In training mode the hidden Dense outputs go to buffers kept per batch size (only
         the backward reads them, and it follows the latest forward); with `keep_output` the
         output of each run of Dense layers is a new array, since it may be what the caller
-        gets back, otherwise it is a buffer too (valid until the next step)."""
+        gets back, otherwise it is a buffer too (valid until the next step).
+
+        Sparse rows go to the first Dense layer. Training keeps its weight F-contiguous for
+        sparse input (weight.T is then what the sparse kernels read and write) and
+        C-contiguous for dense input (what the compiled chain writes the gradient into);
+        inference never changes it, so a model trained on dense input reads a transposed
+        copy of that weight per sparse batch."""
+        sparse = type(x) is SparseRows
+        if training and self.layers and type(self.layers[0]) is L.Dense:
+            self.layers[0].set_weight_order("F" if sparse else "C")
         chains = self._chain_steps()
         for r, item in enumerate(self._plan):
             steps = chains[r]
-            if type(item) is _ConvRun:
+            if sparse and r == 0:
+                x = self._sparse_forward(
+                    x, item, steps, training, keep_output and r >= self._fresh_from
+                )
+            elif type(item) is _ConvRun:
                 out = None
                 if training and x.ndim == 4 and not (keep_output and r >= self._fresh_from):
                     shape = item.conv.output_shape(x.shape)
@@ -224,6 +258,59 @@ class Sequential:
                 self._saved[r] = (x, outs)
                 x = y
         return x
+
+    def _sparse_forward(self, x, item, steps, training, keep_output):
+        """The first run of Dense layers on sparse rows: its first step by the sparse kernel
+        (bias and activation fused), the rest of the run by the compiled chain."""
+        first = steps[0]
+        outs = (None,) * len(steps)
+        if training:
+            outs = self._step_buffers("forward", 0, item, x.shape[0])
+            if keep_output:
+                outs = outs[:-1] + (np.empty_like(outs[-1]),)
+        y = kernels.csr_matmul(
+            x.data,
+            x.indices,
+            x.indptr,
+            first.weight.T,
+            bias=first.bias,
+            activation=first.activation,
+            negative_slope=first.negative_slope,
+            out=outs[0],
+        )
+        if len(steps) > 1:
+            y = kernels.dense_chain_forward(y, steps[1:], outs[1:] if training else None)
+        if training:
+            self._saved[0] = (x, outs)
+        return y
+
+    def _sparse_backward(self, dy, item, steps, saved, owned):
+        """The backward of _sparse_forward: the rest of the run by the compiled chain, then
+        the first step's activation derivative (with the bias gradient in the same pass) and
+        its weight gradient from the sparse rows, A^T dz, written through weight.grad.T. The
+        input is data: no gradient of it is computed."""
+        x, outs = saved
+        first = steps[0]
+        if len(steps) > 1:
+            dx_outs = self._step_buffers("backward", 0, item, x.shape[0])
+            dy = kernels.dense_chain_backward(
+                dy, steps[1:], outs[0], outs[1:], dx_outs[1:], True, owned
+            )
+            owned = True  # one of the model's buffers
+        if first.activation != "identity":
+            dy = kernels.activation_backward(
+                dy,
+                outs[0],
+                first.activation,
+                negative_slope=first.negative_slope,
+                out=dy if owned else None,
+                bias_grad_out=first.bias_grad,
+            )
+        elif first.bias_grad is not None:
+            kernels.column_sum(dy, out=first.bias_grad)
+        kernels.csr_t_matmul(x.data, x.indices, x.indptr, dy, out=first.weight_grad.T)
+        if first.l1 or first.l2:
+            kernels.penalty(first.weight.T, first.weight_grad.T, l1=first.l1, l2=first.l2)
 
     def _buffers(self, key, shapes):
         """Arrays of `shapes` (None: no array) kept for reuse under `key` (which includes the
@@ -254,7 +341,7 @@ class Sequential:
         or None. One pass over the weights (O(parameters), independent of the batch)."""
         for i, layer in enumerate(self.layers):
             for name, p in layer._params.items():
-                if not kernels.all_finite(p.data):
+                if not kernels.all_finite(elementwise_view(p.data)):
                     return f"{i}.{name}"
             for name in layer._buffers:
                 value = getattr(layer, name)  # None until set (Standardize before adapt)
@@ -324,6 +411,14 @@ class Sequential:
             saved = self._saved.get(r)
             if saved is None:
                 raise RuntimeError("backward called before a forward with training=True")
+            if type(saved[0]) is SparseRows:
+                if input_grad:
+                    raise ValueError(
+                        "backward: input_grad=True needs dense X; the last training forward "
+                        "had sparse X, which has no gradient here"
+                    )
+                self._sparse_backward(dy, item, steps, saved, owned)
+                continue
             dx_outs = self._step_buffers("backward", r, item, dy.shape[0])
             dy = kernels.dense_chain_backward(
                 dy, steps, saved[0], saved[1], dx_outs, r > stop or input_grad, owned
@@ -385,7 +480,7 @@ class Sequential:
         # A ReLU can hide a NaN from the loss but not from the gradients; one pass over them
         # (O(parameters)) keeps the weights finite whatever happens.
         if not math.isfinite(value) or not all(
-            kernels.all_finite(p.grad) for p in self.parameters()
+            kernels.all_finite(elementwise_view(p.grad)) for p in self.parameters()
         ):
             return math.nan, out
         optimizer.step()

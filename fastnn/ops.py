@@ -60,6 +60,42 @@ def gemm(
     return _into(_act(z, activation, negative_slope), out)
 
 
+def _csr_rows(indptr):
+    """The row of each entry that rows 0 .. len(indptr) - 2 use, and those entries' positions."""
+    indptr = np.asarray(indptr, dtype=np.int64)
+    used = np.arange(indptr[0], indptr[-1])
+    return np.repeat(np.arange(len(indptr) - 1), np.diff(indptr)), used
+
+
+def csr_matmul(
+    data, indices, indptr, b, *, bias=None, activation="identity", negative_slope=0.01, out=None
+):
+    """act(A @ b + bias), A the CSR matrix (data, indices, indptr) of len(indptr) - 1 rows:
+    row i holds the entries indptr[i] .. indptr[i+1] - 1 (absolute positions, so indptr[0]
+    may be above 0), entry k is data[k] in column indices[k]. Only the stored entries count
+    (a zero of A times an infinite b adds nothing) and repeated columns add up: each entry's
+    scaled row of b is added to its output row, in storage order."""
+    b = np.asarray(b)
+    rows, used = _csr_rows(indptr)
+    data, indices = np.asarray(data)[used], np.asarray(indices)[used]
+    z = np.zeros((len(np.asarray(indptr)) - 1, b.shape[1]), dtype=b.dtype)
+    np.add.at(z, rows, data[:, None] * b[indices])
+    if bias is not None:
+        z = z + bias
+    return _into(_act(z, activation, negative_slope), out)
+
+
+def csr_t_matmul(data, indices, indptr, b, *, out):
+    """A^T @ b into out (overwritten), A as in csr_matmul with out.shape[0] columns: row j of
+    out sums data[k] * b[row of k] over the entries k in column j, in storage order."""
+    b = np.asarray(b)
+    rows, used = _csr_rows(indptr)
+    data, indices = np.asarray(data)[used], np.asarray(indices)[used]
+    z = np.zeros(out.shape, dtype=b.dtype)
+    np.add.at(z, indices, data[:, None] * b[rows])
+    return _into(z, out)
+
+
 def activation_forward(x, activation, *, negative_slope=0.01, out=None):
     """relu: max(x, 0); leaky_relu: x if x > 0 else slope*x; sigmoid: 1/(1+e^-x); tanh."""
     return _into(_act(np.asarray(x), activation, negative_slope), out)

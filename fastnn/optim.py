@@ -2,10 +2,12 @@
 each update is one fused kernel pass over a parameter. Invalid hyperparameters are rejected
 at construction with a message that names them."""
 
+from typing import NamedTuple
+
 import numpy as np
 
 from fastnn import kernels
-from fastnn._validation import lookup, real
+from fastnn._validation import elementwise_view, lookup, real
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "clip_grad_norm", "get"]
 
@@ -36,7 +38,7 @@ def clip_grad_norm(parameters, max_norm, error_if_nonfinite=False):
     ``min(1, max_norm / (total_norm + 1e-6))``."""
     params = _parameter_list(parameters, "clip_grad_norm")
     max_norm = real(max_norm, "max_norm", minimum=0.0)
-    total = float(np.sqrt(sum(kernels.sum_squares(p.grad) for p in params)))
+    total = float(np.sqrt(sum(kernels.sum_squares(elementwise_view(p.grad)) for p in params)))
     if error_if_nonfinite and not np.isfinite(total):
         raise RuntimeError(f"clip_grad_norm: the total norm of the gradients is {total}")
     coef = max_norm / (total + 1e-6)
@@ -44,8 +46,31 @@ def clip_grad_norm(parameters, max_norm, error_if_nonfinite=False):
     # scales (by NaN), as PyTorch does, so the failure shows in the gradients.
     if not coef >= 1.0:
         for p in params:
-            kernels.scale_inplace(p.grad, coef)
+            kernels.scale_inplace(elementwise_view(p.grad), coef)
     return total
+
+
+class _Transposed(NamedTuple):
+    """A parameter seen through its transpose (see _kernel_view)."""
+
+    data: np.ndarray
+    grad: np.ndarray
+
+
+def _kernel_view(p, state):
+    """p and its state as the update kernels take them, C-contiguous. A weight stored
+    F-contiguous (a Dense layer fed sparse input) is updated through its transpose, its
+    gradient and state alike, which changes nothing in an elementwise update. State arrays
+    allocated before the parameter changed order are copied to its order first."""
+    data = p.data
+    fortran = elementwise_view(data) is not data
+    for name, value in state.items():
+        if type(value) is np.ndarray and value.ndim > 1 and fortran == value.flags.c_contiguous:
+            state[name] = value.copy(order="F" if fortran else "C")
+    if not fortran:
+        return p, state
+    view = {name: value.T if type(value) is np.ndarray else value for name, value in state.items()}
+    return _Transposed(data.T, p.grad.T), view
 
 
 class Optimizer:
@@ -85,7 +110,7 @@ class Optimizer:
                 self._allocate(p, state)
             if self.counts_steps:
                 state["step"] += 1
-            self._update(p, state, first)
+            self._update(*_kernel_view(p, state), first)
         self.steps += 1
 
     def _count_step(self):
@@ -334,7 +359,7 @@ class Adam(Optimizer):
         self._count_step()
         h = self.hyper
         beta1, beta2 = h["betas"]
-        params, state = self.params, self.state
+        params, state = zip(*(_kernel_view(p, s) for p, s in zip(self.params, self.state)))
         total = kernels.adam_step_many(
             [p.data for p in params],
             [p.grad for p in params],

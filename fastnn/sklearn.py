@@ -56,7 +56,7 @@ import itertools
 
 from fastnn import kernels, optim
 from fastnn import layers as L
-from fastnn._validation import float_dtype
+from fastnn._validation import SparseRows, as_sparse_rows, elementwise_view, float_dtype, is_sparse
 from fastnn.losses import BCEWithLogits, MSELoss, SoftmaxCrossEntropy
 from fastnn.model import Sequential
 
@@ -67,6 +67,9 @@ _ACTIVATIONS = ("identity", "logistic", "tanh", "relu", "leaky_relu")
 _STOCHASTIC = ("adam", "sgd", "adamw", "rmsprop", "adagrad")
 _SOLVERS = _STOCHASTIC + ("lbfgs",)
 _SCHEDULES = ("constant", "invscaling", "adaptive")
+#: the sparse formats validation accepts, as scikit-learn's MLP: it converts the others (COO,
+#: LIL, ...) to CSR; fit and predict convert CSC to CSR once, which the kernels take
+_SPARSE = ["csr", "csc"]
 #: the unweighted multiclass batch loss (class indices in, mean over the batch)
 _CROSS_ENTROPY = SoftmaxCrossEntropy()
 
@@ -78,6 +81,10 @@ _EXPECTED_FAILED_CHECKS = {
         "float32 rounding: weighted and repeated-row fits agree to ~1e-7 relative in the "
         "default float32, the check demands rtol=1e-7; it passes with dtype='float64' for "
         "every solver (tests/test_sklearn.py)"
+    ),
+    "check_sample_weight_equivalence_on_sparse_data": (
+        "float32 rounding, as on dense data; it passes with dtype='float64' for every solver "
+        "(tests/test_sklearn.py)"
     ),
 }
 
@@ -367,7 +374,9 @@ class _BaseMLP(BaseEstimator):
             if self.solver == "adam":
                 squares = weights_opt.step(sum_squares=True)
             else:
-                squares = sum(kernels.sum_squares(d.weight.data) for d in self._dense)
+                squares = sum(
+                    kernels.sum_squares(elementwise_view(d.weight.data)) for d in self._dense
+                )
                 weights_opt.step()
             value += 0.5 * self.alpha / s * squares
         else:
@@ -385,6 +394,9 @@ class _BaseMLP(BaseEstimator):
         X = X.astype(dtype, copy=False)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if is_sparse(X):
+            # The kernels' form, once: a CSR's own arrays, a CSC converted to CSR.
+            X = as_sparse_rows(X, dtype, "X")
         y = self._encode_target(y, dtype)
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
         if self._loss_name == "softmax":
@@ -427,6 +439,8 @@ class _BaseMLP(BaseEstimator):
                 "contain large values and need to be preprocessed."
             )
         self.model_.stop_training = False
+        # Sparse or dense training may have changed the order the first weight is stored in.
+        self._link_attributes()
         return self
 
     def _fit_stochastic(self, X, y, sample_weight, incremental):
@@ -438,15 +452,20 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             # As scikit-learn: stratified only for single-output classification.
             stratify = y if self._loss_name == "logistic" and self.n_outputs_ == 1 else None
-            arrays = [X, y] if sample_weight is None else [X, y, sample_weight]
-            split = train_test_split(
-                *arrays,
+            # Split positions (the same draws as splitting the arrays), which SparseRows
+            # can take too.
+            train, val = train_test_split(
+                np.arange(X.shape[0]),
                 random_state=self._random_state,
                 test_size=self.validation_fraction,
                 stratify=stratify,
             )
-            X_train, X_val, y_train, y_val = split[:4]
-            sw_train, sw_val = (split[4], split[5]) if sample_weight is not None else (None, None)
+            X_train, X_val, y_train, y_val = X[train], X[val], y[train], y[val]
+            sw_train, sw_val = (
+                (sample_weight[train], sample_weight[val])
+                if sample_weight is not None
+                else (None, None)
+            )
             if X_val.shape[0] < 2:
                 raise ValueError(
                     "The validation set is too small. Increase "
@@ -467,6 +486,7 @@ class _BaseMLP(BaseEstimator):
                 )
             batch_size = int(np.clip(self.batch_size, 1, n))
         sample_idx = np.arange(n)
+        sparse = isinstance(X_train, SparseRows)
         self.model_.stop_training = False
         try:
             for _ in range(self.max_iter):
@@ -483,7 +503,8 @@ class _BaseMLP(BaseEstimator):
                     if self.shuffle:
                         # take() gathers rows faster than fancy indexing does.
                         idx = sample_idx[start:stop]
-                        xb, yb = X_train.take(idx, axis=0), y_train.take(idx, axis=0)
+                        xb = X_train[idx] if sparse else X_train.take(idx, axis=0)
+                        yb = y_train.take(idx, axis=0)
                         swb = None if sw_train is None else sw_train.take(idx)
                     else:
                         xb, yb = X_train[start:stop], y_train[start:stop]
@@ -591,7 +612,10 @@ class _BaseMLP(BaseEstimator):
                 # returns the value.
                 l2 = self.alpha / (2.0 * s)
                 loss += sum(
-                    kernels.penalty(d.weight.data, d.weight.grad, l2=l2) for d in self._dense
+                    kernels.penalty(
+                        elementwise_view(d.weight.data), elementwise_view(d.weight.grad), l2=l2
+                    )
+                    for d in self._dense
                 )
             return loss, np.concatenate([p.grad.ravel() for p in params]).astype(np.float64)
 
@@ -622,7 +646,9 @@ class _BaseMLP(BaseEstimator):
     def _logits(self, X, check_input=True):
         check_is_fitted(self)
         if check_input:
-            X = _validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+            X = _validate_data(
+                self, X, reset=False, dtype=(np.float64, np.float32), accept_sparse=_SPARSE
+            )
         return self.model_.predict(X)
 
     def _score_arrays(self, X, y, sample_weight):
@@ -630,7 +656,7 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.non_deterministic = False
         return tags
 
@@ -646,7 +672,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = _validate_data(
-            self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset
+            self,
+            X,
+            y,
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            accept_sparse=_SPARSE,
+            reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -815,6 +847,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             multi_output=True,
             y_numeric=True,
             dtype=(np.float64, np.float32),
+            accept_sparse=_SPARSE,
             reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:

@@ -38,7 +38,17 @@ import numpy as np
 from fastnn import metrics as M
 from fastnn import optim
 from fastnn._progress import ProgressBar
-from fastnn._validation import NonFiniteError, as_array, check_rank, positive_int, real
+from fastnn._validation import (
+    FLOAT_DTYPES,
+    NonFiniteError,
+    SparseRows,
+    as_array,
+    as_sparse_rows,
+    check_rank,
+    is_sparse,
+    positive_int,
+    real,
+)
 from fastnn.callbacks import Callback, History
 from fastnn.losses import SoftmaxCrossEntropy
 from fastnn.plotting import plot_lr_sweep
@@ -63,7 +73,11 @@ _FAULT_AROUND = 64 << 10
 def _as_rows(data, name):
     """An indexable array whose first axis is samples. Arrays and memmaps are used as they
     are, without a copy, and so are duck arrays (``shape``, ``ndim``, ``dtype`` and row
-    indexing, like h5py datasets); lists and pandas objects become arrays."""
+    indexing, like h5py datasets); lists and pandas objects become arrays. SciPy sparse
+    matrices become SparseRows (CSR's arrays as they are; other formats converted once)."""
+    if is_sparse(data):
+        dtype = data.dtype if data.dtype in FLOAT_DTYPES else np.dtype(np.float64)
+        return as_sparse_rows(data, dtype, name)
     if isinstance(data, np.ndarray) or (
         all(hasattr(data, a) for a in ("shape", "ndim", "dtype", "__getitem__", "__len__"))
         and not hasattr(data, "iloc")
@@ -524,6 +538,8 @@ def _divergence_message(model, epoch, batch, n_batches, xb, yb):
 
 
 def _has_nonfinite(batch):
+    if isinstance(batch, SparseRows):
+        batch = batch.data[batch.indptr[0] : batch.indptr[-1]]
     batch = np.asarray(batch)
     return batch.dtype.kind in "fc" and not np.isfinite(batch).all()
 

@@ -60,6 +60,18 @@ def _adam_many(**a):
     return p, total
 
 
+# A CSR matrix of 4 rows and 3 columns (5 entries, an empty row, unsorted and repeated
+# columns) for the sparse kernels.
+_CSR_INDICES = np.array([2, 0, 1, 1, 2], np.int32)
+_CSR_INDPTR = np.array([0, 2, 2, 4, 5], np.int32)
+
+
+def _csr_t(data, b):
+    return kernels.csr_t_matmul(
+        data, _CSR_INDICES, _CSR_INDPTR, b, out=np.empty((3, 5), _float_dtype_of(data))
+    )
+
+
 # Keys are the names the messages give (an entry of a list argument: "grads[0]").
 KERNEL_ARGS = {
     "gemm": (
@@ -112,6 +124,13 @@ KERNEL_ARGS = {
         },
     ),
     "adam_step_many": (_adam_many, {"params[0]": _m(4, 3), "grads[0]": _m(4, 3)}),
+    "csr_matmul": (
+        lambda data, b, bias: kernels.csr_matmul(
+            data, _CSR_INDICES, _CSR_INDPTR, b, bias=bias, activation="tanh"
+        ),
+        {"data": _m(5), "b": _m(3, 5), "bias": _m(5)},
+    ),
+    "csr_t_matmul": (_csr_t, {"data": _m(5), "b": _m(4, 5)}),
     # images (N=2, C=4, 5x6), a (4, 2, 3, 2) weight in 2 groups: a (2, 4, 4, 6) output
     "conv2d_forward": (
         lambda x, weight, bias: kernels.conv2d_forward(
@@ -171,6 +190,11 @@ NDIM = {
     ("conv2d_backward", "weight"): 4,
     ("conv2d_backward", "dy"): 4,
     ("conv2d_backward", "output"): 4,
+    ("csr_matmul", "data"): 1,
+    ("csr_matmul", "b"): 2,
+    ("csr_matmul", "bias"): 1,
+    ("csr_t_matmul", "data"): 1,
+    ("csr_t_matmul", "b"): 2,
 }
 
 BAD_DTYPES = [
@@ -508,6 +532,16 @@ OUT_KERNELS = {  # kernel -> (call with out, valid out, needs C-contiguous out)
         True,
     ),
     "mse": (lambda out: kernels.mse(_m(4, 3), _m(4, 3), out=out), _m(4, 3), True),
+    "csr_matmul": (
+        lambda out: kernels.csr_matmul(_m(5), _CSR_INDICES, _CSR_INDPTR, _m(3, 2), out=out),
+        _m(4, 2),
+        True,
+    ),
+    "csr_t_matmul": (
+        lambda out: kernels.csr_t_matmul(_m(5), _CSR_INDICES, _CSR_INDPTR, _m(4, 2), out=out),
+        _m(3, 2),
+        True,
+    ),
 }
 
 
@@ -684,6 +718,175 @@ probe(
     lambda: (lambda w: kernels.penalty(w, w, l2=0.1))(_m(3)),
     ValueError,
     "grad overlaps weight",
+)
+
+# ---- the sparse kernels' index arrays ----------------------------------------------------
+# Every index the rows use is checked before the kernel reads one: a bad one would be a read
+# (csr_matmul) or a write (csr_t_matmul) out of bounds.
+
+
+def _csr_call(kname, data=None, indices=_CSR_INDICES, indptr=_CSR_INDPTR, b=None, out=None):
+    data = _m(5) if data is None else data
+    if kname == "csr_matmul":
+        return lambda: kernels.csr_matmul(data, indices, indptr, _m(3, 2) if b is None else b)
+    if out is None:
+        out = _m(3, 2)
+    return lambda: kernels.csr_t_matmul(
+        data, indices, indptr, _m(4, 2) if b is None else b, out=out
+    )
+
+
+_I32, _I64 = np.int32, np.int64
+_CSR_PROBES = [
+    # id, arguments, exception, message
+    ("index-too-big", {"indices": np.array([2, 0, 3, 1, 2], _I32)}, ValueError,
+     r"indices must be in \[0, 3\) \(the rows of (b|out)\), got 3 at indices\[2\]"),
+    ("index-negative", {"indices": np.array([2, 0, 1, 1, -1], _I32)}, ValueError,
+     r"indices must be in .*got -1 at indices\[4\]"),
+    ("index-int32-min", {"indices": np.array([2, -(2**31), 1, 1, 2], _I32)}, ValueError,
+     r"indices must be in .*got -2147483648 at indices\[1\]"),
+    ("index-huge-int64",
+     {"indices": np.array([2, 0, 2**40, 1, 2], _I64), "indptr": _CSR_INDPTR.astype(_I64)},
+     ValueError, r"indices must be in .*got 1099511627776 at indices\[2\]"),
+    ("index-int64-min",
+     {"indices": np.array([2, 0, 1, 1, -(2**63)], _I64), "indptr": _CSR_INDPTR.astype(_I64)},
+     ValueError, r"indices must be in .*at indices\[4\]"),
+    ("indptr-decreasing", {"indptr": np.array([0, 2, 1, 4, 5], _I32)}, ValueError,
+     r"indptr must be non-decreasing, got indptr\[2\] = 1 after indptr\[1\] = 2"),
+    ("indptr-negative-start", {"indptr": np.array([-1, 2, 2, 4, 5], _I32)}, ValueError,
+     r"indptr\[0\] must be >= 0, got -1"),
+    ("indptr-past-data", {"indptr": np.array([0, 2, 2, 4, 6], _I32)}, ValueError,
+     r"indptr\[-1\] must be <= len\(data\) = 5, got 6"),
+    ("indptr-huge", {"indptr": np.array([0, 2, 2, 4, 2**62], _I64),
+                     "indices": _CSR_INDICES.astype(_I64)}, ValueError,
+     r"indptr\[-1\] must be <= len\(data\) = 5"),
+    ("indptr-empty", {"indptr": np.zeros(0, _I32)}, ValueError,
+     r"indptr must have at least 1 entry"),
+    ("indptr-2d", {"indptr": _CSR_INDPTR.reshape(1, 5)}, ValueError,
+     r"indptr must be 1-D, got shape \(1, 5\)"),
+    ("indices-2d", {"indices": _CSR_INDICES.reshape(5, 1)}, ValueError,
+     r"indices must be 1-D, got shape \(5, 1\)"),
+    ("indices-short", {"indices": _CSR_INDICES[:4]}, ValueError,
+     r"indices must have the length of data, 5, got 4"),
+    ("data-long", {"data": _m(6)}, ValueError, r"indices must have the length of data, 6, got 5"),
+    ("index-dtypes-differ", {"indptr": _CSR_INDPTR.astype(_I64)}, TypeError,
+     r"indices and indptr must have the same dtype .* got int32 and int64"),
+    ("indices-float", {"indices": _CSR_INDICES.astype(f32)}, TypeError,
+     r"indices must have dtype int32 or int64, got float32"),
+    ("indices-uint32", {"indices": _CSR_INDICES.astype(np.uint32)}, TypeError,
+     r"indices must have dtype int32 or int64, got uint32"),
+    ("indices-int16", {"indices": _CSR_INDICES.astype(np.int16)}, TypeError,
+     r"indices must have dtype int32 or int64, got int16"),
+    ("indptr-bool", {"indptr": np.ones(5, bool)}, TypeError,
+     r"indptr must have dtype int32 or int64, got bool"),
+    ("indptr-object", {"indptr": np.array([0, 2, 2, 4, None], object)}, TypeError,
+     r"indptr must have dtype int32 or int64, got object"),
+    ("indices-none", {"indices": None}, TypeError, r"indices must have dtype int32 or int64"),
+    ("indptr-string", {"indptr": "abc"}, TypeError, r"indptr must have dtype int32 or int64"),
+    ("indices-ragged", {"indices": [[1, 2], [3]]}, TypeError,
+     r"indices must be an array of int32 or int64, got list"),
+]  # fmt: skip
+for kname in ("csr_matmul", "csr_t_matmul"):
+    for id_, kw, exc, match in _CSR_PROBES:
+        probe(f"{kname}-{id_}", _csr_call(kname, **kw), exc, rf"{kname}: {match}")
+probe(
+    "csr_matmul-b-rows",
+    _csr_call("csr_matmul", b=_m(2, 2)),
+    ValueError,
+    r"csr_matmul: indices must be in \[0, 2\) \(the rows of b\), got 2 at indices\[0\]",
+)
+probe(
+    "csr_matmul-bias-shape",
+    lambda: kernels.csr_matmul(_m(5), _CSR_INDICES, _CSR_INDPTR, _m(3, 2), bias=_m(3)),
+    ValueError,
+    r"csr_matmul: bias must have shape \(2,\), got \(3,\)",
+)
+probe(
+    "csr_matmul-activation",
+    lambda: kernels.csr_matmul(_m(5), _CSR_INDICES, _CSR_INDPTR, _m(3, 2), activation="gelu"),
+    ValueError,
+    "csr_matmul: activation must be one of",
+)
+probe(
+    "csr_matmul-slope",
+    lambda: kernels.csr_matmul(_m(5), _CSR_INDICES, _CSR_INDPTR, _m(3, 2), negative_slope="x"),
+    TypeError,
+    "csr_matmul: negative_slope must be a real number",
+)
+probe(
+    "csr_t_matmul-b-rows",
+    _csr_call("csr_t_matmul", b=_m(5, 2)),
+    ValueError,
+    r"csr_t_matmul: b must have len\(indptr\) - 1 = 4 rows, got shape \(5, 2\)",
+)
+probe(
+    "csr_t_matmul-out-rows",
+    _csr_call("csr_t_matmul", out=_m(2, 2)),
+    ValueError,
+    r"csr_t_matmul: indices must be in \[0, 2\) \(the rows of out\), got 2 at indices\[0\]",
+)
+probe(
+    "csr_t_matmul-out-none",
+    lambda: kernels.csr_t_matmul(_m(5), _CSR_INDICES, _CSR_INDPTR, _m(4, 2), out=None),
+    TypeError,
+    r"csr_t_matmul: out must be a numpy.ndarray of shape \(n_cols, 2\), got NoneType",
+)
+probe(
+    "csr_t_matmul-out-missing",
+    lambda: kernels.csr_t_matmul(_m(5), _CSR_INDICES, _CSR_INDPTR, _m(4, 2)),
+    TypeError,
+    "out",
+)
+# out may not overlap any input: it is written while they are read.
+probe(
+    "csr_matmul-out-overlaps-b",
+    lambda: (
+        lambda buf: kernels.csr_matmul(
+            _m(5), _CSR_INDICES, _CSR_INDPTR, buf[:6].reshape(3, 2), out=buf[2:10].reshape(4, 2)
+        )
+    )(np.zeros(12, f32)),
+    ValueError,
+    "csr_matmul: out overlaps an input",
+)
+probe(
+    "csr_matmul-out-overlaps-data",
+    lambda: (
+        lambda buf: kernels.csr_matmul(
+            buf[:5], _CSR_INDICES, _CSR_INDPTR, _m(3, 2), out=buf[:8].reshape(4, 2)
+        )
+    )(np.zeros(8, f32)),
+    ValueError,
+    "csr_matmul: out overlaps an input",
+)
+probe(
+    "csr_t_matmul-out-overlaps-indices",
+    lambda: (
+        lambda buf: kernels.csr_t_matmul(
+            _m(5), buf.view(_I32)[:5], _CSR_INDPTR, _m(4, 2), out=buf.reshape(3, 2)
+        )
+    )(np.zeros(6, f32)),
+    ValueError,
+    "csr_t_matmul: out overlaps an input",
+)
+probe(
+    "csr_t_matmul-out-is-b",
+    lambda: (
+        lambda g: kernels.csr_t_matmul(
+            _m(4), _CSR_INDICES[:4], np.array([0, 1, 2, 3, 4], _I32), g, out=g
+        )
+    )(_m(4, 2)),
+    ValueError,
+    "csr_t_matmul: out overlaps an input",
+)
+probe(
+    "csr_matmul-out-overlaps-indptr",
+    lambda: (
+        lambda buf: kernels.csr_matmul(
+            _m(5), _CSR_INDICES, buf.view(_I32)[:5], _m(3, 2), out=buf.reshape(4, 2)
+        )
+    )(np.zeros(8, f32)),
+    ValueError,
+    "csr_matmul: out overlaps an input",
 )
 
 # ---- the multi-array entry points: Dense chains and Adam over many parameters ---------------

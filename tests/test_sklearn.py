@@ -19,6 +19,7 @@ from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.utils.estimator_checks import (  # noqa: E402
     check_sample_weight_equivalence_on_dense_data,
+    check_sample_weight_equivalence_on_sparse_data,
     parametrize_with_checks,
 )
 
@@ -53,10 +54,15 @@ def test_sklearn_estimator_checks(estimator, check):
     ],
     ids=repr,
 )
-def test_sample_weight_equivalence_in_float64(estimator):
-    # The check declared as an expected failure above fails only on float32 rounding
-    # (rtol=1e-7): in float64 it holds for every solver.
-    check_sample_weight_equivalence_on_dense_data(type(estimator).__name__, estimator)
+@pytest.mark.parametrize(
+    "check",
+    [check_sample_weight_equivalence_on_dense_data, check_sample_weight_equivalence_on_sparse_data],
+    ids=["dense", "sparse"],
+)
+def test_sample_weight_equivalence_in_float64(estimator, check):
+    # The checks declared as expected failures above fail only on float32 rounding
+    # (rtol=1e-7): in float64 they hold for every solver, on dense and sparse data.
+    check(type(estimator).__name__, estimator)
 
 
 @pytest.fixture(scope="module")

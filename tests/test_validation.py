@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import fastnn
+from fastnn._validation import as_sparse_rows
 
 f32 = np.float32
 
@@ -166,3 +167,31 @@ def test_each_family_looks_names_up_with_one_get(family):
         ) as info:
             get(bad)
         assert all(name in str(info.value) for name in listed), str(info.value)
+
+
+def test_sparse_rows_views_and_gathers():
+    sp = pytest.importorskip("scipy.sparse")
+    X = sp.random(30, 12, density=0.3, format="csr", random_state=0)
+    X.indices = X.indices.astype(np.int64)
+    X.indptr = X.indptr.astype(np.int64)
+    rows = as_sparse_rows(X, np.float64, "X")
+    assert rows.data is X.data and rows.indices is X.indices  # CSR of the dtype: no copy
+
+    def dense(r):
+        s = slice(int(r.indptr[0]), int(r.indptr[-1]))
+        local = sp.csr_matrix((r.data[s], r.indices[s], r.indptr - r.indptr[0]), shape=r.shape)
+        return local.toarray()
+
+    view = rows[5:17]
+    assert np.shares_memory(view.indptr, rows.indptr) and view.shape == (12, 12)
+    np.testing.assert_array_equal(dense(view), X.toarray()[5:17])
+    idx = np.array([29, 0, 7, 7, 3])
+    np.testing.assert_array_equal(dense(rows[idx]), X.toarray()[idx])
+    assert rows[np.array([], np.int64)].shape == (0, 12)
+    with pytest.raises(IndexError, match=r"in \[0, 30\)"):
+        rows[np.array([30])]
+    with pytest.raises(TypeError, match="1-D integer array"):
+        rows[3]
+    single = as_sparse_rows(X.tocsc(), np.float32, "X")
+    assert single.data.dtype == np.float32  # SciPy picks the index dtype of a conversion
+    np.testing.assert_array_equal(dense(single), X.toarray().astype(np.float32))

@@ -3,7 +3,7 @@
 import numpy as np
 
 from fastnn import kernels
-from fastnn._validation import float_dtype, positive_int, real
+from fastnn._validation import elementwise_view, float_dtype, positive_int, real
 from fastnn.layers.base import Layer, Parameter, initial_weight, mark_replaced
 
 __all__ = ["Dense"]
@@ -78,6 +78,20 @@ class Dense(Layer):
         self._l2 = real(value, "l2", minimum=0.0)
         mark_replaced()
 
+    def set_weight_order(self, order):
+        """Store the weight and its gradient C- ("C") or F-contiguous ("F"), values and shape
+        unchanged; a copy only when the order changes. Sparse input needs "F": ``weight.T`` is
+        then the C-contiguous (in_features, out_features) matrix the sparse kernels multiply
+        by and write the gradient into. Optimizers follow the new order."""
+        if order not in ("C", "F"):
+            raise ValueError(f"order must be 'C' or 'F', got {order!r}")
+        w = self.weight
+        flag = "C_CONTIGUOUS" if order == "C" else "F_CONTIGUOUS"
+        if not w.data.flags[flag]:
+            w.data = w.data.copy(order=order)
+        if not w.grad.flags[flag]:
+            w.grad = w.grad.copy(order=order)
+
     def chain_step(self, activation=None):
         """This layer, with the elementwise `activation` layer after it fused in (or None),
         as one step of the compiled Dense chain: a :class:`fastnn.kernels.DenseStep` of
@@ -96,6 +110,8 @@ class Dense(Layer):
 
     def forward(self, x, training=False):
         x = self._input(x, self.in_features)
+        if training:  # the backward writes the weight's gradient in C order
+            self.set_weight_order("C")
         y = kernels.dense_chain_forward(x, (self.chain_step(),))
         if training:
             self._x = x
@@ -111,7 +127,7 @@ class Dense(Layer):
     def regularization_loss(self):
         if not (self.l1 or self.l2):
             return 0.0
-        w = self.weight.data
+        w = elementwise_view(self.weight.data)
         return kernels.penalty(w, np.zeros_like(w), l1=self.l1, l2=self.l2)
 
     def extra_repr(self):

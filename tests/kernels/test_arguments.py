@@ -195,6 +195,37 @@ def test_layer_kernels_keep_inputs_and_write_out_in_place(dtype):
             "momentum_buffer",
         ),
         (lambda: kernels.sgd_step([1.0, 2.0], np.ones(2, f32), None, lr=0.1), TypeError, "param"),
+        (
+            lambda: kernels.csr_matmul(
+                np.ones(2, f32),
+                np.array([0, 4], np.int32),
+                np.array([0, 2], np.int32),
+                np.ones((4, 3), f32),
+            ),
+            ValueError,
+            r"indices must be in \[0, 4\)",
+        ),
+        (
+            lambda: kernels.csr_matmul(
+                np.ones(2, f32),
+                np.array([0, 1], np.int32),
+                np.array([0, 2, 1], np.int32),
+                np.ones((4, 3), f32),
+            ),
+            ValueError,
+            "indptr must be non-decreasing",
+        ),
+        (
+            lambda: kernels.csr_t_matmul(
+                np.ones(2, f32),
+                np.array([0, 1]),
+                np.array([0, 2]),
+                np.ones((1, 3), f32),
+                out=np.empty((2, 3)),
+            ),
+            TypeError,
+            "out has dtype float64, expected float32",
+        ),
         (lambda: kernels.set_num_threads(0), ValueError, "n must be"),
         (lambda: kernels.set_isa("sse9"), ValueError, "isa must be"),
     ],
