@@ -45,7 +45,7 @@ class Sequential:
     A model whose first layer is Dense also takes SciPy sparse matrices (CSR as they are;
     CSC and other formats converted to CSR) in forward, predict, forward_backward,
     train_on_batch and fit: the first layer multiplies the sparse rows without densifying
-    them; training on sparse input stores its weight F-contiguous (Dense.set_weight_order)."""
+    them; training on sparse input stores its weight F-contiguous (Dense._set_weight_order)."""
 
     def __init__(self, *layers, dtype=None):
         if len(layers) == 1 and isinstance(layers[0], (list, tuple)):
@@ -232,7 +232,7 @@ class Sequential:
         copy of that weight per sparse batch."""
         sparse = type(x) is SparseRows
         if training and self.layers and type(self.layers[0]) is L.Dense:
-            self.layers[0].set_weight_order("F" if sparse else "C")
+            self.layers[0]._set_weight_order("F" if sparse else "C")
         chains = self._chain_steps()
         for r, item in enumerate(self._plan):
             steps = chains[r]

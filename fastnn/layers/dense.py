@@ -78,7 +78,7 @@ class Dense(Layer):
         self._l2 = real(value, "l2", minimum=0.0)
         mark_replaced()
 
-    def set_weight_order(self, order):
+    def _set_weight_order(self, order):
         """Store the weight and its gradient C- ("C") or F-contiguous ("F"), values and shape
         unchanged; a copy only when the order changes. Sparse input needs "F": ``weight.T`` is
         then the C-contiguous (in_features, out_features) matrix the sparse kernels multiply
@@ -111,7 +111,7 @@ class Dense(Layer):
     def forward(self, x, training=False):
         x = self._input(x, self.in_features)
         if training:  # the backward writes the weight's gradient in C order
-            self.set_weight_order("C")
+            self._set_weight_order("C")
         y = kernels.dense_chain_forward(x, (self.chain_step(),))
         if training:
             self._x = x
