@@ -15,7 +15,6 @@ Each rank runs one kernel thread (FASTNN_NUM_THREADS=1), so 2 ranks use 2 cores 
 uses 1. Needs mpi4py and an mpiexec (the ``mpi`` extra and the ``mpich`` wheel)."""
 
 import argparse
-import itertools
 import json
 import os
 import shutil
@@ -26,20 +25,10 @@ import time
 
 import numpy as np
 
-SIZES = (784, 256, 256, 10)
+from mlp_models import SIZES, fastnn_model
+
 #: buffer lengths (float32 elements) of the latency/bandwidth fit
 SWEEP = tuple(2**k for k in range(8, 22, 2))
-
-
-def build():
-    import fastnn
-
-    layers = []
-    for i, (a, b) in enumerate(itertools.pairwise(SIZES)):
-        layers.append(fastnn.Dense(a, b, rng=i))
-        if i < len(SIZES) - 2:
-            layers.append(fastnn.ReLU())
-    return fastnn.Sequential(*layers)
 
 
 def _median_time(fn, repeats, warmup=3):
@@ -66,7 +55,7 @@ def worker(args):
     y = rng.integers(0, SIZES[-1], rows)
     result = {"ranks": n, "epochs": {}}
     for global_batch in args.batches:
-        model = build()
+        model = fastnn_model()
         dist.broadcast_parameters(model)
         opt = optim.SGD(model, lr=0.01, momentum=0.9)
         if not args.independent:
@@ -89,7 +78,7 @@ def worker(args):
         if r == 0:
             print(json.dumps(result))
         return
-    model = build()
+    model = fastnn_model()
     opt = dist.DistributedOptimizer(optim.SGD(model, lr=0.01))
     params = sum(p.data.size for p in model.parameters())
     result["params"] = params
