@@ -52,7 +52,10 @@ status=0
 args=("$@")
 # The packaging tests (marked slow) build wheels with pip and the compiler, which must not
 # run with the sanitizer runtime preloaded; they are about packaging, not this C code.
-[ ${#args[@]} -gt 0 ] || args=(-m "not slow" tests)
+# tests/test_ray.py is left out for the same kind of reason: Ray's own C++ servers (gcs_server,
+# raylet) inherit the preload, then report in their code or miss Ray's start-up deadline; the
+# kernels its workers call are the ones the rest of the suite runs under the sanitizers.
+[ ${#args[@]} -gt 0 ] || args=(-m "not slow" --ignore=tests/test_ray.py tests)
 python3 -m pytest -q -p no:cacheprovider "${args[@]}" || status=$?
 elapsed=$(( $(date +%s) - start ))
 
