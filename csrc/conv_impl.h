@@ -3,11 +3,14 @@
  * the patch copies.
  *
  * Per image and group, with P = oh * ow output pixels and K = (c / groups) * kh * kw taps:
- *   cols[K, P]  = the image's patches (im2col; the image itself for a pointwise conv)
+ *   cols[K, P]  = the image's patches (the image itself for a pointwise conv)
  *   y[Og, P]    = W[Og, K] @ cols + bias          (bias written first, then accumulated)
  *   dW[Og, K]  += dz[Og, P] @ cols^T
  *   dcols[K, P] = W^T @ dz, added back onto dx (col2im)
- * Every product is an fnn_gemm call; inside a pool task it runs on that task's thread. */
+ * cols is either copied out (im2col) or, from CONV_IMPLICIT_MIN_K taps (conv.c), never
+ * formed: the GEMM packs it from the (zero-padded) image through fnn_gather tables, and
+ * the weight gradient is computed transposed, dW^T = cols @ dz^T, so that cols is the
+ * operand packed in tiles of taps. Every product runs on the thread of its pool task. */
 
 #define F(name) FNN_CAT(name, SFX)
 #define DT (sizeof(T) == 4 ? FNN_F32 : FNN_F64)
@@ -111,8 +114,97 @@ typedef struct {
     int act;
     double slope;
     ptrdiff_t chunks;
+    int implicit;
     _Atomic int err;
 } F(conv_job);
+
+/* One image group's input as the base of its patch matrix: the image itself, or a copy
+ * with the zero padding around it. The tables (fnn_gather) address the patch matrix
+ * cols[K, P] of the comment at the top in it: rows[(ci, ky, kx)], cols[(oy, ox)]. */
+typedef struct {
+    ptrdiff_t hp, wp; /* the padded image's extent: every row and column a patch reads */
+    int copy;         /* 0: the image itself is that extent's top-left corner */
+} F(padded);
+
+static F(padded) F(padded_geom)(const fnn_conv2d_geom *g)
+{
+    F(padded) q;
+    q.hp = (g->oh - 1) * g->sh + (g->kh - 1) * g->dh + 1;
+    q.wp = (g->ow - 1) * g->sw + (g->kw - 1) * g->dw + 1;
+    q.copy = g->ph != 0 || g->pw != 0 || q.hp > g->h || q.wp > g->w;
+    if (!q.copy) {
+        q.hp = g->h;
+        q.wp = g->w;
+    }
+    return q;
+}
+
+static void F(gather_tables)(const fnn_conv2d_geom *g, F(padded) q, ptrdiff_t cg,
+                             ptrdiff_t *rows, ptrdiff_t *cols)
+{
+    for (ptrdiff_t ci = 0; ci < cg; ci++)
+        for (ptrdiff_t ky = 0; ky < g->kh; ky++)
+            for (ptrdiff_t kx = 0; kx < g->kw; kx++)
+                *rows++ = (ci * q.hp + ky * g->dh) * q.wp + kx * g->dw;
+    for (ptrdiff_t oy = 0; oy < g->oh; oy++)
+        for (ptrdiff_t ox = 0; ox < g->ow; ox++)
+            *cols++ = oy * g->sh * q.wp + ox * g->sw;
+}
+
+/* x's group (cg channels) with its padding, into pad[cg][hp][wp]. */
+static void F(pad_image)(const fnn_conv2d_geom *g, F(padded) q, ptrdiff_t cg, const T *x,
+                         T *restrict pad)
+{
+    for (ptrdiff_t ci = 0; ci < cg; ci++)
+        for (ptrdiff_t r = 0; r < q.hp; r++) {
+            T *d = pad + (ci * q.hp + r) * q.wp;
+            ptrdiff_t iy = r - g->ph;
+            if (iy < 0 || iy >= g->h) {
+                for (ptrdiff_t j = 0; j < q.wp; j++)
+                    d[j] = 0;
+                continue;
+            }
+            const T *src = x + (ci * g->h + iy) * g->w;
+            for (ptrdiff_t j = 0; j < q.wp; j++) {
+                ptrdiff_t ix = j - g->pw;
+                d[j] = ix >= 0 && ix < g->w ? src[ix] : 0;
+            }
+        }
+}
+
+static void F(forward_image_implicit)(void *ctx, ptrdiff_t n)
+{
+    F(conv_job) *J = ctx;
+    const fnn_conv2d_geom *g = J->g;
+    ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
+    ptrdiff_t K = cg * g->kh * g->kw;
+    F(padded) q = F(padded_geom)(g);
+    size_t tab = (size_t)(K + P) * sizeof(ptrdiff_t);
+    size_t pad = q.copy ? (size_t)(cg * q.hp * q.wp) * sizeof(T) : 0;
+    ptrdiff_t *rows = fnn_scratch(FNN_SCRATCH_CONV_COLS, tab + pad);
+    if (!rows) {
+        atomic_store(&J->err, FNN_ENOMEM);
+        return;
+    }
+    T *padded = (T *)(rows + K + P);
+    F(gather_tables)(g, q, cg, rows, rows + K);
+    fnn_gather gb = {rows, rows + K};
+    for (ptrdiff_t gi = 0; gi < g->groups; gi++) {
+        const T *xg = J->x + (n * g->c + gi * cg) * g->h * g->w;
+        T *yg = J->out + (n * g->o + gi * og) * P;
+        if (q.copy)
+            F(pad_image)(g, q, cg, xg, padded);
+        if (J->bias)
+            for (ptrdiff_t o = 0; o < og; o++)
+                for (ptrdiff_t p = 0; p < P; p++)
+                    yg[o * P + p] = J->bias[gi * og + o];
+        int rc = fnn_gemm_gather(DT, og, P, K, J->w + gi * og * K, K, 1, NULL,
+                                 q.copy ? padded : xg, 0, 0, &gb, yg, P, J->bias != NULL, NULL,
+                                 J->act, J->slope);
+        if (rc != FNN_OK)
+            atomic_store(&J->err, rc);
+    }
+}
 
 static void F(forward_image)(void *ctx, ptrdiff_t n)
 {
@@ -159,20 +251,31 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
     F(conv_job) *J = ctx;
     const fnn_conv2d_geom *g = J->g;
     ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
-    int pointwise = conv_pointwise(g), keep = J->kept && !pointwise;
+    int pointwise = conv_pointwise(g), implicit = J->implicit;
+    int keep = J->kept && !pointwise && !implicit;
     ptrdiff_t K = cg * g->kh * g->kw, HW = g->h * g->w, rows = conv_slice_rows(g, sizeof(T));
     int need_dz = J->act != FNN_ACT_IDENTITY;
-    /* Scratch: the patches being rebuilt (none when kept), their gradient, one image's dz. */
+    F(padded) q = F(padded_geom)(g);
+    /* Scratch: the gather tables, dW^T and the padded image (implicit); the patches being
+     * rebuilt (im2col, none when kept); their gradient; one image's dz. */
     size_t slice = pointwise ? 0 : (size_t)(K * rows * g->ow);
-    size_t n_cols = keep ? 0 : slice, n_dcols = J->dx ? slice : 0;
-    T *cols = fnn_scratch(FNN_SCRATCH_CONV_COLS,
-                          (n_cols + n_dcols + (need_dz ? (size_t)(g->o * P) : 0) + 1) *
-                              sizeof(T));
-    if (!cols) {
+    size_t n_tab = implicit ? (size_t)(K + P) : 0;
+    size_t n_dwt = implicit ? (size_t)(g->o * K) : 0;
+    size_t n_pad = implicit && q.copy ? (size_t)(cg * q.hp * q.wp) : 0;
+    size_t n_cols = keep || implicit ? 0 : slice, n_dcols = J->dx ? slice : 0;
+    size_t n_dz = need_dz ? (size_t)(g->o * P) : 0;
+    ptrdiff_t *tab = fnn_scratch(FNN_SCRATCH_CONV_COLS,
+                                 n_tab * sizeof(ptrdiff_t) +
+                                     (n_dwt + n_pad + n_cols + n_dcols + n_dz + 1) * sizeof(T));
+    if (!tab) {
         atomic_store(&J->err, FNN_ENOMEM);
         return;
     }
+    T *dwt = (T *)(tab + n_tab), *padded = dwt + n_dwt, *cols = padded + n_pad;
     T *dcols = cols + n_cols, *dz = dcols + n_dcols;
+    if (implicit)
+        F(gather_tables)(g, q, cg, tab, tab + K);
+    fnn_gather ga = {tab, tab + K};
     T *dw = J->dw_parts + chunk * g->o * K;
     T *db = J->db_parts ? J->db_parts + chunk * g->o : NULL;
     ptrdiff_t n0 = g->n * chunk / J->chunks, n1 = g->n * (chunk + 1) / J->chunks;
@@ -192,6 +295,25 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
             if (dxg && !pointwise)
                 for (ptrdiff_t i = 0; i < cg * HW; i++)
                     dxg[i] = 0;
+            if (implicit) {
+                if (q.copy)
+                    F(pad_image)(g, q, cg, xg, padded);
+                /* dW^T[K, Og] (+)= cols @ dz^T, summed over the chunk's images in order. */
+                int rc = fnn_gemm_gather(DT, K, og, P, q.copy ? padded : xg, 0, 0, &ga,
+                                         dyn + gi * og * P, 1, P, NULL, dwt + gi * og * K, og,
+                                         n > n0, NULL, FNN_ACT_IDENTITY, 0);
+                if (rc == FNN_OK && dxg)
+                    for (ptrdiff_t oy0 = 0; oy0 < g->oh && rc == FNN_OK; oy0 += rows) {
+                        ptrdiff_t oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh;
+                        ptrdiff_t ps = (oy1 - oy0) * g->ow, off = oy0 * g->ow;
+                        rc = fnn_gemm(DT, K, ps, og, wg, 1, K, dyn + gi * og * P + off, P, 1,
+                                      dcols, ps, 1, 0, NULL, FNN_ACT_IDENTITY, 0);
+                        F(col2im)(g, cg, dcols, oy0, oy1, dxg);
+                    }
+                if (rc != FNN_OK)
+                    atomic_store(&J->err, rc);
+                continue;
+            }
             for (ptrdiff_t oy0 = 0; oy0 < g->oh; oy0 += rows) {
                 ptrdiff_t oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh;
                 ptrdiff_t ps = (oy1 - oy0) * g->ow, off = oy0 * g->ow;
@@ -220,15 +342,23 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
             }
         }
     }
+    if (implicit)
+        for (ptrdiff_t gi = 0; gi < g->groups; gi++)
+            for (ptrdiff_t o = 0; o < og; o++)
+                for (ptrdiff_t k = 0; k < K; k++)
+                    dw[(gi * og + o) * K + k] = dwt[gi * og * K + k * og + o];
 }
 
 static int F(conv2d_forward)(const fnn_conv2d_geom *g, const T *x, const T *w, const T *bias,
                              int act, double slope, T *y, T *patches)
 {
     F(conv_job) J = {.g = g, .x = x, .w = w, .bias = bias, .out = y, .act = act,
-                     .slope = slope, .kept = patches};
+                     .slope = slope, .kept = fnn_conv2d_keeps_patches(g) ? patches : NULL};
     atomic_init(&J.err, FNN_OK);
-    fnn_parallel(conv_threads(g), g->n, F(forward_image), &J);
+    if (conv_implicit(g))
+        fnn_parallel(conv_threads(g), g->n, F(forward_image_implicit), &J);
+    else
+        fnn_parallel(conv_threads(g), g->n, F(forward_image), &J);
     return atomic_load(&J.err);
 }
 
@@ -251,7 +381,8 @@ static int F(conv2d_backward)(const fnn_conv2d_geom *g, const T *x, const T *w, 
         return FNN_ENOMEM;
     F(conv_job) J = {.g = g, .x = x, .w = w, .dy = dy, .y = y, .dx = dx, .act = act,
                      .slope = slope, .chunks = chunks, .dw_parts = parts,
-                     .db_parts = db ? parts + chunks * wsize : NULL, .kept = (T *)patches};
+                     .db_parts = db ? parts + chunks * wsize : NULL, .kept = (T *)patches,
+                     .implicit = conv_implicit(g)};
     atomic_init(&J.err, FNN_OK);
     fnn_parallel(conv_threads(g), chunks, F(backward_chunk), &J);
     int rc = atomic_load(&J.err);

@@ -57,7 +57,21 @@ int fnn_gemm(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
              const void *b, ptrdiff_t rsb, ptrdiff_t csb,
              void *c, ptrdiff_t rsc, ptrdiff_t csc,
              int accumulate, const void *bias, int act, double act_param);
-uint64_t fnn_gemm_flop_count(void); /* sum of 2*m*n*k over every fnn_gemm call so far */
+uint64_t fnn_gemm_flop_count(void); /* sum of 2*m*n*k over every GEMM call so far */
+
+/* A patch matrix read in place (an implicit im2col): element (r, c) at
+ * base[rows[r] + cols[c]]. */
+typedef struct {
+    const ptrdiff_t *rows, *cols;
+} fnn_gather;
+
+/* fnn_gemm on the calling thread, with C's columns unit-stride, where A (with ga) or B
+ * (with gb) may be a patch matrix: its rs/cs arguments are then ignored and the pointer is
+ * the base. NULL tables: a strided operand as in fnn_gemm. */
+int fnn_gemm_gather(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const void *a,
+                    ptrdiff_t rsa, ptrdiff_t csa, const fnn_gather *ga, const void *b,
+                    ptrdiff_t rsb, ptrdiff_t csb, const fnn_gather *gb, void *c, ptrdiff_t rsc,
+                    int accumulate, const void *bias, int act, double act_param);
 
 
 /* ---- 2-D convolution (csrc/conv.c) --------------------------------------------------
@@ -65,7 +79,7 @@ uint64_t fnn_gemm_flop_count(void); /* sum of 2*m*n*k over every fnn_gemm call s
  * PyTorch's cross-correlation. ph, pw: the zero padding before the first row and column;
  * the padding after them is whatever oh, ow imply (so "same" may pad unevenly). Input
  * positions outside the image read as zero. Each image is a GEMM over its patches
- * (im2col); images are split among threads whole, so results do not depend on the
+ * (copied out, or packed from the image: fnn_conv2d_keeps_patches); images are split among threads whole, so results do not depend on the
  * thread count. Both return FNN_OK or FNN_ENOMEM. */
 typedef struct {
     ptrdiff_t n, c, h, w;   /* input batch, channels, height, width */
@@ -77,17 +91,26 @@ typedef struct {
     ptrdiff_t groups;       /* divides c and o */
 } fnn_conv2d_geom;
 
+/* Whether the forward copies out patch matrices that it can keep for the backward (see
+ * fnn_conv2d_forward): not for a pointwise convolution, nor for one with enough taps that
+ * the GEMM packs its patches from the image itself. */
+int fnn_conv2d_keeps_patches(const fnn_conv2d_geom *g);
+
+/* Tests' switch between the two ways of forming the patches: from k taps on they are read
+ * in place (k = 0: always; a huge k: never). Default 64 (conv.c); returns the previous k. */
+ptrdiff_t fnn_conv2d_set_implicit_min_k(ptrdiff_t k);
+
 /* y = act(conv(x, weight) + bias[o]); bias may be NULL. With `patches` (n * groups * K * P
  * elements, K = c / groups * kh * kw, P = oh * ow; may be NULL) every image's patch matrix
- * is kept there, [n][group][K][P], for the backward (not for a pointwise convolution,
- * which reads the image itself). */
+ * is kept there, [n][group][K][P], for the backward, when fnn_conv2d_keeps_patches(g);
+ * otherwise `patches` is not touched. */
 int fnn_conv2d_forward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
                        const void *weight, const void *bias, int act, double act_param,
                        void *y, void *patches);
 
 /* Gradients of fnn_conv2d_forward from dy: with act other than identity, y (that call's
  * output) turns dy into the gradient before the activation first. `patches`: what that
- * call kept, or NULL (they are rebuilt). Writes dweight, dbias (may be NULL) and dx (may
+ * call kept, or NULL (they are rebuilt; ignored unless fnn_conv2d_keeps_patches). Writes dweight, dbias (may be NULL) and dx (may
  * be NULL: not wanted). */
 int fnn_conv2d_backward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
                         const void *weight, const void *dy, int act, double act_param,

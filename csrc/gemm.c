@@ -122,3 +122,19 @@ int fnn_gemm(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     return gemm_f64(m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, accumulate, bias, act,
                     act_param);
 }
+
+int fnn_gemm_gather(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const void *a,
+                    ptrdiff_t rsa, ptrdiff_t csa, const fnn_gather *ga, const void *b,
+                    ptrdiff_t rsb, ptrdiff_t csb, const fnn_gather *gb, void *c, ptrdiff_t rsc,
+                    int accumulate, const void *bias, int act, double act_param)
+{
+    if (m <= 0 || n <= 0)
+        return FNN_OK;
+    atomic_fetch_add_explicit(&gemm_flops, 2 * (uint64_t)m * (uint64_t)n * (uint64_t)k,
+                              memory_order_relaxed);
+    if (dt == FNN_F32)
+        return gemm_gather_f32(m, n, k, a, rsa, csa, ga, b, rsb, csb, gb, c, rsc, accumulate,
+                               bias, act, (float)act_param);
+    return gemm_gather_f64(m, n, k, a, rsa, csa, ga, b, rsb, csb, gb, c, rsc, accumulate, bias,
+                           act, act_param);
+}

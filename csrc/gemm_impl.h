@@ -231,6 +231,85 @@ static void FN(pack_b)(const CFG *cfg, T *restrict dst, const T *b, ptrdiff_t rs
     }
 }
 
+/* An implicit im2col: the patch matrix's element (r, c) is base[rows[r] + cols[c]]
+ * (fnn_gather, fastnn.h). Its A tiles are gathered a column at a time from MR row
+ * pointers, the way a row-major A's are transposed. */
+static void FN(pack_a_gather)(const CFG *cfg, T *restrict dst, const T *base,
+                              const ptrdiff_t *rows, const ptrdiff_t *cols, ptrdiff_t mc,
+                              ptrdiff_t kc, ptrdiff_t big, ptrdiff_t small)
+{
+    ptrdiff_t i0 = 0;
+    for (ptrdiff_t t = 0; t < big + small; t++) {
+        int h = t < big ? cfg->mr : cfg->mrs;
+        int n = mc - i0 < h ? (int)(mc - i0) : h;
+        const T *r[FNN_MAX_MR];
+        for (int i = 0; i < h; i++)
+            r[i] = base + rows[i0 + (i < n ? i : n - 1)];
+        T *d = dst + i0 * kc;
+        if (h == 6 && n == 6) {
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (int i = 0; i < 6; i++)
+                    d[p * 6 + i] = r[i][cols[p]];
+        } else {
+            for (ptrdiff_t p = 0; p < kc; p++)
+                for (int i = 0; i < h; i++)
+                    d[p * h + i] = i < n ? r[i][cols[p]] : 0;
+        }
+        i0 += h;
+    }
+}
+
+/* W runs of columns that lie next to each other in the base: one contiguous copy a row. */
+static inline __attribute__((always_inline)) void
+FN(copy_rows_at)(T *restrict dst, const T *base, const ptrdiff_t *rows, ptrdiff_t col,
+                 ptrdiff_t len, int W)
+{
+    for (ptrdiff_t p = 0; p < len; p++) {
+        const T *s = base + rows[p] + col;
+        for (int j = 0; j < W; j++)
+            dst[p * W + j] = s[j];
+    }
+}
+
+/* B panels of a patch matrix: a panel whose nr columns are adjacent in the base (the
+ * pixels of one output row at stride 1) is a block copy a row; a panel across output rows
+ * is copied in its runs of adjacent columns. */
+static void FN(pack_b_gather)(const CFG *cfg, T *restrict dst, const T *base,
+                              const ptrdiff_t *rows, const ptrdiff_t *cols, ptrdiff_t kc,
+                              ptrdiff_t nc, int nr)
+{
+    for (ptrdiff_t j0 = 0; j0 < nc; j0 += nr, dst += nr * kc) {
+        int w = nc - j0 < nr ? (int)(nc - j0) : nr;
+        const ptrdiff_t *co = cols + j0;
+        if (w == nr && co[nr - 1] - co[0] == nr - 1) {
+            switch (nr) {
+            case 4: FN(copy_rows_at)(dst, base, rows, co[0], kc, 4); continue;
+            case 8: FN(copy_rows_at)(dst, base, rows, co[0], kc, 8); continue;
+            case 16: FN(copy_rows_at)(dst, base, rows, co[0], kc, 16); continue;
+            case 32: FN(copy_rows_at)(dst, base, rows, co[0], kc, 32); continue;
+            default: break;
+            }
+        }
+        /* Runs of adjacent columns: [run[r], run[r + 1]). */
+        int run[FNN_MAX_NR + 1], runs = 0;
+        for (int j = 0; j < w; j++)
+            if (j == 0 || co[j] != co[j - 1] + 1)
+                run[runs++] = j;
+        run[runs] = w;
+        for (ptrdiff_t p = 0; p < kc; p++) {
+            const T *s = base + rows[p];
+            T *d = dst + p * nr;
+            for (int r = 0; r < runs; r++) {
+                const T *sr = s + co[run[r]] - run[r];
+                for (int j = run[r]; j < run[r + 1]; j++)
+                    d[j] = sr[j];
+            }
+            for (int j = w; j < nr; j++)
+                d[j] = 0;
+        }
+    }
+}
+
 static ptrdiff_t FN(round_up)(ptrdiff_t x, ptrdiff_t to) { return (x + to - 1) / to * to; }
 
 /* One thread's share: C[m x n] for the whole K. The packed buffers are this
@@ -239,7 +318,8 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
                            const T *a, ptrdiff_t rsa, ptrdiff_t csa,
                            const T *b, ptrdiff_t rsb, ptrdiff_t csb,
                            T *c, ptrdiff_t rsc, ptrdiff_t csc,
-                           int accumulate, const T *bias, int act, T slope)
+                           int accumulate, const T *bias, int act, T slope,
+                           const fnn_gather *ga, const fnn_gather *gb)
 {
     const int MR = cfg->mr, NR = cfg->nr;
     /* Equal K slices and row blocks no larger than the configured ones: a short last
@@ -264,12 +344,19 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
             int loadc = pc > 0 || accumulate;
             int kact = last ? act : FNN_ACT_IDENTITY;
             const T *kbias = last && bias ? bias + jc : NULL;
-            FN(pack_b)(cfg, bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
+            if (gb)
+                FN(pack_b_gather)(cfg, bp, b, gb->rows + pc, gb->cols + jc, kc, nc, NR);
+            else
+                FN(pack_b)(cfg, bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
 
             for (ptrdiff_t ic = 0; ic < m; ic += mcap) {
                 ptrdiff_t mc = m - ic < mcap ? m - ic : mcap, big, small;
                 FN(row_tiles)(cfg, mc, &big, &small);
-                FN(pack_a)(cfg, ap, a + ic * rsa + pc * csa, rsa, csa, mc, kc, big, small);
+                if (ga)
+                    FN(pack_a_gather)(cfg, ap, a, ga->rows + ic, ga->cols + pc, mc, kc, big,
+                                      small);
+                else
+                    FN(pack_a)(cfg, ap, a + ic * rsa + pc * csa, rsa, csa, mc, kc, big, small);
 
                 for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
                     ptrdiff_t nr = nc - jr < NR ? nc - jr : NR;
@@ -471,7 +558,7 @@ static void FN(tiles_task)(void *ctx, ptrdiff_t p)
     int r = FN(gemm_serial)(cfg, i1 - i0, j1 - j0, J->k, J->a + i0 * J->rsa, J->rsa, J->csa,
                             J->b + j0 * J->csb, J->rsb, J->csb, J->c + i0 * J->rsc + j0 * J->csc,
                             J->rsc, J->csc, J->accumulate, J->bias ? J->bias + j0 : NULL,
-                            J->act, J->slope);
+                            J->act, J->slope, NULL, NULL);
     if (r != FNN_OK)
         atomic_store(&J->err, r);
 }
@@ -547,6 +634,20 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     J.parts = split_threads(m, n, k, cfg->mr, cfg->nr, &J.tm, &J.tn);
     fnn_parallel(J.parts, J.parts, FN(tiles_task), &J);
     return atomic_load(&J.err);
+}
+
+/* fnn_gemm_gather: the packed product on the calling thread, A or B (or both) a patch
+ * matrix read through its tables. */
+static int FN(gemm_gather)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t rsa,
+                           ptrdiff_t csa, const fnn_gather *ga, const T *b, ptrdiff_t rsb,
+                           ptrdiff_t csb, const fnn_gather *gb, T *c, ptrdiff_t rsc,
+                           int accumulate, const T *bias, int act, T slope)
+{
+    if (k == 0)
+        return FN(gemm)(m, n, 0, a, rsa, csa, b, rsb, csb, c, rsc, 1, accumulate, bias, act,
+                        slope);
+    return FN(gemm_serial)(FN(pick_cfg)(), m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, 1,
+                           accumulate, bias, act, slope, ga, gb);
 }
 
 #undef CFG

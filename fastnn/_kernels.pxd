@@ -41,6 +41,8 @@ cdef extern from "fastnn.h" nogil:
         Py_ssize_t dh, dw
         Py_ssize_t groups
 
+    int fnn_conv2d_keeps_patches(const fnn_conv2d_geom *g)
+    Py_ssize_t fnn_conv2d_set_implicit_min_k(Py_ssize_t k)
     int fnn_conv2d_forward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
                            const void *weight, const void *bias, int act, double act_param,
                            void *y, void *patches)

@@ -1787,6 +1787,40 @@ cdef tuple _patches_shape(const fnn_conv2d_geom *g):
     return (g.n, g.groups, g.c // g.groups * g.kh * g.kw, g.oh * g.ow)
 
 
+cdef _no_kept_patches(const fnn_conv2d_geom *g, object patches, str fn, str name):
+    if patches is not None and not fnn_conv2d_keeps_patches(g):
+        raise ValueError(f"{fn}: {name} must be None for this convolution, which keeps no "
+                         f"patches (conv2d_patches_shape is None)")
+
+
+def conv2d_patches_shape(x,                      # type: ArrayLike
+                         weight,                 # type: ArrayLike
+                         *,
+                         stride=(1, 1),          # type: tuple[int, int]
+                         padding=(0, 0, 0, 0),   # type: tuple[int, int, int, int]
+                         dilation=(1, 1),        # type: tuple[int, int]
+                         groups=1                # type: int
+                         ):
+    # type: (...) -> tuple[int, int, int, int] | None
+    """The shape of the patch matrices conv2d_forward can keep for conv2d_backward
+    ((N, groups, K, OH*OW), K = C / groups * kh * kw), or None when it forms none: a
+    pointwise kernel reads x itself, and a kernel with many taps packs its patches from x
+    inside the GEMM (the backward reads x again)."""
+    fn = "conv2d_patches_shape"
+    cdef cnp.ndarray X = _contiguous(x, fn, "x", 4)
+    cdef cnp.ndarray W = _contiguous(weight, fn, "weight", 4, X.dtype)
+    cdef fnn_conv2d_geom g = _conv_geometry(X, W, stride, padding, dilation, groups, fn)
+    return _patches_shape(&g) if fnn_conv2d_keeps_patches(&g) else None
+
+
+def _set_conv_implicit_min_k(k):
+    # type: (int) -> int
+    """Tests' switch between the convolution's two ways of forming patches: from `k` taps
+    on they are packed from the image inside the GEMM (0: always; 2**62: never; 64 by
+    default). Returns the previous value."""
+    return fnn_conv2d_set_implicit_min_k(k)
+
+
 def conv2d_forward(x,                      # type: ArrayLike
                    weight,                 # type: ArrayLike
                    bias=None,              # type: ArrayLike | None
@@ -1802,9 +1836,9 @@ def conv2d_forward(x,                      # type: ArrayLike
                    ):
     # type: (...) -> NDArray[np.floating]
     """act(conv2d(x, weight) + bias): PyTorch's Conv2d on (N, C, H, W) images with padding
-    (top, bottom, left, right). Returns (N, O, OH, OW). `patches_out` ((N, groups, K, OH*OW),
-    K = C / groups * kh * kw) receives the patch matrices, which
-    conv2d_backward then reads instead of rebuilding (untouched for a pointwise kernel)."""
+    (top, bottom, left, right). Returns (N, O, OH, OW). `patches_out`
+    (conv2d_patches_shape's shape; must be None where that is None) receives the patch
+    matrices, which conv2d_backward then reads instead of rebuilding."""
     fn = "conv2d_forward"
     cdef cnp.ndarray X = _contiguous(x, fn, "x", 4)
     cdef cnp.ndarray W = _contiguous(weight, fn, "weight", 4, X.dtype)
@@ -1816,6 +1850,7 @@ def conv2d_forward(x,                      # type: ArrayLike
     cdef cnp.ndarray Y = _output(out, (g.n, g.o, g.oh, g.ow), X.dtype, fn, True,
                                  (X, W) + tuple(keep))
     cdef cnp.ndarray Pk = None
+    _no_kept_patches(&g, patches_out, fn, "patches_out")
     if patches_out is not None:
         Pk = _output(patches_out, _patches_shape(&g), X.dtype, fn, True, (X, W, Y) + tuple(keep),
                      (), "patches_out")
@@ -1850,7 +1885,7 @@ def conv2d_backward(dy,                      # type: ArrayLike
     """Gradients of conv2d_forward: (dx or None, dweight, dbias or None). With an
     activation other than identity, `output` is the forward's output, through which dy
     passes first. `patches`: what conv2d_forward's patches_out kept for this x (else they
-    are rebuilt). dx only with input_grad, dbias only with bias_grad."""
+    are rebuilt; None where conv2d_patches_shape is None). dx only with input_grad, dbias only with bias_grad."""
     fn = "conv2d_backward"
     cdef cnp.ndarray X = _contiguous(x, fn, "x", 4)
     cdef cnp.ndarray W = _contiguous(weight, fn, "weight", 4, X.dtype)
@@ -1869,6 +1904,7 @@ def conv2d_backward(dy,                      # type: ArrayLike
         if _shape(Yf) != yshape:
             raise ValueError(f"{fn}: output must have shape {yshape}, got {_shape(Yf)}")
     cdef cnp.ndarray Pk = None
+    _no_kept_patches(&g, patches, fn, "patches")
     if patches is not None:
         Pk = _contiguous(patches, fn, "patches", 4, X.dtype)
         if _shape(Pk) != _patches_shape(&g):

@@ -141,10 +141,10 @@ class Conv2d(Layer):
         model passes when one follows this layer) is applied in the same pass, and `out`
         (the model's buffer) receives the result."""
         x = self._input(x, self.in_channels)
-        _, _, oh, ow = self.output_shape(x.shape)
+        self.output_shape(x.shape)  # the layer's own error for an image smaller than the kernel
         act = "identity" if activation is None else activation.kernel_name
         slope = 0.0 if activation is None else activation.negative_slope
-        patches = self._patch_buffer(x, oh * ow) if training else None
+        patches = self._patch_buffer(x) if training else None
         y = kernels.conv2d_forward(
             x,
             self.weight.data,
@@ -159,13 +159,11 @@ class Conv2d(Layer):
             self._cache = (x, y, act, slope, patches)
         return y
 
-    def _patch_buffer(self, x, pixels):
-        """Where a training forward keeps its patch matrices, or None (a pointwise kernel
-        reads the image itself; too large, they are rebuilt in the backward)."""
-        if self.kernel_size == (1, 1) and self.stride == (1, 1) and self.pads() == (0,) * 4:
-            return None
-        shape = (x.shape[0], self.groups, self.weight.data[0].size, pixels)
-        if np.prod(shape, dtype=np.float64) * x.itemsize > _KEEP_PATCHES_BYTES:
+    def _patch_buffer(self, x):
+        """Where a training forward keeps its patch matrices, or None (the kernel forms
+        none, or too large: they are rebuilt in the backward)."""
+        shape = kernels.conv2d_patches_shape(x, self.weight.data, **self._geometry())
+        if shape is None or np.prod(shape, dtype=np.float64) * x.itemsize > _KEEP_PATCHES_BYTES:
             return None
         if self._patches is None or self._patches.shape != shape or self._patches.dtype != x.dtype:
             self._patches = np.empty(shape, x.dtype)

@@ -11,7 +11,7 @@ import itertools
 import numpy as np
 import pytest
 
-from fastnn import kernels, ops
+from fastnn import _kernels, kernels, ops
 from helpers import DTYPES, close
 
 # Every test here runs once per instruction-set path this CPU has (conftest.isa).
@@ -63,6 +63,15 @@ def _geometries():
 
 
 GEOMETRIES = _geometries()
+
+
+@pytest.fixture(params=["im2col", "implicit"], autouse=True)
+def patch_path(request):
+    """Every test here runs with the patches copied out (im2col) and packed from the image
+    inside the GEMM, whatever the default rule (from 64 taps on) would pick for its shape."""
+    before = _kernels._set_conv_implicit_min_k(2**62 if request.param == "im2col" else 0)
+    yield request.param
+    _kernels._set_conv_implicit_min_k(before)
 
 
 def _ids(g):
@@ -126,10 +135,21 @@ SMALL = [
 @pytest.mark.parametrize("geometry", SMALL, ids=[_ids(g) for g in SMALL])
 def test_kept_patches(dtype, geometry):
     """patches_out holds what the twin's patches are, exactly (copies), and a backward that
-    reads them gives the bits of one that rebuilds them; a pointwise kernel leaves them."""
+    reads them gives the bits of one that rebuilds them; where the kernel forms no patches
+    (pointwise, or packed from the image) passing a buffer is an error."""
     x, wt, b, geo = _case(geometry, dtype)
     n, _, oh, ow = ops.conv2d_forward(x, wt, b, **geo).shape
     shape = (n, geo["groups"], wt[0].size, oh * ow)
+    if kernels.conv2d_patches_shape(x, wt, **geo) is None:
+        buffer = np.zeros(shape, dtype)
+        with pytest.raises(ValueError, match="patches_out must be None for this convolution"):
+            kernels.conv2d_forward(x, wt, b, patches_out=buffer, **geo)
+        dy = np.ones((n, wt.shape[0], oh, ow), dtype)
+        with pytest.raises(ValueError, match="patches must be None for this convolution"):
+            kernels.conv2d_backward(dy, x, wt, patches=buffer, **geo)
+        assert not buffer.any()
+        return
+    assert kernels.conv2d_patches_shape(x, wt, **geo) == shape
     kept, want = np.full(shape, 7, dtype), np.full(shape, 7, dtype)
     y = kernels.conv2d_forward(x, wt, b, activation="relu", patches_out=kept, **geo)
     ops.conv2d_forward(x, wt, b, activation="relu", patches_out=want, **geo)
@@ -144,6 +164,20 @@ def test_kept_patches(dtype, geometry):
         np.testing.assert_array_equal(a, e)
     with pytest.raises(ValueError, match="patches must have shape"):
         kernels.conv2d_backward(dy, x, wt, patches=kept[:, :, :1], **common)
+
+
+@pytest.mark.parametrize("patch_path", ["default"], indirect=False)
+def test_patches_form_by_default(patch_path):
+    """By default a convolution with few taps copies its patches out (and can keep them for
+    the backward), one with many packs them from the image, a pointwise one reads x, and
+    so does one whose strides skip most of the image only through copies."""
+    x = np.zeros((2, 32, 26, 26), np.float32)
+    assert kernels.conv2d_patches_shape(x[:, :1], np.zeros((32, 1, 3, 3), np.float32)) == (
+        2, 1, 9, 576)
+    assert kernels.conv2d_patches_shape(x, np.zeros((64, 32, 3, 3), np.float32)) is None
+    assert kernels.conv2d_patches_shape(x, np.zeros((8, 32, 1, 1), np.float32)) is None
+    assert kernels.conv2d_patches_shape(
+        x, np.zeros((8, 32, 1, 1), np.float32), stride=(3, 3)) == (2, 1, 32, 81)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
