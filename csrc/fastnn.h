@@ -79,8 +79,9 @@ int fnn_gemm_gather(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const v
  * PyTorch's cross-correlation. ph, pw: the zero padding before the first row and column;
  * the padding after them is whatever oh, ow imply (so "same" may pad unevenly). Input
  * positions outside the image read as zero. Each image is a GEMM over its patches
- * (copied out, or packed from the image: fnn_conv2d_keeps_patches); images are split among threads whole, so results do not depend on the
- * thread count. Both return FNN_OK or FNN_ENOMEM. */
+ * (copied out, or packed from the image: fnn_conv2d_keeps_patches); images are split
+ * among threads whole, so results do not depend on the thread count. Both return FNN_OK
+ * or FNN_ENOMEM. */
 typedef struct {
     ptrdiff_t n, c, h, w;   /* input batch, channels, height, width */
     ptrdiff_t o, oh, ow;    /* output channels, height, width */
@@ -110,8 +111,8 @@ int fnn_conv2d_forward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
 
 /* Gradients of fnn_conv2d_forward from dy: with act other than identity, y (that call's
  * output) turns dy into the gradient before the activation first. `patches`: what that
- * call kept, or NULL (they are rebuilt; ignored unless fnn_conv2d_keeps_patches). Writes dweight, dbias (may be NULL) and dx (may
- * be NULL: not wanted). */
+ * call kept, or NULL (they are rebuilt; ignored unless fnn_conv2d_keeps_patches).
+ * Writes dweight, dbias (may be NULL) and dx (may be NULL: not wanted). */
 int fnn_conv2d_backward(fnn_dtype dt, const fnn_conv2d_geom *g, const void *x,
                         const void *weight, const void *dy, int act, double act_param,
                         const void *y, const void *patches, void *dx, void *dweight,

@@ -235,6 +235,15 @@ def standardize(
     *,
     out: NDArray[np.floating] | None = None,
 ) -> NDArray[np.floating]: ...
+def conv2d_patches_shape(
+    x: ArrayLike,
+    weight: ArrayLike,
+    *,
+    stride: tuple[int, int] = ...,
+    padding: tuple[int, int, int, int] = ...,
+    dilation: tuple[int, int] = ...,
+    groups: int = 1,
+) -> tuple[int, int, int, int] | None: ...
 def conv2d_forward(
     x: ArrayLike,
     weight: ArrayLike,

@@ -1885,7 +1885,8 @@ def conv2d_backward(dy,                      # type: ArrayLike
     """Gradients of conv2d_forward: (dx or None, dweight, dbias or None). With an
     activation other than identity, `output` is the forward's output, through which dy
     passes first. `patches`: what conv2d_forward's patches_out kept for this x (else they
-    are rebuilt; None where conv2d_patches_shape is None). dx only with input_grad, dbias only with bias_grad."""
+    are rebuilt; None where conv2d_patches_shape is None). dx only with input_grad, dbias
+    only with bias_grad."""
     fn = "conv2d_backward"
     cdef cnp.ndarray X = _contiguous(x, fn, "x", 4)
     cdef cnp.ndarray W = _contiguous(weight, fn, "weight", 4, X.dtype)

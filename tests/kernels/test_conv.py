@@ -171,13 +171,16 @@ def test_patches_form_by_default(patch_path):
     """By default a convolution with few taps copies its patches out (and can keep them for
     the backward), one with many packs them from the image, a pointwise one reads x, and
     so does one whose strides skip most of the image only through copies."""
-    x = np.zeros((2, 32, 26, 26), np.float32)
-    assert kernels.conv2d_patches_shape(x[:, :1], np.zeros((32, 1, 3, 3), np.float32)) == (
-        2, 1, 9, 576)
-    assert kernels.conv2d_patches_shape(x, np.zeros((64, 32, 3, 3), np.float32)) is None
-    assert kernels.conv2d_patches_shape(x, np.zeros((8, 32, 1, 1), np.float32)) is None
-    assert kernels.conv2d_patches_shape(
-        x, np.zeros((8, 32, 1, 1), np.float32), stride=(3, 3)) == (2, 1, 32, 81)
+    x = np.zeros((2, 64, 26, 26), np.float32)
+
+    def shape(channels, out, k, **geo):
+        weight = np.zeros((out, channels, k, k), np.float32)
+        return kernels.conv2d_patches_shape(x[:, :channels], weight, **geo)
+
+    assert shape(1, 32, 3) == (2, 1, 9, 576)
+    assert shape(32, 64, 3) is None
+    assert shape(64, 8, 1) is None
+    assert shape(64, 8, 1, stride=(3, 3)) == (2, 1, 64, 81)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
