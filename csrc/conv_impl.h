@@ -113,7 +113,7 @@ typedef struct {
     T *kept; /* every image's patches, [n][group][K][P], or NULL (see fastnn.h) */
     int act;
     double slope;
-    ptrdiff_t chunks;
+    ptrdiff_t chunks, parts; /* backward: image chunks; implicit forward: parts an image */
     int implicit;
     _Atomic int err;
 } F(conv_job);
@@ -172,12 +172,18 @@ static void F(pad_image)(const fnn_conv2d_geom *g, F(padded) q, ptrdiff_t cg, co
         }
 }
 
-static void F(forward_image_implicit)(void *ctx, ptrdiff_t n)
+/* Task t: image t / parts, its pixels' part t % parts (whole 32-pixel panels but the last;
+ * a pixel's arithmetic does not depend on the range it is computed in). */
+static void F(forward_image_implicit)(void *ctx, ptrdiff_t t)
 {
     F(conv_job) *J = ctx;
     const fnn_conv2d_geom *g = J->g;
     ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
-    ptrdiff_t K = cg * g->kh * g->kw;
+    ptrdiff_t K = cg * g->kh * g->kw, n = t / J->parts, part = t % J->parts;
+    ptrdiff_t p0 = P * part / J->parts / 32 * 32;
+    ptrdiff_t p1 = part + 1 == J->parts ? P : P * (part + 1) / J->parts / 32 * 32;
+    if (p0 >= p1)
+        return;
     F(padded) q = F(padded_geom)(g);
     size_t tab = (size_t)(K + P) * sizeof(ptrdiff_t);
     size_t pad = q.copy ? (size_t)(cg * q.hp * q.wp) * sizeof(T) : 0;
@@ -188,17 +194,17 @@ static void F(forward_image_implicit)(void *ctx, ptrdiff_t n)
     }
     T *padded = (T *)(rows + K + P);
     F(gather_tables)(g, q, cg, rows, rows + K);
-    fnn_gather gb = {rows, rows + K};
+    fnn_gather gb = {rows, rows + K + p0};
     for (ptrdiff_t gi = 0; gi < g->groups; gi++) {
         const T *xg = J->x + (n * g->c + gi * cg) * g->h * g->w;
-        T *yg = J->out + (n * g->o + gi * og) * P;
+        T *yg = J->out + (n * g->o + gi * og) * P + p0;
         if (q.copy)
             F(pad_image)(g, q, cg, xg, padded);
         if (J->bias)
             for (ptrdiff_t o = 0; o < og; o++)
-                for (ptrdiff_t p = 0; p < P; p++)
+                for (ptrdiff_t p = 0; p < p1 - p0; p++)
                     yg[o * P + p] = J->bias[gi * og + o];
-        int rc = fnn_gemm_gather(DT, og, P, K, J->w + gi * og * K, K, 1, NULL,
+        int rc = fnn_gemm_gather(DT, og, p1 - p0, K, J->w + gi * og * K, K, 1, NULL,
                                  q.copy ? padded : xg, 0, 0, &gb, yg, P, J->bias != NULL, NULL,
                                  J->act, J->slope);
         if (rc != FNN_OK)
@@ -355,10 +361,14 @@ static int F(conv2d_forward)(const fnn_conv2d_geom *g, const T *x, const T *w, c
     F(conv_job) J = {.g = g, .x = x, .w = w, .bias = bias, .out = y, .act = act,
                      .slope = slope, .kept = fnn_conv2d_keeps_patches(g) ? patches : NULL};
     atomic_init(&J.err, FNN_OK);
-    if (conv_implicit(g))
-        fnn_parallel(conv_threads(g), g->n, F(forward_image_implicit), &J);
-    else
-        fnn_parallel(conv_threads(g), g->n, F(forward_image), &J);
+    int threads = conv_threads(g);
+    if (conv_implicit(g)) {
+        /* Fewer images than threads: their pixels are split too. */
+        J.parts = g->n > 0 && g->n < threads ? (threads + g->n - 1) / g->n : 1;
+        fnn_parallel(threads, g->n * J.parts, F(forward_image_implicit), &J);
+    } else {
+        fnn_parallel(threads, g->n, F(forward_image), &J);
+    }
     return atomic_load(&J.err);
 }
 

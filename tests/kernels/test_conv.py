@@ -336,6 +336,9 @@ def test_results_do_not_depend_on_the_thread_count():
         ((20, 6, 10, 10), (6, 3, 3, 2), dict(stride=(2, 1), groups=2, dilation=(1, 2))),
         ((18, 32, 8, 8), (16, 32, 1, 1), {}),  # pointwise
         ((4, 64, 10, 40), (8, 64, 5, 5), dict(padding=(2, 2, 2, 2))),  # sliced rows
+        # fewer images than threads: the implicit forward splits each image's pixels
+        ((1, 16, 40, 37), (16, 16, 3, 3), dict(padding=(1, 1, 1, 1))),
+        ((3, 16, 33, 30), (8, 16, 3, 3), dict(stride=(1, 2))),
     ]
     n = kernels.get_num_threads()
     try:
