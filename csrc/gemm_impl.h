@@ -273,7 +273,11 @@ FN(copy_rows_at)(T *restrict dst, const T *base, const ptrdiff_t *rows, ptrdiff_
 
 /* B panels of a patch matrix: a panel whose nr columns are adjacent in the base (the
  * pixels of one output row at stride 1) is a block copy a row; a panel across output rows
- * is copied in its runs of adjacent columns. */
+ * is copied in its runs of adjacent columns, a few elements each, which GCC would
+ * otherwise hand to memmove one call a run. */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
 static void FN(pack_b_gather)(const CFG *cfg, T *restrict dst, const T *base,
                               const ptrdiff_t *rows, const ptrdiff_t *cols, ptrdiff_t kc,
                               ptrdiff_t nc, int nr)
