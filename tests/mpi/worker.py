@@ -164,7 +164,11 @@ def nonfinite(dist, out):
 
 
 def fail(dist, out):
-    """Rank 1 raises while rank 0 waits in a collective: the job must end, not hang."""
+    """Rank 1 raises while rank 0 waits in a collective: the job must end, not hang. Each
+    rank's stderr goes to a file of its own (rank1.err): what mpiexec forwards of a rank's
+    output races with MPI_Abort tearing the job down, a file is written before it."""
+    err = os.open(out.replace(".npz", ".err"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(err, 2)
     opt = dist.DistributedOptimizer(optim.SGD(build(np.float32), lr=0.1))
     if dist.rank() == 1:
         raise RuntimeError("rank 1 fails on purpose")
