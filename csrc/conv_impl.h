@@ -7,7 +7,7 @@
  *   y[Og, P]    = W[Og, K] @ cols + bias          (bias written first, then accumulated)
  *   dW[Og, K]  += dz[Og, P] @ cols^T
  *   dcols[K, P] = W^T @ dz, added back onto dx (col2im)
- * cols is either copied out (im2col) or, from CONV_IMPLICIT_MIN_K taps (conv.c), never
+ * cols is either copied out (im2col) or, from 64 taps on (conv_implicit in conv.c), never
  * formed: the GEMM packs it from the (zero-padded) image through fnn_gather tables, and
  * the weight gradient is computed transposed, dW^T = cols @ dz^T, so that cols is the
  * operand packed in tiles of taps. Every product runs on the thread of its pool task. */

@@ -60,7 +60,8 @@ int fnn_gemm(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 uint64_t fnn_gemm_flop_count(void); /* sum of 2*m*n*k over every GEMM call so far */
 
 /* A patch matrix read in place (an implicit im2col): element (r, c) at
- * base[rows[r] + cols[c]]. */
+ * base[rows[r] + cols[c]], cols strictly increasing (a B panel whose first and last
+ * columns are nr - 1 apart is copied as one block a row). */
 typedef struct {
     const ptrdiff_t *rows, *cols;
 } fnn_gather;

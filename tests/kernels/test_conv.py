@@ -169,8 +169,8 @@ def test_kept_patches(dtype, geometry):
 @pytest.mark.parametrize("patch_path", ["default"], indirect=False)
 def test_patches_form_by_default(patch_path):
     """By default a convolution with few taps copies its patches out (and can keep them for
-    the backward), one with many packs them from the image, a pointwise one reads x, and
-    so does one whose strides skip most of the image only through copies."""
+    the backward), one with many packs them from the image, a pointwise one reads x itself,
+    and one whose strides skip most of the image copies its patches out whatever its taps."""
     x = np.zeros((2, 64, 26, 26), np.float32)
 
     def shape(channels, out, k, **geo):
