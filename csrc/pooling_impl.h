@@ -95,10 +95,38 @@ static void F(max_row_inner)(const fnn_window2d *g, const T *x, ptrdiff_t y0, pt
     }
 }
 
+static int F(has_nan)(const T *restrict x, ptrdiff_t n)
+{
+    int bad = 0;
+    for (ptrdiff_t i = 0; i < n; i++)
+        bad |= x[i] != x[i];
+    return bad;
+}
+
+/* One output row of 2x2 windows at stride 2 without padding (the pooling of every benchmark
+ * net), from rows r0 and r1 that hold no NaN: the larger of each row's pair (ties keep the
+ * left one), then the bottom's if strictly larger, which is F(max_window)'s first maximum
+ * in row-major order, as selects that vectorise (NaN-aware ones over the stride-2 taps do
+ * not, so a row pair with a NaN takes the general path). */
+static void F(max_2x2_row)(const T *restrict r0, const T *restrict r1, ptrdiff_t ow,
+                           ptrdiff_t w, int64_t first, T *restrict y, int64_t *restrict am)
+{
+    for (ptrdiff_t ox = 0; ox < ow; ox++) {
+        T a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+        int tl = b > a, tr = d > c;
+        T l = tl ? b : a, r = tr ? d : c;
+        int t = r > l;
+        y[ox] = t ? r : l;
+        am[ox] = first + 2 * ox + (t ? w + tr : tl);
+    }
+}
+
 static void F(maxpool_task)(void *ctx, ptrdiff_t item)
 {
     const F(pool_args) *A = ctx;
     const fnn_window2d *g = A->g;
+    const int two = g->kh == 2 && g->kw == 2 && g->sh == 2 && g->sw == 2 && g->ph == 0 &&
+                    g->pw == 0;
     /* Outputs [oxa, oxb) have their whole window inside the columns; the block path keeps
      * indices in 32 bits. */
     ptrdiff_t oxa = (g->pw + g->sw - 1) / g->sw, oxb = 0;
@@ -116,6 +144,12 @@ static void F(maxpool_task)(void *ctx, ptrdiff_t item)
             F(span)(oy, g->kh, g->sh, g->ph, g->h, &y0, &y1);
             T *yr = y + oy * g->ow;
             int64_t *ar = am + oy * g->ow;
+            if (two && !F(has_nan)(x + y0 * g->w, 2 * g->ow) &&
+                !F(has_nan)(x + (y0 + 1) * g->w, 2 * g->ow)) {
+                F(max_2x2_row)(x + y0 * g->w, x + (y0 + 1) * g->w, g->ow, g->w, y0 * g->w, yr,
+                               ar);
+                continue;
+            }
             for (ptrdiff_t ox = 0; ox < oxa; ox++)
                 F(max_window)(g, x, y0, y1, ox, yr + ox, ar + ox);
             F(max_row_inner)(g, x, y0, y1, oxa, oxb, yr, ar);

@@ -99,6 +99,23 @@ def test_maxpool_ties_nan_and_infinity():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_maxpool_2x2_stride_2_ties_nan_and_signed_zeros(dtype):
+    """The 2x2 stride-2 windows' vectorised rows (rows without a NaN) and the general path
+    (rows with one) keep the twin's rules: the first maximum, the first NaN, -0.0 before
+    0.0 kept as it comes."""
+    rng = np.random.default_rng(3)
+    x = rng.choice(np.array([-1.0, -0.0, 0.0, 2.0, np.inf, -np.inf]), (2, 3, 9, 35))
+    x = x.astype(dtype)
+    x[0, 1, 4, 7] = np.nan
+    x[1, 2, 0, 0] = x[1, 2, 1, 1] = np.nan
+    y, idx = kernels.maxpool2d_forward(x, 2, 2, 0)
+    yo, io = ops.maxpool2d_forward(x, 2, 2, 0)
+    np.testing.assert_array_equal(idx, io)
+    np.testing.assert_array_equal(y, yo)
+    np.testing.assert_array_equal(np.signbit(y), np.signbit(yo))
+
+
 def test_overlapping_windows_accumulate_in_the_backward():
     x = np.zeros((1, 1, 3, 3))
     x[0, 0, 1, 1] = 5.0
