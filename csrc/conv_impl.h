@@ -301,26 +301,16 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
             if (dxg && !pointwise)
                 for (ptrdiff_t i = 0; i < cg * HW; i++)
                     dxg[i] = 0;
+            int rc = FNN_OK;
             if (implicit) {
                 if (q.copy)
                     F(pad_image)(g, q, cg, xg, padded);
                 /* dW^T[K, Og] (+)= cols @ dz^T, summed over the chunk's images in order. */
-                int rc = fnn_gemm_gather(DT, K, og, P, q.copy ? padded : xg, 0, 0, &ga,
-                                         dyn + gi * og * P, 1, P, NULL, dwt + gi * og * K, og,
-                                         n > n0, NULL, FNN_ACT_IDENTITY, 0);
-                if (rc == FNN_OK && dxg)
-                    for (ptrdiff_t oy0 = 0; oy0 < g->oh && rc == FNN_OK; oy0 += rows) {
-                        ptrdiff_t oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh;
-                        ptrdiff_t ps = (oy1 - oy0) * g->ow, off = oy0 * g->ow;
-                        rc = fnn_gemm(DT, K, ps, og, wg, 1, K, dyn + gi * og * P + off, P, 1,
-                                      dcols, ps, 1, 0, NULL, FNN_ACT_IDENTITY, 0);
-                        F(col2im)(g, cg, dcols, oy0, oy1, dxg);
-                    }
-                if (rc != FNN_OK)
-                    atomic_store(&J->err, rc);
-                continue;
+                rc = fnn_gemm_gather(DT, K, og, P, q.copy ? padded : xg, 0, 0, &ga,
+                                     dyn + gi * og * P, 1, P, NULL, dwt + gi * og * K, og, n > n0,
+                                     NULL, FNN_ACT_IDENTITY, 0);
             }
-            for (ptrdiff_t oy0 = 0; oy0 < g->oh; oy0 += rows) {
+            for (ptrdiff_t oy0 = 0; oy0 < g->oh && rc == FNN_OK; oy0 += rows) {
                 ptrdiff_t oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh;
                 ptrdiff_t ps = (oy1 - oy0) * g->ow, off = oy0 * g->ow;
                 const T *dzg = dyn + gi * og * P + off;
@@ -328,11 +318,12 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
                 const T *c = pointwise ? xg + off
                              : keep    ? J->kept + (n * g->groups + gi) * K * P + off
                                        : cols;
-                if (!pointwise && !keep)
-                    F(im2col)(g, cg, xg, oy0, oy1, cols, ps);
-                int rc = fnn_gemm(DT, og, K, ps, dzg, P, 1, c, 1, ld,
-                                  dw + gi * og * K, K, 1, n > n0 || oy0 > 0, NULL,
-                                  FNN_ACT_IDENTITY, 0);
+                if (!implicit) {
+                    if (!pointwise && !keep)
+                        F(im2col)(g, cg, xg, oy0, oy1, cols, ps);
+                    rc = fnn_gemm(DT, og, K, ps, dzg, P, 1, c, 1, ld, dw + gi * og * K, K, 1,
+                                  n > n0 || oy0 > 0, NULL, FNN_ACT_IDENTITY, 0);
+                }
                 if (rc == FNN_OK && dxg) {
                     if (pointwise) {
                         rc = fnn_gemm(DT, K, ps, og, wg, 1, K, dzg, P, 1, dxg + off, HW, 1, 0,
@@ -343,9 +334,9 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
                         F(col2im)(g, cg, dcols, oy0, oy1, dxg);
                     }
                 }
-                if (rc != FNN_OK)
-                    atomic_store(&J->err, rc);
             }
+            if (rc != FNN_OK)
+                atomic_store(&J->err, rc);
         }
     }
     if (implicit)

@@ -106,16 +106,24 @@ uint64_t fnn_gemm_flop_count(void)
     return atomic_load_explicit(&gemm_flops, memory_order_relaxed);
 }
 
+/* Counts a product for fnn_gemm_flop_count; 0 when it is empty (nothing to compute). */
+static int count_product(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
+{
+    if (m <= 0 || n <= 0)
+        return 0;
+    atomic_fetch_add_explicit(&gemm_flops, 2 * (uint64_t)m * (uint64_t)n * (uint64_t)k,
+                              memory_order_relaxed);
+    return 1;
+}
+
 int fnn_gemm(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
              const void *a, ptrdiff_t rsa, ptrdiff_t csa,
              const void *b, ptrdiff_t rsb, ptrdiff_t csb,
              void *c, ptrdiff_t rsc, ptrdiff_t csc,
              int accumulate, const void *bias, int act, double act_param)
 {
-    if (m <= 0 || n <= 0)
+    if (!count_product(m, n, k))
         return FNN_OK;
-    atomic_fetch_add_explicit(&gemm_flops, 2 * (uint64_t)m * (uint64_t)n * (uint64_t)k,
-                              memory_order_relaxed);
     if (dt == FNN_F32)
         return gemm_f32(m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, csc, accumulate, bias,
                         act, (float)act_param);
@@ -128,10 +136,8 @@ int fnn_gemm_gather(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const v
                     ptrdiff_t rsb, ptrdiff_t csb, const fnn_gather *gb, void *c, ptrdiff_t rsc,
                     int accumulate, const void *bias, int act, double act_param)
 {
-    if (m <= 0 || n <= 0)
+    if (!count_product(m, n, k))
         return FNN_OK;
-    atomic_fetch_add_explicit(&gemm_flops, 2 * (uint64_t)m * (uint64_t)n * (uint64_t)k,
-                              memory_order_relaxed);
     if (dt == FNN_F32)
         return gemm_gather_f32(m, n, k, a, rsa, csa, ga, b, rsb, csb, gb, c, rsc, accumulate,
                                bias, act, (float)act_param);
