@@ -8,9 +8,12 @@
  *   dW[Og, K]  += dz[Og, P] @ cols^T
  *   dcols[K, P] = W^T @ dz, added back onto dx (col2im)
  * cols is either copied out (im2col) or, from 64 taps on (conv_implicit in conv.c), never
- * formed: the GEMM packs it from the (zero-padded) image through fnn_gather tables, and
- * the weight gradient is computed transposed, dW^T = cols @ dz^T, so that cols is the
- * operand packed in tiles of taps. Every product runs on the thread of its pool task. */
+ * formed: the micro-kernel reads it in place from the (zero-padded) image through
+ * fnn_gather tables, as the A operand of the transposed products
+ *   y^T[P, Og] = cols^T @ W^T + bias,   dW^T[K, Og] += cols @ dz^T,
+ * and at stride 1 with an output no smaller than the input (conv_transposed_dx) the input
+ * gradient is a convolution of dz read the same way (F(dz_padded)). Every product runs on
+ * the thread of its pool task. */
 
 #define F(name) FNN_CAT(name, SFX)
 #define DT (sizeof(T) == 4 ? FNN_F32 : FNN_F64)
@@ -114,7 +117,7 @@ typedef struct {
     int act;
     double slope;
     ptrdiff_t chunks, parts; /* backward: image chunks; implicit forward: parts an image */
-    int implicit;
+    int implicit, transposed_dx;
     _Atomic int err;
 } F(conv_job);
 
@@ -151,37 +154,75 @@ static void F(gather_tables)(const fnn_conv2d_geom *g, F(padded) q, ptrdiff_t cg
             *cols++ = oy * g->sh * q.wp + ox * g->sw;
 }
 
-/* x's group (cg channels) with its padding, into pad[cg][hp][wp]. */
-static void F(pad_image)(const fnn_conv2d_geom *g, F(padded) q, ptrdiff_t cg, const T *x,
-                         T *restrict pad)
+/* `planes` planes of h x w at src, each placed at row `top`, column `left` of a zeroed
+ * hp x wp plane in dst (rows or columns past hp, wp dropped). */
+static void F(pad_planes)(const T *src, ptrdiff_t planes, ptrdiff_t h, ptrdiff_t w,
+                          ptrdiff_t top, ptrdiff_t left, ptrdiff_t hp, ptrdiff_t wp,
+                          T *restrict dst)
 {
-    for (ptrdiff_t ci = 0; ci < cg; ci++)
-        for (ptrdiff_t r = 0; r < q.hp; r++) {
-            T *d = pad + (ci * q.hp + r) * q.wp;
-            ptrdiff_t iy = r - g->ph;
-            if (iy < 0 || iy >= g->h) {
-                for (ptrdiff_t j = 0; j < q.wp; j++)
+    for (ptrdiff_t ci = 0; ci < planes; ci++)
+        for (ptrdiff_t r = 0; r < hp; r++) {
+            T *d = dst + (ci * hp + r) * wp;
+            ptrdiff_t iy = r - top;
+            if (iy < 0 || iy >= h) {
+                for (ptrdiff_t j = 0; j < wp; j++)
                     d[j] = 0;
                 continue;
             }
-            const T *src = x + (ci * g->h + iy) * g->w;
-            for (ptrdiff_t j = 0; j < q.wp; j++) {
-                ptrdiff_t ix = j - g->pw;
-                d[j] = ix >= 0 && ix < g->w ? src[ix] : 0;
+            const T *s = src + (ci * h + iy) * w;
+            for (ptrdiff_t j = 0; j < wp; j++) {
+                ptrdiff_t ix = j - left;
+                d[j] = ix >= 0 && ix < w ? s[ix] : 0;
             }
         }
 }
 
-/* Task t: image t / parts, its pixels' part t % parts (whole 32-pixel panels but the last;
- * a pixel's arithmetic does not depend on the range it is computed in). */
+/* The input gradient of a stride-1 convolution as a convolution itself (conv_transposed_dx
+ * in conv.c): dx[c][iy][ix] = sum over (o, ky, kx) of W[o][c][ky][kx] *
+ * dz[o][iy + ph - ky * dh][ix + pw - kx * dw], zero outside dz. As a product,
+ *   dx^T[HW, cg] = Z[HW, Og * kh * kw] @ Wr[Og * kh * kw, cg],
+ * Z read in place from dz zero-padded by (top, left) into planes of hz x wz, Wr the group's
+ * weights with the output channel and taps as rows. No col2im scatter, no dx zeroing. */
+typedef struct {
+    ptrdiff_t top, left, hz, wz;
+} F(dz_padded);
+
+static F(dz_padded) F(dz_padded_geom)(const fnn_conv2d_geom *g)
+{
+    F(dz_padded) z;
+    ptrdiff_t reach_y = (g->kh - 1) * g->dh - g->ph, reach_x = (g->kw - 1) * g->dw - g->pw;
+    z.top = reach_y > 0 ? reach_y : 0;
+    z.left = reach_x > 0 ? reach_x : 0;
+    /* Every row dz has and every row a tap reads: up to h - 1 + ph below the top. */
+    z.hz = z.top + (g->h + g->ph > g->oh ? g->h + g->ph : g->oh);
+    z.wz = z.left + (g->w + g->pw > g->ow ? g->w + g->pw : g->ow);
+    return z;
+}
+
+/* Z's tables (fnn_gather): rows[iy * w + ix], cols[(o * kh + ky) * kw + kx]. */
+static void F(dz_tables)(const fnn_conv2d_geom *g, F(dz_padded) z, ptrdiff_t og,
+                         ptrdiff_t *rows, ptrdiff_t *cols)
+{
+    for (ptrdiff_t iy = 0; iy < g->h; iy++)
+        for (ptrdiff_t ix = 0; ix < g->w; ix++)
+            *rows++ = (iy + g->ph + z.top) * z.wz + ix + g->pw + z.left;
+    for (ptrdiff_t o = 0; o < og; o++)
+        for (ptrdiff_t ky = 0; ky < g->kh; ky++)
+            for (ptrdiff_t kx = 0; kx < g->kw; kx++)
+                *cols++ = o * z.hz * z.wz - ky * g->dh * z.wz - kx * g->dw;
+}
+
+/* Task t: image t / parts, its pixels' part t % parts (a pixel's arithmetic does not
+ * depend on the range it is computed in). The product is the transposed one,
+ * y^T[P, Og] = cols^T @ W^T + bias, so that the patches are A, read in place by the
+ * indirect micro-kernel (fnn_gemm_gather), and the output channels fill its columns. */
 static void F(forward_image_implicit)(void *ctx, ptrdiff_t t)
 {
     F(conv_job) *J = ctx;
     const fnn_conv2d_geom *g = J->g;
     ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
     ptrdiff_t K = cg * g->kh * g->kw, n = t / J->parts, part = t % J->parts;
-    ptrdiff_t p0 = P * part / J->parts / 32 * 32;
-    ptrdiff_t p1 = part + 1 == J->parts ? P : P * (part + 1) / J->parts / 32 * 32;
+    ptrdiff_t p0 = P * part / J->parts, p1 = P * (part + 1) / J->parts;
     if (p0 >= p1)
         return;
     F(padded) q = F(padded_geom)(g);
@@ -194,19 +235,15 @@ static void F(forward_image_implicit)(void *ctx, ptrdiff_t t)
     }
     T *padded = (T *)(rows + K + P);
     F(gather_tables)(g, q, cg, rows, rows + K);
-    fnn_gather gb = {rows, rows + K + p0};
+    /* cols^T's element (p, k) is at base[pixel p's offset + tap k's]. */
+    fnn_gather ga = {rows + K + p0, rows};
     for (ptrdiff_t gi = 0; gi < g->groups; gi++) {
         const T *xg = J->x + (n * g->c + gi * cg) * g->h * g->w;
-        T *yg = J->out + (n * g->o + gi * og) * P + p0;
         if (q.copy)
-            F(pad_image)(g, q, cg, xg, padded);
-        if (J->bias)
-            for (ptrdiff_t o = 0; o < og; o++)
-                for (ptrdiff_t p = 0; p < p1 - p0; p++)
-                    yg[o * P + p] = J->bias[gi * og + o];
-        int rc = fnn_gemm_gather(DT, og, p1 - p0, K, J->w + gi * og * K, K, 1, NULL,
-                                 q.copy ? padded : xg, 0, 0, &gb, yg, P, J->bias != NULL, NULL,
-                                 J->act, J->slope);
+            F(pad_planes)(xg, cg, g->h, g->w, g->ph, g->pw, q.hp, q.wp, padded);
+        int rc = fnn_gemm_gather(DT, p1 - p0, og, K, q.copy ? padded : xg, &ga,
+                                 J->w + gi * og * K, 1, K, J->out + (n * g->o + gi * og) * P + p0,
+                                 1, P, 0, J->bias ? J->bias + gi * og : NULL, J->act, J->slope);
         if (rc != FNN_OK)
             atomic_store(&J->err, rc);
     }
@@ -259,29 +296,46 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
     ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
     int pointwise = conv_pointwise(g), implicit = J->implicit;
     int keep = J->kept && !pointwise && !implicit;
+    int tdx = J->dx && J->transposed_dx, sdx = J->dx && !tdx; /* transposed, sliced */
     ptrdiff_t K = cg * g->kh * g->kw, HW = g->h * g->w, rows = conv_slice_rows(g, sizeof(T));
+    ptrdiff_t KZ = og * g->kh * g->kw; /* Z's columns (the transposed input gradient) */
     int need_dz = J->act != FNN_ACT_IDENTITY;
     F(padded) q = F(padded_geom)(g);
-    /* Scratch: the gather tables, dW^T and the padded image (implicit); the patches being
-     * rebuilt (im2col, none when kept); their gradient; one image's dz. */
+    F(dz_padded) z = F(dz_padded_geom)(g);
+    /* Scratch: the gather tables, dW^T and the padded image (implicit); Z's tables, Wr and
+     * the padded dz (transposed input gradient); the patches being rebuilt (im2col, none
+     * when kept); their gradient (sliced input gradient); one image's dz. */
     size_t slice = pointwise ? 0 : (size_t)(K * rows * g->ow);
-    size_t n_tab = implicit ? (size_t)(K + P) : 0;
+    size_t n_tab = implicit ? (size_t)(K + P) : 0, n_ztab = tdx ? (size_t)(HW + KZ) : 0;
     size_t n_dwt = implicit ? (size_t)(g->o * K) : 0;
     size_t n_pad = implicit && q.copy ? (size_t)(cg * q.hp * q.wp) : 0;
-    size_t n_cols = keep || implicit ? 0 : slice, n_dcols = J->dx ? slice : 0;
+    size_t n_wr = tdx ? (size_t)(g->o * K) : 0, n_zp = tdx ? (size_t)(og * z.hz * z.wz) : 0;
+    size_t n_cols = keep || implicit ? 0 : slice, n_dcols = sdx ? slice : 0;
     size_t n_dz = need_dz ? (size_t)(g->o * P) : 0;
     ptrdiff_t *tab = fnn_scratch(FNN_SCRATCH_CONV_COLS,
-                                 n_tab * sizeof(ptrdiff_t) +
-                                     (n_dwt + n_pad + n_cols + n_dcols + n_dz + 1) * sizeof(T));
+                                 (n_tab + n_ztab) * sizeof(ptrdiff_t) +
+                                     (n_dwt + n_pad + n_wr + n_zp + n_cols + n_dcols + n_dz + 1) *
+                                         sizeof(T));
     if (!tab) {
         atomic_store(&J->err, FNN_ENOMEM);
         return;
     }
-    T *dwt = (T *)(tab + n_tab), *padded = dwt + n_dwt, *cols = padded + n_pad;
-    T *dcols = cols + n_cols, *dz = dcols + n_dcols;
+    ptrdiff_t *ztab = tab + n_tab;
+    T *dwt = (T *)(ztab + n_ztab), *padded = dwt + n_dwt, *wr = padded + n_pad;
+    T *zp = wr + n_wr, *cols = zp + n_zp, *dcols = cols + n_cols, *dz = dcols + n_dcols;
     if (implicit)
         F(gather_tables)(g, q, cg, tab, tab + K);
-    fnn_gather ga = {tab, tab + K};
+    fnn_gather ga = {tab, tab + K}, gz = {ztab, ztab + HW};
+    if (tdx) {
+        F(dz_tables)(g, z, og, ztab, ztab + HW);
+        /* Wr[gi][(o, ky, kx)][c] = W[gi * og + o][c][ky][kx]. */
+        for (ptrdiff_t gi = 0; gi < g->groups; gi++)
+            for (ptrdiff_t o = 0; o < og; o++)
+                for (ptrdiff_t ci = 0; ci < cg; ci++)
+                    for (ptrdiff_t t = 0; t < g->kh * g->kw; t++)
+                        wr[(gi * KZ + o * g->kh * g->kw + t) * cg + ci] =
+                            J->w[((gi * og + o) * cg + ci) * g->kh * g->kw + t];
+    }
     T *dw = J->dw_parts + chunk * g->o * K;
     T *db = J->db_parts ? J->db_parts + chunk * g->o : NULL;
     ptrdiff_t n0 = g->n * chunk / J->chunks, n1 = g->n * (chunk + 1) / J->chunks;
@@ -297,23 +351,32 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
         for (ptrdiff_t gi = 0; gi < g->groups; gi++) {
             const T *xg = J->x + (n * g->c + gi * cg) * HW;
             const T *wg = J->w + gi * og * K;
+            const T *dzg0 = dyn + gi * og * P;
             T *dxg = J->dx ? J->dx + (n * g->c + gi * cg) * HW : NULL;
-            if (dxg && !pointwise)
+            if (sdx && !pointwise)
                 for (ptrdiff_t i = 0; i < cg * HW; i++)
                     dxg[i] = 0;
             int rc = FNN_OK;
             if (implicit) {
                 if (q.copy)
-                    F(pad_image)(g, q, cg, xg, padded);
+                    F(pad_planes)(xg, cg, g->h, g->w, g->ph, g->pw, q.hp, q.wp, padded);
                 /* dW^T[K, Og] (+)= cols @ dz^T, summed over the chunk's images in order. */
-                rc = fnn_gemm_gather(DT, K, og, P, q.copy ? padded : xg, 0, 0, &ga,
-                                     dyn + gi * og * P, 1, P, NULL, dwt + gi * og * K, og, n > n0,
-                                     NULL, FNN_ACT_IDENTITY, 0);
+                rc = fnn_gemm_gather(DT, K, og, P, q.copy ? padded : xg, &ga, dzg0, 1, P,
+                                     dwt + gi * og * K, og, 1, n > n0, NULL, FNN_ACT_IDENTITY,
+                                     0);
             }
-            for (ptrdiff_t oy0 = 0; oy0 < g->oh && rc == FNN_OK; oy0 += rows) {
+            if (rc == FNN_OK && tdx) {
+                F(pad_planes)(dzg0, og, g->oh, g->ow, z.top, z.left, z.hz, z.wz, zp);
+                rc = fnn_gemm_gather(DT, HW, cg, KZ, zp, &gz, wr + gi * KZ * cg, cg, 1, dxg, 1,
+                                     HW, 0, NULL, FNN_ACT_IDENTITY, 0);
+            }
+            /* The slices: the weight gradient from the patch copies, the input gradient
+             * through dcols and col2im. */
+            ptrdiff_t oh_sliced = implicit && !sdx ? 0 : g->oh;
+            for (ptrdiff_t oy0 = 0; oy0 < oh_sliced && rc == FNN_OK; oy0 += rows) {
                 ptrdiff_t oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh;
                 ptrdiff_t ps = (oy1 - oy0) * g->ow, off = oy0 * g->ow;
-                const T *dzg = dyn + gi * og * P + off;
+                const T *dzg = dzg0 + off;
                 ptrdiff_t ld = pointwise || keep ? P : ps;
                 const T *c = pointwise ? xg + off
                              : keep    ? J->kept + (n * g->groups + gi) * K * P + off
@@ -324,7 +387,7 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
                     rc = fnn_gemm(DT, og, K, ps, dzg, P, 1, c, 1, ld, dw + gi * og * K, K, 1,
                                   n > n0 || oy0 > 0, NULL, FNN_ACT_IDENTITY, 0);
                 }
-                if (rc == FNN_OK && dxg) {
+                if (rc == FNN_OK && sdx) {
                     if (pointwise) {
                         rc = fnn_gemm(DT, K, ps, og, wg, 1, K, dzg, P, 1, dxg + off, HW, 1, 0,
                                       NULL, FNN_ACT_IDENTITY, 0);
@@ -383,7 +446,7 @@ static int F(conv2d_backward)(const fnn_conv2d_geom *g, const T *x, const T *w, 
     F(conv_job) J = {.g = g, .x = x, .w = w, .dy = dy, .y = y, .dx = dx, .act = act,
                      .slope = slope, .chunks = chunks, .dw_parts = parts,
                      .db_parts = db ? parts + chunks * wsize : NULL, .kept = (T *)patches,
-                     .implicit = conv_implicit(g)};
+                     .implicit = conv_implicit(g), .transposed_dx = conv_transposed_dx(g)};
     atomic_init(&J.err, FNN_OK);
     fnn_parallel(conv_threads(g), chunks, F(backward_chunk), &J);
     int rc = atomic_load(&J.err);

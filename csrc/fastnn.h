@@ -60,19 +60,17 @@ int fnn_gemm(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 uint64_t fnn_gemm_flop_count(void); /* sum of 2*m*n*k over every GEMM call so far */
 
 /* A patch matrix read in place (an implicit im2col): element (r, c) at
- * base[rows[r] + cols[c]], cols strictly increasing (a B panel whose first and last
- * columns are nr - 1 apart is copied as one block a row). */
+ * base[rows[r] + cols[c]]. */
 typedef struct {
     const ptrdiff_t *rows, *cols;
 } fnn_gather;
 
-/* fnn_gemm on the calling thread, with C's columns unit-stride, where A (with ga) or B
- * (with gb) may be a patch matrix: its rs/cs arguments are then ignored and the pointer is
- * the base. NULL tables: a strided operand as in fnn_gemm. */
+/* fnn_gemm on the calling thread with A a patch matrix (base a, tables ga), read in place by
+ * the micro-kernel: nothing of it is packed. */
 int fnn_gemm_gather(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const void *a,
-                    ptrdiff_t rsa, ptrdiff_t csa, const fnn_gather *ga, const void *b,
-                    ptrdiff_t rsb, ptrdiff_t csb, const fnn_gather *gb, void *c, ptrdiff_t rsc,
-                    int accumulate, const void *bias, int act, double act_param);
+                    const fnn_gather *ga, const void *b, ptrdiff_t rsb, ptrdiff_t csb, void *c,
+                    ptrdiff_t rsc, ptrdiff_t csc, int accumulate, const void *bias, int act,
+                    double act_param);
 
 
 /* ---- 2-D convolution (csrc/conv.c) --------------------------------------------------

@@ -85,6 +85,26 @@ static void FN(ukr_rows_generic)(ptrdiff_t k, const T *const *w, const T *restri
     }
 }
 
+static void FN(ukr_ind_generic)(ptrdiff_t k, const T *const *r, const ptrdiff_t *off,
+                                const T *restrict b, T *restrict c, ptrdiff_t rsc,
+                                const T *restrict bias, int loadc, int act, T slope)
+{
+    T acc[GMR][GNR] = {{0}};
+    for (ptrdiff_t p = 0; p < k; p++) {
+        for (int i = 0; i < GMR; i++) {
+            T ai = r[i][off[p]];
+            for (int j = 0; j < GNR; j++)
+                acc[i][j] += ai * b[p * GNR + j];
+        }
+    }
+    for (int i = 0; i < GMR; i++) {
+        for (int j = 0; j < GNR; j++) {
+            T *cp = c + i * rsc + j;
+            *cp = FN(epi1)(acc[i][j], cp, loadc, bias ? bias + j : NULL, act, slope);
+        }
+    }
+}
+
 /* Portable skinny kernels (see gemm_kernels.h): per element one sum in p order. */
 static void FN(sknn_generic)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t rsa,
                              ptrdiff_t csa, const T *b, ptrdiff_t ldb, T *c, ptrdiff_t rsc,
@@ -123,8 +143,8 @@ static void FN(sknt_generic)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, 
 }
 
 static const CFG FN(cfg_generic) = {GMR, GNR, 0, 32 * GMR, 256, 4096, FN(ukr_generic), NULL,
-                                    FN(ukr_rows_generic), FN(sknn_generic),
-                                    FN(sknt_generic), NULL};
+                                    FN(ukr_rows_generic), FN(ukr_ind_generic),
+                                    FN(sknn_generic), FN(sknt_generic), NULL};
 
 static const CFG *FN(pick_cfg)(void)
 {
@@ -231,176 +251,7 @@ static void FN(pack_b)(const CFG *cfg, T *restrict dst, const T *b, ptrdiff_t rs
     }
 }
 
-/* An implicit im2col: the patch matrix's element (r, c) is base[rows[r] + cols[c]]
- * (fnn_gather, fastnn.h). Its A tiles are gathered a column at a time from MR row
- * pointers, the way a row-major A's are transposed. */
-static void FN(pack_a_gather)(const CFG *cfg, T *restrict dst, const T *base,
-                              const ptrdiff_t *rows, const ptrdiff_t *cols, ptrdiff_t mc,
-                              ptrdiff_t kc, ptrdiff_t big, ptrdiff_t small)
-{
-    ptrdiff_t i0 = 0;
-    for (ptrdiff_t t = 0; t < big + small; t++) {
-        int h = t < big ? cfg->mr : cfg->mrs;
-        int n = mc - i0 < h ? (int)(mc - i0) : h;
-        const T *r[FNN_MAX_MR];
-        for (int i = 0; i < h; i++)
-            r[i] = base + rows[i0 + (i < n ? i : n - 1)];
-        T *d = dst + i0 * kc;
-        if (h == 6 && n == 6) {
-            for (ptrdiff_t p = 0; p < kc; p++)
-                for (int i = 0; i < 6; i++)
-                    d[p * 6 + i] = r[i][cols[p]];
-        } else {
-            for (ptrdiff_t p = 0; p < kc; p++)
-                for (int i = 0; i < h; i++)
-                    d[p * h + i] = i < n ? r[i][cols[p]] : 0;
-        }
-        i0 += h;
-    }
-}
-
-/* W runs of columns that lie next to each other in the base: one contiguous copy a row. */
-static inline __attribute__((always_inline)) void
-FN(copy_rows_at)(T *restrict dst, const T *base, const ptrdiff_t *rows, ptrdiff_t col,
-                 ptrdiff_t len, int W)
-{
-    for (ptrdiff_t p = 0; p < len; p++) {
-        const T *s = base + rows[p] + col;
-        for (int j = 0; j < W; j++)
-            dst[p * W + j] = s[j];
-    }
-}
-
-/* B panels of a patch matrix: a panel whose nr columns are adjacent in the base (the
- * pixels of one output row at stride 1) is a block copy a row; a panel across output rows
- * is copied in its runs of adjacent columns, a few elements each, which GCC would
- * otherwise hand to memmove one call a run. */
-#if defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("no-tree-loop-distribute-patterns")))
-#endif
-static void FN(pack_b_gather)(const CFG *cfg, T *restrict dst, const T *base,
-                              const ptrdiff_t *rows, const ptrdiff_t *cols, ptrdiff_t kc,
-                              ptrdiff_t nc, int nr)
-{
-    for (ptrdiff_t j0 = 0; j0 < nc; j0 += nr, dst += nr * kc) {
-        int w = nc - j0 < nr ? (int)(nc - j0) : nr;
-        const ptrdiff_t *co = cols + j0;
-        if (w == nr && co[nr - 1] - co[0] == nr - 1) {
-            switch (nr) {
-            case 4: FN(copy_rows_at)(dst, base, rows, co[0], kc, 4); continue;
-            case 8: FN(copy_rows_at)(dst, base, rows, co[0], kc, 8); continue;
-            case 16: FN(copy_rows_at)(dst, base, rows, co[0], kc, 16); continue;
-            case 32: FN(copy_rows_at)(dst, base, rows, co[0], kc, 32); continue;
-            default: break;
-            }
-        }
-        /* Runs of adjacent columns: [run[r], run[r + 1]). */
-        int run[FNN_MAX_NR + 1], runs = 0;
-        for (int j = 0; j < w; j++)
-            if (j == 0 || co[j] != co[j - 1] + 1)
-                run[runs++] = j;
-        run[runs] = w;
-        for (ptrdiff_t p = 0; p < kc; p++) {
-            const T *s = base + rows[p];
-            T *d = dst + p * nr;
-            for (int r = 0; r < runs; r++) {
-                const T *sr = s + co[run[r]] - run[r];
-                for (int j = run[r]; j < run[r + 1]; j++)
-                    d[j] = sr[j];
-            }
-            for (int j = w; j < nr; j++)
-                d[j] = 0;
-        }
-    }
-}
-
 static ptrdiff_t FN(round_up)(ptrdiff_t x, ptrdiff_t to) { return (x + to - 1) / to * to; }
-
-/* One thread's share: C[m x n] for the whole K. The packed buffers are this
- * thread's, so threads never wait for each other. */
-static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                           const T *a, ptrdiff_t rsa, ptrdiff_t csa,
-                           const T *b, ptrdiff_t rsb, ptrdiff_t csb,
-                           T *c, ptrdiff_t rsc, ptrdiff_t csc,
-                           int accumulate, const T *bias, int act, T slope,
-                           const fnn_gather *ga, const fnn_gather *gb)
-{
-    const int MR = cfg->mr, NR = cfg->nr;
-    /* Equal K slices and row blocks no larger than the configured ones: a short last
-     * slice (784 = 3 x 256 + 16) would pay a full pass over C for little work. The
-     * slices depend on k alone, so every thread's part reduces in the same order. */
-    ptrdiff_t kslices = (k + cfg->kc - 1) / cfg->kc, mblocks = (m + cfg->mc - 1) / cfg->mc;
-    ptrdiff_t kcap = (k + kslices - 1) / kslices;
-    ptrdiff_t mcap = FN(round_up)((m + mblocks - 1) / mblocks, MR);
-    ptrdiff_t ncap = FN(round_up)(n < cfg->nc ? n : cfg->nc, NR);
-    /* A's region is rounded to 64 bytes so B's starts aligned too. */
-    ptrdiff_t asize = FN(round_up)(mcap * kcap, 64 / (ptrdiff_t)sizeof(T));
-    T *ap = pack_space((size_t)(asize + kcap * ncap) * sizeof(T));
-    if (!ap)
-        return FNN_ENOMEM;
-    T *bp = ap + asize;
-
-    for (ptrdiff_t jc = 0; jc < n; jc += cfg->nc) {
-        ptrdiff_t nc = n - jc < cfg->nc ? n - jc : cfg->nc;
-        for (ptrdiff_t pc = 0; pc < k; pc += kcap) {
-            ptrdiff_t kc = k - pc < kcap ? k - pc : kcap;
-            int last = pc + kc == k;
-            int loadc = pc > 0 || accumulate;
-            int kact = last ? act : FNN_ACT_IDENTITY;
-            const T *kbias = last && bias ? bias + jc : NULL;
-            if (gb)
-                FN(pack_b_gather)(cfg, bp, b, gb->rows + pc, gb->cols + jc, kc, nc, NR);
-            else
-                FN(pack_b)(cfg, bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
-
-            for (ptrdiff_t ic = 0; ic < m; ic += mcap) {
-                ptrdiff_t mc = m - ic < mcap ? m - ic : mcap, big, small;
-                FN(row_tiles)(cfg, mc, &big, &small);
-                if (ga)
-                    FN(pack_a_gather)(cfg, ap, a, ga->rows + ic, ga->cols + pc, mc, kc, big,
-                                      small);
-                else
-                    FN(pack_a)(cfg, ap, a + ic * rsa + pc * csa, rsa, csa, mc, kc, big, small);
-
-                for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
-                    ptrdiff_t nr = nc - jr < NR ? nc - jr : NR;
-                    const T *pb = bp + jr * kc;
-                    const T *tbias = kbias ? kbias + jr : NULL;
-                    ptrdiff_t ir = 0;
-                    for (ptrdiff_t t = 0; t < big + small; t++) {
-                        const int H = t < big ? MR : cfg->mrs;
-                        FNN_CAT(fnn_ukr_, SUF) ukr = t < big ? cfg->ukr : cfg->ukr_small;
-                        ptrdiff_t mr = mc - ir < H ? mc - ir : H;
-                        const T *pa = ap + ir * kc;
-                        T *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
-                        ir += H;
-                        if (mr == H && nr == NR && csc == 1) {
-                            ukr(kc, pa, pb, ct, rsc, tbias, loadc, kact, slope);
-                            continue;
-                        }
-                        /* Edge or strided tile: run the same kernel on a full-size
-                         * scratch tile so the arithmetic is identical. */
-                        _Alignas(64) T tile[FNN_MAX_MR * FNN_MAX_NR];
-                        _Alignas(64) T tb[FNN_MAX_NR];
-                        if (loadc)
-                            for (ptrdiff_t i = 0; i < H; i++)
-                                for (ptrdiff_t j = 0; j < NR; j++)
-                                    tile[i * NR + j] = i < mr && j < nr ? ct[i * rsc + j * csc] : 0;
-                        if (tbias) {
-                            for (ptrdiff_t j = 0; j < NR; j++)
-                                tb[j] = j < nr ? tbias[j] : 0;
-                        }
-                        ukr(kc, pa, pb, tile, NR, tbias ? tb : NULL, loadc, kact, slope);
-                        for (ptrdiff_t i = 0; i < mr; i++)
-                            for (ptrdiff_t j = 0; j < nr; j++)
-                                ct[i * rsc + j * csc] = tile[i * NR + j];
-                    }
-                }
-            }
-        }
-    }
-    return FNN_OK;
-}
 
 static inline __attribute__((always_inline)) void
 FN(store_tr)(T *restrict c, ptrdiff_t rsc, const T *restrict d, const int MR, const int NR)
@@ -422,6 +273,111 @@ static int FN(store_tr_full)(T *restrict c, ptrdiff_t rsc, const T *restrict d, 
     case GMR * 64 + GNR: FN(store_tr)(c, rsc, d, GMR, GNR); return 1;
     default: return 0;
     }
+}
+
+/* One thread's share: C[m x n] for the whole K. The packed buffers are this
+ * thread's, so threads never wait for each other. With ga, A is a patch matrix read in place
+ * by the indirect tile (element (i, p) at a[ga->rows[i] + ga->cols[p]]): nothing of it is
+ * packed. */
+static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                           const T *a, ptrdiff_t rsa, ptrdiff_t csa, const fnn_gather *ga,
+                           const T *b, ptrdiff_t rsb, ptrdiff_t csb,
+                           T *c, ptrdiff_t rsc, ptrdiff_t csc,
+                           int accumulate, const T *bias, int act, T slope)
+{
+    const int MR = cfg->mr, NR = cfg->nr;
+    /* Equal K slices and row blocks no larger than the configured ones: a short last
+     * slice (784 = 3 x 256 + 16) would pay a full pass over C for little work. The
+     * slices depend on k alone, so every thread's part reduces in the same order. An
+     * unpacked A costs nothing per slice, so its slices are longer (IND_KC_FACTOR). */
+    ptrdiff_t kslices = (k + cfg->kc * (ga ? IND_KC_FACTOR : 1) - 1) /
+                        (cfg->kc * (ga ? IND_KC_FACTOR : 1));
+    ptrdiff_t mblocks = (m + cfg->mc - 1) / cfg->mc;
+    ptrdiff_t kcap = (k + kslices - 1) / kslices;
+    ptrdiff_t mcap = FN(round_up)((m + mblocks - 1) / mblocks, MR);
+    ptrdiff_t ncap = FN(round_up)(n < cfg->nc ? n : cfg->nc, NR);
+    /* A's region is rounded to 64 bytes so B's starts aligned too. */
+    ptrdiff_t asize = ga ? 0 : FN(round_up)(mcap * kcap, 64 / (ptrdiff_t)sizeof(T));
+    T *ap = pack_space((size_t)(asize + kcap * ncap) * sizeof(T));
+    if (!ap)
+        return FNN_ENOMEM;
+    T *bp = ap + asize;
+
+    for (ptrdiff_t jc = 0; jc < n; jc += cfg->nc) {
+        ptrdiff_t nc = n - jc < cfg->nc ? n - jc : cfg->nc;
+        for (ptrdiff_t pc = 0; pc < k; pc += kcap) {
+            ptrdiff_t kc = k - pc < kcap ? k - pc : kcap;
+            int last = pc + kc == k;
+            int loadc = pc > 0 || accumulate;
+            int kact = last ? act : FNN_ACT_IDENTITY;
+            const T *kbias = last && bias ? bias + jc : NULL;
+            FN(pack_b)(cfg, bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
+
+            for (ptrdiff_t ic = 0; ic < m; ic += mcap) {
+                ptrdiff_t mc = m - ic < mcap ? m - ic : mcap, big, small = 0;
+                if (ga) {
+                    big = (mc + MR - 1) / MR;
+                } else {
+                    FN(row_tiles)(cfg, mc, &big, &small);
+                    FN(pack_a)(cfg, ap, a + ic * rsa + pc * csa, rsa, csa, mc, kc, big, small);
+                }
+
+                for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
+                    ptrdiff_t nr = nc - jr < NR ? nc - jr : NR;
+                    const T *pb = bp + jr * kc;
+                    const T *tbias = kbias ? kbias + jr : NULL;
+                    ptrdiff_t ir = 0;
+                    for (ptrdiff_t t = 0; t < big + small; t++) {
+                        const int H = t < big ? MR : cfg->mrs;
+                        FNN_CAT(fnn_ukr_, SUF) ukr = t < big ? cfg->ukr : cfg->ukr_small;
+                        ptrdiff_t mr = mc - ir < H ? mc - ir : H;
+                        const T *pa = ap + ir * kc;
+                        /* The indirect tile's rows; past the last row of A, the last row
+                         * again (those rows of the tile are not stored). */
+                        const T *r[FNN_MAX_MR];
+                        const ptrdiff_t *off = ga ? ga->cols + pc : NULL;
+                        for (int i = 0; ga && i < H; i++)
+                            r[i] = a + ga->rows[ic + ir + (i < mr ? i : mr - 1)];
+                        T *ct = c + (ic + ir) * rsc + (jc + jr) * csc;
+                        ir += H;
+                        if (mr == H && nr == NR && csc == 1) {
+                            if (ga)
+                                cfg->ukr_ind(kc, r, off, pb, ct, rsc, tbias, loadc, kact, slope);
+                            else
+                                ukr(kc, pa, pb, ct, rsc, tbias, loadc, kact, slope);
+                            continue;
+                        }
+                        /* Edge or strided tile: run the same kernel on a full-size
+                         * scratch tile so the arithmetic is identical. */
+                        _Alignas(64) T tile[FNN_MAX_MR * FNN_MAX_NR];
+                        _Alignas(64) T tb[FNN_MAX_NR];
+                        if (loadc)
+                            for (ptrdiff_t i = 0; i < H; i++)
+                                for (ptrdiff_t j = 0; j < NR; j++)
+                                    tile[i * NR + j] = i < mr && j < nr ? ct[i * rsc + j * csc] : 0;
+                        if (tbias) {
+                            for (ptrdiff_t j = 0; j < NR; j++)
+                                tb[j] = j < nr ? tbias[j] : 0;
+                        }
+                        if (ga)
+                            cfg->ukr_ind(kc, r, off, pb, tile, NR, tbias ? tb : NULL, loadc,
+                                         kact, slope);
+                        else
+                            ukr(kc, pa, pb, tile, NR, tbias ? tb : NULL, loadc, kact, slope);
+                        /* A column-major C (a transposed product's) whole tile: its columns
+                         * are the contiguous runs. */
+                        if (rsc == 1 && mr == H && nr == NR &&
+                            FN(store_tr_full)(ct, csc, tile, H, NR))
+                            continue;
+                        for (ptrdiff_t i = 0; i < mr; i++)
+                            for (ptrdiff_t j = 0; j < nr; j++)
+                                ct[i * rsc + j * csc] = tile[i * NR + j];
+                    }
+                }
+            }
+        }
+    }
+    return FNN_OK;
 }
 
 /* C = A W^T with few rows of A (b[p + j*ldw] is W's row j): packing W's rows would cost
@@ -560,9 +516,9 @@ static void FN(tiles_task)(void *ctx, ptrdiff_t p)
     if (j1 > J->n)
         j1 = J->n;
     int r = FN(gemm_serial)(cfg, i1 - i0, j1 - j0, J->k, J->a + i0 * J->rsa, J->rsa, J->csa,
-                            J->b + j0 * J->csb, J->rsb, J->csb, J->c + i0 * J->rsc + j0 * J->csc,
-                            J->rsc, J->csc, J->accumulate, J->bias ? J->bias + j0 : NULL,
-                            J->act, J->slope, NULL, NULL);
+                            NULL, J->b + j0 * J->csb, J->rsb, J->csb,
+                            J->c + i0 * J->rsc + j0 * J->csc, J->rsc, J->csc, J->accumulate,
+                            J->bias ? J->bias + j0 : NULL, J->act, J->slope);
     if (r != FNN_OK)
         atomic_store(&J->err, r);
 }
@@ -640,18 +596,17 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     return atomic_load(&J.err);
 }
 
-/* fnn_gemm_gather: the packed product on the calling thread, A or B (or both) a patch
- * matrix read through its tables. */
-static int FN(gemm_gather)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a, ptrdiff_t rsa,
-                           ptrdiff_t csa, const fnn_gather *ga, const T *b, ptrdiff_t rsb,
-                           ptrdiff_t csb, const fnn_gather *gb, T *c, ptrdiff_t rsc,
-                           int accumulate, const T *bias, int act, T slope)
+/* fnn_gemm_gather: the product on the calling thread, A a patch matrix read in place. */
+static int FN(gemm_gather)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a,
+                           const fnn_gather *ga, const T *b, ptrdiff_t rsb, ptrdiff_t csb,
+                           T *c, ptrdiff_t rsc, ptrdiff_t csc, int accumulate, const T *bias,
+                           int act, T slope)
 {
     if (k == 0)
-        return FN(gemm)(m, n, 0, a, rsa, csa, b, rsb, csb, c, rsc, 1, accumulate, bias, act,
+        return FN(gemm)(m, n, 0, a, 0, 0, b, rsb, csb, c, rsc, csc, accumulate, bias, act,
                         slope);
-    return FN(gemm_serial)(FN(pick_cfg)(), m, n, k, a, rsa, csa, b, rsb, csb, c, rsc, 1,
-                           accumulate, bias, act, slope, ga, gb);
+    return FN(gemm_serial)(FN(pick_cfg)(), m, n, k, a, 0, 0, ga, b, rsb, csb, c, rsc, csc,
+                           accumulate, bias, act, slope);
 }
 
 #undef CFG

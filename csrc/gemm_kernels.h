@@ -27,6 +27,9 @@
  *   d = act( (loadc ? d : 0) + W @ b + bias[i] along row i ),
  * d being MR x NR contiguous. For C = X W^T with few rows of X: C^T = W X^T.
  *
+ * The indirect tile (ukr_ind) is UKR with A read in place through pointers: row i's value
+ * at step p is r[i][off[p]], an implicit im2col (fnn_gather, fastnn.h) with nothing packed.
+ *
  * Skinny (no packing) kernels compute the whole m x n product for small m:
  *   sknn: B row-major, b[p*ldb + j]; C with unit column stride (csc == 1).
  *   sknt: B = W^T, b[j*ldb + p], A with unit column stride (csa == 1); any csc.
@@ -40,6 +43,9 @@
                                   T slope);                                             \
     typedef void (*fnn_ukr_rows_##SUF)(ptrdiff_t k, const T *const *w, const T *b, T *d,  \
                                        const T *bias, int loadc, int act, T slope);     \
+    typedef void (*fnn_ukr_ind_##SUF)(ptrdiff_t k, const T *const *r, const ptrdiff_t *off, \
+                                      const T *b, T *c, ptrdiff_t rsc, const T *bias,   \
+                                      int loadc, int act, T slope);                     \
     typedef void (*fnn_skinny_##SUF)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,             \
                                      const T *a, ptrdiff_t rsa, ptrdiff_t csa,          \
                                      const T *b, ptrdiff_t ldb,                         \
@@ -53,6 +59,7 @@
         int mc, kc, nc; /* cache blocks; mc % mr == 0, nc % nr == 0 */                  \
         fnn_ukr_##SUF ukr, ukr_small;                                                   \
         fnn_ukr_rows_##SUF ukr_rows; /* the transposed tile, see below */                \
+        fnn_ukr_ind_##SUF ukr_ind;   /* the indirect tile, see above */                 \
         fnn_skinny_##SUF sknn, sknt; /* unpacked small-m kernels, see below */          \
         fnn_pack_tr_##SUF pack_tr;   /* transposing pack, or NULL */                    \
     } fnn_gemm_cfg_##SUF;

@@ -104,10 +104,12 @@ static inline VT FNN_UFN(_act)(VT x, int act, VT s)
         }                                                                                  \
     } while (0)
 
-/* A TM-row tile (TM is MR or MRS, constant after inlining). Each element's arithmetic
- * does not depend on TM, so the two tile heights give the same bits. */
+/* A TM-row tile (TM is MR or MRS, constant after inlining), A packed at `a` or, with row
+ * pointers r (the indirect tile), read in place at r[i][off[p]]. Each element's arithmetic
+ * depends on neither TM nor where A comes from, so all tiles give the same bits. */
 __attribute__((target(TARGET), always_inline))
 static inline void FNN_UFN(_tile)(const int TM, ptrdiff_t k, const T *restrict a,
+                                  const T *const *r, const ptrdiff_t *restrict off,
                                   const T *restrict b, T *restrict c, ptrdiff_t rsc,
                                   const T *restrict bias, int loadc, int act, T slope)
 {
@@ -122,11 +124,23 @@ static inline void FNN_UFN(_tile)(const int TM, ptrdiff_t k, const T *restrict a
         __builtin_prefetch(c + i * rsc + NV * VLEN - 1);
     }
 
-    _Pragma("GCC unroll 4")
-    for (ptrdiff_t p = 0; p < k; p++) {
-        FNN_K_STEP(TM, a[i]);
-        a += TM;
-        b += NV * VLEN;
+    if (r) {
+        const T *ri[MR];
+        FNN_UNROLL for (int i = 0; i < TM; i++)
+            ri[i] = r[i];
+        _Pragma("GCC unroll 4")
+        for (ptrdiff_t p = 0; p < k; p++) {
+            const ptrdiff_t o = off[p];
+            FNN_K_STEP(TM, ri[i][o]);
+            b += NV * VLEN;
+        }
+    } else {
+        _Pragma("GCC unroll 4")
+        for (ptrdiff_t p = 0; p < k; p++) {
+            FNN_K_STEP(TM, a[i]);
+            a += TM;
+            b += NV * VLEN;
+        }
     }
 
     /* Same operation order as the portable kernel: (c + ab) + bias. */
@@ -151,7 +165,7 @@ __attribute__((target(TARGET)))
 static void UKR(ptrdiff_t k, const T *restrict a, const T *restrict b, T *restrict c,
                 ptrdiff_t rsc, const T *restrict bias, int loadc, int act, T slope)
 {
-    FNN_UFN(_tile)(MR, k, a, b, c, rsc, bias, loadc, act, slope);
+    FNN_UFN(_tile)(MR, k, a, NULL, NULL, b, c, rsc, bias, loadc, act, slope);
 }
 
 __attribute__((target(TARGET)))
@@ -159,7 +173,16 @@ static void FNN_UFN(_small)(ptrdiff_t k, const T *restrict a, const T *restrict 
                             T *restrict c, ptrdiff_t rsc, const T *restrict bias, int loadc,
                             int act, T slope)
 {
-    FNN_UFN(_tile)(MRS, k, a, b, c, rsc, bias, loadc, act, slope);
+    FNN_UFN(_tile)(MRS, k, a, NULL, NULL, b, c, rsc, bias, loadc, act, slope);
+}
+
+/* The indirect tile (gemm_kernels.h, ukr_ind). */
+__attribute__((target(TARGET)))
+static void FNN_UFN(_ind)(ptrdiff_t k, const T *const *r, const ptrdiff_t *restrict off,
+                          const T *restrict b, T *restrict c, ptrdiff_t rsc,
+                          const T *restrict bias, int loadc, int act, T slope)
+{
+    FNN_UFN(_tile)(MR, k, NULL, r, off, b, c, rsc, bias, loadc, act, slope);
 }
 
 /* The transposed tile (gemm_kernels.h, ukr_rows): the MR rows of W are read in place,

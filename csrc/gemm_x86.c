@@ -160,8 +160,8 @@ FNN_PACK_TR(f64, double, 4, tr4_f64, case 2: tr4_f64(d, s, es, W, 2); break;)
 #include "gemm_ukr_simd.h"
 const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 4, 144, 256, 4096, ukr_avx2_f32,
                                             ukr_avx2_f32_small, ukr_avx2_f32_rows,
-                                            ukr_avx2_f32_sknn, ukr_avx2_f32_sknt,
-                                            pack_tr_avx2_f32};
+                                            ukr_avx2_f32_ind, ukr_avx2_f32_sknn,
+                                            ukr_avx2_f32_sknt, pack_tr_avx2_f32};
 
 /* ---- AVX2 + FMA: 6 x 8 double, 4 x 8 ---- */
 #define T double
@@ -196,8 +196,8 @@ const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 4, 144, 256, 4096, ukr_avx2_f
 #include "gemm_ukr_simd.h"
 const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 4, 72, 256, 4096, ukr_avx2_f64,
                                             ukr_avx2_f64_small, ukr_avx2_f64_rows,
-                                            ukr_avx2_f64_sknn, ukr_avx2_f64_sknt,
-                                            pack_tr_avx2_f64};
+                                            ukr_avx2_f64_ind, ukr_avx2_f64_sknn,
+                                            ukr_avx2_f64_sknt, pack_tr_avx2_f64};
 
 /* ---- AVX-512F: 12 x 32 float (24 accumulators + 2 B vectors + 1 broadcast of 32), 8 x 32 ---- */
 #define T float
@@ -229,8 +229,8 @@ const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 4, 72, 256, 4096, ukr_avx2_f64
 #include "gemm_ukr_simd.h"
 const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 8, 144, 192, 4096, ukr_avx512_f32,
                                               ukr_avx512_f32_small, ukr_avx512_f32_rows,
-                                              ukr_avx512_f32_sknn, ukr_avx512_f32_sknt,
-                                              pack_tr_avx2_f32};
+                                              ukr_avx512_f32_ind, ukr_avx512_f32_sknn,
+                                              ukr_avx512_f32_sknt, pack_tr_avx2_f32};
 
 /* ---- AVX-512F: 12 x 16 double, 8 x 16 ---- */
 #define T double
@@ -262,7 +262,7 @@ const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 8, 144, 192, 4096, ukr_avx
 #include "gemm_ukr_simd.h"
 const fnn_gemm_cfg_f64 fnn_gemm_avx512_f64 = {12, 16, 8, 72, 192, 4096, ukr_avx512_f64,
                                               ukr_avx512_f64_small, ukr_avx512_f64_rows,
-                                              ukr_avx512_f64_sknn, ukr_avx512_f64_sknt,
-                                              pack_tr_avx2_f64};
+                                              ukr_avx512_f64_ind, ukr_avx512_f64_sknn,
+                                              ukr_avx512_f64_sknt, pack_tr_avx2_f64};
 
 #endif

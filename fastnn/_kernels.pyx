@@ -1804,8 +1804,8 @@ def conv2d_patches_shape(x,                      # type: ArrayLike
     # type: (...) -> tuple[int, int, int, int] | None
     """The shape of the patch matrices conv2d_forward can keep for conv2d_backward
     ((N, groups, K, OH*OW), K = C / groups * kh * kw), or None when it forms none: a
-    pointwise kernel reads x itself, and a kernel with many taps packs its patches from x
-    inside the GEMM (the backward reads x again)."""
+    pointwise kernel reads x itself, and a kernel with many taps has its patches read from x
+    in place by the GEMM's micro-kernel (the backward reads x again)."""
     fn = "conv2d_patches_shape"
     cdef cnp.ndarray X = _contiguous(x, fn, "x", 4)
     cdef cnp.ndarray W = _contiguous(weight, fn, "weight", 4, X.dtype)

@@ -25,9 +25,9 @@ class Conv2d(Layer):
     does). ``groups`` splits the channels into that many independent convolutions
     (``groups == in_channels``: depthwise).
 
-    Each image is one GEMM over its patches (packed from the image inside the GEMM from 64
-    taps on, copied out first below) with the bias, and the activation the model fuses in,
-    applied as the products are stored."""
+    Each image is one GEMM over its patches (read in place from the image by the GEMM's
+    micro-kernel from 64 taps on, copied out first below) with the bias, and the activation
+    the model fuses in, applied as the products are stored."""
 
     input_ndim = 4
     _transient = ("_cache", "_patches")

@@ -55,6 +55,14 @@ def _geometries():
         # more than one chunk of 16 images in the backward, and a batch of 17
         (33, 2, 3, 5, 6, (3, 2), (1, 2), (1, 0, 1, 1), (1, 1), 1),
         (17, 4, 4, 6, 5, (2, 3), (2, 1), (0, 1, 2, 0), (2, 1), 2),
+        # at stride 1, 8 or more input channels a group and an output no smaller than the
+        # input, the input gradient is a convolution of dz: dilation, an even kernel, padding
+        # past the kernel's reach, a padded 1x1, channel counts no tile divides
+        (2, 8, 5, 6, 7, (3, 3), (1, 1), (2, 2, 2, 2), (2, 2), 1),
+        (2, 9, 4, 5, 6, (4, 2), (1, 1), (1, 2, 0, 1), (1, 1), 1),
+        (1, 12, 3, 4, 5, (3, 3), (1, 1), (2, 1, 0, 3), (1, 1), 1),
+        (2, 20, 6, 5, 5, (1, 1), (1, 1), (1, 1, 1, 1), (1, 1), 2),
+        (3, 17, 19, 7, 9, (5, 3), (1, 1), (2, 2, 1, 1), (1, 1), 1),
         # K * ow * itemsize > 96 KiB: the output rows are cut into slices
         (2, 64, 8, 12, 40, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1),
         (1, 96, 6, 9, 36, (3, 7), (1, 1), (1, 1, 3, 3), (1, 1), 2),
