@@ -104,10 +104,10 @@ static int F(has_nan)(const T *restrict x, ptrdiff_t n)
 }
 
 /* One output row of 2x2 windows at stride 2 without padding (the pooling of every benchmark
- * net), from rows r0 and r1 that hold no NaN: the larger of each row's pair (ties keep the
- * left one), then the bottom's if strictly larger, which is F(max_window)'s first maximum
- * in row-major order, as selects that vectorise (NaN-aware ones over the stride-2 taps do
- * not, so a row pair with a NaN takes the general path). */
+ * net), from rows r0 and r1 that hold no NaN (a plane with a NaN takes the general path):
+ * the larger of each row's pair (ties keep the left one), then the bottom's if strictly
+ * larger, which is F(max_window)'s first maximum in row-major order, as selects that
+ * vectorise (NaN-aware ones over the stride-2 taps do not). */
 static void F(max_2x2_row)(const T *restrict r0, const T *restrict r1, ptrdiff_t ow,
                            ptrdiff_t w, int64_t first, T *restrict y, int64_t *restrict am)
 {
@@ -139,13 +139,14 @@ static void F(maxpool_task)(void *ctx, ptrdiff_t item)
         const T *x = A->in + p * g->h * g->w;
         T *y = A->out + p * g->oh * g->ow;
         int64_t *am = A->argmax_out + p * g->oh * g->ow;
+        /* One check a plane: the rows of the nets' later layers are a few windows wide. */
+        const int fast = two && !F(has_nan)(x, g->h * g->w);
         for (ptrdiff_t oy = 0; oy < g->oh; oy++) {
             ptrdiff_t y0, y1;
             F(span)(oy, g->kh, g->sh, g->ph, g->h, &y0, &y1);
             T *yr = y + oy * g->ow;
             int64_t *ar = am + oy * g->ow;
-            if (two && !F(has_nan)(x + y0 * g->w, 2 * g->ow) &&
-                !F(has_nan)(x + (y0 + 1) * g->w, 2 * g->ow)) {
+            if (fast) {
                 F(max_2x2_row)(x + y0 * g->w, x + (y0 + 1) * g->w, g->ow, g->w, y0 * g->w, yr,
                                ar);
                 continue;

@@ -101,8 +101,8 @@ def test_maxpool_ties_nan_and_infinity():
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_maxpool_2x2_stride_2_ties_nan_and_signed_zeros(dtype):
-    """The 2x2 stride-2 windows' vectorised rows (rows without a NaN) and the general path
-    (rows with one) keep the twin's rules: the first maximum, the first NaN, -0.0 before
+    """The 2x2 stride-2 windows' vectorised rows (planes without a NaN) and the general path
+    (planes with one) keep the twin's rules: the first maximum, the first NaN, -0.0 before
     0.0 kept as it comes."""
     rng = np.random.default_rng(3)
     x = rng.choice(np.array([-1.0, -0.0, 0.0, 2.0, np.inf, -np.inf]), (2, 3, 9, 35))
