@@ -20,13 +20,16 @@ static int conv_pointwise(const fnn_conv2d_geom *g)
            g->oh == g->h && g->ow == g->w;
 }
 
-/* From this many taps (K = c / groups * kh * kw) a convolution packs its patches for the
- * GEMM straight from the image (fnn_gemm_gather) instead of copying them out first
- * (im2col): one pass fewer over the largest operand, and the backward reads the image
- * again instead of kept patches. Below it the copy is cheaper than the gathers, whose
- * tiles the few taps fill badly (AMD EPYC Zen 3, float32, batch 64: 32->64 3x3 on 26x26
- * forward 18.4 -> 17.1 ms, backward 44 -> 37 ms; LeNet-5's 6->16 5x5 backward 2.3 -> 1.7
- * ms; 1->32 3x3 forward 0.70 -> 0.77 ms and 1->6 5x5 weight gradient 0.62 -> 1.38 ms). */
+/* From this many taps (K = c / groups * kh * kw) a convolution's patches are read in place
+ * from the image by the GEMM's micro-kernel (fnn_gemm_gather) instead of being copied out
+ * first (im2col): no pass over the largest operand, no packing of it, and the backward
+ * reads the image again instead of kept patches. Below it the products are too shallow or
+ * too narrow for that to pay: the copy, with the tile of output channels times pixels, is
+ * faster (AMD EPYC Zen 3, float32, batch 64, copied -> read in place: 16->32 5x5 on 14x14
+ * padding 2 forward 7.1 -> 3.9 ms, weight gradient 6.1 -> 4.0 ms; 32->64 3x3 on 26x26
+ * forward 20.1 -> 15.5 ms, weight gradient 18.6 -> 15.8 ms; 6->16 5x5 on 14x14 forward
+ * 0.95 -> 0.45 ms; but 1->32 3x3 on 28x28 forward 0.69 -> 0.95 ms and 1->6 5x5 padding 2
+ * weight gradient 0.31 -> 0.82 ms). */
 static _Atomic ptrdiff_t conv_implicit_min_k = 64;
 
 ptrdiff_t fnn_conv2d_set_implicit_min_k(ptrdiff_t k)
