@@ -66,7 +66,7 @@ typedef struct {
 } fnn_gather;
 
 /* fnn_gemm on the calling thread with A a patch matrix (base a, tables ga), read in place by
- * the micro-kernel: nothing of it is packed. */
+ * the micro-kernel: nothing of it is packed. C has any strides, as in fnn_gemm. */
 int fnn_gemm_gather(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const void *a,
                     const fnn_gather *ga, const void *b, ptrdiff_t rsb, ptrdiff_t csb, void *c,
                     ptrdiff_t rsc, ptrdiff_t csc, int accumulate, const void *bias, int act,
