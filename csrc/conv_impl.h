@@ -118,6 +118,12 @@ typedef struct {
     double slope;
     ptrdiff_t chunks, parts; /* backward: image chunks; implicit forward: parts an image */
     int implicit, transposed_dx;
+    /* Built once a call and shared by the tasks (F(shared_setup)): the patch tables, and
+     * Z's (transposed input gradient); the weights packed as the products' B, a group's
+     * `wpk_group` elements apart (forward: W^T; backward: Wr). */
+    const ptrdiff_t *tab, *ztab;
+    const T *wpk;
+    ptrdiff_t wpk_group;
     _Atomic int err;
 } F(conv_job);
 
@@ -226,24 +232,22 @@ static void F(forward_image_implicit)(void *ctx, ptrdiff_t t)
     if (p0 >= p1)
         return;
     F(padded) q = F(padded_geom)(g);
-    size_t tab = (size_t)(K + P) * sizeof(ptrdiff_t);
-    size_t pad = q.copy ? (size_t)(cg * q.hp * q.wp) * sizeof(T) : 0;
-    ptrdiff_t *rows = fnn_scratch(FNN_SCRATCH_CONV_COLS, tab + pad);
-    if (!rows) {
+    T *padded = NULL;
+    if (q.copy && !(padded = fnn_scratch(FNN_SCRATCH_CONV_COLS,
+                                         (size_t)(cg * q.hp * q.wp) * sizeof(T)))) {
         atomic_store(&J->err, FNN_ENOMEM);
         return;
     }
-    T *padded = (T *)(rows + K + P);
-    F(gather_tables)(g, q, cg, rows, rows + K);
     /* cols^T's element (p, k) is at base[pixel p's offset + tap k's]. */
-    fnn_gather ga = {rows + K + p0, rows};
+    fnn_gather ga = {J->tab + K + p0, J->tab};
     for (ptrdiff_t gi = 0; gi < g->groups; gi++) {
         const T *xg = J->x + (n * g->c + gi * cg) * g->h * g->w;
         if (q.copy)
             F(pad_planes)(xg, cg, g->h, g->w, g->ph, g->pw, q.hp, q.wp, padded);
         int rc = fnn_gemm_gather(DT, p1 - p0, og, K, q.copy ? padded : xg, &ga,
-                                 J->w + gi * og * K, 1, K, J->out + (n * g->o + gi * og) * P + p0,
-                                 1, P, 0, J->bias ? J->bias + gi * og : NULL, J->act, J->slope);
+                                 J->wpk + gi * J->wpk_group,
+                                 J->out + (n * g->o + gi * og) * P + p0, 1, P, 0,
+                                 J->bias ? J->bias + gi * og : NULL, J->act, J->slope);
         if (rc != FNN_OK)
             atomic_store(&J->err, rc);
     }
@@ -302,40 +306,26 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
     int need_dz = J->act != FNN_ACT_IDENTITY;
     F(padded) q = F(padded_geom)(g);
     F(dz_padded) z = F(dz_padded_geom)(g);
-    /* Scratch: the gather tables, dW^T and the padded image (implicit); Z's tables, Wr and
-     * the padded dz (transposed input gradient); the patches being rebuilt (im2col, none
-     * when kept); their gradient (sliced input gradient); one image's dz. */
+    /* Scratch: dW^T, the padded image and dz^T packed (implicit); the padded dz
+     * (transposed input gradient); the patches being rebuilt (im2col, none when kept);
+     * their gradient (sliced input gradient); one image's dz. */
     size_t slice = pointwise ? 0 : (size_t)(K * rows * g->ow);
-    size_t n_tab = implicit ? (size_t)(K + P) : 0, n_ztab = tdx ? (size_t)(HW + KZ) : 0;
     size_t n_dwt = implicit ? (size_t)(g->o * K) : 0;
     size_t n_pad = implicit && q.copy ? (size_t)(cg * q.hp * q.wp) : 0;
-    size_t n_wr = tdx ? (size_t)(g->o * K) : 0, n_zp = tdx ? (size_t)(og * z.hz * z.wz) : 0;
+    size_t n_dzt = implicit ? fnn_gemm_packed_b_size(DT, P, og) / sizeof(T) : 0;
+    size_t n_zp = tdx ? (size_t)(og * z.hz * z.wz) : 0;
     size_t n_cols = keep || implicit ? 0 : slice, n_dcols = sdx ? slice : 0;
     size_t n_dz = need_dz ? (size_t)(g->o * P) : 0;
-    ptrdiff_t *tab = fnn_scratch(FNN_SCRATCH_CONV_COLS,
-                                 (n_tab + n_ztab) * sizeof(ptrdiff_t) +
-                                     (n_dwt + n_pad + n_wr + n_zp + n_cols + n_dcols + n_dz + 1) *
-                                         sizeof(T));
-    if (!tab) {
+    T *dwt = fnn_scratch(FNN_SCRATCH_CONV_COLS,
+                         (n_dwt + n_pad + n_dzt + n_zp + n_cols + n_dcols + n_dz + 1) *
+                             sizeof(T));
+    if (!dwt) {
         atomic_store(&J->err, FNN_ENOMEM);
         return;
     }
-    ptrdiff_t *ztab = tab + n_tab;
-    T *dwt = (T *)(ztab + n_ztab), *padded = dwt + n_dwt, *wr = padded + n_pad;
-    T *zp = wr + n_wr, *cols = zp + n_zp, *dcols = cols + n_cols, *dz = dcols + n_dcols;
-    if (implicit)
-        F(gather_tables)(g, q, cg, tab, tab + K);
-    fnn_gather ga = {tab, tab + K}, gz = {ztab, ztab + HW};
-    if (tdx) {
-        F(dz_tables)(g, z, og, ztab, ztab + HW);
-        /* Wr[gi][(o, ky, kx)][c] = W[gi * og + o][c][ky][kx]. */
-        for (ptrdiff_t gi = 0; gi < g->groups; gi++)
-            for (ptrdiff_t o = 0; o < og; o++)
-                for (ptrdiff_t ci = 0; ci < cg; ci++)
-                    for (ptrdiff_t t = 0; t < g->kh * g->kw; t++)
-                        wr[(gi * KZ + o * g->kh * g->kw + t) * cg + ci] =
-                            J->w[((gi * og + o) * cg + ci) * g->kh * g->kw + t];
-    }
+    T *padded = dwt + n_dwt, *zp = padded + n_pad, *cols = zp + n_zp;
+    T *dcols = cols + n_cols, *dz = dcols + n_dcols, *dzt = dz + n_dz;
+    fnn_gather ga = {J->tab, J->tab + K}, gz = {J->ztab, J->ztab + HW};
     T *dw = J->dw_parts + chunk * g->o * K;
     T *db = J->db_parts ? J->db_parts + chunk * g->o : NULL;
     ptrdiff_t n0 = g->n * chunk / J->chunks, n1 = g->n * (chunk + 1) / J->chunks;
@@ -361,14 +351,15 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
                 if (q.copy)
                     F(pad_planes)(xg, cg, g->h, g->w, g->ph, g->pw, q.hp, q.wp, padded);
                 /* dW^T[K, Og] (+)= cols @ dz^T, summed over the chunk's images in order. */
-                rc = fnn_gemm_gather(DT, K, og, P, q.copy ? padded : xg, &ga, dzg0, 1, P,
+                fnn_gemm_pack_b(DT, P, og, dzg0, 1, P, dzt);
+                rc = fnn_gemm_gather(DT, K, og, P, q.copy ? padded : xg, &ga, dzt,
                                      dwt + gi * og * K, og, 1, n > n0, NULL, FNN_ACT_IDENTITY,
                                      0);
             }
             if (rc == FNN_OK && tdx) {
                 F(pad_planes)(dzg0, og, g->oh, g->ow, z.top, z.left, z.hz, z.wz, zp);
-                rc = fnn_gemm_gather(DT, HW, cg, KZ, zp, &gz, wr + gi * KZ * cg, cg, 1, dxg, 1,
-                                     HW, 0, NULL, FNN_ACT_IDENTITY, 0);
+                rc = fnn_gemm_gather(DT, HW, cg, KZ, zp, &gz, J->wpk + gi * J->wpk_group, dxg,
+                                     1, HW, 0, NULL, FNN_ACT_IDENTITY, 0);
             }
             /* The slices: the weight gradient from the patch copies, the input gradient
              * through dcols and col2im. */
@@ -409,16 +400,71 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
                     dw[(gi * og + o) * K + k] = dwt[gi * og * K + k * og + o];
 }
 
+/* The job's shared part (see F(conv_job)) in this thread's FNN_SCRATCH_CONV_SUMS: the patch
+ * tables (implicit) and with `backward`, Z's tables and Wr packed (transposed input
+ * gradient) and `sums` elements for the partial gradients (dw_parts); else W^T packed. */
+static int F(shared_setup)(F(conv_job) *J, size_t sums, int backward)
+{
+    const fnn_conv2d_geom *g = J->g;
+    ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
+    ptrdiff_t K = cg * g->kh * g->kw, HW = g->h * g->w, KZ = og * g->kh * g->kw;
+    int tdx = backward && J->transposed_dx && J->dx;
+    int packed = backward ? tdx : J->implicit;
+    size_t n_tab = J->implicit ? (size_t)(K + P) : 0, n_ztab = tdx ? (size_t)(HW + KZ) : 0;
+    size_t n_wr = tdx ? (size_t)(g->o * K) : 0;
+    /* One group's packed weights: Wr is a B of KZ x cg, W^T one of K x og. */
+    size_t group = !packed ? 0
+                   : tdx   ? fnn_gemm_packed_b_size(DT, KZ, cg) / sizeof(T)
+                           : fnn_gemm_packed_b_size(DT, K, og) / sizeof(T);
+    size_t n_wpk = group * (size_t)g->groups;
+    ptrdiff_t *tab = fnn_scratch(FNN_SCRATCH_CONV_SUMS, (n_tab + n_ztab) * sizeof(ptrdiff_t) +
+                                                          (sums + n_wr + n_wpk) * sizeof(T));
+    if (!tab)
+        return FNN_ENOMEM;
+    ptrdiff_t *ztab = tab + n_tab;
+    T *parts = (T *)(ztab + n_ztab), *wr = parts + sums, *wpk = wr + n_wr;
+    if (J->implicit)
+        F(gather_tables)(g, F(padded_geom)(g), cg, tab, tab + K);
+    if (tdx) {
+        F(dz_tables)(g, F(dz_padded_geom)(g), og, ztab, ztab + HW);
+        /* Wr[gi][(o, ky, kx)][c] = W[gi * og + o][c][ky][kx]. */
+        for (ptrdiff_t gi = 0; gi < g->groups; gi++)
+            for (ptrdiff_t o = 0; o < og; o++)
+                for (ptrdiff_t ci = 0; ci < cg; ci++)
+                    for (ptrdiff_t t = 0; t < g->kh * g->kw; t++)
+                        wr[(gi * KZ + o * g->kh * g->kw + t) * cg + ci] =
+                            J->w[((gi * og + o) * cg + ci) * g->kh * g->kw + t];
+    }
+    for (ptrdiff_t gi = 0; packed && gi < g->groups; gi++) {
+        if (tdx)
+            fnn_gemm_pack_b(DT, KZ, cg, wr + gi * KZ * cg, cg, 1, wpk + gi * group);
+        else /* W^T's element (k, o) is W[o][k]. */
+            fnn_gemm_pack_b(DT, K, og, J->w + gi * og * K, 1, K, wpk + gi * group);
+    }
+    J->dw_parts = backward ? parts : NULL;
+    J->tab = tab;
+    J->ztab = ztab;
+    J->wpk = wpk;
+    J->wpk_group = (ptrdiff_t)group;
+    return FNN_OK;
+}
+
 static int F(conv2d_forward)(const fnn_conv2d_geom *g, const T *x, const T *w, const T *bias,
                              int act, double slope, T *y, T *patches)
 {
     F(conv_job) J = {.g = g, .x = x, .w = w, .bias = bias, .out = y, .act = act,
-                     .slope = slope, .kept = fnn_conv2d_keeps_patches(g) ? patches : NULL};
+                     .slope = slope, .kept = fnn_conv2d_keeps_patches(g) ? patches : NULL,
+                     .implicit = conv_implicit(g)};
     atomic_init(&J.err, FNN_OK);
     int threads = conv_threads(g);
-    if (conv_implicit(g)) {
+    if (J.implicit) {
+        if (g->n == 0)
+            return FNN_OK;
+        int rc = F(shared_setup)(&J, 0, 0);
+        if (rc != FNN_OK)
+            return rc;
         /* Fewer images than threads: their pixels are split too. */
-        J.parts = g->n > 0 && g->n < threads ? (threads + g->n - 1) / g->n : 1;
+        J.parts = g->n < threads ? (threads + g->n - 1) / g->n : 1;
         fnn_parallel(threads, g->n * J.parts, F(forward_image_implicit), &J);
     } else {
         fnn_parallel(threads, g->n, F(forward_image), &J);
@@ -439,17 +485,17 @@ static int F(conv2d_backward)(const fnn_conv2d_geom *g, const T *x, const T *w, 
             db[i] = 0;
         return FNN_OK;
     }
-    T *parts = fnn_scratch(FNN_SCRATCH_CONV_SUMS,
-                           (size_t)(chunks * (wsize + g->o)) * sizeof(T));
-    if (!parts)
-        return FNN_ENOMEM;
     F(conv_job) J = {.g = g, .x = x, .w = w, .dy = dy, .y = y, .dx = dx, .act = act,
-                     .slope = slope, .chunks = chunks, .dw_parts = parts,
-                     .db_parts = db ? parts + chunks * wsize : NULL, .kept = (T *)patches,
+                     .slope = slope, .chunks = chunks, .kept = (T *)patches,
                      .implicit = conv_implicit(g), .transposed_dx = conv_transposed_dx(g)};
     atomic_init(&J.err, FNN_OK);
+    int rc = F(shared_setup)(&J, (size_t)(chunks * (wsize + g->o)), 1);
+    if (rc != FNN_OK)
+        return rc;
+    T *parts = J.dw_parts;
+    J.db_parts = db ? parts + chunks * wsize : NULL;
     fnn_parallel(conv_threads(g), chunks, F(backward_chunk), &J);
-    int rc = atomic_load(&J.err);
+    rc = atomic_load(&J.err);
     if (rc != FNN_OK)
         return rc;
     for (ptrdiff_t i = 0; i < wsize; i++) {

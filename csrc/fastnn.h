@@ -65,12 +65,19 @@ typedef struct {
     const ptrdiff_t *rows, *cols;
 } fnn_gather;
 
+/* B (k x n, element (p, j) at b[p*rsb + j*csb]) packed into dst, fnn_gemm_packed_b_size
+ * bytes, the way fnn_gemm_gather reads it with the same instruction set: an operand used
+ * by many products (a convolution's weights, once per image) is packed once. */
+size_t fnn_gemm_packed_b_size(fnn_dtype dt, ptrdiff_t k, ptrdiff_t n);
+void fnn_gemm_pack_b(fnn_dtype dt, ptrdiff_t k, ptrdiff_t n, const void *b, ptrdiff_t rsb,
+                     ptrdiff_t csb, void *dst);
+
 /* fnn_gemm on the calling thread with A a patch matrix (base a, tables ga), read in place by
- * the micro-kernel: nothing of it is packed. C has any strides, as in fnn_gemm. */
+ * the micro-kernel: nothing of it is packed; B packed by fnn_gemm_pack_b. C has any
+ * strides, as in fnn_gemm. */
 int fnn_gemm_gather(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const void *a,
-                    const fnn_gather *ga, const void *b, ptrdiff_t rsb, ptrdiff_t csb, void *c,
-                    ptrdiff_t rsc, ptrdiff_t csc, int accumulate, const void *bias, int act,
-                    double act_param);
+                    const fnn_gather *ga, const void *b, void *c, ptrdiff_t rsc, ptrdiff_t csc,
+                    int accumulate, const void *bias, int act, double act_param);
 
 
 /* ---- 2-D convolution (csrc/conv.c) --------------------------------------------------

@@ -138,16 +138,28 @@ int fnn_gemm(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                     act_param);
 }
 
+size_t fnn_gemm_packed_b_size(fnn_dtype dt, ptrdiff_t k, ptrdiff_t n)
+{
+    return dt == FNN_F32 ? packed_b_size_f32(k, n) : packed_b_size_f64(k, n);
+}
+
+void fnn_gemm_pack_b(fnn_dtype dt, ptrdiff_t k, ptrdiff_t n, const void *b, ptrdiff_t rsb,
+                     ptrdiff_t csb, void *dst)
+{
+    if (dt == FNN_F32)
+        pack_b_whole_f32(k, n, b, rsb, csb, dst);
+    else
+        pack_b_whole_f64(k, n, b, rsb, csb, dst);
+}
+
 int fnn_gemm_gather(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const void *a,
-                    const fnn_gather *ga, const void *b, ptrdiff_t rsb, ptrdiff_t csb, void *c,
-                    ptrdiff_t rsc, ptrdiff_t csc, int accumulate, const void *bias, int act,
-                    double act_param)
+                    const fnn_gather *ga, const void *b, void *c, ptrdiff_t rsc, ptrdiff_t csc,
+                    int accumulate, const void *bias, int act, double act_param)
 {
     if (!count_product(m, n, k))
         return FNN_OK;
     if (dt == FNN_F32)
-        return gemm_gather_f32(m, n, k, a, ga, b, rsb, csb, c, rsc, csc, accumulate, bias, act,
+        return gemm_gather_f32(m, n, k, a, ga, b, c, rsc, csc, accumulate, bias, act,
                                (float)act_param);
-    return gemm_gather_f64(m, n, k, a, ga, b, rsb, csb, c, rsc, csc, accumulate, bias, act,
-                           act_param);
+    return gemm_gather_f64(m, n, k, a, ga, b, c, rsc, csc, accumulate, bias, act, act_param);
 }

@@ -278,10 +278,11 @@ static int FN(store_tr_full)(T *restrict c, ptrdiff_t rsc, const T *restrict d, 
 /* One thread's share: C[m x n] for the whole K. The packed buffers are this
  * thread's, so threads never wait for each other. With ga, A is a patch matrix read in place
  * by the indirect tile (element (i, p) at a[ga->rows[i] + ga->cols[p]]): nothing of it is
- * packed. */
+ * packed. With bpk, B comes packed already (FN(pack_b) over the whole K: the panel of
+ * columns j0.. at bpk + j0 * k), b and its strides are unused. */
 static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                            const T *a, ptrdiff_t rsa, ptrdiff_t csa, const fnn_gather *ga,
-                           const T *b, ptrdiff_t rsb, ptrdiff_t csb,
+                           const T *b, ptrdiff_t rsb, ptrdiff_t csb, const T *bpk,
                            T *c, ptrdiff_t rsc, ptrdiff_t csc,
                            int accumulate, const T *bias, int act, T slope)
 {
@@ -295,7 +296,7 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
     ptrdiff_t mblocks = (m + cfg->mc - 1) / cfg->mc;
     ptrdiff_t kcap = (k + kslices - 1) / kslices;
     ptrdiff_t mcap = FN(round_up)((m + mblocks - 1) / mblocks, MR);
-    ptrdiff_t ncap = FN(round_up)(n < cfg->nc ? n : cfg->nc, NR);
+    ptrdiff_t ncap = bpk ? 0 : FN(round_up)(n < cfg->nc ? n : cfg->nc, NR);
     /* A's region is rounded to 64 bytes so B's starts aligned too. */
     ptrdiff_t asize = ga ? 0 : FN(round_up)(mcap * kcap, 64 / (ptrdiff_t)sizeof(T));
     T *ap = pack_space((size_t)(asize + kcap * ncap) * sizeof(T));
@@ -311,7 +312,8 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
             int loadc = pc > 0 || accumulate;
             int kact = last ? act : FNN_ACT_IDENTITY;
             const T *kbias = last && bias ? bias + jc : NULL;
-            FN(pack_b)(cfg, bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
+            if (!bpk)
+                FN(pack_b)(cfg, bp, b + pc * rsb + jc * csb, rsb, csb, kc, nc, NR);
 
             for (ptrdiff_t ic = 0; ic < m; ic += mcap) {
                 ptrdiff_t mc = m - ic < mcap ? m - ic : mcap, big, small = 0;
@@ -324,7 +326,7 @@ static int FN(gemm_serial)(const CFG *cfg, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k
 
                 for (ptrdiff_t jr = 0; jr < nc; jr += NR) {
                     ptrdiff_t nr = nc - jr < NR ? nc - jr : NR;
-                    const T *pb = bp + jr * kc;
+                    const T *pb = bpk ? bpk + (jc + jr) * k + pc * NR : bp + jr * kc;
                     const T *tbias = kbias ? kbias + jr : NULL;
                     ptrdiff_t ir = 0;
                     for (ptrdiff_t t = 0; t < big + small; t++) {
@@ -516,7 +518,7 @@ static void FN(tiles_task)(void *ctx, ptrdiff_t p)
     if (j1 > J->n)
         j1 = J->n;
     int r = FN(gemm_serial)(cfg, i1 - i0, j1 - j0, J->k, J->a + i0 * J->rsa, J->rsa, J->csa,
-                            NULL, J->b + j0 * J->csb, J->rsb, J->csb,
+                            NULL, J->b + j0 * J->csb, J->rsb, J->csb, NULL,
                             J->c + i0 * J->rsc + j0 * J->csc, J->rsc, J->csc, J->accumulate,
                             J->bias ? J->bias + j0 : NULL, J->act, J->slope);
     if (r != FNN_OK)
@@ -596,16 +598,29 @@ static int FN(gemm)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
     return atomic_load(&J.err);
 }
 
-/* fnn_gemm_gather: the product on the calling thread, A a patch matrix read in place. */
+/* fnn_gemm_pack_b: B (k x n) packed as the GEMM reads it, for fnn_gemm_gather. */
+static size_t FN(packed_b_size)(ptrdiff_t k, ptrdiff_t n)
+{
+    return (size_t)(FN(round_up)(n, FN(pick_cfg)()->nr) * k) * sizeof(T);
+}
+
+static void FN(pack_b_whole)(ptrdiff_t k, ptrdiff_t n, const T *b, ptrdiff_t rsb,
+                             ptrdiff_t csb, T *dst)
+{
+    const CFG *cfg = FN(pick_cfg)();
+    FN(pack_b)(cfg, dst, b, rsb, csb, k, n, cfg->nr);
+}
+
+/* fnn_gemm_gather: the product on the calling thread, A a patch matrix read in place, B
+ * packed by FN(pack_b_whole). */
 static int FN(gemm_gather)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a,
-                           const fnn_gather *ga, const T *b, ptrdiff_t rsb, ptrdiff_t csb,
-                           T *c, ptrdiff_t rsc, ptrdiff_t csc, int accumulate, const T *bias,
-                           int act, T slope)
+                           const fnn_gather *ga, const T *bpk, T *c, ptrdiff_t rsc,
+                           ptrdiff_t csc, int accumulate, const T *bias, int act, T slope)
 {
     if (k == 0)
-        return FN(gemm)(m, n, 0, a, 0, 0, b, rsb, csb, c, rsc, csc, accumulate, bias, act,
+        return FN(gemm)(m, n, 0, a, 0, 0, bpk, 0, 0, c, rsc, csc, accumulate, bias, act,
                         slope);
-    return FN(gemm_serial)(FN(pick_cfg)(), m, n, k, a, 0, 0, ga, b, rsb, csb, c, rsc, csc,
+    return FN(gemm_serial)(FN(pick_cfg)(), m, n, k, a, 0, 0, ga, NULL, 0, 0, bpk, c, rsc, csc,
                            accumulate, bias, act, slope);
 }
 
