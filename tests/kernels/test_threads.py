@@ -90,8 +90,10 @@ def test_gemm_releases_the_gil(threads):
     # Serialised by the GIL, two threads take 2x one thread's time in every trial; in
     # parallel ~1x. On a shared machine other tenants take the second core in bursts that
     # can cover most trials, so the test asks that two of seven trials be clearly parallel,
-    # which serialisation never is.
-    assert ratios[1] < 1.5, (ratios, reference)
+    # which serialisation never is: serialised trials measured 1.9-2.05 on the 2-core AMD
+    # EPYC Zen 3 VM, and a local CI run there saw a parallel pair at 1.46 and 1.505 with
+    # the rest contended, so the bound sits between the two.
+    assert ratios[1] < 1.7, (ratios, reference)
 
 
 def test_concurrent_forward_equals_serial():
