@@ -152,7 +152,7 @@ static ptrdiff_t FN(round_up)(ptrdiff_t x, ptrdiff_t to) { return (x + to - 1) /
  * that on AVX-512 the AVX2 set's half-as-wide tile is taken where it pads the width less:
  * 16 output channels in the AVX-512 tile of 32 waste half its multiply-adds, and AVX2 runs
  * as many per cycle where AVX-512 is executed in two halves (AMD EPYC Zen 4, float32, batch
- * 64: LeNet-5's 6->16 5x5 convolution forward 0.73 -> 0.32 ms). */
+ * 64: LeNet-5's 6->16 5x5 convolution forward 0.63 -> 0.32 ms, backward 1.76 -> 1.18 ms). */
 static const CFG *FN(pick_cfg)(ptrdiff_t width)
 {
 #ifdef FNN_X86
