@@ -52,13 +52,20 @@ static ptrdiff_t conv_slice_rows(const fnn_conv2d_geom *g, size_t elem)
 
 /* Whether the patches are read in place (fnn_gemm_gather), never copied out: enough taps,
  * and a padded copy of the image (F(padded) in conv_impl.h) no larger than the patch
- * matrix it stands for (strides beyond the kernel skip most of the image). */
+ * matrix it stands for (strides beyond the kernel skip most of the image). Enough taps is
+ * conv_implicit_min_k, or a quarter of it when the group's output channels, the product's
+ * columns, come in whole 16s, which fill every GEMM tile of either type without padding
+ * (AMD EPYC Zen 4, float32, batch 64: conv16-32's 1->16 5x5 layer on 28x28 with padding 2,
+ * 25 taps, forward and weight gradient 2.83 -> 2.00 ms, its training step 4-10% faster on
+ * one and two threads; 1->32 3x3, 9 taps, within noise either way). */
 static int conv_implicit(const fnn_conv2d_geom *g)
 {
-    ptrdiff_t K = (g->c / g->groups) * g->kh * g->kw;
+    ptrdiff_t K = (g->c / g->groups) * g->kh * g->kw, min_k = atomic_load(&conv_implicit_min_k);
     double hp = (double)(g->oh - 1) * (double)g->sh + (double)((g->kh - 1) * g->dh + 1);
     double wp = (double)(g->ow - 1) * (double)g->sw + (double)((g->kw - 1) * g->dw + 1);
-    return !conv_pointwise(g) && K >= atomic_load(&conv_implicit_min_k) &&
+    if ((g->o / g->groups) % 16 == 0)
+        min_k /= 4;
+    return !conv_pointwise(g) && K >= min_k &&
            (double)(g->c / g->groups) * hp * wp <= (double)K * (double)(g->oh * g->ow);
 }
 

@@ -7,7 +7,7 @@
  *   y[Og, P]    = W[Og, K] @ cols + bias          (bias written first, then accumulated)
  *   dW[Og, K]  += dz[Og, P] @ cols^T
  *   dcols[K, P] = W^T @ dz, added back onto dx (col2im)
- * cols is either copied out (im2col) or, from 64 taps on (conv_implicit in conv.c), never
+ * cols is either copied out (im2col) or, with enough taps (conv_implicit in conv.c), never
  * formed: the micro-kernel reads it in place from the (zero-padded) image through
  * fnn_gather tables, as the A operand of the transposed products
  *   y^T[P, Og] = cols^T @ W^T + bias,   dW^T[K, Og] += cols @ dz^T,

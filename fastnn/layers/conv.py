@@ -26,8 +26,9 @@ class Conv2d(Layer):
     (``groups == in_channels``: depthwise).
 
     Each image is one GEMM over its patches (read in place from the image by the GEMM's
-    micro-kernel from 64 taps on, copied out first below) with the bias, and the activation
-    the model fuses in, applied as the products are stored."""
+    micro-kernel from 64 taps on, or 16 with output channels in whole 16s, copied out first
+    below) with the bias, and the activation the model fuses in, applied as the products are
+    stored."""
 
     input_ndim = 4
     _transient = ("_cache", "_patches")

@@ -181,7 +181,8 @@ def test_kept_patches(dtype, geometry):
 def test_patches_form_by_default(patch_path):
     """By default a convolution with few taps copies its patches out (and can keep them for
     the backward), one with many packs them from the image, a pointwise one reads x itself,
-    and one whose strides skip most of the image copies its patches out whatever its taps."""
+    and one whose strides skip most of the image copies its patches out whatever its taps.
+    Output channels in whole 16s (full GEMM tiles) lower "many" from 64 taps to 16."""
     x = np.zeros((2, 64, 26, 26), np.float32)
 
     def shape(channels, out, k, **geo):
@@ -190,6 +191,11 @@ def test_patches_form_by_default(patch_path):
 
     assert shape(1, 32, 3) == (2, 1, 9, 576)
     assert shape(32, 64, 3) is None
+    assert shape(1, 16, 5) is None  # 25 taps, 16 channels
+    assert shape(2, 32, 3) is None  # 18 taps, 32 channels
+    assert shape(1, 6, 5) == (2, 1, 25, 484)
+    assert shape(2, 24, 3) == (2, 1, 18, 576)
+    assert shape(1, 16, 3) == (2, 1, 9, 576)
     assert shape(64, 8, 1) is None
     assert shape(64, 8, 1, stride=(3, 3)) == (2, 1, 64, 81)
 
