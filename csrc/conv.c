@@ -56,10 +56,10 @@ static ptrdiff_t conv_slice_rows(const fnn_conv2d_geom *g, size_t elem)
  * conv_implicit_min_k, or a quarter of it when the group's output channels, the product's
  * columns, come in whole 16s, which fill every GEMM tile of either type without padding
  * (AMD EPYC Zen 4, float32, batch 64, copied -> read in place, forward and backward:
- * conv16-32's 1->16 5x5 layer on 28x28 with padding 2, 25 taps, 2.83 -> 2.00 ms,
- * its training step 4-10% faster on one and two threads; 3->32 and 3->64 3x3 on 32x32 with
- * padding 1, 27 taps, 5-6% faster, 3->16 within noise; with 9 taps, 1->16 and 1->32 3x3,
- * within noise or slower, hence the floor). */
+ * conv16-32's 1->16 5x5 layer on 28x28 with padding 2, 25 taps, 2.83 -> 2.00 ms, its
+ * training step 5-6% faster on one thread and 8-10% on two; 3->32 and 3->64 3x3 on 32x32
+ * with padding 1, 27 taps, 5-6% faster, 3->16 within noise; with 9 taps, 1->16 and 1->32
+ * 3x3, within noise or slower, hence the floor). */
 static int conv_implicit(const fnn_conv2d_geom *g)
 {
     ptrdiff_t K = (g->c / g->groups) * g->kh * g->kw, min_k = atomic_load(&conv_implicit_min_k);

@@ -63,8 +63,9 @@ def _geometries():
         (1, 12, 3, 4, 5, (3, 3), (1, 1), (2, 1, 0, 3), (1, 1), 1),
         (2, 20, 6, 5, 5, (1, 1), (1, 1), (1, 1, 1, 1), (1, 1), 2),
         (3, 17, 19, 7, 9, (5, 3), (1, 1), (2, 2, 1, 1), (1, 1), 1),
-        # 26 input and 30 output channels: the products the AVX-512 tile takes in both types
-        # (narrower ones take the AVX2 tile there, csrc/gemm_impl.h, pick_cfg)
+        # 26 input and 30 output channels: products the AVX-512 tile takes in both types
+        # (where the AVX2 tile pads the columns less, 16 channels say, it takes that one:
+        # csrc/gemm_impl.h, pick_cfg)
         (2, 26, 30, 5, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
         # K * ow * itemsize > 96 KiB: the output rows are cut into slices
         (2, 64, 8, 12, 40, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1),
