@@ -4,6 +4,7 @@
  *   T, VT, VLEN        element type, vector type, lanes per vector
  *   MR, NV             tile is MR rows x NV vectors (NR = NV * VLEN)
  *   MRS                the shorter tile's rows (UKR_small), for row counts MR divides badly
+ *   VREGS              vector registers (16 ymm / 32 zmm)
  *   UKR, TARGET        function name, target attribute string
  *   VZERO() VSET1(x) VLOADU(p) VSTOREU(p, v)
  *   VADD VSUB VMUL VDIV VMAX(a, b)   (VMAX returns b when either is NaN, as x86 does)
@@ -366,13 +367,13 @@ static inline void FNN_UFN(_ntblk)(const int SR, const int SJ, ptrdiff_t k, cons
                                    ptrdiff_t rsa, const T *w, ptrdiff_t ldw, T *out,
                                    ptrdiff_t ldo)
 {
-    VT acc[4][8];
+    VT acc[6][8];
     FNN_UNROLL for (int i = 0; i < SR; i++)
         FNN_UNROLL for (int j = 0; j < SJ; j++)
             acc[i][j] = VZERO();
     ptrdiff_t p = 0;
     for (; p + VLEN <= k; p += VLEN) {
-        VT av[4];
+        VT av[6];
         FNN_UNROLL for (int i = 0; i < SR; i++)
             av[i] = VLOADU(a + i * rsa + p);
         FNN_UNROLL for (int j = 0; j < SJ; j++) {
@@ -383,7 +384,7 @@ static inline void FNN_UFN(_ntblk)(const int SR, const int SJ, ptrdiff_t k, cons
     }
     if (p < k) {
         VMASK mk = VMASK_FIRST((int)(k - p));
-        VT av[4];
+        VT av[6];
         FNN_UNROLL for (int i = 0; i < SR; i++)
             av[i] = VMLOAD(a + i * rsa + p, mk);
         FNN_UNROLL for (int j = 0; j < SJ; j++) {
@@ -413,7 +414,7 @@ static void FNN_UFN(_sknt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a0, p
                            ptrdiff_t csc, const T *bias, int loadc, int act, T slope)
 {
     (void)csa;
-    _Alignas(64) T tmp[4 * NTB], ctmp[NTB];
+    _Alignas(64) T tmp[6 * NTB], ctmp[NTB];
     VT s = VSET1(slope);
     VMASK none = VMASK_FIRST(VLEN);
     for (ptrdiff_t j0 = 0; j0 < n; j0 += NTB) {
@@ -422,12 +423,15 @@ static void FNN_UFN(_sknt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a0, p
         const T *a = a0;
         T *c = c0;
         for (ptrdiff_t ml = m; ml > 0;) {
-            int r = ml >= 4 ? 4 : (int)ml;
+            /* Six rows by four columns need 24 accumulators and 7 operands: only with 32
+             * registers, where they load 10 vectors for 24 multiply-adds (4 x 2: 6 for 8). */
+            int r = VREGS >= 32 && ml >= 6 ? 6 : ml >= 4 ? 4 : (int)ml;
             switch (r) {
             case 1: FNN_NT_COLS(1, 8); break;
             case 2: FNN_NT_COLS(2, 4); break;
             case 3: FNN_NT_COLS(3, 3); break;
-            default: FNN_NT_COLS(4, 2); break;
+            case 4: FNN_NT_COLS(4, 2); break;
+            default: FNN_NT_COLS(6, 4); break;
             }
             for (int i = 0; i < r; i++) {
                 T *ci = c + i * rsc + j0 * csc;
@@ -465,6 +469,7 @@ static void FNN_UFN(_sknt)(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const T *a0, p
 #undef VLEN
 #undef MR
 #undef MRS
+#undef VREGS
 #undef NV
 #undef UKR
 #undef TARGET

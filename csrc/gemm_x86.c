@@ -133,6 +133,7 @@ FNN_PACK_TR(f64, double, 4, tr4_f64, case 2: tr4_f64(d, s, es, W, 2); break;)
 #define VLEN 8
 #define MR 6
 #define MRS 4
+#define VREGS 16
 #define NV 2
 #define UKR ukr_avx2_f32
 #define TARGET "avx2,fma"
@@ -169,6 +170,7 @@ const fnn_gemm_cfg_f32 fnn_gemm_avx2_f32 = {6, 16, 4, 144, 256, 4096, ukr_avx2_f
 #define VLEN 4
 #define MR 6
 #define MRS 4
+#define VREGS 16
 #define NV 2
 #define UKR ukr_avx2_f64
 #define TARGET "avx2,fma"
@@ -205,6 +207,7 @@ const fnn_gemm_cfg_f64 fnn_gemm_avx2_f64 = {6, 8, 4, 72, 256, 4096, ukr_avx2_f64
 #define VLEN 16
 #define MR 12
 #define MRS 8
+#define VREGS 32
 #define NV 2
 #define UKR ukr_avx512_f32
 #define TARGET "avx512f"
@@ -238,6 +241,7 @@ const fnn_gemm_cfg_f32 fnn_gemm_avx512_f32 = {12, 32, 8, 144, 192, 4096, ukr_avx
 #define VLEN 8
 #define MR 12
 #define MRS 8
+#define VREGS 32
 #define NV 2
 #define UKR ukr_avx512_f64
 #define TARGET "avx512f"
