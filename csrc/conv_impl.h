@@ -225,6 +225,53 @@ static void F(pad_planes)(const T *src, ptrdiff_t planes, ptrdiff_t h, ptrdiff_t
         }
 }
 
+/* A product of og x K by `extra` columns of zeros per pair, off the FLOP count. */
+static void F(discount)(ptrdiff_t og, ptrdiff_t K, ptrdiff_t extra)
+{
+    fnn_gemm_flop_discount(2 * (uint64_t)og * (uint64_t)K * (uint64_t)extra);
+}
+
+/* The patches of output rows [oy0, oy1) of a stride-1 convolution (conv_wide in conv.c)
+ * in rows of the padded image's width wp: cols[t * (oy1 - oy0) * wp + (oy - oy0) * wp + ox]
+ * for tap t = (ci, ky, kx), each tap's row one run of the padded image xp from its row
+ * oy0 + ky * dh, column kx * dw. The columns from ow on, where the run passes through the
+ * next image row, are zeroed: the weight gradient multiplies them by zeros. */
+FNN_NO_LIBCALLS static void F(im2col_wide)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *xp,
+                                           F(padded) q, ptrdiff_t oy0, ptrdiff_t oy1,
+                                           T *restrict cols)
+{
+    ptrdiff_t rows = oy1 - oy0, wp = q.wp, run = (rows - 1) * wp + g->ow;
+    for (ptrdiff_t ci = 0; ci < cg; ci++)
+        for (ptrdiff_t ky = 0; ky < g->kh; ky++)
+            for (ptrdiff_t kx = 0; kx < g->kw; kx++) {
+                T *restrict row = cols + ((ci * g->kh + ky) * g->kw + kx) * rows * wp;
+                const T *src = xp + (ci * q.hp + oy0 + ky * g->dh) * wp + kx * g->dw;
+                for (ptrdiff_t i = 0; i < run; i++)
+                    row[i] = src[i];
+                for (ptrdiff_t r = 0; r < rows; r++)
+                    for (ptrdiff_t c = g->ow; c < wp; c++)
+                        row[r * wp + c] = 0;
+            }
+}
+
+/* Rows [oy0, oy1) of og planes of dz (P = oh * ow apart) in rows of wd >= ow columns, zeros
+ * after each row's ow values. */
+FNN_NO_LIBCALLS static void F(widen_rows)(const fnn_conv2d_geom *g, ptrdiff_t og,
+                                          const T *restrict dz, ptrdiff_t oy0, ptrdiff_t oy1,
+                                          ptrdiff_t wd, T *restrict out)
+{
+    ptrdiff_t P = g->oh * g->ow, ow = g->ow;
+    for (ptrdiff_t o = 0; o < og; o++)
+        for (ptrdiff_t oy = oy0; oy < oy1; oy++) {
+            const T *restrict src = dz + o * P + oy * ow;
+            T *restrict dst = out + (o * (oy1 - oy0) + oy - oy0) * wd;
+            for (ptrdiff_t c = 0; c < ow; c++)
+                dst[c] = src[c];
+            for (ptrdiff_t c = ow; c < wd; c++)
+                dst[c] = 0;
+        }
+}
+
 /* The input gradient of a stride-1 convolution as a convolution itself (conv_transposed_dx
  * in conv.c): dx[c][iy][ix] = sum over (o, ky, kx) of W[o][c][ky][kx] *
  * dz[o][iy + ph - ky * dh][ix + pw - kx * dw], zero outside dz. As a product,
@@ -301,22 +348,52 @@ static void F(forward_image)(void *ctx, ptrdiff_t n)
     const fnn_conv2d_geom *g = J->g;
     ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
     ptrdiff_t K = cg * g->kh * g->kw, rows = conv_slice_rows(g, sizeof(T));
-    int pointwise = conv_pointwise(g), keep = J->kept && !pointwise;
-    T *cols = NULL;
-    if (!pointwise && !keep) {
-        cols = fnn_scratch(FNN_SCRATCH_CONV_COLS, (size_t)(K * rows * g->ow) * sizeof(T));
+    int pointwise = conv_pointwise(g), keep = J->kept && !pointwise, wide = conv_wide(g);
+    F(padded) q = F(padded_geom)(g);
+    /* Scratch: the patches (not kept), and with wide rows the padded image and the output
+     * slice in wide rows. */
+    ptrdiff_t wp = wide ? q.wp : g->ow;
+    size_t n_cols = pointwise || keep ? 0 : (size_t)(K * rows * wp);
+    size_t n_pad = wide && q.copy ? (size_t)(cg * q.hp * q.wp) : 0;
+    size_t n_yw = wide ? (size_t)(og * rows * wp) : 0;
+    T *cols = NULL, *padded = NULL, *yw = NULL;
+    if (n_cols) {
+        cols = fnn_scratch(FNN_SCRATCH_CONV_COLS, (n_cols + n_pad + n_yw) * sizeof(T));
         if (!cols) {
             atomic_store(&J->err, FNN_ENOMEM);
             return;
         }
+        padded = cols + n_cols;
+        yw = padded + n_pad;
     }
     for (ptrdiff_t gi = 0; gi < g->groups; gi++) {
         const T *xg = J->x + (n * g->c + gi * cg) * g->h * g->w;
         T *kept = keep ? J->kept + (n * g->groups + gi) * K * P : NULL;
+        if (n_pad)
+            F(pad_planes)(xg, cg, g->h, g->w, g->ph, g->pw, q.hp, q.wp, padded);
         for (ptrdiff_t oy0 = 0; oy0 < g->oh; oy0 += rows) {
             ptrdiff_t oy1 = oy0 + rows < g->oh ? oy0 + rows : g->oh, ps = (oy1 - oy0) * g->ow;
             ptrdiff_t off = oy0 * g->ow, ld = pointwise || keep ? P : ps;
             T *yg = J->out + (n * g->o + gi * og) * P + off;
+            if (wide) {
+                /* y in rows of wp, its columns past ow dropped after the activation. */
+                ptrdiff_t pz = (oy1 - oy0) * wp;
+                F(im2col_wide)(g, cg, n_pad ? padded : xg, q, oy0, oy1, cols);
+                if (J->bias)
+                    for (ptrdiff_t o = 0; o < og; o++)
+                        for (ptrdiff_t p = 0; p < pz; p++)
+                            yw[o * pz + p] = J->bias[gi * og + o];
+                int rc = fnn_gemm(DT, og, pz, K, J->w + gi * og * K, K, 1, cols, pz, 1, yw, pz,
+                                  1, J->bias != NULL, NULL, J->act, J->slope);
+                F(discount)(og, K, pz - ps);
+                if (rc != FNN_OK)
+                    atomic_store(&J->err, rc);
+                for (ptrdiff_t o = 0; o < og; o++)
+                    for (ptrdiff_t r = 0; r < oy1 - oy0; r++)
+                        for (ptrdiff_t c = 0; c < g->ow; c++)
+                            yg[o * P + r * g->ow + c] = yw[o * pz + r * wp + c];
+                continue;
+            }
             T *c = keep ? kept + off : cols;
             const T *b = pointwise ? xg + off : c;
             if (!pointwise)
@@ -340,7 +417,7 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
     F(conv_job) *J = ctx;
     const fnn_conv2d_geom *g = J->g;
     ptrdiff_t P = g->oh * g->ow, cg = g->c / g->groups, og = g->o / g->groups;
-    int pointwise = conv_pointwise(g), implicit = J->implicit;
+    int pointwise = conv_pointwise(g), implicit = J->implicit, wide = conv_wide(g);
     int keep = J->kept && !pointwise && !implicit;
     int tdx = J->dx && J->transposed_dx, sdx = J->dx && !tdx; /* transposed, sliced */
     /* Sliced, dcols by rows (F(col2im_rows)): for output rows shorter than 16, where
@@ -354,29 +431,31 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
     int need_dz = J->act != FNN_ACT_IDENTITY;
     F(padded) q = F(padded_geom)(g);
     F(dz_padded) z = F(dz_padded_geom)(g);
-    ptrdiff_t wz = rdx ? F(dz_row_width)(g) : g->ow;
-    /* Scratch: dW^T, the padded image and dz^T packed (implicit); the padded dz
-     * (transposed input gradient); the patches being rebuilt (im2col, none when kept);
-     * their gradient (sliced input gradient) and the slice's dz in rows of wz; one
-     * image's dz. */
+    ptrdiff_t wz = rdx ? F(dz_row_width)(g) : g->ow, wp = wide ? q.wp : g->ow;
+    /* Scratch: dW^T, the padded image (implicit, wide rows) and dz^T packed (implicit);
+     * the padded dz (transposed input gradient); the patches being rebuilt (im2col, none
+     * when kept) and the slice's dz in their wide rows; their gradient (sliced input
+     * gradient) and the slice's dz in rows of wz; one image's dz. */
     size_t slice = pointwise ? 0 : (size_t)(K * rows * g->ow);
     size_t n_dwt = implicit ? (size_t)(g->o * K) : 0;
-    size_t n_pad = implicit && q.copy ? (size_t)(cg * q.hp * q.wp) : 0;
+    size_t n_pad = (implicit || wide) && q.copy ? (size_t)(cg * q.hp * q.wp) : 0;
     size_t n_dzt = implicit ? fnn_gemm_packed_b_size(DT, P, og) / sizeof(T) : 0;
     size_t n_zp = tdx ? (size_t)(og * z.hz * z.wz) : 0;
-    size_t n_cols = keep || implicit ? 0 : slice;
+    size_t n_cols = keep || implicit ? 0 : wide ? (size_t)(K * rows * wp) : slice;
+    size_t n_dzw = wide ? (size_t)(og * rows * wp) : 0;
     size_t n_dcols = !sdx ? 0 : rdx ? (size_t)(K * rows * wz) : slice;
     size_t n_dzr = rdx && wz > g->ow ? (size_t)(og * rows * wz) : 0;
     size_t n_dz = need_dz ? (size_t)(g->o * P) : 0;
     T *dwt = fnn_scratch(FNN_SCRATCH_CONV_COLS,
-                         (n_dwt + n_pad + n_dzt + n_zp + n_cols + n_dcols + n_dzr + n_dz + 1) *
-                             sizeof(T));
+                         (n_dwt + n_pad + n_dzt + n_zp + n_cols + n_dzw + n_dcols + n_dzr +
+                          n_dz + 1) * sizeof(T));
     if (!dwt) {
         atomic_store(&J->err, FNN_ENOMEM);
         return;
     }
     T *padded = dwt + n_dwt, *zp = padded + n_pad, *cols = zp + n_zp;
-    T *dcols = cols + n_cols, *dzr = dcols + n_dcols, *dz = dzr + n_dzr, *dzt = dz + n_dz;
+    T *dzw = cols + n_cols, *dcols = dzw + n_dzw, *dzr = dcols + n_dcols, *dz = dzr + n_dzr;
+    T *dzt = dz + n_dz;
     fnn_gather ga = {J->tab, J->tab + K}, gz = {J->ztab, J->ztab + HW};
     T *dw = J->dw_parts + chunk * g->o * K;
     T *db = J->db_parts ? J->db_parts + chunk * g->o : NULL;
@@ -399,9 +478,9 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
                 for (ptrdiff_t i = 0; i < cg * HW; i++)
                     dxg[i] = 0;
             int rc = FNN_OK;
+            if (n_pad)
+                F(pad_planes)(xg, cg, g->h, g->w, g->ph, g->pw, q.hp, q.wp, padded);
             if (implicit) {
-                if (q.copy)
-                    F(pad_planes)(xg, cg, g->h, g->w, g->ph, g->pw, q.hp, q.wp, padded);
                 /* dW^T[K, Og] (+)= cols @ dz^T, summed over the chunk's images in order. */
                 fnn_gemm_pack_b(DT, P, og, dzg0, 1, P, dzt);
                 rc = fnn_gemm_gather(DT, K, og, P, q.copy ? padded : xg, &ga, dzt,
@@ -424,7 +503,15 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
                 const T *c = pointwise ? xg + off
                              : keep    ? J->kept + (n * g->groups + gi) * K * P + off
                                        : cols;
-                if (!implicit) {
+                if (wide) {
+                    /* dW += dz @ cols^T over wide rows, dz's extra columns zero. */
+                    ptrdiff_t pz = (oy1 - oy0) * wp;
+                    F(im2col_wide)(g, cg, n_pad ? padded : xg, q, oy0, oy1, cols);
+                    F(widen_rows)(g, og, dzg0, oy0, oy1, wp, dzw);
+                    rc = fnn_gemm(DT, og, K, pz, dzw, pz, 1, cols, 1, pz, dw + gi * og * K, K,
+                                  1, n > n0 || oy0 > 0, NULL, FNN_ACT_IDENTITY, 0);
+                    F(discount)(og, K, pz - ps);
+                } else if (!implicit) {
                     if (!pointwise && !keep)
                         F(im2col)(g, cg, xg, oy0, oy1, cols, ps);
                     rc = fnn_gemm(DT, og, K, ps, dzg, P, 1, c, 1, ld, dw + gi * og * K, K, 1,
@@ -438,13 +525,12 @@ static void F(backward_chunk)(void *ctx, ptrdiff_t chunk)
                         ptrdiff_t pz = (oy1 - oy0) * wz;
                         const T *dzb = dzg;
                         if (n_dzr) {
-                            for (ptrdiff_t o = 0; o < og; o++)
-                                F(pad_planes)(dzg + o * P, oy1 - oy0, 1, g->ow, 0, 0, 1, wz,
-                                              dzr + o * pz);
+                            F(widen_rows)(g, og, dzg0, oy0, oy1, wz, dzr);
                             dzb = dzr;
                         }
                         rc = fnn_gemm(DT, K, pz, og, wg, 1, K, dzb, n_dzr ? pz : P, 1, dcols, pz,
                                       1, 0, NULL, FNN_ACT_IDENTITY, 0);
+                        F(discount)(og, K, pz - ps);
                         F(col2im_rows)(g, cg, dcols, oy0, oy1, wz, dxg);
                     } else {
                         rc = fnn_gemm(DT, K, ps, og, wg, 1, K, dzg, P, 1, dcols, ps, 1, 0, NULL,

@@ -58,6 +58,10 @@ int fnn_gemm(fnn_dtype dt, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
              void *c, ptrdiff_t rsc, ptrdiff_t csc,
              int accumulate, const void *bias, int act, double act_param);
 uint64_t fnn_gemm_flop_count(void); /* sum of 2*m*n*k over every GEMM call so far */
+/* Takes off the count the part of a product spent on columns of zeros its caller added
+ * (a convolution's rows widened to runs of the image, conv_impl.h), so that the count
+ * stays the work of the products as the caller means them. */
+void fnn_gemm_flop_discount(uint64_t flops);
 
 /* A patch matrix read in place (an implicit im2col): element (r, c) at
  * base[rows[r] + cols[c]]. */

@@ -113,6 +113,11 @@ uint64_t fnn_gemm_flop_count(void)
     return atomic_load_explicit(&gemm_flops, memory_order_relaxed);
 }
 
+void fnn_gemm_flop_discount(uint64_t flops)
+{
+    atomic_fetch_sub_explicit(&gemm_flops, flops, memory_order_relaxed);
+}
+
 /* Counts a product for fnn_gemm_flop_count; 0 when it is empty (nothing to compute). */
 static int count_product(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k)
 {

@@ -265,8 +265,9 @@ def fma_peak_gflops():
 
 def gemm_flop_count():
     # type: () -> int
-    """2*m*n*k summed over every GEMM the kernels have run in this process (all threads):
-    the difference across a piece of code is the multiply-add work it did."""
+    """2*m*n*k summed over every GEMM the kernels have run in this process (all threads),
+    less the columns of zeros a convolution widens some of its products with: the difference
+    across a piece of code is the multiply-add work of the products it ran."""
     return fnn_gemm_flop_count()
 
 
@@ -1804,8 +1805,9 @@ def conv2d_patches_shape(x,                      # type: ArrayLike
     # type: (...) -> tuple[int, int, int, int] | None
     """The shape of the patch matrices conv2d_forward can keep for conv2d_backward
     ((N, groups, K, OH*OW), K = C / groups * kh * kw), or None when it forms none: a
-    pointwise kernel reads x itself, and a kernel with many taps has its patches read from x
-    in place by the GEMM's micro-kernel (the backward reads x again)."""
+    pointwise kernel reads x itself, a kernel with many taps has its patches read from x
+    in place by the GEMM's micro-kernel, and one at stride 1 with at least twice as many
+    taps as output channels copies them as runs of x that the backward rebuilds."""
     fn = "conv2d_patches_shape"
     cdef cnp.ndarray X = _contiguous(x, fn, "x", 4)
     cdef cnp.ndarray W = _contiguous(weight, fn, "weight", 4, X.dtype)

@@ -10,8 +10,8 @@ from fastnn.layers.base import Layer, Parameter, initial_weight
 __all__ = ["Conv2d"]
 
 # A training forward keeps its patch matrices for the backward, which then skips rebuilding
-# them, when they take at most this many bytes (LeNet-5 at batch 64: 9 MB; the 32->64 3x3
-# layer at batch 64: 42 MB, at 256 it rebuilds them).
+# them, when they take at most this many bytes (conv32-64's 1->32 3x3 layer: 1.6 MB at batch
+# 64; 2->24 3x3 on 224x224 images at batch 64: 227 MB, rebuilt).
 _KEEP_PATCHES_BYTES = 64 << 20
 
 
@@ -27,8 +27,8 @@ class Conv2d(Layer):
 
     Each image is one GEMM over its patches (read in place from the image by the GEMM's
     micro-kernel from 64 taps on, or 16 with output channels in whole 16s, copied out first
-    below) with the bias, and the activation the model fuses in, applied as the products are
-    stored."""
+    below, at stride 1 as runs of the padded image) with the bias, and the activation the
+    model fuses in, applied as the products are stored."""
 
     input_ndim = 4
     _transient = ("_cache", "_patches")

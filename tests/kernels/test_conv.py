@@ -186,7 +186,9 @@ def test_patches_form_by_default(patch_path):
     """By default a convolution with few taps copies its patches out (and can keep them for
     the backward), one with many packs them from the image, a pointwise one reads x itself,
     and one whose strides skip most of the image copies its patches out whatever its taps.
-    Output channels in whole 16s (full GEMM tiles) lower "many" from 64 taps to 16."""
+    Output channels in whole 16s (full GEMM tiles) lower "many" from 64 taps to 16. At
+    stride 1 with at least twice as many taps as output channels the copies are runs of the
+    padded image, rebuilt in the backward rather than kept."""
     x = np.zeros((2, 64, 26, 26), np.float32)
 
     def shape(channels, out, k, **geo):
@@ -197,7 +199,9 @@ def test_patches_form_by_default(patch_path):
     assert shape(32, 64, 3) is None
     assert shape(1, 16, 5) is None  # 25 taps, 16 channels
     assert shape(2, 32, 3) is None  # 18 taps, 32 channels
-    assert shape(1, 6, 5) == (2, 1, 25, 484)
+    assert shape(1, 6, 5) is None  # 25 taps, 6 channels: runs of the image
+    assert shape(1, 6, 5, stride=(2, 1)) == (2, 1, 25, 242)
+    assert shape(1, 13, 5) == (2, 1, 25, 484)
     assert shape(2, 24, 3) == (2, 1, 18, 576)
     assert shape(1, 16, 3) == (2, 1, 9, 576)
     assert shape(64, 8, 1) is None
@@ -386,6 +390,12 @@ def test_nan_propagates():
     y = kernels.conv2d_forward(x, np.ones((1, 1, 2, 2)), activation="relu")
     assert np.isnan(y[0, 0, :2, :2]).all() and np.isfinite(y[0, 0, 2:]).all()
     assert np.isfinite(y[0, 0, :, 2:]).all()
+    # a NaN in the last column reaches only the weight gradient of the taps that read it
+    # (the patches copied as runs of the image pass through that column on every row)
+    x = np.ones((1, 1, 4, 4))
+    x[0, 0, 1, 3] = np.nan
+    _, dw, _ = kernels.conv2d_backward(np.ones((1, 1, 3, 3)), x, np.ones((1, 1, 2, 2)))
+    np.testing.assert_array_equal(np.isnan(dw[0, 0]), [[False, True], [False, True]])
 
 
 f32, f64 = np.float32, np.float64
