@@ -88,10 +88,11 @@ static int conv_transposed_dx(const fnn_conv2d_geom *g)
  * instead of bounds and a short copy per output row, but the products run over the wider
  * rows, the output (forward) and dz (weight gradient) are copied between the two widths,
  * and the patches are rebuilt in the backward rather than kept. That pays with at least
- * twice as many taps as output channels (AMD EPYC Zen 4, float32, batch 64, copied in
- * rows of ow -> of wp: 1->6 5x5 on 28x28 with padding 2, 25 taps, forward 1.28x and
- * backward 1.17x faster; 3->12 3x3, 27 taps, even; 2->24 and 1->32 3x3, 18 and 9 taps,
- * 12-15% slower). */
+ * twice as many taps as output channels (AMD EPYC Zen 4, batch 64, copied in rows of ow ->
+ * of wp: 1->6 5x5 on 28x28 with padding 2, 25 taps, forward 1.24-1.28x faster in float32,
+ * 1.05x in float64, backward against rebuilt patches 1.04-1.17x and 0.98x, and LeNet-5's
+ * step, which kept them, 3.7 -> 3.2 ms; 3->12 3x3, 27 taps, forward even; 2->24 and 1->32
+ * 3x3, 18 and 9 taps, 12-15% slower). */
 static int conv_wide(const fnn_conv2d_geom *g)
 {
     return !conv_pointwise(g) && !conv_implicit(g) && g->sh == 1 && g->sw == 1 &&
