@@ -110,9 +110,9 @@ static void F(add_run)(T *restrict dst, const T *restrict src, ptrdiff_t n)
 /* F(col2im) at column stride 1, from dcols whose output rows are wz = F(dz_row_width)
  * columns apart with zeros past ow: each tap adds whole input rows, without bounds per
  * column (where the tap reads past its outputs it reads zeros, at worst the previous tap's
- * last ones: tap kx starts kx * (wz - dw) + pw >= 0 elements into its row) and, when the
- * rows are contiguous on both sides, as one run. Per input element, the same sum in the
- * same order as F(col2im), plus zeros. */
+ * last ones, never before dcols: tap (ci, ky, kx) starts at least kx * (wz - dw) + pw >= 0
+ * elements in) and, when the rows are contiguous on both sides, as one run. Per input
+ * element, the same sum in the same order as F(col2im), plus zeros. */
 static void F(col2im_rows)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *dcols,
                            ptrdiff_t oy0, ptrdiff_t oy1, ptrdiff_t wz, T *dx)
 {
@@ -235,7 +235,8 @@ static void F(discount)(ptrdiff_t og, ptrdiff_t K, ptrdiff_t extra)
  * in rows of the padded image's width wp: cols[t * (oy1 - oy0) * wp + (oy - oy0) * wp + ox]
  * for tap t = (ci, ky, kx), each tap's row one run of the padded image xp from its row
  * oy0 + ky * dh, column kx * dw. The columns from ow on, where the run passes through the
- * next image row, are zeroed: the weight gradient multiplies them by zeros. */
+ * next image row (the last row's are not copied), are zeroed: the weight gradient
+ * multiplies them by dz's zeros, and an infinity there would make NaN of them. */
 FNN_NO_LIBCALLS static void F(im2col_wide)(const fnn_conv2d_geom *g, ptrdiff_t cg, const T *xp,
                                            F(padded) q, ptrdiff_t oy0, ptrdiff_t oy1,
                                            T *restrict cols)
