@@ -68,8 +68,8 @@ def _geometries():
         # csrc/gemm_impl.h, pick_cfg)
         (2, 26, 30, 5, 6, (3, 3), (1, 1), (1, 1, 1, 1), (1, 1), 1),
         # more than CONV_SLICE_BYTES (4 MiB) of patches an image: the output rows are cut into
-        # slices (in float64; the last in both types), output rows of 40 and of 15, the
-        # input gradient by rows below 16 (csrc/conv_impl.h, F(col2im_rows))
+        # slices (the first in float64, the last in both types), output rows of 40 and of
+        # 15, the input gradient by rows below 16 (csrc/conv_impl.h, F(col2im_rows))
         (2, 64, 8, 12, 40, (5, 5), (1, 1), (2, 2, 2, 2), (1, 1), 1),
         (1, 96, 6, 9, 36, (3, 7), (1, 1), (1, 1, 3, 3), (1, 1), 2),
         (1, 512, 4, 12, 18, (4, 4), (1, 1), (0, 0, 0, 0), (1, 1), 1),
